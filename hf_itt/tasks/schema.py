@@ -1,0 +1,50 @@
+"""Task types and the canonical row schema each type is loaded into.
+
+Loading (``hf_itt.tasks.loading``) turns any source (a Hub dataset, local jsonl/json/csv/tsv/conllu)
+into rows of exactly these columns; preprocessing (``hf_itt.preprocess``) only ever sees these.
+
+classification   {"text_a": str, "text_b": str | None, "label": int}
+                 label indexes ``spec.labels`` (mapped by *name* from the source's labels)
+multiple_choice  {"prompt": str, "choices": list[str], "label": int}
+extractive_qa    {"id": str, "context": str, "question": str,
+                  "answers": {"text": list[str], "answer_start": list[int]}}   (empty lists = no answer)
+tagging          {"tokens": list[str], "tags": list[int]}                      tags index ``spec.labels``
+mlm              {"text": str}
+retrieval        {"source_id": str, "source_sentence": str, "target_id": str, "target_sentence": str}
+                 one row per sentence pair; a row with an empty id on one side carries an unpaired
+                 (distractor) sentence of the other side, so BUCC's mining setting fits as well as Tatoeba
+answer_retrieval {"query_id": str, "query": str, "gold_ids": list[str]} queries, plus a second
+                 dataset of candidates {"candidate_id": str, "text": str, "context": str}
+                 (LAReQA, Mewsli-X)
+
+Tokenized features (``hf_itt.preprocess`` output; what collators, models and the trainer consume):
+
+classification   input_ids, attention_mask, labels
+multiple_choice  input_ids [n_choices][len], attention_mask [n_choices][len], labels
+extractive_qa    train: input_ids, attention_mask, start_positions, end_positions
+                 eval:  input_ids, attention_mask, example_id, offset_mapping (None outside the context)
+tagging          input_ids, attention_mask, labels [len] (-100 except on each word's first sub-word)
+mlm              input_ids, attention_mask, special_tokens_mask (the collator draws the masks)
+retrieval        input_ids, attention_mask (one feature per sentence)
+"""
+
+CLASSIFICATION = "classification"
+MULTIPLE_CHOICE = "multiple_choice"
+EXTRACTIVE_QA = "extractive_qa"
+TAGGING = "tagging"
+MLM = "mlm"
+RETRIEVAL = "retrieval"
+ANSWER_RETRIEVAL = "answer_retrieval"
+
+TASK_TYPES = (CLASSIFICATION, MULTIPLE_CHOICE, EXTRACTIVE_QA, TAGGING, MLM, RETRIEVAL, ANSWER_RETRIEVAL)
+TRAINABLE_TYPES = (CLASSIFICATION, MULTIPLE_CHOICE, EXTRACTIVE_QA, TAGGING, MLM)
+
+CANONICAL_COLUMNS = {
+    CLASSIFICATION: ("text_a", "text_b", "label"),
+    MULTIPLE_CHOICE: ("prompt", "choices", "label"),
+    EXTRACTIVE_QA: ("id", "context", "question", "answers"),
+    TAGGING: ("tokens", "tags"),
+    MLM: ("text",),
+    RETRIEVAL: ("source_id", "source_sentence", "target_id", "target_sentence"),
+    ANSWER_RETRIEVAL: ("query_id", "query", "gold_ids"),
+}

@@ -1,0 +1,43 @@
+"""Shared offline fixtures: a tiny XLM-R-shaped checkpoint and the real data samples in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HF_ITT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def corpus_lines() -> list[str]:
+    return [line for line in (FIXTURES / "corpus.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A saved tokenizer + random 2-layer XLM-R encoder (hidden 32) that ``from_pretrained`` loads."""
+    from hf_itt.tiny import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("tiny-xlmr"), corpus_lines() * 3, vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real evaluation samples); tests that need it skip with the reason if absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data samples not found at {SHARED_DATA} (set HF_ITT_SHARED_DATA to their folder)")
+    return SHARED_DATA
