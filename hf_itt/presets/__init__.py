@@ -1,0 +1,27 @@
+"""Named hyper-parameter presets (see presets.yaml for every value and its source)."""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from hf_itt.errors import ConfigError
+
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+
+
+@lru_cache(maxsize=1)
+def all_presets() -> dict[str, dict]:
+    return yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
+
+
+def get_preset(name: str) -> dict:
+    presets = all_presets()
+    if name not in presets:
+        hint = difflib.get_close_matches(name, presets, n=3)
+        raise ConfigError(f"unknown preset {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                          + f" (available: {', '.join(sorted(presets))})")
+    return presets[name]
