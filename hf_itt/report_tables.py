@@ -14,7 +14,6 @@ from pathlib import Path
 from statistics import fmean, stdev, variance
 
 import numpy as np
-from scipy import stats
 
 from hf_itt.errors import ConfigError
 from hf_itt.results import TaskResult
@@ -43,6 +42,8 @@ class Estimate:
 
 
 def t_critical(dof: float, confidence: float = CONFIDENCE) -> float:
+    from scipy import stats  # deferred: scipy.stats costs ~1 s to import, only needed once there are CIs
+
     return float(stats.t.ppf((1 + confidence) / 2, dof))
 
 
@@ -116,6 +117,9 @@ class ResultGrid:
     def languages(self, task: str) -> list[str]:
         return sorted({lang for (_, tsk, _), rec in self.records.items() if tsk == task for lang in rec.languages})
 
+    def primary_metric(self, task: str) -> str:
+        return next(rec.primary_metric for (_, tsk, _), rec in self.records.items() if tsk == task)
+
     def itt(self, experiment: str) -> dict:
         return next(rec.itt for (exp, _, _), rec in sorted(self.records.items()) if exp == experiment)
 
@@ -147,11 +151,13 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-def format_cell(cell, signed: bool = False) -> str:
+def format_cell(cell) -> str:
+    """Scores with one decimal; deltas (estimates that carry a pairing) signed, with two."""
     if cell is None:
         return "—"
     if isinstance(cell, Estimate):
-        return cell.format(digits=2 if signed else 1, signed=signed)
+        is_delta = cell.paired is not None
+        return cell.format(digits=2 if is_delta else 1, signed=is_delta)
     return str(cell)
 
 
@@ -318,7 +324,10 @@ def benchmark_table(grid: ResultGrid, baseline: str | None) -> Table:
             continue
         averages = {exp: benchmark_by_seed(grid, exp, covered) for exp in grid.experiments}
         missing = [task for task in members if task not in covered]
-        coverage = f"{len(covered)}/{len(members)}" + (f" (missing: {', '.join(missing)})" if missing else "")
+        if missing:
+            table.notes.append(f"{benchmark}: averaged over {', '.join(covered)} only; no results for "
+                               f"{', '.join(missing)} (not the full benchmark score)")
+        coverage = f"{len(covered)}/{len(members)}"
         for experiment, by_seed in averages.items():
             delta = None
             if baseline and experiment != baseline:

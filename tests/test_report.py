@@ -1,0 +1,258 @@
+"""The report over experiments × seeds: numbers in the tables, missing runs, mixing refusal, plots, CLI.
+
+Synthetic results have known structure: score = language base + seed effect + experiment gain
+(+ a per-language gain) + experiment-specific seed noise, so every expected mean, CI and delta below
+is computed from that recipe with numpy / the t quantile, independently of hf_itt.report_tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hf_itt.errors import ConfigError
+from hf_itt.report import build_report, choose_baseline, load_results
+from hf_itt.report_tables import (
+    ResultGrid, benchmark_table, delta_table, language_delta_matrix, mean_ci, missing_combinations,
+    score_table, seed_delta, sequential_joint_pairs, sequential_joint_table, tasks_without_baseline,
+)
+from hf_itt.results import TaskResult
+
+T_975_DF2 = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom (3 seeds)
+SEEDS = (1, 2, 3)
+LANGUAGE_BASE = {"en": 85.0, "de": 78.0, "sw": 62.0, "zh": 71.0}
+SEED_EFFECT = {1: 0.0, 2: 0.8, 3: -0.4}
+EXPERIMENTS = {  # name: (itt, gain on every language, extra gain per language, noise per seed)
+    "baseline": ({"mode": "none", "stages": []}, 0.0, {}, {1: 0.0, 2: 0.0, 3: 0.0}),
+    "seq": ({"mode": "sequential", "stages": [["squad_v1"], ["mnli"]]}, 2.0, {"sw": 4.0}, {1: 0.3, 2: -0.2, 3: 0.5}),
+    "joint": ({"mode": "joint", "stages": [["mnli", "squad_v1"]]}, 1.0, {}, {1: -0.1, 2: 0.4, 3: 0.0}),
+    "single": ({"mode": "single", "stages": [["mnli"]]}, -0.5, {"en": 1.0}, {1: 0.2, 2: 0.2, 3: -0.6}),
+}
+TASKS = {"xnli": "accuracy", "panx": "f1"}
+TASK_OFFSET = {"xnli": 0.0, "panx": -5.0}
+
+
+def language_score(experiment: str, task: str, seed: int, language: str) -> float:
+    _, gain, per_language, noise = EXPERIMENTS[experiment]
+    return (LANGUAGE_BASE[language] + TASK_OFFSET[task] + SEED_EFFECT[seed] + gain
+            + per_language.get(language, 0.0) + noise[seed])
+
+
+def make_result(experiment, task, seed, base_model="xlm-roberta-large", metric_version="1",
+                split="validation", languages=None) -> TaskResult:
+    languages = languages or LANGUAGE_BASE
+    return TaskResult(
+        experiment=experiment, seed=seed, base_model=base_model, metric_version=metric_version,
+        itt=EXPERIMENTS[experiment][0], checkpoint=f"runs/{experiment}/seed{seed}", task=task, split=split,
+        primary_metric=TASKS[task],
+        languages={lang: {TASKS[task]: language_score(experiment, task, seed, lang)} for lang in languages})
+
+
+def write_grid(root, skip=(), **overrides):
+    for experiment in EXPERIMENTS:
+        for task in TASKS:
+            for seed in SEEDS:
+                if (experiment, task, seed) not in skip:
+                    path = root / experiment / f"seed{seed}" / f"{task}.validation.json"
+                    make_result(experiment, task, seed, **overrides).save(path)
+    (root / "baseline" / "manifest.json").write_text(json.dumps({"stages": ["target"], "task": "xnli"}))
+    return root
+
+
+def expected_average(experiment, task, seed, languages) -> float:
+    return float(np.mean([language_score(experiment, task, seed, lang) for lang in languages]))
+
+
+def find_row(table, *leading):
+    return next(row for row in table.rows if tuple(row[:len(leading)]) == leading)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = write_grid(tmp_path_factory.mktemp("runs"), skip={("joint", "panx", 3)})
+    return ResultGrid(load_results([root], "validation"))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = write_grid(tmp_path_factory.mktemp("runs"), skip={("joint", "panx", 3)})
+    out = tmp_path_factory.mktemp("report")
+    return build_report([root], out), out
+
+
+def test_mean_ci_is_the_t_interval():
+    values = [70.0, 71.5, 73.0]
+    estimate = mean_ci(values)
+    assert estimate.mean == pytest.approx(71.5)
+    assert estimate.half_width == pytest.approx(T_975_DF2 * np.std(values, ddof=1) / math.sqrt(3))
+    assert estimate.n == 3
+    single = mean_ci([70.0])
+    assert (single.mean, single.half_width, single.n) == (70.0, None, 1)
+
+
+def test_seed_delta_pairs_shared_seeds_else_welch():
+    scores, baseline = {1: 72.0, 2: 74.5, 3: 73.0}, {1: 70.0, 2: 71.0, 3: 71.5}
+    paired = seed_delta(scores, baseline)
+    reference = stats.ttest_rel(list(scores.values()), list(baseline.values())).confidence_interval(0.95)
+    assert paired.paired is True and paired.n == 3
+    assert paired.mean == pytest.approx((reference.low + reference.high) / 2)
+    assert paired.half_width == pytest.approx((reference.high - reference.low) / 2)
+
+    disjoint = {4: 75.0, 5: 73.0, 6: 76.0}
+    unpaired = seed_delta(disjoint, baseline)
+    reference = stats.ttest_ind(list(disjoint.values()), list(baseline.values()), equal_var=False)
+    interval = reference.confidence_interval(0.95)
+    assert unpaired.paired is False and (unpaired.n, unpaired.n_baseline) == (3, 3)
+    assert unpaired.mean == pytest.approx(np.mean(list(disjoint.values())) - np.mean(list(baseline.values())))
+    assert unpaired.half_width == pytest.approx((interval.high - interval.low) / 2)
+    assert seed_delta({1: 80.0}, {1: 78.0}).format(signed=True, digits=2) == "+2.00 (n=1)"
+    assert seed_delta({}, baseline) is None
+
+
+def test_score_table_means_and_cis(grid):
+    table = score_table(grid)
+    row = find_row(table, "xnli", "seq")
+    all_langs = [expected_average("seq", "xnli", seed, LANGUAGE_BASE) for seed in SEEDS]
+    non_en = [expected_average("seq", "xnli", seed, ["de", "sw", "zh"]) for seed in SEEDS]
+    for cell, values in ((row[3], all_langs), (row[4], non_en)):
+        assert cell.mean == pytest.approx(np.mean(values))
+        assert cell.half_width == pytest.approx(T_975_DF2 * np.std(values, ddof=1) / math.sqrt(3))
+        assert cell.n == 3
+    assert row[5].mean == pytest.approx(np.mean([language_score("seq", "xnli", s, "en") for s in SEEDS]))
+    assert row[2] == "squad_v1 → mnli"
+    assert find_row(table, "panx", "joint")[3].n == 2  # seed 3 is missing
+
+
+def test_delta_table_recovers_known_gains(grid):
+    table = delta_table(grid, "baseline")
+    _, gain, per_language, noise = EXPERIMENTS["seq"]
+    row = find_row(table, "xnli", "seq")
+    # all-language delta per seed = gain + sw bonus / 4 languages + experiment noise
+    per_seed = [gain + per_language["sw"] / 4 + noise[seed] for seed in SEEDS]
+    assert row[2].paired is True and row[-1] == "paired"
+    assert row[2].mean == pytest.approx(np.mean(per_seed))
+    assert row[2].half_width == pytest.approx(T_975_DF2 * np.std(per_seed, ddof=1) / math.sqrt(3))
+    assert row[3].mean == pytest.approx(np.mean([gain + per_language["sw"] / 3 + noise[s] for s in SEEDS]))
+    assert row[4].mean == pytest.approx(np.mean([gain + noise[s] for s in SEEDS]))
+    assert find_row(table, "panx", "joint")[2].n == 2  # paired on the two shared seeds
+    assert not any(row[1] == "baseline" for row in table.rows)
+
+
+def test_language_heatmap_matrix(grid):
+    experiments, languages, matrix = language_delta_matrix(grid, "xnli", "baseline")
+    assert languages == sorted(LANGUAGE_BASE) and "baseline" not in experiments
+    seq_noise = np.mean(list(EXPERIMENTS["seq"][3].values()))
+    assert matrix[experiments.index("seq"), languages.index("sw")] == pytest.approx(2.0 + 4.0 + seq_noise)
+    assert matrix[experiments.index("seq"), languages.index("de")] == pytest.approx(2.0 + seq_noise)
+
+
+def test_sequential_joint_pairing(grid):
+    assert sequential_joint_pairs(grid) == ([("seq", "joint")], [])
+    row = find_row(sequential_joint_table(grid, "baseline"), "xnli")
+    joint_minus_seq = [expected_average("joint", "xnli", s, LANGUAGE_BASE) - expected_average("seq", "xnli", s, LANGUAGE_BASE)
+                       for s in SEEDS]
+    assert row[5].mean == pytest.approx(np.mean(joint_minus_seq)) and row[5].paired
+    assert row[6].mean == pytest.approx(find_row(delta_table(grid, "baseline"), "xnli", "seq")[2].mean)
+
+
+def test_benchmark_average_over_covered_tasks(grid):
+    table = benchmark_table(grid, "baseline")
+    row = find_row(table, "XTREME", "seq")
+    per_seed = [np.mean([expected_average("seq", task, s, LANGUAGE_BASE) for task in TASKS]) for s in SEEDS]
+    assert row[2].mean == pytest.approx(np.mean(per_seed))
+    assert row[4] == "2/9" and any("XTREME: averaged over xnli, panx only" in note for note in table.notes)
+    joint = find_row(table, "XTREME", "joint")
+    assert joint[2].n == 2 and joint[3].n == 2  # seed 3 lacks panx: left out of the average
+
+
+def test_missing_combinations_and_tasks_without_baseline(tmp_path):
+    root = write_grid(tmp_path, skip={("joint", "panx", 3), ("baseline", "panx", 1), ("baseline", "panx", 2),
+                                      ("baseline", "panx", 3), ("single", "xnli", 2)})
+    grid = ResultGrid(load_results([root], "validation"))
+    assert missing_combinations(grid) == [("baseline", "panx", [1, 2, 3]), ("joint", "panx", [3]),
+                                          ("single", "xnli", [2])]
+    assert tasks_without_baseline(grid, "baseline") == ["panx"]
+    assert all(row[0] != "panx" for row in delta_table(grid, "baseline").rows)
+    row = find_row(delta_table(grid, "baseline"), "xnli", "single")
+    assert row[2].paired and row[2].n == 2
+
+
+def test_mixed_base_models_are_refused(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    make_result("baseline", "xnli", 1).save(first)
+    make_result("seq", "xnli", 1, base_model="xlm-roberta-base").save(second)
+    with pytest.raises(ConfigError, match="base_model") as error:
+        ResultGrid(load_results([tmp_path], "validation"))
+    assert "a.json" in str(error.value) and "b.json" in str(error.value)
+
+
+def test_report_groups_incompatible_results_separately(tmp_path):
+    write_grid(tmp_path / "large")
+    write_grid(tmp_path / "v2", metric_version="2")
+    text = build_report([tmp_path], tmp_path / "out").read_text()
+    assert "never compared across groups" in text
+    assert text.count("## base_model xlm-roberta-large") == 2
+    assert "metric_version 1" in text and "metric_version 2" in text
+    assert (tmp_path / "out" / "group1-heatmap-xnli.png").is_file()
+    assert (tmp_path / "out" / "group2-heatmap-xnli.png").is_file()
+
+
+def test_baseline_choice(grid, tmp_path):
+    assert choose_baseline(grid, None) == "baseline"
+    assert choose_baseline(grid, "single") == "single"
+    write_grid(tmp_path)
+    make_result("baseline", "xnli", 1).save(tmp_path / "extra.json")  # same experiment/task/seed twice
+    with pytest.raises(ConfigError, match="two results"):
+        ResultGrid(load_results([tmp_path], "validation"))
+
+
+def test_unknown_baseline_and_empty_input_are_clear(tmp_path):
+    write_grid(tmp_path / "runs")
+    with pytest.raises(ConfigError, match="'nope' is not among"):
+        build_report([tmp_path / "runs"], tmp_path / "out", baseline="nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no result files"):
+        load_results([tmp_path / "empty"], "validation")
+    with pytest.raises(ConfigError, match="split 'test'"):
+        load_results([tmp_path / "runs"], "test")
+
+
+def png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_markdown_and_plots(rendered):
+    report, out = rendered
+    text = report.read_text()
+    for title in ("Scores (language averages", "Deltas vs baseline 'baseline'", "Benchmark averages",
+                  "Sequential vs joint", "Missing results"):
+        assert title in text
+    assert "`joint` × `panx`: seed(s) 3" in text
+    assert "![xnli per-language deltas](heatmap-xnli.png)" in text
+    for name in ("heatmap-xnli.png", "heatmap-panx.png", "gains.png"):
+        width, height = png_size(out / name)
+        assert width > 300 and height > 200 and (out / name).stat().st_size > 10_000
+
+
+def test_cli_writes_report_and_reports_errors(tmp_path):
+    write_grid(tmp_path / "runs")
+    command = [sys.executable, "-m", "hf_itt.report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+               "--baseline", "single", "--format", "html", "--svg"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<table>" in page and "Deltas vs baseline &#x27;single&#x27;" in page
+    assert (tmp_path / "out" / "gains.svg").is_file()
+    (tmp_path / "empty").mkdir()
+    failed = subprocess.run([sys.executable, "-m", "hf_itt.report", str(tmp_path / "empty")],
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 2 and "no result files" in failed.stderr and "Traceback" not in failed.stderr
