@@ -48,3 +48,23 @@ CANONICAL_COLUMNS = {
     RETRIEVAL: ("source_id", "source_sentence", "target_id", "target_sentence"),
     ANSWER_RETRIEVAL: ("query_id", "query", "gold_ids"),
 }
+
+# Data roles a task spec maps to source split names (``load_split(spec, role)``).
+ROLES = ("train", "validation", "test")
+
+# Metric names a task spec may declare; ``hf_itt.metrics`` implements each of them.
+METRICS = (
+    "accuracy",  # classification / multiple choice; tagging: accuracy over labelled (first sub-word) positions
+    "acc_and_f1",  # (accuracy + binary F1) / 2, jiant's QQP scheme
+    "squad",  # SQuAD v1.1 EM / F1
+    "squad_v2",  # SQuAD 2.0 EM / F1 with the best no-answer threshold
+    "mlqa",  # MLQA's language-aware EM / F1
+    "seqeval_f1",  # entity-level F1 (NER)
+    "pos_f1",  # XTREME's POS F1 (seqeval over bare UPOS tags)
+    "bucc_f1",  # BUCC bitext-mining F1 at the best dev threshold
+    "tatoeba_accuracy",  # top-1 retrieval accuracy
+    "map_at_20",  # mean average precision at 20 (LAReQA, Mewsli-X)
+    "mlm_loss",  # masked-LM loss (and perplexity)
+)
+
+BENCHMARKS = ("xtreme", "xtreme_r")

@@ -1,0 +1,280 @@
+"""Load a task split from the Hub or from local files into the canonical row schema of its type.
+
+    load_split(spec, "validation", lang="de")                          # Hub
+    load_split(spec, "train", data_files={"train": "mnli.jsonl"})       # local files (see formats.py)
+    queries, candidates = load_answer_retrieval(spec, "test", lang="ar", data_files="mewsli_x/")
+
+Labels are mapped by *name*: a source integer id becomes ``source_labels[id]`` (or the Hub ClassLabel name)
+and then the index of that name in ``spec.labels``; string labels are looked up directly. Rows whose label
+is in ``spec.drop_labels`` are dropped (SNLI/PAWS-X -1). Row order is the file / split order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hf_itt.errors import DataError, HubError
+from hf_itt.tasks import formats, schema
+from hf_itt.tasks.rows import RowConverter
+from hf_itt.tasks.spec import TaskSpec, template_fields
+
+
+def load_split(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
+    """One split (role: train / validation / test) of a task as a ``datasets.Dataset`` in canonical schema."""
+    spec = _as_spec(spec)
+    if spec.type == schema.ANSWER_RETRIEVAL:
+        return load_answer_retrieval(spec, split, lang, data_files)[0]
+    role = _role(spec, split)
+    lang = _language(spec, lang)
+    spec = resolve_labels(spec, data_files)
+    if spec.converter:
+        from hf_itt.tasks.converters import get_converter
+
+        rows = get_converter(spec.converter)(spec, role, lang, data_files)
+        parts = [_convert_rows(spec, rows, None, lang, f"converter {spec.converter}", canonical=True)]
+    elif data_files is None:
+        parts = _load_hub(spec, role, lang)
+    else:
+        parts = [_load_local(spec, path, lang) for path in formats.resolve_paths(spec, role, lang, data_files)]
+    return _finish(spec, parts, role, lang)
+
+
+def load_answer_retrieval(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
+    """(queries, candidates) of an answer-retrieval task (LAReQA, Mewsli-X); queries are in ``lang``."""
+    import datasets
+
+    spec = _as_spec(spec)
+    if spec.type != schema.ANSWER_RETRIEVAL:
+        raise DataError(f"task {spec.name} is a {spec.type} task, not answer_retrieval; use load_split")
+    from hf_itt.tasks.converters import get_converter
+
+    role, lang = _role(spec, split), _language(spec, lang)
+    queries, candidates = get_converter(spec.converter)(spec, role, lang, data_files)
+    features = canonical_features(spec)
+    query_set = datasets.Dataset.from_list(queries, features=features)
+    candidate_set = datasets.Dataset.from_list(candidates, features=candidate_features())
+    for name, data in (("queries", query_set), ("candidates", candidate_set)):
+        if len(data) == 0:
+            raise DataError(f"task {spec.name}: the {role} split has no {name} for {lang!r}")
+    known = set(candidate_set["candidate_id"])
+    for index, gold in enumerate(query_set["gold_ids"]):
+        if not gold or not set(gold) <= known:
+            raise DataError(f"task {spec.name}: query {query_set[index]['query_id']!r} ({role}, {lang}) has gold "
+                            f"ids {gold} missing from the candidates; check the candidates file")
+    return query_set, candidate_set
+
+
+def resolve_labels(spec: TaskSpec, data_files=None) -> TaskSpec:
+    """``spec`` with ``labels`` filled from its ``labels_file`` (JSON {label: id}, e.g. CCG's tags_to_id)."""
+    if spec.labels or not spec.labels_file:
+        return spec
+    path = _labels_path(spec, data_files)
+    mapping = formats.read_json(spec, path)
+    ids = sorted(mapping.values()) if isinstance(mapping, dict) else None
+    if not mapping or ids != list(range(len(mapping))):
+        raise DataError(f"task {spec.name}: {path} must map each label to a distinct id 0..n-1 (tags_to_id JSON)")
+    return spec.with_overrides(labels=sorted(mapping, key=mapping.get))
+
+
+def canonical_features(spec: TaskSpec):
+    from datasets import ClassLabel, Features, List, Value
+
+    text = Value("string")
+    if spec.type in (schema.CLASSIFICATION, schema.TAGGING) and spec.labels is None:
+        spec = resolve_labels(spec)
+    by_type = {
+        schema.CLASSIFICATION: lambda: {"text_a": text, "text_b": text, "label": ClassLabel(names=spec.labels)},
+        schema.MULTIPLE_CHOICE: lambda: {"prompt": text, "choices": List(text), "label": Value("int64")},
+        schema.EXTRACTIVE_QA: lambda: {"id": text, "context": text, "question": text,
+                                       "answers": {"text": List(text), "answer_start": List(Value("int32"))}},
+        schema.TAGGING: lambda: {"tokens": List(text), "tags": List(ClassLabel(names=spec.labels))},
+        schema.MLM: lambda: {"text": text},
+        schema.RETRIEVAL: lambda: {name: text for name in schema.CANONICAL_COLUMNS[schema.RETRIEVAL]},
+        schema.ANSWER_RETRIEVAL: lambda: {"query_id": text, "query": text, "gold_ids": List(text)},
+    }
+    return Features(by_type[spec.type]())
+
+
+def candidate_features():
+    from datasets import Features, Value
+
+    return Features({"candidate_id": Value("string"), "text": Value("string"), "context": Value("string")})
+
+
+def load_hub_split(spec: TaskSpec, source, lang: str, split_name: str):
+    """``datasets.load_dataset`` for one source split, with Hub trouble turned into one clear HubError."""
+    import datasets
+
+    config = source.config_for(lang, spec.code_for(lang))
+    where = source.path + (f"/{config}" if config else "")
+    try:
+        return datasets.load_dataset(source.path, config, split=split_name, revision=source.revision)
+    except datasets.exceptions.DatasetNotFoundError as err:
+        raise HubError(f"task {spec.name}: dataset {where} was not found on the Hugging Face Hub or is gated "
+                       f"(log in with `hf auth login`); pass local files with `data_files:` ({err})") from None
+    except ValueError as err:  # unknown config or split
+        raise DataError(f"task {spec.name}: {where} has no config/split {split_name!r}: {err}") from None
+    except Exception as err:
+        if _is_connection_error(err):
+            raise HubError(
+                f"could not reach the Hugging Face Hub for {spec.name} ({where}); pass local files with "
+                f"`data_files:` (see docs), or check the network / HF_HUB_OFFLINE ({type(err).__name__}: {err})"
+            ) from None
+        raise
+
+
+def _is_connection_error(err: Exception) -> bool:
+    if isinstance(err, (ConnectionError, TimeoutError, OSError)):
+        return True
+    try:
+        import httpx
+        from huggingface_hub.errors import HfHubHTTPError
+    except ImportError:  # pragma: no cover - both ship with huggingface_hub 1.x
+        return False
+    return isinstance(err, (httpx.HTTPError, HfHubHTTPError))
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _as_spec(spec) -> TaskSpec:
+    if isinstance(spec, TaskSpec):
+        return spec
+    from hf_itt.tasks.registry import get_task
+
+    return get_task(spec)
+
+
+def _role(spec: TaskSpec, split: str) -> str:
+    role = formats.ROLE_ALIASES.get(split, split)
+    if role not in schema.ROLES:
+        raise DataError(f"task {spec.name}: unknown split {split!r}; use one of {', '.join(schema.ROLES)}")
+    return role
+
+
+def _language(spec: TaskSpec, lang: str | None) -> str:
+    if lang is None:
+        return spec.lang
+    if lang not in spec.all_languages and lang != spec.lang:
+        raise DataError(f"task {spec.name} has no language {lang!r}; its languages are "
+                        f"{', '.join(spec.all_languages)} (add more with spec.with_overrides(languages=[...]))")
+    return lang
+
+
+def _labels_path(spec: TaskSpec, data_files) -> Path:
+    if isinstance(data_files, dict) and "labels" in data_files:
+        return Path(data_files["labels"])
+    if Path(spec.labels_file).is_absolute():
+        return Path(spec.labels_file)
+    entries = [v for k, v in data_files.items() if k != "labels"] if isinstance(data_files, dict) else [data_files]
+    for entry in entries:
+        for item in entry if isinstance(entry, (list, tuple)) else [entry]:
+            if item is not None:
+                base = Path(item)
+                candidate = (base if base.is_dir() else base.parent) / spec.labels_file
+                if candidate.is_file():
+                    return candidate
+    raise DataError(f"task {spec.name} needs its label inventory {spec.labels_file!r}: put it next to the data "
+                    "files or pass data_files={'labels': 'path/to/" + spec.labels_file + "', ...}")
+
+
+def _load_hub(spec: TaskSpec, role: str, lang: str) -> list:
+    with_role = [s for s in spec.sources if role in s.splits]
+    if not with_role:
+        hint = f"its Hub roles are {spec.roles}" if spec.sources else "it has no Hub copy"
+        raise DataError(f"task {spec.name} has no {role!r} split on the Hub ({hint}); pass `data_files:`")
+    if lang not in spec.all_languages:
+        raise DataError(f"task {spec.name} has no language {lang!r}; pass lang= one of {', '.join(spec.all_languages)}")
+    if lang in spec.missing_splits.get(role, []):
+        raise DataError(f"task {spec.name} has no {role!r} split for {lang!r} (the source has none)")
+    sources = [s for s in with_role if s.serves(lang)]
+    if not sources:
+        raise DataError(f"task {spec.name}: no Hub source serves {lang!r}; pass local files with `data_files:`")
+    parts = []
+    for source in sources:
+        for split_name in source.splits[role]:
+            data = load_hub_split(spec, source, lang, split_name)
+            origin = f"Hub dataset {source.path} ({source.config_for(lang, spec.code_for(lang))}) split {split_name}"
+            parts.append(_convert_dataset(spec, source, data, lang, origin))
+    return parts
+
+
+def _convert_dataset(spec, source, data, lang, origin):
+    columns = {**spec.columns, **(source.columns or {})}
+    _check_columns(spec, columns, set(data.column_names), origin)
+    converter = RowConverter(spec, columns, _hub_label_names(spec, source, columns, data.features), lang, origin)
+    return data.map(
+        _BatchConverter(converter), batched=True, with_indices=True, remove_columns=data.column_names,
+        features=canonical_features(spec), desc=f"{spec.name}: canonical rows",
+    )
+
+
+def _hub_label_names(spec, source, columns, features):
+    from datasets import ClassLabel
+
+    ref = columns.get("tags" if spec.type == schema.TAGGING else "label")
+    feature = features.get(ref) if isinstance(ref, str) else None
+    feature = getattr(feature, "feature", feature)  # tags: a list of ClassLabel
+    if isinstance(feature, ClassLabel):
+        return feature.names
+    return source.source_labels or spec.source_labels
+
+
+def _load_local(spec: TaskSpec, path: Path, lang: str):
+    local = formats.read_rows(spec, path)
+    return _convert_rows(spec, local.rows, None, lang, f"file {path}", canonical=local.canonical)
+
+
+def _convert_rows(spec, rows, columns, lang, origin, canonical=False):
+    import datasets
+
+    if canonical:
+        columns = {name: name for name in schema.CANONICAL_COLUMNS[spec.type]}
+    columns = columns or spec.columns
+    if rows:
+        _check_columns(spec, columns, set(rows[0]), origin)
+    converter = RowConverter(spec, columns, spec.source_labels, lang, origin)
+    converted = [out for index, row in enumerate(rows) if (out := converter(row, index)) is not None]
+    return datasets.Dataset.from_list(converted, features=canonical_features(spec))
+
+
+def _finish(spec, parts, role, lang):
+    import datasets
+
+    data = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if len(data) == 0:
+        raise DataError(f"task {spec.name}: the {role} split for {lang!r} is empty (after dropping rows with "
+                        f"labels {spec.drop_labels} and applying the spec's filter {spec.filter}); check the data")
+    return data
+
+
+def _referenced(spec, columns) -> set[str]:
+    refs = set()
+    for ref in columns.values():
+        for item in ref if isinstance(ref, list) else [ref]:
+            if item is not None:
+                refs |= template_fields(item) if "{" in item else {item.split(".")[0]}
+    if spec.filter:
+        refs.add(spec.filter["column"])
+    return refs
+
+
+def _check_columns(spec, columns, found: set[str], origin: str) -> None:
+    missing = sorted(_referenced(spec, columns) - found)
+    if missing:
+        raise DataError(f"task {spec.name}: {origin} lacks columns {missing}; expected "
+                        f"{sorted(_referenced(spec, columns))}, found {sorted(found)}")
+
+
+class _BatchConverter:
+    """Adapts a row converter to ``Dataset.map(batched=True)``; dropped rows simply vanish from the batch."""
+
+    def __init__(self, converter):
+        self.converter = converter
+
+    def __call__(self, batch, indices):
+        keys = list(batch)
+        rows = (dict(zip(keys, values)) for values in zip(*batch.values()))
+        kept = [out for row, i in zip(rows, indices) if (out := self.converter(row, i)) is not None]
+        names = schema.CANONICAL_COLUMNS[self.converter.spec.type]
+        return {name: [row[name] for row in kept] for name in names}

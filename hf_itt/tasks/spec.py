@@ -1,0 +1,291 @@
+"""``TaskSpec``: everything hf_itt knows about one task, declared in YAML (``specs/*.yaml``).
+
+A spec says where the data lives (Hub sources, or local file patterns), how source columns map onto the
+canonical row schema of its type (``schema.py``), the label names in *our* order (source labels are
+mapped onto them by name), the languages, the metric and the English training task of a target task.
+
+Column values in ``columns`` (and in a source's ``columns``) are one of:
+  * a source column name, optionally dotted into a nested dict (``choices.text``);
+  * a template with ``{field}`` placeholders, formatted with the row (``"{ctx_b} {endings[0]}"``);
+  * a list of the above (multiple-choice ``choices``); ``null`` for an absent optional column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from hf_itt.errors import TaskError
+from hf_itt.tasks import schema
+
+# Canonical columns a spec must map; the others are optional (generated ids, absent second text).
+REQUIRED_COLUMNS = {
+    schema.CLASSIFICATION: ("text_a", "label"),
+    schema.MULTIPLE_CHOICE: ("prompt", "choices", "label"),
+    schema.EXTRACTIVE_QA: ("context", "question", "answers"),
+    schema.TAGGING: ("tokens", "tags"),
+    schema.MLM: ("text",),
+    schema.RETRIEVAL: ("source_sentence", "target_sentence"),
+    schema.ANSWER_RETRIEVAL: (),
+}
+DEFAULT_METRIC = {
+    schema.CLASSIFICATION: "accuracy",
+    schema.MULTIPLE_CHOICE: "accuracy",
+    schema.EXTRACTIVE_QA: "squad",
+    schema.TAGGING: "seqeval_f1",
+    schema.MLM: "mlm_loss",
+    schema.RETRIEVAL: "tatoeba_accuracy",
+    schema.ANSWER_RETRIEVAL: "map_at_20",
+}
+DEFAULT_MAX_LENGTH = {schema.EXTRACTIVE_QA: 384, schema.RETRIEVAL: 512, schema.ANSWER_RETRIEVAL: 512}
+LABELLED_TYPES = (schema.CLASSIFICATION, schema.TAGGING)
+TEMPLATE_FIELDS = {"lang", "code"}  # placeholders allowed in Hub config names and file patterns
+EXTRA_DATA_KEYS = ("candidates", "labels")  # data_files keys besides the roles
+
+
+def _nearest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _check_keys(where: str, given: dict, allowed) -> None:
+    for key in given:
+        if key not in allowed:
+            raise TaskError(f"{where}: unknown key {key!r}{_nearest(key, allowed)}; valid keys: {', '.join(allowed)}")
+
+
+def template_fields(text: str) -> set[str]:
+    """Top-level names used by ``{...}`` placeholders in ``text`` (``{endings[0]}`` -> ``endings``)."""
+    names = set()
+    for _, name, _, _ in string.Formatter().parse(text):
+        if name is not None:
+            names.add(name.split("[")[0].split(".")[0])
+    return names
+
+
+def _check_template(where: str, text: str | None) -> None:
+    if text is None:
+        return
+    try:
+        unknown = template_fields(text) - TEMPLATE_FIELDS
+    except ValueError as err:
+        raise TaskError(f"{where}: malformed template {text!r} ({err})") from None
+    if unknown:
+        raise TaskError(f"{where}: template {text!r} uses {sorted(unknown)}; only {{lang}} and {{code}} exist")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One Hub dataset a task reads; a task with several sources concatenates them (e.g. anli_plus)."""
+
+    path: str
+    name: str | None = None  # config; may be a template ("PAN-X.{lang}", "udpos.{code}")
+    splits: dict[str, list[str]] = field(default_factory=dict)  # role -> source split name(s), concatenated
+    revision: str | None = None
+    languages: list[str] | None = None  # languages this source serves (None: all of the task's)
+    columns: dict[str, Any] | None = None  # overrides the task's columns for this source
+    source_labels: list[str] | None = None  # overrides the task's source_labels for this source
+
+    def __post_init__(self):
+        where = f"source {self.path!r}"
+        if not isinstance(self.path, str) or not self.path:
+            raise TaskError(f"{where}: `path` must be a Hub dataset id such as 'nyu-mll/glue'")
+        splits = {role: [names] if isinstance(names, str) else list(names) for role, names in self.splits.items()}
+        for role in splits:
+            if role not in schema.ROLES:
+                raise TaskError(f"{where}: unknown split role {role!r}{_nearest(role, schema.ROLES)}")
+        object.__setattr__(self, "splits", splits)
+        _check_template(where, self.name)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> "SourceSpec":
+        if not isinstance(data, dict):
+            raise TaskError(f"{where}: each source must be a mapping with at least `path`, got {data!r}")
+        _check_keys(where, data, [f.name for f in dataclasses.fields(cls)])
+        return cls(**data)
+
+    def serves(self, lang: str) -> bool:
+        return self.languages is None or lang in self.languages
+
+    def config_for(self, lang: str, code: str) -> str | None:
+        return None if self.name is None else self.name.format(lang=lang, code=code)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    type: str
+    description: str = ""
+    sources: list[SourceSpec] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)  # canonical column -> source column / template
+    labels: list[str] | None = None  # label names in our order (classification, tagging, multiple choice)
+    source_labels: list[str] | None = None  # names of the source's integer ids (mapped by name onto labels)
+    labels_file: str | None = None  # JSON {label: id} read at load time (CCG's tags_to_id), relative to data
+    drop_labels: list[Any] = field(default_factory=list)  # source label values whose rows are dropped (-1)
+    filter: dict[str, str] | None = None  # {"column": c, "startswith": template}: keep matching rows only
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    languages_xtreme_r: list[str] | None = None  # where XTREME-R's list differs from XTREME's
+    lang_codes: dict[str, str] = field(default_factory=dict)  # lang -> {code} in configs/paths (tatoeba: ara)
+    missing_splits: dict[str, list[str]] = field(default_factory=dict)  # role -> languages lacking it
+    file_patterns: dict[str, str] = field(default_factory=dict)  # role -> file (glob) inside a data directory
+    metric: str | None = None
+    train_task: str | None = None  # English training task of a target task
+    extra_train_tasks: list[str] = field(default_factory=list)  # optional earlier stages of the reference recipe
+    benchmarks: list[str] = field(default_factory=list)
+    max_length: int | None = None
+    doc_stride: int = 128
+    num_choices: int | None = None
+    lang: str = "en"  # language of the data this spec loads by default (machine-translated ITT: "de", ...)
+    version: int = 1  # bump when data or processing changes (part of stage cache keys)
+    converter: str | None = None  # name of a function in hf_itt.tasks.converters for odd tasks
+    aliases: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        sources = [
+            s if isinstance(s, SourceSpec) else SourceSpec.from_dict(s, f"task {self.name!r} source {i}")
+            for i, s in enumerate(self.sources or [])
+        ]
+        object.__setattr__(self, "sources", sources)
+        if self.metric is None and self.type in DEFAULT_METRIC:
+            object.__setattr__(self, "metric", DEFAULT_METRIC[self.type])
+        if self.max_length is None:
+            object.__setattr__(self, "max_length", DEFAULT_MAX_LENGTH.get(self.type, 256))
+        _validate(self)
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> "TaskSpec":
+        if not isinstance(data, dict):
+            raise TaskError(f"task {name!r}: its spec must be a mapping of fields, got {type(data).__name__}")
+        _check_keys(f"task {name!r}", data, [f.name for f in dataclasses.fields(cls) if f.name != "name"])
+        return cls(name=name, **data)
+
+    def with_overrides(self, **overrides) -> "TaskSpec":
+        """A validated copy with some fields replaced (``spec.with_overrides(lang="de", languages=["de"])``)."""
+        _check_keys(f"task {self.name!r} overrides", overrides, [f.name for f in dataclasses.fields(self)])
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def num_labels(self) -> int | None:
+        """Size of the output layer: label count (classification, tagging) or choice count (multiple choice)."""
+        if self.type == schema.MULTIPLE_CHOICE:
+            return self.num_choices
+        if self.type not in LABELLED_TYPES:
+            return None
+        if self.labels is None:
+            raise TaskError(
+                f"task {self.name!r} reads its labels from labels_file {self.labels_file!r} next to its data; "
+                "call hf_itt.tasks.loading.resolve_labels(spec, data_files) first"
+            )
+        return len(self.labels)
+
+    @property
+    def all_languages(self) -> list[str]:
+        extra = [lang for lang in self.languages_xtreme_r or [] if lang not in self.languages]
+        return list(self.languages) + extra
+
+    def languages_for(self, benchmark: str | None = None) -> list[str]:
+        """The evaluation languages of this task in ``benchmark`` ("xtreme" or "xtreme_r")."""
+        if benchmark is not None and benchmark not in schema.BENCHMARKS:
+            raise TaskError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(schema.BENCHMARKS)}")
+        if benchmark == "xtreme_r" and self.languages_xtreme_r:
+            return list(self.languages_xtreme_r)
+        return list(self.languages)
+
+    def code_for(self, lang: str) -> str:
+        return self.lang_codes.get(lang, lang)
+
+    @property
+    def roles(self) -> list[str]:
+        """Roles the task has data for (from its Hub sources or its local file patterns)."""
+        found = {role for source in self.sources for role in source.splits} | set(self.file_patterns)
+        return [role for role in schema.ROLES if role in found]
+
+    def has_split(self, role: str, lang: str | None = None) -> bool:
+        lang = lang or self.lang
+        return role in self.roles and lang not in self.missing_splits.get(role, [])
+
+
+def _validate(spec: TaskSpec) -> None:
+    where = f"task {spec.name!r}"
+    if not isinstance(spec.name, str) or not spec.name.replace("_", "").replace("-", "").isalnum():
+        raise TaskError(f"task name {spec.name!r} must be letters, digits, '_' or '-'")
+    if spec.type not in schema.TASK_TYPES:
+        raise TaskError(f"{where}: unknown type {spec.type!r}{_nearest(str(spec.type), schema.TASK_TYPES)}; "
+                        f"valid types: {', '.join(schema.TASK_TYPES)}")
+    if spec.metric not in schema.METRICS:
+        raise TaskError(f"{where}: unknown metric {spec.metric!r}{_nearest(str(spec.metric), schema.METRICS)}; "
+                        f"valid metrics: {', '.join(schema.METRICS)}")
+    _validate_labels(spec, where)
+    _validate_columns(spec, where)
+    for benchmark in spec.benchmarks:
+        if benchmark not in schema.BENCHMARKS:
+            raise TaskError(f"{where}: unknown benchmark {benchmark!r}; choose from {', '.join(schema.BENCHMARKS)}")
+    if not spec.languages or not all(isinstance(lang, str) for lang in spec.languages):
+        raise TaskError(f"{where}: `languages` must be a non-empty list of language codes")
+    for role in list(spec.missing_splits) + list(spec.file_patterns):
+        if role not in schema.ROLES + EXTRA_DATA_KEYS:
+            raise TaskError(f"{where}: unknown role {role!r}{_nearest(role, schema.ROLES)}")
+    for pattern in spec.file_patterns.values():
+        _check_template(where, pattern)
+    if spec.filter is not None:
+        if set(spec.filter) != {"column", "startswith"}:
+            raise TaskError(f"{where}: `filter` needs exactly `column` and `startswith`, got {sorted(spec.filter)}")
+        _check_template(where, spec.filter["startswith"])
+    if not isinstance(spec.max_length, int) or spec.max_length <= 0:
+        raise TaskError(f"{where}: max_length must be a positive integer, got {spec.max_length!r}")
+    if not isinstance(spec.doc_stride, int) or not 0 < spec.doc_stride < spec.max_length:
+        raise TaskError(f"{where}: doc_stride must be a positive integer below max_length ({spec.max_length})")
+    if spec.type == schema.ANSWER_RETRIEVAL and not spec.converter:
+        raise TaskError(f"{where}: answer_retrieval tasks need a `converter` (see hf_itt.tasks.converters)")
+    if spec.converter:
+        from hf_itt.tasks.converters import CONVERTERS
+
+        if spec.converter not in CONVERTERS:
+            raise TaskError(f"{where}: unknown converter {spec.converter!r}{_nearest(spec.converter, CONVERTERS)}")
+
+
+def _validate_labels(spec: TaskSpec, where: str) -> None:
+    for attr in ("labels", "source_labels"):
+        names = getattr(spec, attr)
+        if names is None:
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TaskError(f"{where}: `{attr}` must be a list of label names (strings), got {names!r}")
+        if len(set(names)) != len(names):
+            raise TaskError(f"{where}: `{attr}` has duplicate names: {names}")
+    if spec.type in LABELLED_TYPES and not spec.labels and not spec.labels_file:
+        raise TaskError(f"{where}: a {spec.type} task needs `labels` (the label names) or `labels_file`")
+    if spec.type == schema.MULTIPLE_CHOICE:
+        if not isinstance(spec.num_choices, int) or spec.num_choices < 2:
+            raise TaskError(f"{where}: a multiple_choice task needs `num_choices` >= 2")
+        if spec.labels is not None and len(spec.labels) != spec.num_choices:
+            raise TaskError(f"{where}: {len(spec.labels)} labels for {spec.num_choices} choices")
+    if spec.labels and spec.source_labels and not set(spec.labels) <= set(spec.source_labels):
+        missing = sorted(set(spec.labels) - set(spec.source_labels))
+        raise TaskError(f"{where}: labels {missing} do not occur in source_labels {spec.source_labels}")
+
+
+def _validate_columns(spec: TaskSpec, where: str) -> None:
+    allowed = schema.CANONICAL_COLUMNS[spec.type]
+    for columns in [spec.columns] + [s.columns for s in spec.sources if s.columns]:
+        _check_keys(f"{where} columns", columns, allowed)
+        for canonical, source in columns.items():
+            for item in source if isinstance(source, list) else [source]:
+                if item is not None and not isinstance(item, str):
+                    raise TaskError(f"{where}: column {canonical!r} must map to a column name or template, got {item!r}")
+                if item and "{" in item:
+                    try:
+                        template_fields(item)
+                    except ValueError as err:
+                        raise TaskError(f"{where}: malformed template {item!r} for {canonical!r} ({err})") from None
+    if spec.converter:
+        return
+    missing = [c for c in REQUIRED_COLUMNS[spec.type] if c not in spec.columns]
+    if missing:
+        raise TaskError(f"{where}: `columns` must map {missing} (canonical columns of {spec.type}: {list(allowed)})")
