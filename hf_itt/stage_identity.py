@@ -1,0 +1,231 @@
+"""Stage identity: a short hash of exactly what determines a stage's weights.
+
+Two stages with the same hash would train the same weights, so a later run may reuse a finished or
+published stage instead of training it again (experiments that share a prefix train it once).
+
+What goes in (``stage_identity``): the base model and its revision, the previous stage's hash (so
+the hash covers the whole chain), every task (name, type, Hub source + config + data revision,
+language, the sha256 of the *content* of local data files, options such as max_length or
+max_train_examples), the sampler config, the TrainingArguments that change the weights, the seed
+and, when given, the world size (it sets the global batch size).
+
+What stays out: the hf_itt version (a release that trains the same way must keep reusing stages;
+``IDENTITY_VERSION`` is bumped by hand when the meaning of the payload changes), file paths of data
+(moving a file must not retrain), and the TrainingArguments in ``IGNORED_TRAINING_ARGS``.
+
+TrainingArguments policy: a documented deny-list. Every field not ignored is hashed, so a field
+that a future transformers adds counts until someone classifies it: the failure mode is a needless
+retrain, never the silent reuse of weights trained differently (an allow-list would fail the other
+way). ``tests/test_manifest.py`` fails when transformers has a field that is in neither
+``WEIGHT_TRAINING_ARGS`` nor ``IGNORED_TRAINING_ARGS``, so the decision is made consciously.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hf_itt.errors import DataError
+
+IDENTITY_VERSION = 1
+HASH_LENGTH = 16
+
+# Fields that decide which updates are applied to the weights (documentation + the drift test).
+WEIGHT_TRAINING_ARGS = frozenset({
+    # optimisation
+    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "optim", "optim_args",
+    "optim_target_modules", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+    "label_smoothing_factor", "neftune_noise_alpha",
+    # how much data, in which batches and order
+    "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
+    "auto_find_batch_size", "average_tokens_across_devices", "dataloader_drop_last", "train_sampling_strategy",
+    "length_column_name", "remove_unused_columns", "label_names", "seed", "data_seed", "accelerator_config",
+    # numerics that change the result materially (mixed precision changes the trained weights)
+    "bf16", "fp16",
+    # resuming from a Trainer checkpoint skips or replays data
+    "resume_from_checkpoint", "ignore_data_skip",
+    # only with load_best_model_at_end (see CONDITIONAL_TRAINING_ARGS)
+    "load_best_model_at_end",
+})
+
+# Fields that only matter when the best checkpoint (chosen by evaluations) becomes the stage's weights.
+CONDITIONAL_TRAINING_ARGS = frozenset({
+    "eval_strategy", "eval_steps", "eval_delay", "eval_on_start", "metric_for_best_model", "greater_is_better",
+    "save_strategy", "save_steps",
+})
+
+IGNORED_TRAINING_ARGS = frozenset({
+    # where outputs go, what is logged and where it is reported
+    "output_dir", "logging_strategy", "logging_steps", "logging_first_step", "log_on_each_node",
+    "logging_nan_inf_filter", "include_num_input_tokens_seen", "log_level", "log_level_replica", "disable_tqdm",
+    "report_to", "run_name", "project", "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id",
+    "skip_memory_metrics", "debug",
+    # evaluation never changes the weights (except via load_best_model_at_end, handled above)
+    "per_device_eval_batch_size", "prediction_loss_only", "eval_do_concat_batches", "eval_use_gather_object",
+    "eval_accumulation_steps", "include_for_metrics", "batch_eval_metrics", "bf16_full_eval", "fp16_full_eval",
+    "do_train", "do_eval", "do_predict",
+    # saving and publishing cadence (and secrets: hub_token must never reach a manifest)
+    "save_only_model", "save_on_each_node", "save_total_limit", "enable_jit_checkpoint",
+    "restore_callback_states_from_checkpoint", "push_to_hub", "hub_token", "hub_private_repo", "hub_model_id",
+    "hub_strategy", "hub_always_push", "hub_revision",
+    # how the same computation is executed: hardware, kernels, memory savers, parallelism back-ends
+    "use_cpu", "tf32", "torch_compile", "torch_compile_backend", "torch_compile_mode", "use_liger_kernel",
+    "liger_kernel_config", "use_cache", "gradient_checkpointing", "gradient_checkpointing_kwargs",
+    "activation_checkpointing", "activation_checkpointing_kwargs", "torch_empty_cache_steps", "full_determinism",
+    "deepspeed", "fsdp", "fsdp_config", "parallelism_config", "local_rank", "ddp_find_unused_parameters",
+    "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph", "ddp_backend", "ddp_timeout",
+    # data loading workers change speed, not the batches
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
+    "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "dataloader_in_order",
+})
+
+
+def hash_identity(identity: Mapping[str, Any], length: int = HASH_LENGTH) -> str:
+    """Short hex sha256 of the canonical JSON of a ``stage_identity`` payload."""
+    return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()[:length]
+
+
+def stage_identity(*, base_model: str, base_revision: str | None, previous_stage_hash: str | None,
+                   tasks: Sequence[Mapping[str, Any]], sampler: Mapping[str, Any] | Any | None,
+                   training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None) -> dict:
+    """The canonical payload a stage hash is computed from (stored in the manifest to explain a hash).
+
+    ``tasks`` are ``task_identity`` dicts (order kept: it is the order of the mixture);
+    ``training_args`` is a ``TrainingArguments`` or a mapping of its fields (missing fields take the
+    dataclass defaults, so ``{"learning_rate": 1e-5}`` hashes like ``TrainingArguments(learning_rate=1e-5)``).
+    """
+    return {
+        "identity_version": IDENTITY_VERSION,
+        "base_model": base_model,
+        "base_revision": base_revision,
+        "previous_stage_hash": previous_stage_hash,
+        "tasks": [dict(task) for task in tasks],
+        "sampler": _plain(sampler),
+        "training_args": relevant_training_args(training_args),
+        "seed": seed,
+        "world_size": world_size,
+    }
+
+
+def stage_hash(**kwargs: Any) -> str:
+    """``hash_identity(stage_identity(**kwargs))``: the hash from the same keyword arguments."""
+    return hash_identity(stage_identity(**kwargs))
+
+
+def task_identity(name: str, *, task_type: str | None = None, source: str | None = None,
+                  config: str | None = None, revision: str | None = None, lang: str | Sequence[str] = "en",
+                  data_files: str | Sequence[str] | Mapping[str, Any] | None = None,
+                  options: Mapping[str, Any] | None = None) -> dict:
+    """What identifies one task's training data. ``revision`` is the dataset's Hub revision: leave it
+    None only for pinned local files, otherwise the hash cannot notice the dataset changing upstream."""
+    return {
+        "name": name,
+        "type": task_type,
+        "source": source,
+        "config": config,
+        "revision": revision,
+        "lang": lang if isinstance(lang, str) else list(lang),
+        "data_files": data_file_hashes(data_files, task=name),
+        "options": _plain(dict(options or {})),
+    }
+
+
+def data_file_hashes(data_files: str | Sequence[str] | Mapping[str, Any] | None, task: str = "?") -> dict | None:
+    """``{split: [sha256, ...]}`` of the files' contents (paths left out: moving a file keeps the hash)."""
+    if data_files is None:
+        return None
+    if isinstance(data_files, (str, Path)) or not isinstance(data_files, Mapping):
+        data_files = {"train": data_files}
+    return {split: [_content_hash(path, task, split) for path in _as_list(paths)]
+            for split, paths in sorted(data_files.items())}
+
+
+def relevant_training_args(training_args: Mapping[str, Any] | Any) -> dict:
+    """The weight-relevant TrainingArguments fields with their effective values."""
+    values = _training_values(training_args)
+    keep_conditional = bool(values.get("load_best_model_at_end"))
+    return {
+        key: value for key, value in sorted(values.items())
+        if key not in IGNORED_TRAINING_ARGS and (keep_conditional or key not in CONDITIONAL_TRAINING_ARGS)
+    }
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted, whitespace-free JSON: the same content always gives the same bytes."""
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _training_values(training_args: Mapping[str, Any] | Any) -> dict:
+    from transformers import TrainingArguments
+
+    fields = [f for f in dataclasses.fields(TrainingArguments) if f.init]
+    if isinstance(training_args, TrainingArguments):
+        given = {f.name: getattr(training_args, f.name) for f in fields}
+    else:
+        given = dict(training_args or {})
+        unknown = sorted(set(given) - {f.name for f in fields})
+        if unknown:
+            raise ValueError(f"not TrainingArguments fields: {', '.join(unknown)}")
+    values = {f.name: given[f.name] if f.name in given else _default(f) for f in fields}
+    return {key: _normalise_training_value(key, value) for key, value in values.items()}
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _normalise_training_value(key: str, value: Any) -> Any:
+    """Make a dataclass default and the value ``TrainingArguments.__post_init__`` produced compare equal."""
+    if key == "accelerator_config":
+        from transformers.trainer_pt_utils import AcceleratorConfig
+
+        # only the keys that change which examples form a batch; the rest is execution detail
+        value = AcceleratorConfig(**value) if isinstance(value, Mapping) else value or AcceleratorConfig()
+        return {name: _plain(getattr(value, name)) for name in ("split_batches", "even_batches", "use_seedable_sampler")}
+    if key in ("lr_scheduler_kwargs", "optim_args") and value in (None, {}, ""):
+        return None
+    if key == "label_names" and value is not None:
+        return list(value)
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: enums to their values, dataclasses and mappings to dicts, tuples and sets to lists."""
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (set, frozenset)):  # iteration order of a set changes between processes
+        return sorted((_plain(item) for item in value), key=canonical_json)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _as_list(paths: Any) -> list:
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
+def _content_hash(path: str | Path, task: str, split: str) -> str:
+    from hf_itt.fileio import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError as err:
+        raise DataError(f"task {task!r}: data file for split {split!r} cannot be read ({err}); "
+                        f"fix the path in data_files") from None
