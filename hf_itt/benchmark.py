@@ -1,0 +1,157 @@
+"""XTREME / XTREME-R benchmark averages, computed like XTREME's ``evaluate.py``.
+
+1. per task, each metric is averaged over the task's benchmark languages;
+2. the task score is (avg EM + avg F1) / 2 for QA tasks, else avg F1 when the task has F1, else avg
+   accuracy, else avg mAP@20;
+3. the benchmark score is the unweighted mean of task scores; group scores average their tasks.
+
+Unlike ``evaluate.py`` (which prints nothing when a task is missing) the mean is taken over the
+tasks present and the missing tasks and languages are returned with it, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Mapping
+
+from hf_itt.errors import ConfigError, DataError
+
+QA_TASKS = ("xquad", "mlqa", "tydiqa")
+TASK_ALIASES = {"mewslix": "mewsli_x", "bucc": "bucc2018", "bucc18": "bucc2018"}  # as in the task specs
+
+_XTREME_LANGS = {
+    "pawsx": "de en es fr ja ko zh",
+    "xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh",
+    "udpos": "af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo zh",
+    "panx": "ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo my "
+            "zh kk tr et fi hu",
+    "xquad": "en es de el ru tr ar vi th zh hi",
+    "mlqa": "en es de ar hi vi zh",
+    "tydiqa": "en ar bn fi id ko ru sw te",
+    "bucc2018": "de fr ru zh",
+    "tatoeba": "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw zh kk tr "
+               "et fi hu",
+}
+_XTREME_R_LANGS = {
+    "xnli": _XTREME_LANGS["xnli"],
+    "xcopa": "et ht id it qu sw ta th tr vi zh",
+    "udpos": _XTREME_LANGS["udpos"] + " lt pl uk wo ro",
+    "panx": _XTREME_LANGS["panx"] + " qu pl uk az lt pa gu ro",
+    "xquad": _XTREME_LANGS["xquad"] + " ro",
+    "mlqa": _XTREME_LANGS["mlqa"],
+    "tydiqa": _XTREME_LANGS["tydiqa"],
+    "tatoeba": _XTREME_LANGS["tatoeba"] + " az lt pl uk ro",
+    "mewsli_x": "ar de en es fa ja pl ro ta tr uk",
+    "lareqa": "",  # evaluate.py lists none: LAReQA's score comes from its retrieval script
+}
+
+# {benchmark: {task: languages (empty = whatever the caller scored)}}
+BENCHMARK_LANGUAGES: dict[str, dict[str, tuple[str, ...]]] = {
+    "xtreme": {task: tuple(langs.split()) for task, langs in _XTREME_LANGS.items()},
+    "xtreme_r": {task: tuple(langs.split()) for task, langs in _XTREME_R_LANGS.items()},
+}
+BENCHMARK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "xtreme": {
+        "classification": ("pawsx", "xnli"),
+        "tagging": ("udpos", "panx"),
+        "qa": QA_TASKS,
+        "retrieval": ("bucc2018", "tatoeba"),
+    },
+    "xtreme_r": {  # LAReQA is in no group of XTREME-R's evaluate.py, but counts in the overall mean
+        "classification": ("xnli", "xcopa"),
+        "tagging": ("udpos", "panx"),
+        "qa": QA_TASKS,
+        "retrieval": ("tatoeba", "mewsli_x"),
+        "multi_choice": ("xcopa",),
+    },
+}
+
+
+@dataclass
+class BenchmarkAverage:
+    """``overall``: mean task score over ``task_scores`` (the tasks present; None if none);
+    ``groups``: {group: mean over its present tasks, or None}; ``missing_tasks``: benchmark tasks
+    without scores; ``missing_languages``: {task: benchmark languages without scores};
+    ``ignored``: tasks or task/language entries given but not part of this benchmark."""
+
+    benchmark: str
+    overall: float | None
+    task_scores: dict[str, float]
+    groups: dict[str, float | None]
+    missing_tasks: list[str] = field(default_factory=list)
+    missing_languages: dict[str, list[str]] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_tasks and not self.missing_languages
+
+
+def language_means(per_language_metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the languages that report it."""
+    totals: dict[str, list[float]] = {}
+    for metrics in per_language_metrics.values():
+        for name, value in metrics.items():
+            totals.setdefault(name, []).append(float(value))
+    return {name: sum(values) / len(values) for name, values in totals.items()}
+
+
+def task_score(task: str, per_language_metrics: Mapping[str, Mapping[str, float]]) -> float:
+    """XTREME's ``avg_metric`` of one task from {language: {metric: value}} (percent)."""
+    if not per_language_metrics:
+        raise DataError(f"task {task!r}: no per-language scores to average")
+    means = language_means(per_language_metrics)
+    if TASK_ALIASES.get(task, task) in QA_TASKS:
+        if "exact_match" not in means or "f1" not in means:
+            raise DataError(f"QA task {task!r} needs 'exact_match' and 'f1' per language, got {sorted(means)}")
+        return (means["exact_match"] + means["f1"]) / 2
+    for name in ("f1", "accuracy", "map@20"):
+        if name in means:
+            return means[name]
+    raise DataError(f"task {task!r}: none of f1 / accuracy / map@20 among its metrics {sorted(means)}")
+
+
+def benchmark_average(task_scores: Mapping[str, Mapping[str, Mapping[str, float]] | float],
+                      benchmark: str = "xtreme") -> BenchmarkAverage:
+    """Benchmark and group means from {task: {language: {metric: value}}} or {task: task score}.
+
+    Per-language inputs are restricted to the benchmark's languages of each task (so XQuAD's ``ro``
+    counts for XTREME-R only); missing and ignored entries are listed in the result.
+    """
+    if benchmark not in BENCHMARK_LANGUAGES:
+        raise ConfigError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARK_LANGUAGES)}")
+    task_langs = BENCHMARK_LANGUAGES[benchmark]
+    task_scores = {TASK_ALIASES.get(task, task): value for task, value in task_scores.items()}
+    scores: dict[str, float] = {}
+    missing_languages: dict[str, list[str]] = {}
+    ignored = [task for task in task_scores if task not in task_langs]
+    for task, langs in task_langs.items():
+        if task not in task_scores:
+            continue
+        value = task_scores[task]
+        if isinstance(value, Real):
+            scores[task] = float(value)
+            continue
+        kept = {lang: metrics for lang, metrics in value.items() if not langs or lang in langs}
+        ignored += [f"{task}/{lang}" for lang in value if lang not in kept]
+        absent = [lang for lang in langs if lang not in kept]
+        if absent:
+            missing_languages[task] = absent
+        if kept:
+            scores[task] = task_score(task, kept)
+    groups = {group: _mean([scores[t] for t in tasks if t in scores])
+              for group, tasks in BENCHMARK_GROUPS[benchmark].items()}
+    return BenchmarkAverage(
+        benchmark=benchmark,
+        overall=_mean(list(scores.values())),
+        task_scores=scores,
+        groups=groups,
+        missing_tasks=[task for task in task_langs if task not in scores],
+        missing_languages=missing_languages,
+        ignored=ignored,
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
