@@ -1,0 +1,86 @@
+"""Model cards parse back with huggingface_hub and carry lineage, metrics and the model-index."""
+
+from __future__ import annotations
+
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from hf_itt.manifest import StageManifest, next_lineage
+from hf_itt.model_card import build_model_card, write_model_card
+from hf_itt.stage_identity import stage_identity, task_identity
+
+TOKEN = "hf_" + "ZyXwVuTsRqPoNmLkJiHgFeDcBa98765432"
+BASE = "FacebookAI/xlm-roberta-large"
+
+
+def stage_manifest(parent_ref: str | None = None) -> StageManifest:
+    tasks = [task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli"),
+             task_identity("squad_v1", task_type="extractive_qa", source="rajpurkar/squad")]
+    identity = stage_identity(base_model=BASE, base_revision=None, previous_stage_hash="aaaa", tasks=tasks,
+                              sampler={"strategy": "temperature", "temperature": 2.0},
+                              training_args={"learning_rate": 1e-5, "per_device_train_batch_size": 4,
+                                             "hub_token": TOKEN}, seed=3)
+    first = next_lineage(None, base_model=BASE, base_revision="main", stage="s1", stage_hash="aaaa",
+                         tasks=["hellaswag"])
+    first[-1]["ref"] = parent_ref
+    parent = StageManifest(experiment="grid", stage="s1", stage_hash="aaaa", lineage=first)
+    return StageManifest(
+        experiment="grid", stage="s2", stage_hash="bbbb", status="finished", identity=identity, tasks=tasks,
+        source=parent_ref or "runs/grid/s1",
+        lineage=next_lineage(parent, base_model=BASE, base_revision="main", stage="s2", stage_hash="bbbb",
+                             tasks=["mnli", "squad_v1"]),
+        metrics={"mnli": {"accuracy": 84.25}, "squad_v1": {"exact_match": 80.5, "f1": 88.125}},
+        config={"hub": {"token": TOKEN}},
+    )
+
+
+def test_card_metadata_parses_back_with_huggingface_hub():
+    card = ModelCard(str(build_model_card(stage_manifest(), repo_id="me/grid-s2", revision="main")))
+    data = card.data
+    assert data.library_name == "transformers" and data.base_model == BASE
+    assert {"hf_itt", "intermediate-task-training", "xlm-roberta", "mnli", "squad_v1"} <= set(data.tags)
+    assert data.datasets == ["nyu-mll/glue", "rajpurkar/squad"] and data.language == ["en"]
+    assert [entry["stage"] for entry in data["hf_itt"]["lineage"]] == ["base", "s1", "s2"]
+    assert data["hf_itt"]["metrics"]["squad_v1"]["f1"] == 88.125
+
+
+def test_model_index_carries_every_dev_metric():
+    card = ModelCard(str(build_model_card(stage_manifest(), repo_id="me/grid-s2")))
+    name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    found = {(r.dataset_name, r.metric_type): r.metric_value for r in results}
+    assert name == "me/grid-s2"
+    assert found == {("mnli", "accuracy"): 84.25, ("squad_v1", "exact_match"): 80.5, ("squad_v1", "f1"): 88.125}
+    kinds = {r.dataset_name: (r.task_type, r.dataset_type, r.dataset_split) for r in results}
+    assert kinds["mnli"] == ("text-classification", "nyu-mll/glue", "validation")
+    assert kinds["squad_v1"][0] == "question-answering"
+    assert len(card.data.eval_results) == 3  # ModelCardData parsed the same model-index itself
+
+
+def test_body_shows_lineage_metrics_and_how_to_continue():
+    text = build_model_card(stage_manifest(), repo_id="me/grid-s2", revision="v1").text
+    lineage = text.split("## Lineage")[1].split("##")[0]
+    assert lineage.index(BASE) < lineage.index("**s1** [hellaswag]") < lineage.index("**s2** [mnli+squad_v1]")
+    assert "| squad_v1 | f1 | 88.125 |" in text and "| seed | 3 |" in text
+    assert "from: me/grid-s2@v1" in text and 'revision="v1"' in text
+    assert "| learning_rate | 1e-05 |" in text
+
+
+def test_base_model_is_the_published_parent():
+    card = build_model_card(stage_manifest(parent_ref="me/grid-s1@main"), repo_id="me/grid-s2")
+    assert card.data.base_model == "me/grid-s1"
+
+
+def test_written_card_loads_and_holds_no_token(tmp_path):
+    path = write_model_card(tmp_path, stage_manifest(), repo_id="me/grid-s2")
+    assert TOKEN not in path.read_text()
+    card = ModelCard.load(path)
+    assert card.data["hf_itt"]["stage_hash"] == "bbbb" and card.data.eval_results
+
+
+def test_card_without_metrics_has_no_model_index():
+    manifest = stage_manifest()
+    manifest.metrics = {}
+    card = ModelCard(str(build_model_card(manifest)))
+    assert "model-index" not in card.data.to_dict() and "no dev evaluation" in card.text
+    assert "from: runs/grid/s1" not in card.text  # the parent is not what one continues from
+    assert "from: /data/s2" in str(build_model_card(manifest, local_path="/data/s2"))
