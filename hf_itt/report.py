@@ -26,6 +26,7 @@ from hf_itt.report_tables import (
 from hf_itt.results import TaskResult
 
 SPLITS = ("validation", "test")
+MAX_RESULT_BYTES = 2_000_000  # a result holds a few metrics for <= 50 languages: a few kB
 
 
 def find_result_files(paths: list[str | Path]) -> list[Path]:
@@ -44,6 +45,8 @@ def find_result_files(paths: list[str | Path]) -> list[Path]:
 
 
 def _is_result_file(path: Path) -> bool:
+    if path.stat().st_size > MAX_RESULT_BYTES:
+        return False  # checkpoints hold big JSON (tokenizer.json ~17 MB): not worth parsing
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -51,7 +54,8 @@ def _is_result_file(path: Path) -> bool:
     return isinstance(data, dict) and "schema_version" in data and "task" in data
 
 
-def load_results(paths: list[str | Path], split: str) -> list[tuple[Path, TaskResult]]:
+def load_results(paths: list[str | Path], split: str | None = None) -> list[tuple[Path, TaskResult]]:
+    """(file, result) for every result file under ``paths``, only those of ``split`` when given."""
     files = find_result_files(paths)
     if not files:
         raise ConfigError(f"no result files (JSON with 'schema_version' and 'task') found under "
@@ -62,6 +66,10 @@ def load_results(paths: list[str | Path], split: str) -> list[tuple[Path, TaskRe
             loaded.append((file, TaskResult.load(file)))
         except (ValueError, TypeError) as error:
             raise ConfigError(f"cannot read result file {file}: {error}") from error
+    return loaded if split is None else select_split(loaded, split)
+
+
+def select_split(loaded: list[tuple[Path, TaskResult]], split: str) -> list[tuple[Path, TaskResult]]:
     kept = [(file, record) for file, record in loaded if record.split == split]
     if not kept:
         splits = sorted({record.split for _, record in loaded})
@@ -93,12 +101,13 @@ def build_report(paths: list[str | Path], out: str | Path, baseline: str | None 
                  split: str = "validation", fmt: str = "md", svg: bool = False) -> Path:
     """Write the report (and its plots) into ``out``; returns the report file."""
     out = Path(out)
-    groups = group_comparable(load_results(paths, split))
+    loaded = load_results(paths)
+    groups = group_comparable(select_split(loaded, split))
     grids = {key: ResultGrid(members) for key, members in groups.items()}
     if baseline and not any(baseline in grid.experiments for grid in grids.values()):
         known = sorted({exp for grid in grids.values() for exp in grid.experiments})
         raise ConfigError(f"--baseline {baseline!r} is not among the experiments found: {', '.join(known)}")
-    blocks: list[tuple] = [("heading", 1, f"ITT report ({split} split)"), ("text", _inputs_line(groups))]
+    blocks: list[tuple] = [("heading", 1, f"ITT report ({split} split)"), ("text", _inputs_line(groups, loaded))]
     if len(grids) > 1:
         blocks.append(("text", "**Results come from different base models or metric versions. Each group "
                                "below is reported on its own; numbers are never compared across groups.**"))
@@ -112,9 +121,12 @@ def build_report(paths: list[str | Path], out: str | Path, baseline: str | None 
     return report
 
 
-def _inputs_line(groups) -> str:
+def _inputs_line(groups, loaded) -> str:
     files = sum(len(members) for members in groups.values())
-    return f"{files} result files in {len(groups)} comparable group(s)."
+    line = f"{files} result files in {len(groups)} comparable group(s)."
+    if len(loaded) > files:
+        line += f" {len(loaded) - files} result files of other splits left out (see --split)."
+    return line
 
 
 def _group_blocks(grid: ResultGrid, key: tuple[str, str], baseline: str | None, requested: str | None,

@@ -15,7 +15,8 @@ from statistics import fmean, stdev, variance
 
 import numpy as np
 
-from hf_itt.errors import ConfigError
+from hf_itt.benchmark import BENCHMARK_LANGUAGES, benchmark_average
+from hf_itt.errors import ConfigError, DataError
 from hf_itt.results import TaskResult
 
 CONFIDENCE = 0.95
@@ -100,9 +101,15 @@ class ResultGrid:
         self.experiments = sorted({key[0] for key in self.records})
         self.tasks = sorted({key[1] for key in self.records})
         self.seeds = sorted({key[2] for key in self.records})
+        self._by_pair: dict[tuple[str, str], dict[int, TaskResult]] = {}
+        for (experiment, task, seed), record in sorted(self.records.items()):
+            self._by_pair.setdefault((experiment, task), {})[seed] = record
+        for experiment in self.experiments:
+            _require_same([(p, r) for p, r in loaded if r.experiment == experiment], lambda record: record.itt,
+                          f"ITT stages of experiment {experiment!r}")
 
     def results(self, experiment: str, task: str) -> dict[int, TaskResult]:
-        return {seed: record for (exp, tsk, seed), record in self.records.items() if (exp, tsk) == (experiment, task)}
+        return self._by_pair.get((experiment, task), {})
 
     def scores(self, experiment: str, task: str, key: str = "mean_all") -> dict[int, float]:
         """One summary value per seed (``key`` of ``TaskResult.summary``); seeds where it is None are left out."""
@@ -290,58 +297,60 @@ def tasks_without_baseline(grid: ResultGrid, baseline: str | None) -> list[str]:
     return [task for task in grid.tasks if baseline is None or not grid.results(baseline, task)]
 
 
-# Benchmark averages. hf_itt.benchmark (TASKS.md 4.1) owns the official rule; until it exists the
-# fallback below applies the same rule to each result's own languages.
-BENCHMARK_TASKS = {
-    "XTREME": ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba"),
-    "XTREME-R": ("xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba", "mewslix", "lareqa"),
-}
-QA_TASKS = ("xquad", "mlqa", "tydiqa")
-
-
-def result_task_score(record: TaskResult) -> float | None:
-    """TASKS.md 4.1: QA → (mean EM + mean F1) / 2; else mean F1, else mean accuracy, else the primary metric."""
-    def language_mean(metric: str) -> float | None:
-        values = [scores[metric] for scores in record.languages.values() if metric in scores]
-        return fmean(values) if values and len(values) == len(record.languages) else None
-
-    em, f1 = language_mean("em"), language_mean("f1")
-    if record.task in QA_TASKS and em is not None and f1 is not None:
-        return (em + f1) / 2
-    for score in (f1, language_mean("accuracy"), language_mean(record.primary_metric)):
-        if score is not None:
-            return score
-    return None
+# Benchmark averages: hf_itt.benchmark applies XTREME's rule (TASKS.md 4.1) and its language lists.
+BENCHMARK_TITLES = {"xtreme": "XTREME", "xtreme_r": "XTREME-R"}
 
 
 def benchmark_table(grid: ResultGrid, baseline: str | None) -> Table:
     """Benchmark average per experiment over the benchmark tasks present in the grid (same tasks for all)."""
     table = Table("Benchmark averages (mean over tasks of the language-averaged task score)",
                   ["benchmark", "experiment", "average", "Δ vs baseline", "tasks averaged"])
-    for benchmark, members in BENCHMARK_TASKS.items():
+    for benchmark, title in BENCHMARK_TITLES.items():
+        members = list(BENCHMARK_LANGUAGES[benchmark])
         covered = [task for task in members if task in grid.tasks]
         if not covered:
             continue
-        averages = {exp: benchmark_by_seed(grid, exp, covered) for exp in grid.experiments}
-        missing = [task for task in members if task not in covered]
-        if missing:
-            table.notes.append(f"{benchmark}: averaged over {', '.join(covered)} only; no results for "
-                               f"{', '.join(missing)} (not the full benchmark score)")
-        coverage = f"{len(covered)}/{len(members)}"
-        for experiment, by_seed in averages.items():
+        averages = {exp: benchmark_by_seed(grid, exp, covered, benchmark) for exp in grid.experiments}
+        for experiment, (by_seed, _) in averages.items():
             delta = None
             if baseline and experiment != baseline:
-                delta = seed_delta(by_seed, averages.get(baseline, {}))
-            table.rows.append([benchmark, experiment, _estimate(by_seed), delta, coverage])
+                delta = seed_delta(by_seed, averages.get(baseline, ({}, {}))[0])
+            table.rows.append([title, experiment, _estimate(by_seed), delta, f"{len(covered)}/{len(members)}"])
+        table.notes += _coverage_notes(title, members, covered, averages)
     table.notes.append("a seed counts only when it has every task averaged; QA tasks count (EM + F1) / 2")
     return table
 
 
-def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str]) -> dict[int, float]:
-    averages = {}
+def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str],
+                      benchmark: str) -> tuple[dict[int, float], dict[str, set[str]]]:
+    """{seed: benchmark average over ``tasks``} for the seeds having all of them, and the languages missing."""
+    averages, missing_languages = {}, {}
     for seed in grid.seeds:
-        records = [grid.records.get((experiment, task, seed)) for task in tasks]
-        scores = [result_task_score(record) for record in records if record is not None]
-        if len(scores) == len(tasks) and None not in scores:
-            averages[seed] = fmean(scores)
-    return averages
+        keys = [(experiment, task, seed) for task in tasks]
+        if not all(key in grid.records for key in keys):
+            continue
+        try:
+            average = benchmark_average({key[1]: grid.records[key].languages for key in keys}, benchmark)
+        except DataError as error:
+            raise DataError(f"{error} (results of experiment {experiment!r}, seed {seed}: "
+                            f"{', '.join(str(grid.paths[key]) for key in keys)})") from error
+        averages[seed] = average.overall
+        for task, languages in average.missing_languages.items():
+            missing_languages.setdefault(task, set()).update(languages)
+    return averages, missing_languages
+
+
+def _coverage_notes(title: str, members: list[str], covered: list[str], averages) -> list[str]:
+    notes = []
+    missing = [task for task in members if task not in covered]
+    if missing:
+        notes.append(f"{title}: averaged over {', '.join(covered)} only; no results for {', '.join(missing)} "
+                     f"(not the full benchmark score)")
+    absent: dict[str, set[str]] = {}
+    for _, missing_languages in averages.values():
+        for task, languages in missing_languages.items():
+            absent.setdefault(task, set()).update(languages)
+    if absent:
+        notes.append(f"{title}: benchmark languages without scores, left out of the task means: " + "; ".join(
+            f"{task} {', '.join(sorted(langs))}" for task, langs in sorted(absent.items())))
+    return notes

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from hf_itt.errors import ConfigError
-from hf_itt.report import build_report, choose_baseline, load_results
+from hf_itt.report import build_report, choose_baseline, load_results, main
 from hf_itt.report_tables import (
     ResultGrid, benchmark_table, delta_table, language_delta_matrix, mean_ci, missing_combinations,
     score_table, seed_delta, sequential_joint_pairs, sequential_joint_table, tasks_without_baseline,
@@ -83,6 +83,7 @@ def grid(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     root = write_grid(tmp_path_factory.mktemp("runs"), skip={("joint", "panx", 3)})
+    make_result("seq", "xnli", 1, split="test").save(root / "seq" / "seed1" / "xnli.test.json")
     out = tmp_path_factory.mktemp("report")
     return build_report([root], out), out
 
@@ -172,6 +173,22 @@ def test_benchmark_average_over_covered_tasks(grid):
     assert joint[2].n == 2 and joint[3].n == 2  # seed 3 lacks panx: left out of the average
 
 
+def test_benchmark_restricts_languages_per_benchmark(tmp_path):
+    qa_scores = {"en": (70.0, 82.0), "de": (55.0, 68.0), "ro": (40.0, 51.0)}  # (exact_match, f1)
+    for seed in SEEDS:
+        languages = {lang: {"exact_match": em + seed, "f1": f1 + seed, "avg": (em + f1) / 2 + seed}
+                     for lang, (em, f1) in qa_scores.items()}
+        TaskResult(experiment="baseline", seed=seed, base_model="xlm-roberta-large", metric_version="1",
+                   itt=EXPERIMENTS["baseline"][0], checkpoint="c", task="xquad", split="validation",
+                   primary_metric="avg", languages=languages).save(tmp_path / f"xquad-{seed}.json")
+    table = benchmark_table(ResultGrid(load_results([tmp_path], "validation")), "baseline")
+    xtreme, xtreme_r = find_row(table, "XTREME", "baseline"), find_row(table, "XTREME-R", "baseline")
+    seed_mean = np.mean(SEEDS)
+    assert xtreme[2].mean == pytest.approx(np.mean([sum(qa_scores[l]) / 2 for l in ("en", "de")]) + seed_mean)
+    assert xtreme_r[2].mean == pytest.approx(np.mean([sum(v) / 2 for v in qa_scores.values()]) + seed_mean)
+    assert any("XTREME: benchmark languages without scores" in note and "xquad ar" in note for note in table.notes)
+
+
 def test_missing_combinations_and_tasks_without_baseline(tmp_path):
     root = write_grid(tmp_path, skip={("joint", "panx", 3), ("baseline", "panx", 1), ("baseline", "panx", 2),
                                       ("baseline", "panx", 3), ("single", "xnli", 2)})
@@ -211,6 +228,16 @@ def test_baseline_choice(grid, tmp_path):
     make_result("baseline", "xnli", 1).save(tmp_path / "extra.json")  # same experiment/task/seed twice
     with pytest.raises(ConfigError, match="two results"):
         ResultGrid(load_results([tmp_path], "validation"))
+    second_plain = make_result("baseline", "xnli", 1)
+    second_plain.experiment = "baseline-2"
+    second_plain.save(tmp_path / "extra.json")
+    with pytest.raises(ConfigError, match="several experiments have itt.mode 'none'"):
+        choose_baseline(ResultGrid(load_results([tmp_path], "validation")), None)
+    renamed = make_result("seq", "xnli", 2)
+    renamed.experiment = "baseline-2"  # same name, other ITT stages than the file above
+    renamed.save(tmp_path / "clash.json")
+    with pytest.raises(ConfigError, match="ITT stages of experiment 'baseline-2'"):
+        ResultGrid(load_results([tmp_path], "validation"))
 
 
 def test_unknown_baseline_and_empty_input_are_clear(tmp_path):
@@ -233,6 +260,7 @@ def png_size(path) -> tuple[int, int]:
 def test_report_markdown_and_plots(rendered):
     report, out = rendered
     text = report.read_text()
+    assert "23 result files in 1 comparable group(s). 1 result files of other splits left out" in text
     for title in ("Scores (language averages", "Deltas vs baseline 'baseline'", "Benchmark averages",
                   "Sequential vs joint", "Missing results"):
         assert title in text
@@ -243,7 +271,7 @@ def test_report_markdown_and_plots(rendered):
         assert width > 300 and height > 200 and (out / name).stat().st_size > 10_000
 
 
-def test_cli_writes_report_and_reports_errors(tmp_path):
+def test_cli_writes_html_report_with_svg(tmp_path):
     write_grid(tmp_path / "runs")
     command = [sys.executable, "-m", "hf_itt.report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
                "--baseline", "single", "--format", "html", "--svg"]
@@ -252,7 +280,11 @@ def test_cli_writes_report_and_reports_errors(tmp_path):
     page = (tmp_path / "out" / "report.html").read_text()
     assert "<table>" in page and "Deltas vs baseline &#x27;single&#x27;" in page
     assert (tmp_path / "out" / "gains.svg").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    failed = subprocess.run([sys.executable, "-m", "hf_itt.report", str(tmp_path / "empty")],
-                            capture_output=True, text=True, timeout=60)
-    assert failed.returncode == 2 and "no result files" in failed.stderr and "Traceback" not in failed.stderr
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "hf_itt.report: error: no result files" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
