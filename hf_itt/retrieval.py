@@ -43,7 +43,8 @@ def embed_sentences(model, tokenizer, sentences: Sequence[str], *, layer: int, b
 
     ``model`` is any encoder whose forward accepts ``input_ids``, ``attention_mask`` and
     ``output_hidden_states=True`` and returns ``.hidden_states`` (e.g. ``AutoModel``). Sentences are
-    batched by length (less padding) and returned in input order.
+    batched by length (less padding) and returned in input order. ``device`` is where batches go
+    (default: the model's device; the model itself is not moved).
     """
     import torch
     from tqdm.auto import tqdm
