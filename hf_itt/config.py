@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from hf_itt.yaml_loader import safe_load
+
 from hf_itt.config_overrides import apply_overrides
 from hf_itt.errors import ConfigError
 
@@ -180,7 +182,7 @@ def read_yaml_with_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}; fix the syntax at the position shown") from None
     except UnicodeDecodeError:

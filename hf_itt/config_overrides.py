@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from hf_itt.yaml_loader import safe_load
+
 from hf_itt.errors import ConfigError
 
 
@@ -19,7 +21,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} is not key=value; write e.g. stages.0.training.learning_rate=2e-5")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = safe_load(value) if value.strip() else None
     except yaml.YAMLError:
         parsed = value
     return key.strip().split("."), parsed

@@ -75,7 +75,7 @@ def test_extends_merges_over_base(tmp_path):
     ("experiment=my exp", "letters, digits"),
     ("stages.0.preset=xlmr-huge", "unknown preset"),
     ("stages.0.from=a@b@c", "namespace/repo@revision"),
-    ("stages.0.tasks=[xnli]", "no training data"),
+    ("stages.0.tasks=[tatoeba]", "no training data"),
 ])
 def test_bad_values_get_one_clear_error(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("[", r"\[")):
