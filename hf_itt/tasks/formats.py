@@ -121,8 +121,9 @@ def read_text(spec, path: Path) -> str:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
+        line = err.object[:err.start].count(b"\n") + 1
         raise DataError(
-            f"task {spec.name}: {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+            f"task {spec.name}: {path} is not UTF-8 text ({err.reason} at byte {err.start}, line {line}); "
             "re-encode it, e.g. `iconv -f <encoding> -t utf-8`"
         ) from None
     return text[1:] if text.startswith("\ufeff") else text  # a leading byte-order mark is not content

@@ -51,8 +51,8 @@ def load_answer_retrieval(spec: TaskSpec | str, split: str, lang: str | None = N
     role, lang = _role(spec, split), _language(spec, lang)
     queries, candidates = get_converter(spec.converter)(spec, role, lang, data_files)
     features = canonical_features(spec)
-    query_set = datasets.Dataset.from_list(queries, features=features)
-    candidate_set = datasets.Dataset.from_list(candidates, features=candidate_features())
+    query_set = rows_to_dataset(queries, features)
+    candidate_set = rows_to_dataset(candidates, candidate_features())
     for name, data in (("queries", query_set), ("candidates", candidate_set)):
         if len(data) == 0:
             raise DataError(f"task {spec.name}: the {role} split has no {name} for {lang!r}")
@@ -93,6 +93,13 @@ def canonical_features(spec: TaskSpec):
         schema.ANSWER_RETRIEVAL: lambda: {"query_id": text, "query": text, "gold_ids": List(text)},
     }
     return Features(by_type[spec.type]())
+
+
+def rows_to_dataset(rows: list[dict], features):
+    """A Dataset with exactly ``features`` (column-wise, so an empty list still gives the right schema)."""
+    import datasets
+
+    return datasets.Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
 
 
 def candidate_features():
@@ -235,7 +242,7 @@ def _convert_rows(spec, rows, columns, lang, origin, canonical=False):
         _check_columns(spec, columns, set(rows[0]), origin)
     converter = RowConverter(spec, columns, spec.source_labels, lang, origin)
     converted = [out for index, row in enumerate(rows) if (out := converter(row, index)) is not None]
-    return datasets.Dataset.from_list(converted, features=canonical_features(spec))
+    return rows_to_dataset(converted, canonical_features(spec))
 
 
 def _finish(spec, parts, role, lang):

@@ -89,9 +89,9 @@ class TaskRegistry:
         parent = entry.get("extends")
         if parent is None:
             return fields, bool(entry.get("override", False))
-        if parent in seen or parent == name:
-            raise TaskError(f"{path}: task {name!r} extends itself through {' -> '.join(seen + (parent,))}")
-        if parent in entries:
+        if parent in seen:
+            raise TaskError(f"{path}: task {name!r} extends itself through {' -> '.join(seen + (name, parent))}")
+        if parent in entries and parent != name:  # `mnli: {extends: mnli, override: true}` edits the registered one
             base, _ = self._resolve(parent, entries[parent], entries, path, seen + (name,))
         elif parent in self:
             base = self.get(parent).to_dict()

@@ -239,8 +239,10 @@ def _validate(spec: TaskSpec) -> None:
         _check_template(where, spec.filter["startswith"])
     if not isinstance(spec.max_length, int) or spec.max_length <= 0:
         raise TaskError(f"{where}: max_length must be a positive integer, got {spec.max_length!r}")
-    if not isinstance(spec.doc_stride, int) or not 0 < spec.doc_stride < spec.max_length:
-        raise TaskError(f"{where}: doc_stride must be a positive integer below max_length ({spec.max_length})")
+    if not isinstance(spec.doc_stride, int) or spec.doc_stride <= 0:
+        raise TaskError(f"{where}: doc_stride must be a positive integer, got {spec.doc_stride!r}")
+    if spec.type == schema.EXTRACTIVE_QA and spec.doc_stride >= spec.max_length:
+        raise TaskError(f"{where}: doc_stride ({spec.doc_stride}) must be below max_length ({spec.max_length})")
     if spec.type == schema.ANSWER_RETRIEVAL and not spec.converter:
         raise TaskError(f"{where}: answer_retrieval tasks need a `converter` (see hf_itt.tasks.converters)")
     if spec.converter:
