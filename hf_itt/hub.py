@@ -93,7 +93,12 @@ def resolve_reference(reference: str, *, local_root: str | Path | None = None, t
                        f"'namespace/name@revision'; fix the path or the reference") from None
     if local_root is not None and "/" in repo_id and LocalPublisher(local_root).has(repo_id, revision):
         return LocalPublisher(local_root).fetch(repo_id, revision)
-    return download_snapshot(repo_id, revision, token=token, cache_dir=cache_dir)
+    try:
+        return download_snapshot(repo_id, revision, token=token, cache_dir=cache_dir)
+    except HubError as err:
+        if Path(repo_id.split("/")[0]).is_dir():  # "runs/stage1" reads as a repo id too
+            raise HubError(f"{err} (if {reference!r} is meant as a folder: it does not exist)") from None
+        raise
 
 
 def publish_stage(stage_dir: str | Path, publisher: Publisher, repo_id: str, revision: str = "main",

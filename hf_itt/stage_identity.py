@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hf_itt.errors import DataError
+from hf_itt.errors import ConfigError, DataError
 
 IDENTITY_VERSION = 1
 HASH_LENGTH = 16
@@ -47,8 +47,6 @@ WEIGHT_TRAINING_ARGS = frozenset({
     "length_column_name", "remove_unused_columns", "label_names", "seed", "data_seed", "accelerator_config",
     # numerics that change the result materially (mixed precision changes the trained weights)
     "bf16", "fp16",
-    # resuming from a Trainer checkpoint skips or replays data
-    "resume_from_checkpoint", "ignore_data_skip",
     # only with load_best_model_at_end (see CONDITIONAL_TRAINING_ARGS)
     "load_best_model_at_end",
 })
@@ -79,6 +77,8 @@ IGNORED_TRAINING_ARGS = frozenset({
     "activation_checkpointing", "activation_checkpointing_kwargs", "torch_empty_cache_steps", "full_determinism",
     "deepspeed", "fsdp", "fsdp_config", "parallelism_config", "local_rank", "ddp_find_unused_parameters",
     "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph", "ddp_backend", "ddp_timeout",
+    # resuming is how a run is executed (a correct resume reproduces the planned stage); the path varies
+    "resume_from_checkpoint", "ignore_data_skip",
     # data loading workers change speed, not the batches
     "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
     "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "dataloader_in_order",
@@ -170,7 +170,8 @@ def _training_values(training_args: Mapping[str, Any] | Any) -> dict:
         given = dict(training_args or {})
         unknown = sorted(set(given) - {f.name for f in fields})
         if unknown:
-            raise ValueError(f"not TrainingArguments fields: {', '.join(unknown)}")
+            raise ConfigError(f"training arguments {', '.join(unknown)}: not TrainingArguments fields; "
+                              f"fix or remove them in the stage's `training:`")
     values = {f.name: given[f.name] if f.name in given else _default(f) for f in fields}
     return {key: _normalise_training_value(key, value) for key, value in values.items()}
 

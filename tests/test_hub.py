@@ -305,13 +305,18 @@ def test_publish_pending_without_a_namespace_reports_the_stage(tmp_path):
 # ---------------------------------------------------------------- references and reuse
 
 
-def test_resolve_reference_prefers_folders_then_the_local_publisher(tmp_path):
+def test_resolve_reference_prefers_folders_then_the_local_publisher(tmp_path, monkeypatch):
     make_stage(tmp_path / "s1")
     assert resolve_reference(str(tmp_path / "s1")) == tmp_path / "s1"
     LocalPublisher(tmp_path / "hub").publish(tmp_path / "s1", "me/exp-s1", "v2")
     assert resolve_reference("me/exp-s1@v2", local_root=tmp_path / "hub") == tmp_path / "hub" / "me" / "exp-s1" / "v2"
     with pytest.raises(HubError, match="neither an existing folder nor a Hub reference"):
         resolve_reference("not a//reference@x y")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(HubError, match="'runs/missing-stage' is meant as a folder: it does not exist"):
+        resolve_reference("runs/missing-stage", cache_dir=tmp_path / "cache")
 
 
 def test_offline_without_cache_is_a_hub_error(tmp_path, monkeypatch):

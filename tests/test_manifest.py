@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from hf_itt.errors import CheckpointError, DataError
+from hf_itt.errors import CheckpointError, ConfigError, DataError
 from hf_itt.manifest import (
     MANIFEST_NAME, StageManifest, compute_checksums, finish_manifest, next_lineage, package_versions,
     read_manifest, verify_checkpoint, write_manifest,
@@ -117,6 +117,11 @@ def test_data_files_hash_content_not_paths(tmp_path):
     assert digests[0] == digests[1] != digests[2]
 
 
+def test_unknown_training_argument_is_a_config_error():
+    with pytest.raises(ConfigError, match="warmup_ratio.*not TrainingArguments fields"):
+        stage_hash(**with_args(warmup_ratio=0.1))
+
+
 def test_missing_data_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="ccg.*train.*data_files"):
         task_identity("ccg", data_files={"train": tmp_path / "missing.conllu"})
@@ -172,7 +177,8 @@ def test_package_versions_are_recorded():
 
 
 def test_verify_accepts_a_complete_stage(tmp_path):
-    assert verify_checkpoint(make_stage(tmp_path / "s1") and tmp_path / "s1").stage == "s1"
+    manifest = make_stage(tmp_path / "s1")
+    assert verify_checkpoint(tmp_path / "s1") == manifest
 
 
 def test_verify_names_a_truncated_safetensors(tmp_path):
