@@ -196,6 +196,22 @@ def test_hub_configs_for_language_code_maps(monkeypatch):
         load_split("udpos", "validation", lang="th")
 
 
+def test_hub_tag_sequences_map_by_classlabel_name(monkeypatch):
+    jiant_order = ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]  # alphabetical, unlike the Hub
+
+    def fake_load_dataset(path, name=None, split=None, revision=None):
+        assert (path, name) == ("unimelb-nlp/wikiann", "pl")  # XTREME-R language served by the second source
+        features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
+                                      "ner_tags": datasets.List(datasets.ClassLabel(names=jiant_order)),
+                                      "langs": datasets.List(datasets.Value("string"))})
+        return datasets.Dataset.from_dict({"tokens": [["Jan", "Kowalski", "w", "Krakowie"]], "ner_tags": [[2, 5, 6, 0]],
+                                           "langs": [["pl"] * 4]}, features=features)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_split("panx", "test", lang="pl")
+    assert [get_task("panx").labels[i] for i in data[0]["tags"]] == ["B-PER", "I-PER", "O", "B-LOC"]
+
+
 def test_unreachable_hub_gives_one_clear_error(monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubError, match=r"could not reach the Hugging Face Hub for mnli \(nyu-mll/glue/mnli\).*"
@@ -266,7 +282,8 @@ def test_squad_nested_json_including_unanswerable(tmp_path):
 
 @pytest.mark.parametrize("name, content, message", [
     ("data.xlsx", b"x", r"unsupported file format '.xlsx'"),
-    ("data.jsonl", "{\"premise\": \"caf\xe9\"}\n".encode("latin-1"), r"data.jsonl is not UTF-8 text \(invalid .* at byte 16, line 1\)"),
+    ("data.jsonl", "{\"premise\": \"caf\xe9\"}\n".encode("latin-1"),
+     r"data.jsonl is not UTF-8 text \(invalid .* at byte 16, line 1\)"),
     ("data.jsonl", b"{\"premise\": \"p\"\n", r"data.jsonl line 1 is not valid JSON"),
     ("data.json", b"{\"rows\": 3}", r"neither SQuAD-style JSON"),
     ("data.csv", b"premise,hypothesis,label\np,h\n", r"line 2 has a different number of fields"),
@@ -320,4 +337,5 @@ def test_answer_retrieval_errors(tmp_path):
     gold = jsonl(tmp_path / "c.jsonl", [json.loads(Path(files["candidates"]).read_text().splitlines()[1])])
     with pytest.raises(DataError, match=r"query 'WN-en-1' \(validation, en\) has gold ids \['Q90'\] missing"):
         load_answer_retrieval("mewsli_x", "validation", lang="en",
-                              data_files={"validation": fixture_data_files("mewsli_x")["validation"], "candidates": gold})
+                              data_files={"validation": fixture_data_files("mewsli_x")["validation"],
+                                          "candidates": gold})

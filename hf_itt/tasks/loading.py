@@ -41,8 +41,6 @@ def load_split(spec: TaskSpec | str, split: str, lang: str | None = None, data_f
 
 def load_answer_retrieval(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
     """(queries, candidates) of an answer-retrieval task (LAReQA, Mewsli-X); queries are in ``lang``."""
-    import datasets
-
     spec = _as_spec(spec)
     if spec.type != schema.ANSWER_RETRIEVAL:
         raise DataError(f"task {spec.name} is a {spec.type} task, not answer_retrieval; use load_split")
@@ -162,9 +160,9 @@ def _role(spec: TaskSpec, split: str) -> str:
 def _language(spec: TaskSpec, lang: str | None) -> str:
     if lang is None:
         return spec.lang
-    if lang not in spec.all_languages and lang != spec.lang:
+    if lang not in spec.all_languages() and lang != spec.lang:
         raise DataError(f"task {spec.name} has no language {lang!r}; its languages are "
-                        f"{', '.join(spec.all_languages)} (add more with spec.with_overrides(languages=[...]))")
+                        f"{', '.join(spec.all_languages())} (add more with spec.with_overrides(languages=[...]))")
     return lang
 
 
@@ -190,8 +188,9 @@ def _load_hub(spec: TaskSpec, role: str, lang: str) -> list:
     if not with_role:
         hint = f"its Hub roles are {spec.roles}" if spec.sources else "it has no Hub copy"
         raise DataError(f"task {spec.name} has no {role!r} split on the Hub ({hint}); pass `data_files:`")
-    if lang not in spec.all_languages:
-        raise DataError(f"task {spec.name} has no language {lang!r}; pass lang= one of {', '.join(spec.all_languages)}")
+    if lang not in spec.all_languages():
+        raise DataError(f"task {spec.name} has no language {lang!r}; "
+                        f"pass lang= one of {', '.join(spec.all_languages())}")
     if lang in spec.missing_splits.get(role, []):
         raise DataError(f"task {spec.name} has no {role!r} split for {lang!r} (the source has none)")
     sources = [s for s in with_role if s.serves(lang)]
@@ -233,8 +232,6 @@ def _load_local(spec: TaskSpec, path: Path, lang: str):
 
 
 def _convert_rows(spec, rows, columns, lang, origin, canonical=False):
-    import datasets
-
     if canonical:
         columns = {name: name for name in schema.CANONICAL_COLUMNS[spec.type]}
     columns = columns or spec.columns

@@ -184,8 +184,8 @@ class TaskSpec:
             )
         return len(self.labels)
 
-    @property
     def all_languages(self) -> list[str]:
+        """XTREME's languages followed by XTREME-R's additions."""
         extra = [lang for lang in self.languages_xtreme_r or [] if lang not in self.languages]
         return list(self.languages) + extra
 
@@ -280,7 +280,8 @@ def _validate_columns(spec: TaskSpec, where: str) -> None:
         for canonical, source in columns.items():
             for item in source if isinstance(source, list) else [source]:
                 if item is not None and not isinstance(item, str):
-                    raise TaskError(f"{where}: column {canonical!r} must map to a column name or template, got {item!r}")
+                    raise TaskError(f"{where}: column {canonical!r} must map to a column name or template, "
+                                    f"got {item!r}")
                 if item and "{" in item:
                     try:
                         template_fields(item)
