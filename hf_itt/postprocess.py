@@ -40,7 +40,8 @@ def decode_qa(examples, features, start_logits, end_logits, n_best: int = 20, ma
     for example_id, context in contexts.items():
         best_score, best_text, null_score = -np.inf, "", np.inf
         for index, offsets in windows.get(example_id, []):
-            start, end = _feature_logits(start_logits, index, len(offsets)), _feature_logits(end_logits, index, len(offsets))
+            start = _feature_logits(start_logits, index, len(offsets))
+            end = _feature_logits(end_logits, index, len(offsets))
             null_score = min(null_score, float(start[0] + end[0]))
             span = best_span(start, end, offsets, n_best, max_answer_length)
             if span is not None and span[0] > best_score:
@@ -118,7 +119,8 @@ def _ordered_words(tags: dict[int, int], example_id: int) -> list[int]:
 
 def _features_by_example(features) -> dict:
     windows = defaultdict(list)
-    for index, (example_id, offsets) in enumerate(zip(_column(features, "example_id"), _column(features, "offset_mapping"))):
+    columns = zip(_column(features, "example_id"), _column(features, "offset_mapping"))
+    for index, (example_id, offsets) in enumerate(columns):
         windows[example_id].append((index, offsets))
     return windows
 

@@ -71,8 +71,8 @@ def _settings(spec, tokenizer, split_role: str, max_length: int | None, doc_stri
     settings = {"task": spec.name, "train": split_role == "train", "max_length": int(length),
                 "num_labels": getattr(spec, "num_labels", None), "num_choices": getattr(spec, "num_choices", None)}
     if spec.type == schema.EXTRACTIVE_QA:
-        stride = doc_stride if doc_stride is not None else getattr(spec, "doc_stride", None)
-        settings.update(qa_window_settings(tokenizer, spec.name, int(length), stride))
+        settings.update(qa_window_settings(tokenizer, spec.name, int(length), doc_stride,
+                                           getattr(spec, "doc_stride", None)))
     return settings
 
 
@@ -87,7 +87,8 @@ def _recipe(task_type: str, columns: list[str], train: bool):
     if task_type == schema.CLASSIFICATION:
         return _tokenize_classification, True, {**tokens, "labels": integer}
     if task_type == schema.MULTIPLE_CHOICE:
-        return _tokenize_multiple_choice, True, {"input_ids": List(ids), "attention_mask": List(mask), "labels": integer}
+        choice_tokens = {"input_ids": List(ids), "attention_mask": List(mask)}
+        return _tokenize_multiple_choice, True, {**choice_tokens, "labels": integer}
     if task_type == schema.EXTRACTIVE_QA:
         extra = ({"start_positions": integer, "end_positions": integer} if train
                  else {"example_id": text, "offset_mapping": List(List(integer))})
@@ -107,7 +108,8 @@ def _recipe(task_type: str, columns: list[str], train: bool):
 
 def preprocess_fingerprint(dataset: Dataset, spec, tokenizer, settings: dict) -> str:
     """Deterministic cache key: same input rows + settings + vocabulary + code -> same key."""
-    spec_fields = {name: getattr(spec, name, None) for name in ("name", "type", "labels", "num_labels", "num_choices")}
+    spec_fields = {name: getattr(spec, name, None)
+                   for name in ("name", "type", "labels", "num_labels", "num_choices", "version")}
     return Hasher.hash(["hf_itt.preprocess", dataset._fingerprint, spec_fields, sorted(settings.items()),
                         tokenizer_fingerprint(tokenizer), _code_fingerprint()])
 

@@ -8,20 +8,30 @@ inside the window or the question has no answer); eval features carry ``example_
 
 from __future__ import annotations
 
+import logging
+
 from hf_itt.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 MAX_QUESTION_TOKENS = 64  # XTREME's max_query_length: longer questions are cut so the context keeps room
 DEFAULT_DOC_STRIDE = 128  # XTREME / run_qa default
 
 
-def qa_window_settings(tokenizer, task: str, max_length: int, doc_stride: int | None) -> dict:
-    """Question budget and stride for ``max_length``; the tokenizer panics unless the stride is shorter
-    than the context room, so a bad combination is a ConfigError here, not a crash later."""
+def qa_window_settings(tokenizer, task: str, max_length: int, doc_stride: int | None,
+                       spec_doc_stride: int | None = None) -> dict:
+    """Question budget and stride for ``max_length``. The tokenizer panics unless the stride is shorter
+    than the context room: an explicit ``doc_stride`` that is too long is a ConfigError; the spec's
+    default (tuned for 384 tokens) is shrunk to half the room with a warning."""
     room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
     max_question_tokens = min(MAX_QUESTION_TOKENS, room // 2)
     context_room = room - max_question_tokens
     if doc_stride is None:
-        doc_stride = min(DEFAULT_DOC_STRIDE, context_room // 2)
+        doc_stride = DEFAULT_DOC_STRIDE if spec_doc_stride is None else spec_doc_stride
+        if doc_stride >= context_room > 1:
+            logger.warning("task %r: doc_stride %d does not fit max_length %d; using %d", task, doc_stride,
+                           max_length, context_room // 2)
+            doc_stride = context_room // 2
     if max_question_tokens < 1 or not 0 <= doc_stride < context_room:
         raise ConfigError(f"task {task!r}: doc_stride {doc_stride} must be below {max(context_room, 0)} tokens "
                           f"(the context room left by max_length {max_length} after a question of up to "

@@ -4,6 +4,7 @@ and real (XQuAD, UD) data, errors, and the datasets-cache fingerprint."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,9 @@ def squash(text: str) -> str:
 
 
 def qa_row(row_id, context, question, answer=None, start=None):
-    answers = {"text": [answer] if answer else [], "answer_start": [start if start is not None else context.index(answer)] if answer else []}
+    if not answer:
+        return {"id": row_id, "context": context, "question": question, "answers": {"text": [], "answer_start": []}}
+    answers = {"text": [answer], "answer_start": [context.index(answer) if start is None else start]}
     return {"id": row_id, "context": context, "question": question, "answers": answers}
 
 
@@ -44,7 +47,8 @@ def test_classification_pairs_truncate_the_longer_text_and_do_not_pad(tiny_token
     long_text = " ".join(["The quick brown fox jumps over the lazy dog."] * 10)
     rows = [{"text_a": long_text, "text_b": "A man is playing.", "label": 2},
             {"text_a": "Paris is a city.", "text_b": "It is large.", "label": 0}]
-    features = preprocess(Dataset.from_list(rows), Spec("nli", "classification", num_labels=3, max_length=24), tiny_tokenizer)
+    spec = Spec("nli", "classification", num_labels=3, max_length=24)
+    features = preprocess(Dataset.from_list(rows), spec, tiny_tokenizer)
     assert features.column_names == ["input_ids", "attention_mask", "labels"]
     assert features["labels"] == [2, 0]
     lengths = [len(ids) for ids in features["input_ids"]]
@@ -56,7 +60,8 @@ def test_classification_pairs_truncate_the_longer_text_and_do_not_pad(tiny_token
 
 def test_classification_single_sentences_and_bad_rows(tiny_tokenizer):
     spec = Spec("sst", "classification", num_labels=2)
-    features = preprocess(Dataset.from_list([{"text_a": "Paris is a city.", "text_b": None, "label": 1}]), spec, tiny_tokenizer)
+    single = [{"text_a": "Paris is a city.", "text_b": None, "label": 1}]
+    features = preprocess(Dataset.from_list(single), spec, tiny_tokenizer)
     assert features[0]["input_ids"] == tiny_tokenizer("Paris is a city.")["input_ids"]
     mixed = [{"text_a": "a", "text_b": "b", "label": 0}, {"text_a": "a", "text_b": None, "label": 0}]
     with pytest.raises(DataError, match="row 1"):
@@ -66,8 +71,10 @@ def test_classification_single_sentences_and_bad_rows(tiny_tokenizer):
 
 
 def test_multiple_choice_features_have_one_row_per_choice(tiny_tokenizer):
-    rows = [{"prompt": "A man sits down.", "choices": ["He plays a guitar.", "He runs.", "The dog barks.", "It rains."], "label": 1},
-            {"prompt": "The crowd is singing.", "choices": ["Loudly.", "Quietly.", "Never.", "Often, on the stage."], "label": 3}]
+    rows = [{"prompt": "A man sits down.", "label": 1,
+             "choices": ["He plays a guitar.", "He runs.", "The dog barks.", "It rains."]},
+            {"prompt": "The crowd is singing.", "label": 3,
+             "choices": ["Loudly.", "Quietly.", "Never.", "Often, on the stage."]}]
     features = preprocess(Dataset.from_list(rows), Spec("hellaswag", "multiple_choice", num_choices=4), tiny_tokenizer)
     assert features["labels"] == [1, 3]
     for row, ids, mask in zip(rows, features["input_ids"], features["attention_mask"]):
@@ -139,7 +146,8 @@ def test_qa_long_context_windows_round_trip(tiny_tokenizer):
     assert gold["none"] == []
     # gold positions as one-hot logits decode back to the gold text (no-answer -> "" under SQuAD v2)
     start_logits, end_logits = one_hot(train["start_positions"], 64), one_hot(train["end_positions"], 64)
-    predictions = decode_qa_predictions(dataset, evaluation, start_logits, end_logits, max_answer_length=64, version_2=True)
+    predictions = decode_qa_predictions(dataset, evaluation, start_logits, end_logits, max_answer_length=64,
+                                        version_2=True)
     assert predictions == {row["id"]: row["answers"]["text"][0].strip() for row in rows[:4]} | {"none": ""}
 
 
@@ -159,19 +167,23 @@ def test_qa_eval_offsets_are_none_outside_the_context(tiny_tokenizer):
     assert offsets[-1] is None and None not in offsets[question_length + 3:-1]
 
 
-def test_qa_long_questions_are_clipped_and_bad_strides_rejected(tiny_tokenizer):
+def test_qa_long_questions_are_clipped_and_bad_strides_rejected(tiny_tokenizer, caplog):
     question = " ".join(["Which river flows through the capital of Germany and why?"] * 20)
     rows = [qa_row("q", "The river bank is near the capital. " * 10, question, "river bank")]
     _, train, evaluation = qa_features(rows, tiny_tokenizer, max_length=64, doc_stride=8)
     assert all(len(ids) <= 64 for ids in train["input_ids"])
     assert all(sum(o is not None for o in offsets) > 8 for offsets in evaluation["offset_mapping"])
-    with pytest.raises(ConfigError, match="doc_stride 60"):
-        preprocess(Dataset.from_list(rows), Spec("squad", "extractive_qa", max_length=64, doc_stride=60), tiny_tokenizer)
+    with pytest.raises(ConfigError, match="doc_stride 60"):  # explicit: an error, not a tokenizer panic
+        preprocess(Dataset.from_list(rows), Spec("squad", "extractive_qa"), tiny_tokenizer, doc_stride=60)
+    with caplog.at_level(logging.WARNING, logger="hf_itt.preprocess_qa"):  # the spec's default: shrunk
+        shrunk = preprocess(Dataset.from_list(rows), Spec("squad", "extractive_qa", doc_stride=128), tiny_tokenizer)
+    assert "doc_stride 128 does not fit max_length 64" in caplog.text and len(shrunk) > 1
 
 
 def xquad_rows(path, one_per_paragraph=True):
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    return [qa_row(qa["id"], paragraph["context"], qa["question"], qa["answers"][0]["text"], qa["answers"][0]["answer_start"])
+    return [qa_row(qa["id"], paragraph["context"], qa["question"], qa["answers"][0]["text"],
+                   qa["answers"][0]["answer_start"])
             for article in data for paragraph in article["paragraphs"]
             for qa in (paragraph["qas"][:1] if one_per_paragraph else paragraph["qas"])]
 
@@ -206,7 +218,8 @@ def test_tagging_labels_sit_on_the_first_sub_word(tiny_tokenizer):
     features = tagging_features([(words, tags)], tiny_tokenizer)
     pieces = [tiny_tokenizer([word], is_split_into_words=True, add_special_tokens=False)["input_ids"] for word in words]
     assert any(len(p) > 1 for p in pieces)
-    expected_labels = [-100] + [label for p, tag in zip(pieces, tags) for label in [tag] + [-100] * (len(p) - 1)] + [-100]
+    body = [label for p, tag in zip(pieces, tags) for label in [tag] + [-100] * (len(p) - 1)]
+    expected_labels = [-100] + body + [-100]
     feature = features[0]
     assert feature["input_ids"] == tiny_tokenizer(words, is_split_into_words=True)["input_ids"]
     assert feature["labels"] == expected_labels
@@ -262,11 +275,13 @@ def test_tagging_round_trip_on_real_ud(shared_data, tiny_tokenizer):
 
 def test_mlm_groups_texts_into_chunks_with_special_tokens_mask(tiny_tokenizer):
     texts = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.", "A man plays."]
-    features = preprocess(Dataset.from_list([{"text": t} for t in texts]), Spec("wiki", "mlm", max_length=12), tiny_tokenizer)
+    rows = Dataset.from_list([{"text": t} for t in texts])
+    features = preprocess(rows, Spec("wiki", "mlm", max_length=12), tiny_tokenizer)
     stream = [i for t in texts for i in tiny_tokenizer(t, add_special_tokens=False)["input_ids"]]
     bodies = []
     for ids, special in zip(features["input_ids"], features["special_tokens_mask"]):
-        assert len(ids) <= 12 and special == tiny_tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+        assert len(ids) <= 12
+        assert special == tiny_tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
         assert ids[0] == tiny_tokenizer.cls_token_id and ids[-1] == tiny_tokenizer.sep_token_id
         bodies += [i for i, s in zip(ids, special) if not s]
     assert bodies == stream and len(features) == -(-len(stream) // 10)
@@ -276,14 +291,16 @@ def test_retrieval_gives_one_feature_per_present_sentence(tiny_tokenizer):
     rows = [{"source_id": "de-1", "source_sentence": "Der Hund.", "target_id": "en-1", "target_sentence": "The dog."},
             {"source_id": "de-2", "source_sentence": "Ein Satz " * 50, "target_id": "", "target_sentence": ""}]
     features = preprocess(Dataset.from_list(rows), Spec("bucc", "retrieval", max_length=16), tiny_tokenizer)
-    assert list(zip(features["side"], features["example_id"])) == [("source", "de-1"), ("target", "en-1"), ("source", "de-2")]
+    expected = [("source", "de-1"), ("target", "en-1"), ("source", "de-2")]
+    assert list(zip(features["side"], features["example_id"])) == expected
     assert features[1]["input_ids"] == tiny_tokenizer("The dog.")["input_ids"]
     assert len(features[2]["input_ids"]) == 16
 
 
 def test_answer_retrieval_queries_and_candidates(tiny_tokenizer):
     spec = Spec("lareqa", "answer_retrieval", max_length=16)
-    queries = preprocess(Dataset.from_list([{"query_id": "q1", "query": "Who?", "gold_ids": ["c1"]}]), spec, tiny_tokenizer)
+    query_rows = [{"query_id": "q1", "query": "Who?", "gold_ids": ["c1"]}]
+    queries = preprocess(Dataset.from_list(query_rows), spec, tiny_tokenizer)
     candidates = preprocess(Dataset.from_list([{"candidate_id": "c1", "text": "A man.", "context": "A man. " * 20}]),
                             spec, tiny_tokenizer)
     assert queries["example_id"] == ["q1"] and candidates["example_id"] == ["c1"]
@@ -294,7 +311,8 @@ def test_answer_retrieval_queries_and_candidates(tiny_tokenizer):
 
 def test_empty_data_missing_columns_and_unknown_types_are_named(tiny_tokenizer):
     with pytest.raises(DataError, match="'mnli'.*empty"):
-        preprocess(Dataset.from_dict({"text_a": [], "text_b": [], "label": []}), Spec("mnli", "classification"), tiny_tokenizer)
+        empty = Dataset.from_dict({"text_a": [], "text_b": [], "label": []})
+        preprocess(empty, Spec("mnli", "classification"), tiny_tokenizer)
     with pytest.raises(DataError, match=r"'mnli'.*\['text_b', 'label'\]"):
         preprocess(Dataset.from_list([{"text_a": "a"}]), Spec("mnli", "classification"), tiny_tokenizer)
     with pytest.raises(TaskError, match="unknown type 'ranking'"):
@@ -310,11 +328,13 @@ def test_fingerprint_is_deterministic_and_settings_sensitive(tiny_tokenizer):
     tiny_tokenizer("some other call", truncation=True, max_length=5)  # mutates the backend's truncation state
     assert preprocess(Dataset.from_list(rows), spec, tiny_tokenizer)._fingerprint == first._fingerprint
     assert preprocess(Dataset.from_list(rows), spec, tiny_tokenizer, max_length=32)._fingerprint != first._fingerprint
-    assert preprocess(Dataset.from_list(rows), spec, tiny_tokenizer, split_role="eval")._fingerprint != first._fingerprint
+    evaluation = preprocess(Dataset.from_list(rows), spec, tiny_tokenizer, split_role="eval")
+    assert evaluation._fingerprint != first._fingerprint
 
 
 def test_second_call_is_served_from_the_cache(tiny_tokenizer, tmp_path, monkeypatch):
-    Dataset.from_list([{"text_a": f"Sentence {i}.", "text_b": None, "label": i % 2} for i in range(20)]).save_to_disk(tmp_path / "rows")
+    rows = [{"text_a": f"Sentence {i}.", "text_b": None, "label": i % 2} for i in range(20)]
+    Dataset.from_list(rows).save_to_disk(tmp_path / "rows")
     dataset, spec = load_from_disk(tmp_path / "rows"), Spec("sst", "classification", num_labels=2)
     first = preprocess(dataset, spec, tiny_tokenizer)
     assert first.cache_files
