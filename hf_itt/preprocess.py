@@ -24,6 +24,7 @@ from hf_itt.tasks import schema
 # Protocol defaults of the reference study (jiant's XTREME pipeline), used when the spec sets none.
 DEFAULT_MAX_LENGTH = {schema.EXTRACTIVE_QA: 384, schema.RETRIEVAL: 512, schema.ANSWER_RETRIEVAL: 512}
 FALLBACK_MAX_LENGTH = 256
+MIN_MAX_LENGTH = 8  # room for special tokens plus a few real ones
 CANDIDATE_COLUMNS = ("candidate_id", "text", "context")  # the second dataset of answer_retrieval
 SPLIT_ROLES = ("train", "eval")
 _CODE_FILES = ("preprocess.py", "preprocess_qa.py", "preprocess_tagging.py")
@@ -68,6 +69,8 @@ def _check_rows(dataset: Dataset, spec) -> None:
 
 def _settings(spec, tokenizer, split_role: str, max_length: int | None, doc_stride: int | None) -> dict:
     length = max_length or getattr(spec, "max_length", None) or DEFAULT_MAX_LENGTH.get(spec.type, FALLBACK_MAX_LENGTH)
+    if int(length) < MIN_MAX_LENGTH:
+        raise ConfigError(f"task {spec.name!r}: max_length {length} is too short; use at least {MIN_MAX_LENGTH}")
     settings = {"task": spec.name, "train": split_role == "train", "max_length": int(length),
                 "num_labels": getattr(spec, "num_labels", None), "num_choices": getattr(spec, "num_choices", None)}
     if spec.type == schema.EXTRACTIVE_QA:
