@@ -114,3 +114,7 @@ def run_entry(argv: list[str] | None = None) -> int:
     except HfIttError as err:
         print(f"hf_itt error: {err}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -126,7 +126,7 @@ def check_targets(config: ExperimentConfig) -> None:
     for name, languages in targets.languages.items():
         if name not in targets.tasks:
             raise ConfigError(f"targets.languages.{name}: {name} is not in targets.tasks {targets.tasks}")
-        known = set(lookup_task(name, f"targets.languages.{name}").languages)
+        known = set(lookup_task(name, f"targets.languages.{name}").all_languages())
         unknown = [lang for lang in languages if lang not in known]
         if unknown:
             raise ConfigError(f"targets.languages.{name}: {name} has no language {unknown[0]!r} "
