@@ -139,6 +139,7 @@ class MultiTaskModel(PreTrainedModel):
                                     for name, spec in config.tasks.items()})
         self._tied_weights_keys = self._mlm_tied_keys()
         self.post_init()
+        self._ignore_tied_keys_on_save()
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -187,6 +188,7 @@ class MultiTaskModel(PreTrainedModel):
         self._tied_weights_keys = self._mlm_tied_keys()
         self.all_tied_weights_keys = self.get_expanded_tied_weights_keys()
         self.tie_weights(recompute_mapping=False)
+        self._ignore_tied_keys_on_save()
         return head
 
     def export_encoder(self, out_dir: str | Path, tokenizer=None, **save_kwargs) -> Path:
@@ -203,6 +205,10 @@ class MultiTaskModel(PreTrainedModel):
         source = next(name for name, param in self.encoder.named_parameters() if param is embeddings)
         return {f"heads.{name}.decoder.weight": f"encoder.{source}"
                 for name, head in self.heads.items() if isinstance(head, MaskedLMHead)}
+
+    def _ignore_tied_keys_on_save(self) -> None:
+        # Tied decoders are not saved; listing them lets Trainer's resume re-tie instead of warning.
+        self._keys_to_ignore_on_save = set(self._keys_to_ignore_on_save or ()) | set(self._tied_weights_keys)
 
     def _init_weights(self, module):
         std = getattr(self.config.encoder, "initializer_range", 0.02)
