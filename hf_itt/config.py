@@ -157,8 +157,9 @@ class ExperimentConfig:
         """Relative data/config paths are relative to the YAML file that names them."""
         if path is None or Path(path).is_absolute() or self.source_file is None:
             return path
-        candidate = Path(self.source_file).parent / path
-        return str(candidate) if candidate.exists() else path
+        if Path(path).exists() and not (Path(self.source_file).parent / path).exists():
+            return path  # an existing path relative to the working directory
+        return str(Path(self.source_file).parent / path)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:

@@ -105,15 +105,19 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
 
 def load_for_evaluation(model_ref: str, revision: str | None = None):
     """(model, tokenizer) from a folder or Hub id: a MultiTaskModel checkpoint or a bare encoder."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    import hf_itt.modeling  # noqa: F401  (registers the multitask architecture with AutoModel)
     from hf_itt.hub import resolve_reference
+    from hf_itt.modeling import MultiTaskConfig  # registers the multi-task architecture with AutoModel
 
     path = resolve_reference(model_ref if revision is None else f"{model_ref}@{revision}")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    return model, tokenizer
+    if AutoConfig.from_pretrained(path).model_type == MultiTaskConfig.model_type:
+        return AutoModel.from_pretrained(path), tokenizer
+    try:  # a bare encoder: retrieval reads hidden states, the pooler would only be noise
+        return AutoModel.from_pretrained(path, add_pooling_layer=False), tokenizer
+    except TypeError:
+        return AutoModel.from_pretrained(path), tokenizer
 
 
 def parse_data_files(items: list[str]) -> dict[str, str]:

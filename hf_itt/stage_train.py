@@ -1,0 +1,207 @@
+"""Train one job (an ITT stage or a target fine-tuning) and hand it over through disk.
+
+Order of writes, so that a killed run never leaves a folder that looks finished: Trainer checkpoints
+(resume points) -> ``full/`` (the whole multi-task model) -> ``checkpoint.partial/`` (exported
+encoder, tokenizer, heads, card) -> manifest written last -> renamed to ``checkpoint/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hf_itt.config import ExperimentConfig
+from hf_itt.distributed import barrier, is_main_process
+from hf_itt.stage_jobs import StageJob
+
+logger = logging.getLogger(__name__)
+HEADS_FILE = "heads.safetensors"
+BOOKKEEPING = ("runtime", "samples_per_second", "steps_per_second", "epoch")
+
+
+@dataclass
+class TrainedStage:
+    job: StageJob
+    checkpoint: Path | None
+    status: str                      # trained | reused | downloaded | evaluated
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_reference(cls, job: StageJob) -> "TrainedStage":
+        from hf_itt.hub import resolve_reference
+
+        return cls(job, resolve_reference(job.source), "downloaded")
+
+    @classmethod
+    def reused(cls, job: StageJob, folder: Path) -> "TrainedStage":
+        from hf_itt.manifest import read_manifest
+
+        return cls(job, Path(folder), "reused", read_manifest(folder).metrics)
+
+    def summary_line(self, seconds: float) -> str:
+        shown = ", ".join(f"{k}={v:.3g}" for k, v in list(flat_metrics(self.metrics).items())[:4])
+        return (f"[{self.job.kind}] {self.job.name}: {self.status} (hash {self.job.stage_hash[:10]}, {seconds:.0f}s)"
+                + (f" {shown}" if shown else "") + (f" -> {self.checkpoint}" if self.checkpoint else ""))
+
+
+def flat_metrics(metrics: dict) -> dict:
+    return {f"{task}.{key}": value for task, values in metrics.items() for key, value in values.items()
+            if isinstance(value, (int, float))}
+
+
+def encoder_source(source, config: ExperimentConfig) -> tuple[str, str | None]:
+    if source is None:
+        return config.model.name_or_path, config.model.revision
+    return str(source.checkpoint), None
+
+
+def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage:
+    """Train ``job`` from ``source`` (the previous stage, or None for the base model)."""
+    from hf_itt.target_eval import evaluate_target
+
+    started = time.time()
+    trainer, tokenizer = build_trainer(job, source, config)
+    trainer.train(resume_from_checkpoint=last_checkpoint(job.trainer_dir))
+    metrics = dev_metrics(trainer, job)
+    full_dir = job.stage_dir / "full"
+    trainer.save_model(str(full_dir))  # every rank: ZeRO-3 gathers the weights here
+    barrier()
+    if is_main_process():
+        tokenizer.save_pretrained(full_dir)
+        export_checkpoint(job, full_dir, tokenizer, metrics, source, config, time.time() - started)
+        if job.kind == "target":
+            evaluate_target(job, job.checkpoint_dir, config)
+    barrier()
+    return TrainedStage(job, job.checkpoint_dir, "trained", metrics)
+
+
+def last_checkpoint(trainer_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
+
+
+def build_trainer(job: StageJob, source, config: ExperimentConfig):
+    """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer."""
+    from transformers import AutoTokenizer, set_seed
+
+    from hf_itt.modeling import MultiTaskModel
+    from hf_itt.stage_data import TaskData, tokenize_task
+    from hf_itt.trainer import MultiTaskTrainer
+    from hf_itt.training_args import build_training_arguments
+
+    args = build_training_arguments(job.training, str(job.trainer_dir), config.seed, deepspeed=job.deepspeed,
+                                    where=f"{job.kind} {job.name} training")
+    encoder, revision = encoder_source(source, config)
+    tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or encoder, revision=revision)
+    with_dev = args.eval_strategy != "no" or args.load_best_model_at_end
+    data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
+                          lang=None, max_length=job.max_length, max_train=plan.max_train, max_dev=plan.max_dev or 500,
+                          with_dev=with_dev, training_args=args) for plan in job.tasks]
+    set_seed(config.seed)  # heads are initialised here, before the Trainer seeds anything
+    model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
+    trainer = MultiTaskTrainer(
+        model, args, train_datasets={d.name: d.train for d in data},
+        eval_datasets={d.name: d.dev for d in data if d.dev is not None} or None,
+        sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(job),
+        processing_class=tokenizer, compute_metrics_per_task=dev_metric_functions(job))
+    return trainer, tokenizer
+
+
+def sampler_options(job: StageJob) -> dict:
+    options = {k: v for k, v in job.sampling.items() if k != "strategy"}
+    if job.sampling.get("strategy") == "weights":
+        options["weights"] = {plan.head: plan.weight for plan in job.tasks}
+    return options
+
+
+def dev_metrics(trainer, job: StageJob) -> dict:
+    """Final dev metrics per task ({task: {metric: value}}) for the manifest and model card."""
+    if not trainer.eval_datasets:
+        return {}
+    flat = trainer.evaluate()
+    metrics: dict = {}
+    for plan in job.tasks:
+        prefix = f"eval_{plan.head}_"
+        metrics[plan.head] = {k[len(prefix):]: v for k, v in flat.items()
+                              if k.startswith(prefix) and k[len(prefix):] not in BOOKKEEPING}
+    return metrics
+
+
+def dev_accuracy(eval_prediction) -> dict[str, float]:
+    """Accuracy in percent over labelled positions (classification, multiple choice, tagging)."""
+    import numpy as np
+
+    logits = eval_prediction.predictions[0] if isinstance(eval_prediction.predictions, tuple) else eval_prediction.predictions
+    labels = eval_prediction.label_ids
+    predicted = np.argmax(logits, axis=-1)
+    mask = labels != -100
+    return {"accuracy": float(100 * (predicted[mask] == labels[mask]).mean()) if mask.any() else 0.0}
+
+
+def dev_metric_functions(job: StageJob) -> dict:
+    from hf_itt.tasks.schema import CLASSIFICATION, MULTIPLE_CHOICE, TAGGING
+
+    return {plan.head: dev_accuracy for plan in job.tasks
+            if plan.spec.type in (CLASSIFICATION, MULTIPLE_CHOICE, TAGGING)}
+
+
+def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float) -> Path:
+    """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
+    from hf_itt.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
+    from hf_itt.model_card import write_model_card
+    from hf_itt.modeling import MultiTaskModel
+
+    partial = job.stage_dir / "checkpoint.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    model = MultiTaskModel.from_pretrained(full_dir)
+    if job.kind == "target":
+        model.save_pretrained(partial)       # evaluation needs the head
+        tokenizer.save_pretrained(partial)
+    else:
+        model.export_encoder(partial, tokenizer)
+        save_heads(model, partial)
+    parent = read_parent_manifest(source)
+    base = config.model.name_or_path
+    manifest = StageManifest(
+        experiment=config.experiment, stage=job.name, stage_hash=job.stage_hash,
+        config={"training": job.training, "sampling": job.sampling, "deepspeed": job.deepspeed,
+                "max_length": job.max_length, "seed": config.seed},
+        identity=job.identity, tasks=job.identity.get("tasks", []),
+        source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
+        lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
+                             stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
+        metrics=metrics, timings={"train_seconds": round(seconds, 1)})
+    write_model_card(partial, manifest, job.repo_id)
+    finish_manifest(partial, manifest)
+    if job.checkpoint_dir.exists():
+        shutil.rmtree(job.checkpoint_dir)
+    partial.rename(job.checkpoint_dir)
+    read_manifest(job.checkpoint_dir)  # fail now, not in the next stage, if anything went wrong
+    return job.checkpoint_dir
+
+
+def read_parent_manifest(source):
+    from hf_itt.errors import CheckpointError
+    from hf_itt.manifest import read_manifest
+
+    if source is None or source.checkpoint is None:
+        return None
+    try:
+        return read_manifest(source.checkpoint)
+    except CheckpointError:  # a `from:` checkpoint published by another tool has no manifest
+        return None
+
+
+def save_heads(model, folder: Path) -> Path:
+    """The task heads of a finished stage (not carried into the next stage, kept for reuse)."""
+    from safetensors.torch import save_file
+
+    state = {name: tensor.contiguous() for name, tensor in model.heads.state_dict().items()
+             if not name.endswith("decoder.weight")}  # MLM decoders are tied to the embeddings
+    path = folder / HEADS_FILE
+    save_file(state, str(path), metadata={"tasks": ",".join(model.config.task_names)})
+    return path

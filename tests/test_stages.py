@@ -1,0 +1,129 @@
+"""The stage runner end to end on a tiny 3-stage chain: handover, reuse, publishing, kill + resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+
+from hf_itt.config import load_experiment
+from hf_itt.manifest import read_manifest
+from hf_itt.stages import StageRunner
+
+CHAIN = Path(__file__).parent / "fixtures" / "experiments" / "tiny_chain.yaml"
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def chain_config(tiny_checkpoint, root: Path, *overrides: str):
+    return load_experiment(CHAIN, [f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run",
+                                   f"hub.local_root={root}/hub", *overrides])
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    left, right = weights(a), weights(b)
+    assert left.keys() == right.keys()
+    for name in left:
+        assert torch.equal(left[name], right[name]), name
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_checkpoint, tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    config = chain_config(tiny_checkpoint, root)
+    stages = StageRunner(config).run()
+    return root, config, stages
+
+
+def test_chain_runs_end_to_end_and_publishes(chain):
+    root, config, stages = chain
+    assert [(s.job.name, s.status) for s in stages] == [
+        ("joint", "trained"), ("squad", "trained"), ("pos", "trained"), ("xnli", "trained"), ("tatoeba", "evaluated")]
+    for name in ("joint", "squad", "pos"):
+        manifest = read_manifest(config.run_dir / "stages" / name / "checkpoint")
+        assert manifest.status == "published" and manifest.publish.repo_id == f"local/tiny-chain-{name}"
+        published = root / "hub" / "local" / f"tiny-chain-{name}" / "main"
+        assert (published / "model.safetensors").is_file() and (published / "heads.safetensors").is_file()
+    assert {p.name for p in (config.run_dir / "results").iterdir()} == {"xnli.validation.json", "tatoeba.validation.json"}
+    assert (config.run_dir / "report" / "report.md").is_file()
+
+
+def test_each_stage_starts_from_the_previous_export(chain):
+    _, config, stages = chain
+    squad = read_manifest(config.run_dir / "stages" / "squad" / "checkpoint")
+    assert squad.source == str(config.run_dir / "stages" / "joint" / "checkpoint")
+    assert [entry["stage"] for entry in squad.lineage] == ["base", "joint", "squad"]
+    assert squad.identity["previous_stage_hash"] == stages[0].job.stage_hash
+
+
+def test_model_card_parses_with_lineage_and_metrics(chain):
+    _, config, _ = chain
+    card = ModelCard.load(config.run_dir / "stages" / "joint" / "checkpoint" / "README.md")
+    assert "hf_itt" in card.data.tags
+    lineage = card.data.to_dict()["hf_itt"]["lineage"]
+    assert [entry["stage"] for entry in lineage] == ["base", "joint"]
+    assert "**joint** [mnli+hellaswag]" in card.text
+    results = card.data.eval_results
+    assert {(r.dataset_name, r.metric_type) for r in results} >= {("mnli", "accuracy"), ("hellaswag", "accuracy")}
+
+
+def test_rerun_retrains_nothing(chain):
+    _, config, _ = chain
+    checkpoint = config.run_dir / "stages" / "squad" / "checkpoint" / "model.safetensors"
+    before = checkpoint.stat().st_mtime_ns
+    runner = StageRunner(config)
+    assert {p.action for p in runner.plan()} == {"reuse", "evaluate-only"}
+    stages = runner.run(report=False)
+    assert [s.status for s in stages] == ["reused", "reused", "reused", "reused", "reused"]
+    assert checkpoint.stat().st_mtime_ns == before
+
+
+def test_second_experiment_reuses_the_shared_prefix(chain, tiny_checkpoint, tmp_path):
+    root, _, _ = chain
+    other = load_experiment(CHAIN, [f"model.name_or_path={tiny_checkpoint}", f"output_dir={tmp_path}/other",
+                                    f"hub.local_root={root}/hub", "experiment=tiny-other",
+                                    "stages.1.training.learning_rate=0.0", "stages=[null, null]"][:5])
+    other.stages = other.stages[:2]
+    other.targets.tasks = []
+    plans = {p.name: p.action for p in StageRunner(other).plan()}
+    assert plans == {"joint": "reuse", "squad": "train"}
+    stages = StageRunner(other).run(report=False)
+    assert [s.status for s in stages] == ["reused", "trained"]
+    # learning rate 0: stage 2's weights are exactly the weights it started from (stage 1's export)
+    assert_same_weights(stages[0].checkpoint, stages[1].checkpoint)
+
+
+def run_cli(tiny_checkpoint, root: Path) -> subprocess.Popen:
+    command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(CHAIN), "--no-report",
+               f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_path):
+    _, config, _ = chain
+    process = run_cli(tiny_checkpoint, tmp_path)
+    resume_point = tmp_path / "run" / "stages" / "squad" / "trainer" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not resume_point.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert resume_point.exists(), "the run never reached stage 2's first checkpoint"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "run" / "stages" / "squad" / "checkpoint").exists() or process.returncode == 0
+    rerun = run_cli(tiny_checkpoint, tmp_path)
+    _, stderr = rerun.communicate(timeout=400)
+    assert rerun.returncode == 0, stderr[-3000:]
+    for stage in ("joint", "squad", "pos"):
+        assert_same_weights(tmp_path / "run" / "stages" / stage / "checkpoint", config.run_dir / "stages" / stage / "checkpoint")
+    assert_same_weights(tmp_path / "run" / "targets" / "xnli" / "checkpoint", config.run_dir / "targets" / "xnli" / "checkpoint")
