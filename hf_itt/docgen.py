@@ -277,7 +277,8 @@ def task_row(spec: TaskSpec) -> str:
 
 
 def task_details(spec: TaskSpec) -> list[str]:
-    lines = [f"### {spec.name}", "", " ".join(spec.description.split()), ""]
+    description = " ".join(spec.description.split()).replace("<", "&lt;")  # `xquad.<lang>` is no HTML tag
+    lines = [f"### {spec.name}", "", description, ""]
     facts = [("type", spec.type), ("metric", spec.metric), ("max_length", spec.max_length)]
     if spec.type == "extractive_qa":
         facts.append(("doc_stride", spec.doc_stride))

@@ -113,7 +113,8 @@ def test_task_catalogue_lists_every_builtin_task():
 
 
 def strip_code(text: str) -> str:
-    return re.sub(r"`[^`\n]*`", "", FENCE.sub("", text))
+    text = re.sub(r"``[^\n]*?``", "", FENCE.sub("", text))  # double-backtick spans hold single backticks
+    return re.sub(r"`[^`\n]*`", "", text)
 
 
 def slugify(heading: str) -> str:
@@ -150,6 +151,22 @@ def test_relative_links_resolve(page):
         assert destination.is_file(), f"{page.name}: link {target!r} points to a missing file"
         if anchor and destination.suffix == ".md":
             assert anchor in anchors(destination), f"{page.name}: no heading #{anchor} in {destination.name}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_no_raw_html_tags_in_prose(page):
+    """`<lang>` outside code would vanish as an unknown HTML tag when rendered."""
+    for line in strip_code(page.read_text(encoding="utf-8")).splitlines():
+        tag = re.search(r"<(?!!--|br>)[A-Za-z/]", line)
+        assert tag is None, f"{page.name}: raw '<' outside code in: {line.strip()[:100]}"
+
+
+def test_mkdocs_builds_offline_in_strict_mode(tmp_path):
+    pytest.importorskip("mkdocs", reason="mkdocs is optional (pip install mkdocs) and not installed here")
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    build(load_config(str(REPO_ROOT / "mkdocs.yml"), site_dir=str(tmp_path / "site"), strict=True))
 
 
 # ------------------------------------------------------------------------------------------ commands
