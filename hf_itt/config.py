@@ -87,7 +87,9 @@ class TargetsConfig:
     languages: dict[str, list[str]] = field(default_factory=dict, metadata={
         "help": "Per-task language subset (default: every language of the task)."})
     data_files: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "Per-task local files: {task: {lang or role: path}} (see docs/tasks.md)."})
+        "help": "Local files per task name, {task: path or {role: path}}; paths may hold {lang}. Key the "
+                "English training task (e.g. mnli) for fine-tuning data and the target (e.g. xnli) for "
+                "evaluation data."})
     training: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "TrainingArguments for target fine-tuning, over defaults.training and the preset."})
     per_task_training: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
@@ -120,7 +122,8 @@ class HubConfig:
     repo_template: str = field(default="{namespace}/{experiment}-{stage}", metadata={
         "help": "Repo id template; fields: namespace, experiment, stage, hash."})
     private: bool = field(default=True, metadata={"help": "Create Hub repos as private."})
-    reuse: bool = field(default=True, metadata={"help": "Reuse finished/published stages with the same hash."})
+    reuse: bool = field(default=True, metadata={
+        "help": "Reuse stages with the same hash found in the local index or published; false: only this run's own."})
 
 
 @dataclass

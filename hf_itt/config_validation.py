@@ -21,6 +21,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
     check_name(config.experiment, "experiment")
     register_task_dirs(config)
     check_training_keys(config.defaults.training, "defaults.training")
+    check_deepspeed(config.defaults.deepspeed, config.defaults.training, "defaults.deepspeed")
     check_stages(config)
     check_targets(config)
     check_evaluation(config)
@@ -89,6 +90,7 @@ def check_stage(stage: StageConfig, where: str) -> None:
         raise ConfigError(f"{where}: a task is listed twice in {names}")
     check_sampling(stage, where)
     check_training_keys(stage.training, f"{where}.training")
+    check_deepspeed(stage.deepspeed, stage.training, f"{where}.deepspeed")
     if stage.preset:
         get_preset(stage.preset)
 
@@ -106,14 +108,16 @@ def check_sampling(stage: StageConfig, where: str) -> None:
         raise ConfigError(f"{where}.sampling: strategy 'capped' needs cap: <positive number of examples>")
     if sampling.strategy == "weights":
         weights = [task.weight for task in stage.tasks]
-        if any(w is None or w < 0 for w in weights) or not sum(w or 0 for w in weights) > 0:
-            raise ConfigError(f"{where}.sampling: strategy 'weights' needs a weight >= 0 on every task "
-                              f"with a positive sum; got {dict(zip([t.name for t in stage.tasks], weights))}")
+        if any(w is None or not w > 0 for w in weights):
+            raise ConfigError(f"{where}.sampling: strategy 'weights' needs a weight > 0 on every task "
+                              f"(drop a task instead of weighting it 0); got "
+                              f"{dict(zip([t.name for t in stage.tasks], weights))}")
 
 
 def check_targets(config: ExperimentConfig) -> None:
     targets = config.targets
     check_training_keys(targets.training, "targets.training")
+    check_deepspeed(targets.deepspeed, targets.training, "targets.deepspeed")
     for task, training in targets.per_task_training.items():
         if task not in targets.tasks:
             raise ConfigError(f"targets.per_task_training.{task}: {task} is not in targets.tasks {targets.tasks}")
@@ -154,3 +158,15 @@ def check_hub(config: ExperimentConfig) -> None:
     if unknown:
         raise ConfigError(f"hub.repo_template {hub.repo_template!r} uses unknown field(s) "
                           f"{', '.join(sorted(unknown))}; available: {', '.join(sorted(TEMPLATE_FIELDS))}")
+
+
+def check_deepspeed(path: str | None, training: dict, where: str) -> None:
+    """A missing file, a contradiction with TrainingArguments or ZeRO-3 without 16-bit save: fail now."""
+    if not path:
+        return
+    from hf_itt.deepspeed_config import resolve_deepspeed_config
+
+    try:
+        resolve_deepspeed_config(path, training, check_import=False)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None

@@ -83,7 +83,8 @@ def build_jobs(config: ExperimentConfig, world_size: int = 1) -> list[StageJob]:
 
 
 def from_job(config: ExperimentConfig, stage: StageConfig) -> StageJob:
-    reference = config.resolve_path(stage.from_)
+    candidate = config.resolve_path(stage.from_)
+    reference = candidate if Path(candidate).is_dir() else stage.from_  # a folder, else a Hub reference
     return StageJob(name=stage.name, kind="from", stage_dir=config.run_dir / "stages" / stage.name,
                     stage_hash=hash_identity({"from": stage.from_}), source=reference)
 

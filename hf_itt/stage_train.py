@@ -93,7 +93,8 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig):
     from hf_itt.trainer import MultiTaskTrainer
     from hf_itt.training_args import build_training_arguments
 
-    args = build_training_arguments(job.training, str(job.trainer_dir), config.seed, deepspeed=job.deepspeed,
+    training, deepspeed = deepspeed_setup(job)
+    args = build_training_arguments(training, str(job.trainer_dir), config.seed, deepspeed=deepspeed,
                                     where=f"{job.kind} {job.name} training")
     encoder, revision = encoder_source(source, config)
     tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or encoder, revision=revision)
@@ -109,6 +110,16 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig):
         sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(job),
         processing_class=tokenizer, compute_metrics_per_task=dev_metric_functions(job))
     return trainer, tokenizer
+
+
+def deepspeed_setup(job: StageJob) -> tuple[dict, dict | None]:
+    """The stage's DeepSpeed config, validated against its training arguments before any model exists."""
+    if not job.deepspeed:
+        return job.training, None
+    from hf_itt.deepspeed_config import prepare_deepspeed_launch, resolve_deepspeed_config
+
+    training = {**job.training, **prepare_deepspeed_launch()}
+    return training, resolve_deepspeed_config(job.deepspeed, training)
 
 
 def sampler_options(job: StageJob) -> dict:

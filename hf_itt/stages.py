@@ -84,6 +84,8 @@ class StageRunner:
         from hf_itt.stage_index import lookup
 
         local = [job.checkpoint_dir]
+        if not self.config.hub.reuse:  # only this run's own finished stages
+            return find_reusable_stage(job.stage_hash, local_dirs=tuple(local))
         indexed = lookup(self.index_dir, job.stage_hash)
         if indexed is not None:
             local.append(indexed)
