@@ -82,7 +82,9 @@ def check_languages(spec, languages: list[str] | None) -> list[str]:
 def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, languages, split,
                     thresholds: dict[str, float]):
     """Per-language scores and failures; BUCC thresholds found on validation are reused on test."""
-    from hf_itt.tasks.loading import load_split
+    from hf_itt.scorers import score_answer_retrieval
+    from hf_itt.tasks.loading import load_answer_retrieval, load_split
+    from hf_itt.tasks.schema import ANSWER_RETRIEVAL
 
     scores, failed = {}, {}
     for lang in languages:
@@ -90,6 +92,10 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
             failed[lang] = f"{spec.name} has no {split} split for {lang}"
             continue
         try:
+            if spec.type == ANSWER_RETRIEVAL:
+                queries, candidates = load_answer_retrieval(spec, split, lang=lang, data_files=request.data_files)
+                scores[lang] = score_answer_retrieval(queries, candidates, ctx, f"{spec.name} {split} {lang}")
+                continue
             rows = load_split(spec, split, lang=lang, data_files=request.data_files)
             if request.max_examples is not None:
                 rows = rows.select(range(min(request.max_examples, len(rows))))

@@ -6,7 +6,7 @@ Each scorer takes the loaded canonical rows of one language and returns ``{metri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class ScoringContext:
     retrieval_max_length: int = 512
     bucc_threshold: float | None = None   # validation threshold reused on test
     show_progress: bool = True
+    candidate_cache: dict = field(default_factory=dict)  # answer-retrieval pools shared by languages
 
 
 def require_head(model, task: str) -> None:
@@ -124,3 +125,20 @@ def score_bucc(rows, ctx, desc) -> dict[str, float]:
                            _embed(ctx, list(tgt.values()), desc),
                            src_texts=list(src.values()), tgt_texts=list(tgt.values()))
     return bucc_scores(candidates, gold, threshold=ctx.bucc_threshold)
+
+
+def score_answer_retrieval(queries, candidates, ctx: ScoringContext, desc: str) -> dict[str, float]:
+    """LAReQA / Mewsli-X: rank every candidate by cosine to each query with the encoder's mean-pooled
+    embeddings; mAP@20. XTREME-R fine-tunes a dual encoder on SQuAD / Wikipedia pairs first; here the
+    checkpoint is used as is (the ITT encoder), like the other retrieval tasks."""
+    from hf_itt.metrics_retrieval import map_at_k
+    from hf_itt.retrieval import cosine_knn
+
+    key = candidates._fingerprint
+    if key not in ctx.candidate_cache:
+        ctx.candidate_cache = {key: _embed(ctx, list(candidates["text"]), f"{desc} candidates")}
+    candidate_ids = list(candidates["candidate_id"])
+    k = min(20, len(candidate_ids))
+    _, neighbours = cosine_knn(_embed(ctx, list(queries["query"]), desc), ctx.candidate_cache[key], k)
+    rankings = [[candidate_ids[i] for i in row] for row in neighbours]
+    return map_at_k(rankings, list(queries["gold_ids"]), k=20)

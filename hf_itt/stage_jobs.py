@@ -1,8 +1,8 @@
 """Turn an ExperimentConfig into an ordered list of jobs, each with its chained stage hash.
 
 A job is an ITT stage (``itt``), a published checkpoint used as a stage (``from``), or a target task
-(``target``: fine-tuning on its English training task, then zero-shot evaluation; retrieval targets
-are evaluated straight from the last ITT encoder). Hashes chain: each job's hash covers the previous
+(``target``: fine-tuning on its English training task, then zero-shot evaluation; retrieval targets,
+LAReQA and Mewsli-X included, are evaluated straight from the last ITT encoder). Hashes chain: each job's hash covers the previous
 ITT stage's hash, so a changed early stage changes everything after it.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from hf_itt.config import ExperimentConfig, StageConfig, TaskEntry
 from hf_itt.stage_identity import hash_identity, stage_identity, task_identity
-from hf_itt.tasks.schema import RETRIEVAL
+from hf_itt.tasks.schema import ANSWER_RETRIEVAL, RETRIEVAL
 from hf_itt.training_args import merged_training
 
 
@@ -126,7 +126,7 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
     targets = config.targets
     spec = get_task(task)
     job = StageJob(name=task, kind="target", stage_dir=config.run_dir / "targets" / task, target=task,
-                   languages=targets.languages.get(task), is_retrieval=spec.type == RETRIEVAL)
+                   languages=targets.languages.get(task), is_retrieval=spec.type in (RETRIEVAL, ANSWER_RETRIEVAL))
     if job.is_retrieval:  # no training: identified by the encoder it embeds with
         job.stage_hash = previous.stage_hash if previous else hash_identity({"base": config.model.name_or_path,
                                                                              "revision": config.model.revision})

@@ -98,3 +98,26 @@ def test_cli_scores_real_tatoeba_from_an_encoder_checkpoint(tiny_checkpoint, sha
     assert set(record["languages"]) == {"de", "th"}
     assert all(0 <= scores["accuracy"] <= 100 for scores in record["languages"].values())
     assert "tatoeba" in done.stdout
+
+
+def test_answer_retrieval_ranks_candidates_by_embedding(model, tiny_tokenizer, monkeypatch):
+    """With embeddings that put each query on its first gold candidate, mAP@20 is exactly 100·AP of that rank."""
+    import hf_itt.scorers as scorers
+    from hf_itt.tasks.loading import load_answer_retrieval
+
+    queries, candidates = load_answer_retrieval("mewsli_x", "validation", "en", str(FIXTURES / "mewsli_x"))
+    ids = list(candidates["candidate_id"])
+    lookup = {text: i for i, text in enumerate(candidates["text"])}
+    gold_index = {q: ids.index(g[0]) for q, g in zip(queries["query"], queries["gold_ids"])}
+
+    def fake_embed(ctx, sentences, desc):
+        vectors = np.zeros((len(sentences), len(ids)), dtype=np.float32)
+        for row, sentence in enumerate(sentences):
+            vectors[row, lookup[sentence] if sentence in lookup else gold_index[sentence]] = 1.0
+        return vectors
+
+    monkeypatch.setattr(scorers, "_embed", fake_embed)
+    ctx = ScoringContext(model=model, tokenizer=tiny_tokenizer, show_progress=False)
+    [result] = evaluate_task(ctx, EvaluationRequest("mewsli_x", ["en"], ["validation"], str(FIXTURES / "mewsli_x")),
+                             ResultMeta())
+    assert result.languages["en"]["map@20"] == pytest.approx(100.0)
