@@ -106,6 +106,14 @@ class MultiTaskConfig(PreTrainedConfig):
     def task_names(self) -> list[str]:
         return list(self.task_order)
 
+    @property
+    def hidden_size(self) -> int:
+        """The encoder's: DeepSpeed's "auto" bucket sizes are read from ``model.config.hidden_size``."""
+        return self.encoder.hidden_size
+
+    def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
+        return self.encoder
+
 
 @dataclass
 class MultiTaskOutput(ModelOutput):
