@@ -1,0 +1,149 @@
+"""MultiTaskTrainer vs the plain HF Trainer: what does hf_itt's multi-task machinery cost per step?
+
+    python benchmarks/trainer_overhead.py            # small XLM-R-shaped model, CPU (a few minutes)
+    python benchmarks/trainer_overhead.py --tiny     # CI smoke run
+    python benchmarks/trainer_overhead.py --device cuda --model-size large
+
+Runs, interleaved round by round from the same initial weights, seed, data, batch size and number
+of steps:
+
+1. plain ``transformers.Trainer`` on one classification task (RandomSampler + DataCollatorWithPadding);
+2. ``MultiTaskTrainer`` on the same task (LockstepBatchSampler + MultiTaskCollator + per-task loss logs);
+3. ``MultiTaskTrainer`` on 9 classification heads mixed (same work per step as 1-2: isolates the cost
+   of switching heads every step);
+4. ``MultiTaskTrainer`` on the 9 intermediate tasks of the reference study mixed (classification, QA,
+   4-/5-way multiple choice, CCG tagging): real per-step work differs, so compare tokens/s.
+
+All sequences have the same length, so every batch of 1-3 has identical shapes and step time differences
+are the trainers' own overhead. Target: throughput of 2 >= 0.98x that of 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+
+from harness import (base_parser, build_model, interleaved, load_tokenizer, machine_line, median, model_line,
+                     print_table, setup, spread, verdict)
+from workloads import (ITT_TASKS, TokenCounter, quiet, random_task_dataset, step_clock, step_summary, task_specs,
+                       training_arguments)
+
+TARGET = 0.98
+CLASSIFIERS = {f"cls{i}": {"type": "classification", "num_labels": 3} for i in range(9)}
+
+
+def parse_args(argv=None):
+    parser = base_parser(__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run (the first is not timed)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all runs")
+    args = parser.parse_args(argv)
+    setup(args)
+    if args.tiny:
+        args.batch_size, args.seq_len, args.steps, args.rounds = 4, 16, 3, 2
+    return args
+
+
+class Run:
+    """One trainer configuration, restarted from the same initial weights every round."""
+
+    def __init__(self, name, make_trainer, model):
+        self.name, self.make_trainer, self.model = name, make_trainer, model
+        self.initial = copy.deepcopy(model.state_dict())
+
+    def __call__(self) -> dict:
+        self.model.load_state_dict(self.initial)
+        clock = step_clock()
+        trainer, counter = self.make_trainer(self.model, clock)
+        trainer.train()
+        return step_summary(clock, counter)
+
+
+def plain_run(args, tokenizer, model, dataset, out):
+    from transformers import DataCollatorWithPadding, Trainer
+
+    def make(model, clock):
+        counter = TokenCounter(DataCollatorWithPadding(tokenizer))
+        trainer = Trainer(model=model, args=training_arguments(out, args, args.batch_size, args.steps),
+                          train_dataset=dataset, data_collator=counter, processing_class=tokenizer,
+                          callbacks=[clock])
+        return quiet(trainer), counter
+
+    return Run("plain Trainer, 1 task", make, model)
+
+
+def multitask_run(name, args, tokenizer, model, datasets, out):
+    from hf_itt.collators import MultiTaskCollator
+    from hf_itt.trainer import MultiTaskTrainer
+
+    types = [spec["type"] for spec in model.config.tasks.values()]
+
+    def make(model, clock):
+        counter = TokenCounter(MultiTaskCollator(tokenizer, types, seed=args.seed))
+        trainer = MultiTaskTrainer(model=model, args=training_arguments(out, args, args.batch_size, args.steps),
+                                   train_datasets=datasets, sampler="uniform", processing_class=tokenizer,
+                                   data_collator=counter, callbacks=[clock])
+        return quiet(trainer), counter
+
+    return Run(name, make, model)
+
+
+def build_runs(args, tokenizer, out) -> list[Run]:
+    rows = args.batch_size * args.steps
+    vocab = None
+
+    def model_for(tasks):
+        nonlocal vocab
+        model = build_model(args.model_size, tokenizer, tasks, seed=args.seed)
+        vocab = model.config.encoder.vocab_size
+        return model
+
+    single = model_for({"mnli": ITT_TASKS["mnli"]})
+    data = lambda spec, seed: random_task_dataset(spec, rows, args.seq_len, vocab, seed)  # noqa: E731
+    mnli = data(ITT_TASKS["mnli"], args.seed)
+    # Runs 1 and 2 share one model object (same initial weights restored every round).
+    return [
+        plain_run(args, tokenizer, single, mnli, out),
+        multitask_run("MultiTaskTrainer, 1 task", args, tokenizer, single, {"mnli": mnli}, out),
+        multitask_run("MultiTaskTrainer, 9 classification heads", args, tokenizer, model_for(CLASSIFIERS),
+                      {name: data(spec, args.seed + i) for i, (name, spec) in enumerate(CLASSIFIERS.items())}, out),
+        multitask_run("MultiTaskTrainer, 9 ITT tasks (cls/QA/MC/tagging)", args, tokenizer,
+                      model_for(task_specs(ITT_TASKS)),
+                      {name: data(spec, args.seed + i) for i, (name, spec) in enumerate(ITT_TASKS.items())}, out),
+    ]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    tokenizer = load_tokenizer(args.tiny)
+    with tempfile.TemporaryDirectory() as out:
+        runs = build_runs(args, tokenizer, out)
+        results = interleaved({run.name: run for run in runs}, args.rounds)
+    rows, medians = [], {}
+    for run in runs:
+        times = [t for result in results[run.name] for t in result["times"]]
+        throughputs = [result["tokens_per_s"] for result in results[run.name]]
+        tokens_per_step = median(t for result in results[run.name] for t in result["tokens"])
+        medians[run.name] = (median(times), median(throughputs))
+        rows.append([run.name, len(times), median(times), spread(times), tokens_per_step, median(throughputs)])
+    plain_step, plain_tps = medians[runs[0].name]
+    for row, run in zip(rows, runs):
+        row += [plain_step / medians[run.name][0], medians[run.name][1] / plain_tps]
+    overhead = plain_step / medians[runs[1].name][0]
+    print_table(
+        "Trainer overhead: MultiTaskTrainer vs plain Trainer",
+        ["run", "steps timed", "median step (s)", "step range (s)", "real tokens/step", "tokens/s",
+         "step-time ratio (plain / run)", "tokens/s ratio (run / plain)"],
+        rows,
+        [machine_line(args), model_line(runs[0].model),
+         f"batch {args.batch_size} x {args.seq_len} tokens (multiple choice: x choices), {args.steps} steps per run "
+         f"(first untimed), {args.rounds} interleaved rounds, same initial weights every run",
+         f"MultiTaskTrainer throughput vs plain Trainer (median step time): {verdict(overhead, TARGET)}",
+         "9-task mixtures use uniform task sampling; their step-time ratio compares different work per step, "
+         "tokens/s is the fair comparison"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
