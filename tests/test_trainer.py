@@ -220,3 +220,77 @@ def test_collator_pads_each_task_type(tiny_tokenizer):
     assert set(first) == {"input_ids", "attention_mask", "labels", "task_ids"}
     with pytest.raises(ValueError, match="one task"):
         collate(rows("nli", 1) + rows("pos", 1))
+
+
+LOCKSTEP_SCRIPT = '''
+import argparse, json, sys
+from pathlib import Path
+import torch
+parser = argparse.ArgumentParser()
+for flag in ("--local_rank", "--model_dir", "--ds_config", "--output_dir", "--tests_dir"):
+    parser.add_argument(flag)
+a = parser.parse_args()
+sys.path.insert(0, a.tests_dir)
+from test_trainer import TOY_TASKS, toy_args, toy_dataset
+from transformers import AutoTokenizer
+from hf_itt.deepspeed_config import prepare_deepspeed_launch
+from hf_itt.modeling import MultiTaskModel
+from hf_itt.trainer import MultiTaskTrainer
+
+class Checked(MultiTaskTrainer):
+    seen = []  # per micro-step: [task id, sum of input ids] of every rank
+
+    def compute_loss(self, model, inputs, *rest, **kwargs):
+        mine = torch.stack([inputs["task_ids"][0], inputs["input_ids"].sum()])
+        gathered = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather(gathered, mine)
+        self.seen.append([g.tolist() for g in gathered])
+        return super().compute_loss(model, inputs, *rest, **kwargs)
+
+tasks = ("nli", "copa", "squad")
+args = toy_args(a.output_dir, max_steps=6, per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                deepspeed=a.ds_config, logging_steps=2, **prepare_deepspeed_launch())
+torch.manual_seed(0)
+model = MultiTaskModel.from_encoder(a.model_dir, {t: TOY_TASKS[t] for t in tasks})
+trainer = Checked(model, args, train_datasets={t: toy_dataset(t, 20) for t in tasks}, sampler="uniform",
+                  same_task_per_update=False, processing_class=AutoTokenizer.from_pretrained(a.model_dir))
+trainer.train()
+if args.process_index == 0:
+    Path(a.output_dir, "seen.json").write_text(json.dumps({"seen": trainer.seen, "logs": trainer.state.log_history}))
+'''
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_zero2_ranks_train_the_same_task_at_every_micro_step(tiny_checkpoint, tmp_path):
+    """Real launcher, 2 CPU ranks, ZeRO-2: ranks all-gather their task id at every micro-step."""
+    pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "lockstep.py"
+    script.write_text(LOCKSTEP_SCRIPT)
+    with socket.socket() as sock:  # other runs on this machine may hold DeepSpeed's default port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port",
+                           str(port), str(script), "--model_dir", str(tiny_checkpoint), "--ds_config",
+                           str(repo / "ds_configs" / "zero2.json"), "--output_dir", str(tmp_path / "out"),
+                           "--tests_dir", str(repo / "tests")],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    record = json.loads((tmp_path / "out" / "seen.json").read_text())
+    seen = record["seen"]
+    assert len(seen) == 6 * 2  # 6 updates x 2 micro-steps, every one checked on both ranks
+    for rank0, rank1 in seen:
+        assert rank0[0] == rank1[0]  # same task (same head) on both ranks
+    assert any(rank0[1] != rank1[1] for rank0, rank1 in seen)  # but different examples
+    assert len({rank0[0] for rank0, _ in seen}) > 1
+    assert any(key.startswith("loss_") for log in record["logs"] for key in log)
