@@ -142,7 +142,7 @@ def main(argv=None) -> dict:
         compute_metrics_per_task={task: accuracy for task in train})
     trainer.train()
     metrics = trainer.evaluate()
-    trainer.save_model()  # the whole multi-task model: AutoModel.from_pretrained(output_dir) after `import hf_itt.modeling`
+    trainer.save_model()  # the whole multi-task model: MultiTaskModel.from_pretrained(output_dir)
     model.export_encoder(out / "encoder", tokenizer)  # plain AutoModel checkpoint: the next stage starts here
     print(json.dumps({k: v for k, v in metrics.items() if k.endswith(("accuracy", "average", "loss"))}, indent=2))
     return metrics

@@ -175,8 +175,8 @@ def make_sampler(strategy: str | TaskSampler, task_sizes: Mapping[str, int], **o
         return strategy
     if strategy not in SAMPLERS:
         hint = difflib.get_close_matches(str(strategy), SAMPLERS, n=1)
-        raise ConfigError(f"sampling strategy {strategy!r} is unknown" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                          + f" (valid: {', '.join(SAMPLERS)})")
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(f"sampling strategy {strategy!r} is unknown{suggestion} (valid: {', '.join(SAMPLERS)})")
     unknown = set(options) - set(OPTIONS) - {"strategy"}
     if unknown:
         raise ConfigError(f"unknown sampling option(s) {sorted(unknown)}; valid: {sorted(OPTIONS)}")
@@ -249,7 +249,8 @@ class LockstepBatchSampler(torch.utils.data.Sampler):
             raise ConfigError(f"batch_size, world_size and accumulation_steps must be >= 1; got "
                               f"{batch_size}, {world_size}, {accumulation_steps}")
         self.task_sampler, self.batch_size, self.world_size = sampler, int(batch_size), int(world_size)
-        self.seed, self.num_epochs, self.accumulation_steps = int(seed), max(1, int(num_epochs)), int(accumulation_steps)
+        self.seed, self.num_epochs = int(seed), max(1, int(num_epochs))
+        self.accumulation_steps = int(accumulation_steps)
         self.same_task_per_update, self.lengths, self.length_chunk = same_task_per_update, lengths, length_chunk
         self.drop_last = False  # every batch is full: accelerate never pads or loops around
         sizes = list(sampler.task_sizes.values())

@@ -120,8 +120,8 @@ class MultiTaskTrainer(Trainer):
 
     def _check_best_metric(self) -> None:
         best = (self.args.metric_for_best_model or "").removeprefix("eval_")
-        has_metrics = lambda task: task in self.compute_metrics_per_task or self.compute_metrics is not None  # noqa: E731
-        if best == "average" and not all(has_metrics(task) for task in self.eval_datasets):
+        fallback = self.compute_metrics is not None
+        if best == "average" and not all(t in self.compute_metrics_per_task or fallback for t in self.eval_datasets):
             raise ConfigError("metric_for_best_model='average' needs a compute_metrics function for every "
                               f"evaluation task ({sorted(self.eval_datasets)}); pass compute_metrics_per_task "
                               "or use metric_for_best_model='loss'")
@@ -131,11 +131,12 @@ class MultiTaskTrainer(Trainer):
         args = self.args
         lengths = None
         if args.train_sampling_strategy == "group_by_length":
-            lengths = {task: _lengths(dataset, args.length_column_name) for task, dataset in self.train_datasets.items()}
+            lengths = {task: _lengths(data, args.length_column_name) for task, data in self.train_datasets.items()}
+        accumulation = args.gradient_accumulation_steps
         batch_sampler = LockstepBatchSampler(
             self.task_sampler, batch_size=self._train_batch_size, world_size=max(1, args.world_size),
             seed=args.data_seed if args.data_seed is not None else args.seed,
-            steps_per_epoch=None if self.steps_per_epoch is None else self.steps_per_epoch * args.gradient_accumulation_steps,
+            steps_per_epoch=None if self.steps_per_epoch is None else self.steps_per_epoch * accumulation,
             accumulation_steps=args.gradient_accumulation_steps, same_task_per_update=self.same_task_per_update,
             lengths=lengths)
         updates_per_epoch = batch_sampler.steps_per_epoch // args.gradient_accumulation_steps

@@ -47,8 +47,8 @@ def test_each_head_gives_its_outputs_and_a_loss(model):
     assert out.logits.shape == (3, 3) and out.loss > 0
 
     mc = batch(1)
-    mc = {"input_ids": mc["input_ids"][:, None].repeat(1, 2, 1), "attention_mask": mc["attention_mask"][:, None].repeat(1, 2, 1),
-          "task_ids": mc["task_ids"]}
+    mc = {"input_ids": mc["input_ids"][:, None].repeat(1, 2, 1),
+          "attention_mask": mc["attention_mask"][:, None].repeat(1, 2, 1), "task_ids": mc["task_ids"]}
     out = model(**mc, labels=torch.tensor([0, 1, 1]))
     assert out.logits.shape == (3, 2) and out.loss > 0
 
@@ -126,7 +126,8 @@ def test_from_pretrained_checks_labels_and_adds_missing_heads(model, tmp_path):
                                                                 "labels": ["contradiction", "entailment", "neutral"]}})
     with pytest.raises(CheckpointError, match="is tagging in the checkpoint"):
         MultiTaskModel.from_pretrained(tmp_path, tasks={"pos": {"type": "classification", "num_labels": 5}})
-    grown = MultiTaskModel.from_pretrained(tmp_path, tasks={"nli": TASKS["nli"], "ner": {"type": "tagging", "num_labels": 7}})
+    grown = MultiTaskModel.from_pretrained(tmp_path, tasks={"nli": TASKS["nli"],
+                                                            "ner": {"type": "tagging", "num_labels": 7}})
     assert grown.task_names == [*TASKS, "ner"] and grown.heads["ner"].classifier.out_features == 7
 
 

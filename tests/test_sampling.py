@@ -114,7 +114,9 @@ def test_resume_by_skipping_batches_replays_the_same_suffix():
 
 
 def test_schedule_is_a_pure_function_of_seed_epoch_and_step():
-    make = lambda seed: LockstepBatchSampler(make_sampler("uniform", SIZES), 2, seed=seed, steps_per_epoch=50)  # noqa: E731
+    def make(seed):
+        return LockstepBatchSampler(make_sampler("uniform", SIZES), 2, seed=seed, steps_per_epoch=50)
+
     a, b = make(7), make(7)
     assert np.array_equal(a.schedule(2), b.schedule(2))
     assert list(a) == list(a)  # iterating twice gives the same epoch

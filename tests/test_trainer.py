@@ -55,7 +55,8 @@ def toy_dataset(task: str, size: int, seed: int = 0) -> Dataset:
             ids[start], ids[start + 2] = START, END
             rows.append(_row(ids, start_positions=start, end_positions=start + 2))
         elif task == "pos":  # tag = token id mod 4 on each word's first piece, -100 elsewhere
-            rows.append(_row(ids, labels=[-100] + [t % 4 if i % 2 == 0 else -100 for i, t in enumerate(ids[1:-1])] + [-100]))
+            tags = [t % 4 if i % 2 == 0 else -100 for i, t in enumerate(ids[1:-1])]
+            rows.append(_row(ids, labels=[-100, *tags, -100]))
         else:
             rows.append(_row(ids, special_tokens_mask=[1] + [0] * (len(ids) - 2) + [1]))
     return Dataset.from_list(rows)
