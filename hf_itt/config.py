@@ -188,7 +188,7 @@ def read_yaml_with_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     try:
         data = safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}; fix the syntax at the position shown") from None
+        raise ConfigError(f"{path} is not valid YAML{yaml_error_position(err)}; fix the syntax there") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8") from None
     if not isinstance(data, dict):
@@ -197,6 +197,14 @@ def read_yaml_with_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     if base is None:
         return data
     return deep_merge(read_yaml_with_extends(path.parent / base, (*_seen, path)), data)
+
+
+def yaml_error_position(err: yaml.YAMLError) -> str:
+    """' at line L, column C: <problem>' on one line (PyYAML's own text spans several lines)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = " ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return where + (f": {problem}" if problem else f": {' '.join(str(err).split())}")
 
 
 def deep_merge(base: dict, delta: dict) -> dict:

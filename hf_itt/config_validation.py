@@ -19,6 +19,7 @@ TEMPLATE_FIELDS = {"namespace", "experiment", "stage", "hash"}
 
 def validate_experiment(config: ExperimentConfig) -> None:
     check_name(config.experiment, "experiment")
+    check_model(config)
     register_task_dirs(config)
     check_training_keys(config.defaults.training, "defaults.training")
     check_deepspeed(config.defaults.deepspeed, config.defaults.training, "defaults.deepspeed")
@@ -36,6 +37,30 @@ def check_name(value: str, where: str) -> None:
     if not SAFE_NAME.match(value):
         raise ConfigError(f"{where} {value!r} may only hold letters, digits, '.', '_' and '-' "
                           "(it becomes a folder and repo name)")
+
+
+def check_model(config: ExperimentConfig) -> None:
+    """A base model or tokenizer given as a path must be a saved model folder (a Hub id is checked when loaded)."""
+    from pathlib import Path
+
+    for key, value in (("model.name_or_path", config.model.name_or_path), ("model.tokenizer", config.model.tokenizer)):
+        if not value or not looks_like_path(value):
+            continue
+        folder = Path(value).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"{key} {value!r} is not a folder (looked at {folder.absolute()}); fix the path, "
+                              "or give a Hub id such as 'xlm-roberta-large'")
+        if key == "model.name_or_path" and not (folder / "config.json").is_file():
+            raise ConfigError(f"{key} {value!r} has no config.json, so it is not a saved model; point it at a "
+                              "save_pretrained() folder (or a stage's checkpoint/ folder)")
+
+
+def looks_like_path(value: str) -> bool:
+    """Hub ids are 'name' or 'namespace/name'; anything else with a slash, or an existing folder, is a path."""
+    from pathlib import Path
+
+    return (value.startswith(("/", "./", "../", "~")) or value.count("/") > 1 or "\\" in value
+            or Path(value).expanduser().is_dir())
 
 
 def register_task_dirs(config: ExperimentConfig) -> None:

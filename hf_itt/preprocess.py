@@ -40,6 +40,7 @@ def preprocess(dataset: Dataset, spec, tokenizer, *, split_role: str = "train", 
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"task {spec.name!r}: preprocessing needs a fast tokenizer (offsets, word ids); "
                           f"load it with AutoTokenizer.from_pretrained(..., use_fast=True)")
+    check_vocabulary(tokenizer)
     settings = _settings(spec, tokenizer, split_role, max_length, doc_stride)
     function, with_indices, columns = _recipe(spec.type, dataset.column_names, settings["train"])
     fingerprint = preprocess_fingerprint(dataset, spec, tokenizer, settings)
@@ -49,6 +50,19 @@ def preprocess(dataset: Dataset, spec, tokenizer, *, split_role: str = "train", 
         load_from_cache_file=load_from_cache_file, new_fingerprint=fingerprint,
         desc=f"Tokenizing {spec.name} ({split_role})",
     )
+
+
+def check_vocabulary(tokenizer) -> None:
+    """transformers builds an EMPTY tokenizer (special tokens only) from a folder without tokenizer files:
+    every word would become <unk>, and training would run on nothing."""
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        from hf_itt.errors import CheckpointError
+
+        source = getattr(tokenizer, "name_or_path", "") or "the tokenizer folder"
+        raise CheckpointError(f"the tokenizer loaded from {source} has no vocabulary (only "
+                              f"{len(tokenizer)} special tokens): that folder lacks its tokenizer files "
+                              f"(tokenizer.json / sentencepiece.bpe.model); copy them from the base model, "
+                              f"or set model.tokenizer to the base model's tokenizer")
 
 
 def _check_rows(dataset: Dataset, spec) -> None:

@@ -143,12 +143,21 @@ class RowConverter:
         label = self._column(row, "label", number)
         if self.labels.drops(label):
             return None
-        choices = self._column(row, "choices", number)
+        choices = self._choices(row, number)
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
             self._fail(number, f"choices must be a list of texts, got {choices!r}")
         if len(choices) != self.spec.num_choices:
             self._fail(number, f"{len(choices)} choices, the task has {self.spec.num_choices}")
         return {"prompt": self._text(row, "prompt", number), "choices": choices, "label": self.labels(label, number)}
+
+    def _choices(self, row, number):
+        try:
+            return get_value(row, self.columns.get("choices"))
+        except IndexError:  # a template such as "{endings[3]}" on a row with fewer endings
+            self._fail(number, f"fewer choices than the task's {self.spec.num_choices} (cannot fill "
+                               f"{self.columns.get('choices')!r}); give every row {self.spec.num_choices} choices")
+        except (KeyError, TypeError):
+            return self._column(row, "choices", number)  # names the missing column
 
     def _extractive_qa(self, row, number):
         context = self._text(row, "context", number)
