@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+from pathlib import Path
 
-from hf_itt.errors import HfIttError
+from hf_itt.errors import ConfigError, HfIttError
 
 SUBCOMMANDS = {
     "evaluate": "hf_itt.evaluate",
@@ -41,7 +43,8 @@ def run_parser() -> argparse.ArgumentParser:
 
 
 def run_main(argv: list[str] | None = None) -> int:
-    args = run_parser().parse_args(argv)
+    # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
+    args = run_parser().parse_intermixed_args(argv)
     from hf_itt.config import load_experiment
     from hf_itt.stages import StageRunner
 
@@ -50,8 +53,24 @@ def run_main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         runner.print_plan()
         return 0
+    check_writable(config.run_dir, "output_dir")
+    if config.hub.publisher == "local":
+        check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
     runner.run(report=not args.no_report)
     return 0
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Fail before any training when a folder the run must write to cannot be created or written."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hf_itt-write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{key} {folder} is not writable ({err.strerror or err}); choose another folder "
+                          f"({key}=...) or fix its permissions") from None
 
 
 def tasks_main(argv: list[str]) -> int:
@@ -72,16 +91,43 @@ def validate_main(argv: list[str]) -> int:
     return 0
 
 
+# Environment failures a user fixes (disk, permissions): one message, no traceback.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+RESUME_HINT = "rerun the same command: finished stages are kept and training resumes from its last checkpoint"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    return guarded(dispatch, argv)
+
+
+def guarded(command, argv: list[str]) -> int:
+    """Run a command; user and environment errors print one `hf_itt error:` line and exit 2."""
     try:
-        return dispatch(argv)
+        return command(argv)
     except HfIttError as err:
-        print(f"hf_itt error: {err}", file=sys.stderr)
-        return 2
+        return report_error(str(err))
+    except OSError as err:
+        if err.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        return report_error(environment_message(err))
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume from the last finished step", file=sys.stderr)
+        print(f"interrupted; {RESUME_HINT}", file=sys.stderr)
         return 130
+
+
+def report_error(message: str) -> int:
+    print(f"hf_itt error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def environment_message(err: OSError) -> str:
+    where = f" while writing {err.filename}" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device{where} ({err.strerror}): free disk space or point output_dir "
+                f"(and HF_HOME for caches) at a larger disk, then {RESUME_HINT}")
+    return (f"permission denied{where} ({err.strerror}): choose a writable output_dir / hub.local_root or fix "
+            f"the folder's permissions, then {RESUME_HINT}")
 
 
 def dispatch(argv: list[str]) -> int:
@@ -109,11 +155,7 @@ def dispatch(argv: list[str]) -> int:
 
 def run_entry(argv: list[str] | None = None) -> int:
     """Entry of run_itt.py: the `run` sub-command with user errors printed without a traceback."""
-    try:
-        return run_main(argv)
-    except HfIttError as err:
-        print(f"hf_itt error: {err}", file=sys.stderr)
-        return 2
+    return guarded(run_main, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

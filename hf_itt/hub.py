@@ -31,8 +31,8 @@ from hf_itt.manifest import (
 
 __all__ = [
     "AsyncPublisher", "DEFAULT_REPO_TEMPLATE", "HubPublisher", "LocalPublisher", "PublishOutcome", "PublishedRef",
-    "Publisher", "find_reusable_stage", "make_publisher", "publish_pending", "publish_stage", "repo_id_for",
-    "resolve_reference",
+    "Publisher", "check_hub_access", "find_reusable_stage", "make_publisher", "publish_pending", "publish_stage",
+    "repo_id_for", "resolve_reference",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,24 @@ def make_publisher(kind: str, *, local_root: str | Path = "hub_local", private: 
     if kind == "local":
         return LocalPublisher(local_root)
     if kind == "hub":
+        check_hub_access(token)
         return HubPublisher(token=token, private=private)
     if kind == "none":
         return None
     raise ConfigError(f"hub.publisher {kind!r}: use one of local, hub, none")
+
+
+def check_hub_access(token: str | None = None) -> None:
+    """Before any training: a Hub publisher needs a token; offline, stages wait to be published later."""
+    from huggingface_hub import constants, get_token
+
+    if not (token or get_token()):
+        raise HubError("hub.publisher is 'hub' but no Hugging Face token was found: log in with `hf auth login` "
+                       "or set HF_TOKEN to a token with write access; or set hub.publisher: local (or none) and "
+                       "publish later with `hf-itt publish RUN_DIR --publisher hub`")
+    if constants.is_offline_mode():
+        logger.warning("HF_HUB_OFFLINE=1: finished stages stay on disk marked 'finished, not published'; publish "
+                       "them later with `hf-itt publish RUN_DIR --publisher hub`")
 
 
 def resolve_reference(reference: str, *, local_root: str | Path | None = None, token: str | None = None,
@@ -172,13 +186,15 @@ class AsyncPublisher:
 
 
 def publish_pending(run_dir: str | Path, publisher: Publisher, *, namespace: str | None = None,
-                    repo_template: str = DEFAULT_REPO_TEMPLATE, revision: str = "main") -> list[PublishOutcome]:
+                    repo_template: str = DEFAULT_REPO_TEMPLATE, revision: str = "main",
+                    pattern: str = f"**/{MANIFEST_NAME}") -> list[PublishOutcome]:
     """Publish every finished-but-unpublished stage under ``run_dir``, parents first.
 
+    ``pattern`` picks the manifests (the stage runner's ITT stages: ``stages/*/checkpoint/stage_manifest.json``).
     A stage goes to the repo its manifest planned (``publish.repo_id``) or, failing that, to the one
     ``repo_template`` gives with ``namespace``. One failure does not stop the others."""
     pending = []
-    for path in sorted(Path(run_dir).rglob(MANIFEST_NAME)):
+    for path in sorted(Path(run_dir).glob(pattern)):
         try:
             manifest = read_manifest(path.parent)
         except HfIttError as err:
