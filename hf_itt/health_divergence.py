@@ -7,8 +7,9 @@ shows a NaN. A non-finite loss makes the gradients non-finite and (with or witho
 ``max_grad_norm`` clipping: inf * 0 = NaN) the optimizer step writes NaN into the weights. So after
 every optimizer step (``weight_check_steps``; always before a checkpoint is saved) the guard reads
 the norm of all weights (one fused pass, about a millisecond for XLM-R Large on a GPU) and stops at
-the step that ruined them. fp16 loss scaling skips steps with inf gradients instead; there the
-per-task losses ``loss_<task>`` that ``MultiTaskTrainer`` logs (not filtered) reveal a NaN loss.
+the step that ruined them. fp16 loss scaling and DeepSpeed (any ZeRO stage or precision) skip
+steps with non-finite gradients instead; there the per-task losses ``loss_<task>`` that
+``MultiTaskTrainer`` logs (not filtered) reveal the NaN loss at the next log.
 
 At each log it also checks ``loss`` / ``loss_<task>`` and ``grad_norm`` for NaN/inf (``grad_norm``
 not under fp16, where the scaler produces inf gradients on purpose) and each per-task loss (or
