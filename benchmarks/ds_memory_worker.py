@@ -1,0 +1,81 @@
+"""One rank of benchmarks/memory.py: a few MultiTaskTrainer steps under DeepSpeed; writes its memory.
+
+Started by the deepspeed launcher (see benchmarks/memory.py), e.g.
+
+    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 benchmarks/ds_memory_worker.py --stage 2 --out OUT
+
+Peak RSS is the kernel's high-water mark (VmHWM), reset after the model and data are built, so the
+peak covers DeepSpeed's engine setup and the training steps only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from harness import SIZES, build_model, load_tokenizer, peak_rss_mib, reset_peak_rss
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--local_rank", type=int, default=-1)  # inserted by the deepspeed launcher
+    parser.add_argument("--stage", type=int, choices=(0, 2), required=True, help="ZeRO stage (0: no ZeRO)")
+    parser.add_argument("--out", required=True, help="folder for rank<N>.json")
+    parser.add_argument("--model-size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3)
+    return parser.parse_args()
+
+
+def deepspeed_config(stage: int, hyper: dict) -> dict:
+    """The shipped ZeRO-2 preset; stage 0 keeps everything else and turns ZeRO off."""
+    from hf_itt.deepspeed_config import resolve_deepspeed_config
+
+    config = resolve_deepspeed_config("ds_configs/zero2.json", hyper)
+    if stage == 0:
+        config["zero_optimization"] = {"stage": 0}
+    return config
+
+
+def main() -> None:
+    import torch
+
+    from hf_itt.deepspeed_config import prepare_deepspeed_launch
+    from hf_itt.trainer import MultiTaskTrainer
+    from workloads import ITT_TASKS, quiet, random_task_dataset
+
+    args = parse_args()
+    hyper = dict(per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, learning_rate=1e-5,
+                 max_steps=args.steps, warmup_steps=0, **prepare_deepspeed_launch())
+    from transformers import TrainingArguments
+
+    output_dir = tempfile.mkdtemp(prefix="ds-memory-")
+    training_args = TrainingArguments(output_dir, deepspeed=deepspeed_config(args.stage, hyper), save_strategy="no",
+                                      logging_strategy="no", report_to=[], disable_tqdm=True, seed=0, **hyper)
+    tokenizer = load_tokenizer(args.tiny)
+    model = build_model("tiny" if args.tiny else args.model_size, tokenizer, {"mnli": ITT_TASKS["mnli"]})
+    dataset = random_task_dataset(ITT_TASKS["mnli"], args.batch_size * 2 * args.steps, args.seq_len,
+                                  model.config.encoder.vocab_size)
+    parameters = sum(p.numel() for p in model.parameters())
+    rss_before = reset_peak_rss()
+    cuda = torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR") != "cpu"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer = quiet(MultiTaskTrainer(model=model, args=training_args, train_datasets={"mnli": dataset},
+                                     processing_class=tokenizer))
+    trainer.train()
+    record = {"rank": int(os.environ.get("RANK", 0)), "world_size": training_args.world_size, "stage": args.stage,
+              "parameters": parameters, "rss_before_mib": rss_before, "peak_rss_mib": peak_rss_mib(),
+              "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+              "steps": trainer.state.global_step}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, f"rank{record['rank']}.json").write_text(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
