@@ -258,6 +258,8 @@ def _publish_outcome(publisher: Publisher, stage_dir: Path, repo_id: str, revisi
     try:
         ref = publish_stage(stage_dir, publisher, repo_id, revision, commit_message)
     except Exception as err:  # noqa: BLE001 - a failed publish must not stop training; the manifest has it
-        logger.warning("could not publish %s to %s@%s: %s", stage_dir, repo_id, revision, redact_text(str(err)))
+        logger.warning("could not publish %s to %s@%s: %s. The stage stays on disk, marked 'finished, not "
+                       "published'; once fixed, publish it with `hf-itt publish <run dir>`", stage_dir, repo_id,
+                       revision, redact_text(str(err)))
         return PublishOutcome(stage_dir, repo_id, revision, error=err)
     return PublishOutcome(stage_dir, repo_id, revision, ref=ref)

@@ -42,14 +42,14 @@ class HubPublisher:
 
     def __init__(self, token: str | None = None, private: bool = True, max_retries: int = 5,
                  backoff: float = 2.0, max_backoff: float = 120.0,
-                 sleep: Callable[[float], None] = time.sleep, api: HfApi | None = None):
+                 sleep: Callable[[float], None] | None = None, api: HfApi | None = None):
         self.api = api or HfApi(token=token)
         self._token = token
         self.private = private
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.sleep = sleep
+        self.sleep = sleep or wait
 
     def __repr__(self) -> str:  # no token in reprs, tracebacks or logs
         return f"HubPublisher(private={self.private}, max_retries={self.max_retries})"
@@ -95,6 +95,11 @@ class HubPublisher:
     def _delay(self, attempt: int, err: Exception) -> float:
         delay = min(self.max_backoff, self.backoff * 2 ** attempt)
         return max(delay, _retry_after(err) or 0.0)
+
+
+def wait(seconds: float) -> None:
+    """The pause between retries (a module function, so tests of the whole runner can replace it)."""
+    time.sleep(seconds)
 
 
 def is_transient(err: BaseException) -> bool:

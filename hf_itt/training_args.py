@@ -25,6 +25,8 @@ REMOVED_IN_V5 = {
 OWNED_BY_HF_ITT = {
     "output_dir": "hf_itt sets it to <run dir>/<stage>",
     "deepspeed": "set `deepspeed:` on the stage (or defaults/targets) instead",
+    # a token in a config would be pickled into every checkpoint's training_args.bin
+    "hub_token": "never write a token into a config: set HF_TOKEN or run `hf auth login`, and remove this key",
 }
 
 
