@@ -50,15 +50,15 @@ def probe_logits(trainer, dataset) -> list:
 
 def main():
     args = parse_args()
-    from hf_itt.deepspeed_config import resolve_deepspeed_config
+    from hf_itt.deepspeed_config import prepare_deepspeed_launch, resolve_deepspeed_config
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
     hyper = dict(per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,
-                 max_steps=args.steps, warmup_steps=1, save_steps=args.steps)
+                 max_steps=args.steps, warmup_steps=1, save_steps=args.steps, **prepare_deepspeed_launch())
     ds_config = resolve_deepspeed_config(args.ds_config, hyper)
     # TrainingArguments first: with ZeRO-3 it makes from_pretrained partition the weights at load time.
     training_args = TrainingArguments(output_dir=args.output_dir, deepspeed=ds_config, save_strategy="steps",
-                                      logging_steps=1, report_to=[], use_cpu=False, seed=0, **hyper)
+                                      logging_steps=1, report_to=[], seed=0, **hyper)
     model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=3)
     dataset = random_dataset(model.config.vocab_size)
     trainer = Trainer(model=model, args=training_args, train_dataset=dataset)
