@@ -115,10 +115,11 @@ def matmul_parameters(model: JointModel, task: str) -> int:
     return sum(p.numel() for p in model.encoder.encoder.parameters()) + sum(p.numel() for p in model.heads[task].parameters())
 
 
-def step_flops(model: JointModel, config, task: str, batch: int, seq_len: int) -> float:
+def step_flops(matmul_params: int, config, batch: int, seq_len: int) -> float:
+    """Model FLOPs of one training step on one rank: T * (6N + 12 L h s)."""
     tokens = batch * seq_len
     attention = 12 * config.num_hidden_layers * config.hidden_size * seq_len
-    return tokens * (6 * matmul_parameters(model, task) + attention)
+    return tokens * (6 * matmul_params + attention)
 
 
 def build_engine(args, model: JointModel, hidden_size: int, world_size: int):
@@ -165,6 +166,9 @@ def train(args) -> dict:
         model = JointModel(config)
     if args.gradient_checkpointing:
         model.encoder.gradient_checkpointing_enable()
+    # Count before DeepSpeed: ZeRO-3 leaves empty placeholders in place of partitioned parameters.
+    counts = {task: matmul_parameters(model, task) for task in TASKS}
+    counts["total"] = sum(p.numel() for p in model.parameters())
     engine = build_engine(args, model, config.hidden_size, world_size)
     flops, losses, tasks_seen = 0.0, [], {name: 0 for name in TASKS}
     started = None
@@ -179,13 +183,13 @@ def train(args) -> dict:
         engine.backward(loss)
         engine.step()
         if step >= args.warmup_steps:
-            flops += step_flops(model, config, task, args.batch, args.seq_len) * world_size
+            flops += step_flops(counts[task], config, args.batch, args.seq_len) * world_size
             tasks_seen[task] += 1
         losses.append(loss.detach())  # no .item() here: it would sync every step
     _synchronize(args.device)
     elapsed = time.perf_counter() - started
     losses = [value.item() for value in (losses[0], losses[-1])]
-    return summarize(args, config, model, world_size, elapsed, flops, losses, tasks_seen)
+    return summarize(args, config, counts["total"], world_size, elapsed, flops, losses, tasks_seen)
 
 
 def _synchronize(device: str) -> None:
@@ -193,13 +197,13 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def summarize(args, config, model, world_size, elapsed, flops, losses, tasks_seen) -> dict:
+def summarize(args, config, total_params, world_size, elapsed, flops, losses, tasks_seen) -> dict:
     samples = args.steps * args.batch * world_size
     achieved = flops / elapsed
     return {
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "world_size": world_size, "ds_config": args.ds_config, "precision": "fp32" if args.fp32 else "bf16",
-        "parameters": sum(p.numel() for p in model.parameters()), "layers": config.num_hidden_layers,
+        "parameters": total_params, "layers": config.num_hidden_layers,
         "hidden": config.hidden_size, "micro_batch": args.batch, "seq_len": args.seq_len,
         "timed_steps": args.steps, "seconds": round(elapsed, 3), "samples_per_s": round(samples / elapsed, 2),
         "tokens_per_s": round(samples * args.seq_len / elapsed, 1), "model_tflops_per_s": _significant(achieved / 1e12),
