@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import re
@@ -157,6 +158,7 @@ def _training_value(training_args: Any, name: str):
     return _trainer_defaults()[name]
 
 
+@functools.lru_cache(maxsize=1)
 def _trainer_defaults() -> dict:
     import dataclasses
 
