@@ -52,6 +52,13 @@ class Runner:
 
     def __init__(self, root: Path, checkpoint: Path, capsys, tmp_path: Path):
         self.root, self.checkpoint, self.capsys, self.tmp_path = root, checkpoint, capsys, tmp_path
+        self.stage = root / "run" / "stages" / "nli" / "checkpoint"
+        self.stamp = (self.stage / "model.safetensors").stat().st_mtime_ns
+
+    def assert_stage_intact(self) -> None:
+        """The finished stage still verifies and was not rewritten."""
+        verify_checkpoint(self.stage)
+        assert (self.stage / "model.safetensors").stat().st_mtime_ns == self.stamp
 
     def config_file(self, config) -> Path:
         if isinstance(config, (str, Path)):
@@ -89,7 +96,10 @@ def finished(tiny_checkpoint, tmp_path_factory):
 
 @pytest.fixture
 def runner(finished, tiny_checkpoint, capsys, tmp_path):
-    return Runner(finished[0], tiny_checkpoint, capsys, tmp_path)
+    """A private copy of the finished run per case, so no case sees what another left behind."""
+    root = tmp_path / "root"
+    shutil.copytree(finished[0], root)
+    return Runner(root, tiny_checkpoint, capsys, tmp_path)
 
 
 def assert_clear_failure(code: int, output: str, keywords: tuple[str, ...]) -> None:
@@ -99,13 +109,6 @@ def assert_clear_failure(code: int, output: str, keywords: tuple[str, ...]) -> N
     assert len(errors) == 1, output[-3000:]
     for word in keywords:
         assert word.lower() in errors[0].lower(), f"{word!r} not in: {errors[0]}"
-
-
-def assert_stage_intact(finished) -> None:
-    _, stage = finished
-    before = (stage / "model.safetensors").stat().st_mtime_ns
-    verify_checkpoint(stage)
-    assert (stage / "model.safetensors").stat().st_mtime_ns == before
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -149,9 +152,9 @@ CONFIG_CASES = {
 
 
 @pytest.mark.parametrize("config, overrides, keywords", CONFIG_CASES.values(), ids=CONFIG_CASES.keys())
-def test_config_errors(runner, finished, config, overrides, keywords):
+def test_config_errors(runner, config, overrides, keywords):
     assert_clear_failure(*runner.run(config, *overrides), keywords)
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
 # -------------------------------------------------------------------------------- data, after stage `nli`
@@ -193,12 +196,12 @@ DATA_CASES = {
 
 
 @pytest.mark.parametrize("config, keywords", DATA_CASES.values(), ids=DATA_CASES.keys())
-def test_data_errors_leave_the_finished_stage_intact(runner, finished, config, keywords):
+def test_data_errors_leave_the_finished_stage_intact(runner, config, keywords):
     assert_clear_failure(*runner.run(config), keywords)
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
-def test_target_language_that_fails_is_named_and_recorded(runner, finished, tmp_path, caplog):
+def test_target_language_that_fails_is_named_and_recorded(runner, tmp_path, caplog):
     """Evaluation keeps the other languages: a bad language file is a warning naming the file, recorded
     under `failed` in the result JSON, not an exit (the run's other results stay useful)."""
     folder = tmp_path / "xnli" / "en"
@@ -213,7 +216,7 @@ def test_target_language_that_fails_is_named_and_recorded(runner, finished, tmp_
     assert "validation.jsonl is not UTF-8" in warning and "iconv" in warning
     result = json.loads((runner.root / "run" / "results" / "xnli.validation.json").read_text())
     assert "not UTF-8" in result["failed"]["en"] and result["languages"] == {}
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -259,43 +262,49 @@ BASE_MODEL_GAPS = {
     "truncated-safetensors": (truncated, ("model.safetensors", "truncated")),
     "unknown-architecture": (unknown_architecture, ("not-a-model", "config.json")),
     "tokenizer-larger-than-embeddings": (small_vocabulary, ("600", "100", "model.tokenizer")),
+    "hub-model-offline-not-cached": (lambda ck, tmp: "someone/never-downloaded-model",
+                                     ("someone/never-downloaded-model", "HF_HUB_OFFLINE", "hf download")),
 }
 
 
 @pytest.mark.parametrize("make, keywords", BASE_MODEL_CASES.values(), ids=BASE_MODEL_CASES.keys())
 def test_broken_base_models(runner, tiny_checkpoint, tmp_path, make, keywords):
     model = make(tiny_checkpoint, tmp_path)
-    assert_clear_failure(*runner.run(experiment(), f"model.name_or_path={model}"), keywords)
+    assert_clear_failure(*runner.run(experiment(), f"model.name_or_path={model}", f"output_dir={tmp_path}/fresh"),
+                         keywords)
 
 
 @pytest.mark.xfail(strict=True, reason=KNOWN_GAP)
 @pytest.mark.parametrize("make, keywords", BASE_MODEL_GAPS.values(), ids=BASE_MODEL_GAPS.keys())
-def test_broken_base_models_known_gaps(runner, tiny_checkpoint, tmp_path, make, keywords):
+def test_broken_base_models_known_gaps(runner, tiny_checkpoint, tmp_path, monkeypatch, make, keywords):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     model = make(tiny_checkpoint, tmp_path)
-    assert_clear_failure(*runner.run(experiment(), f"model.name_or_path={model}"), keywords)
+    assert_clear_failure(*runner.run(experiment(), f"model.name_or_path={model}", f"output_dir={tmp_path}/fresh"),
+                         keywords)
 
 
-def test_from_a_missing_folder(runner, finished):
+def test_from_a_missing_folder(runner):
     config = then_stage(**{"from": "./no-such-stage-folder"})
     assert_clear_failure(*runner.run(config), ("'./no-such-stage-folder'", "neither an existing folder", "fix the path"))
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
-def test_from_a_hub_repo_offline_and_not_cached(runner, finished, monkeypatch, tmp_path):
+def test_from_a_hub_repo_offline_and_not_cached(runner, monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     config = then_stage(**{"from": "someone/never-downloaded@main"})
     assert_clear_failure(*runner.run(config), ("someone/never-downloaded@main", "not in the Hugging Face cache",
                                                "HF_HUB_OFFLINE=1", "hf download"))
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
-def test_from_a_trainer_checkpoint_instead_of_an_export(runner, finished):
+def test_from_a_trainer_checkpoint_instead_of_an_export(runner):
     trainer_checkpoint = runner.root / "run" / "stages" / "nli" / "trainer" / "checkpoint-1"
     config = then_stage(**{"from": str(trainer_checkpoint)}, )
     config["stages"].append({"name": "after", **task("mnli", train=DATA / "mnli" / "train.jsonl")})
     assert_clear_failure(*runner.run(config), ("checkpoint-1", "multi-task checkpoint", "exported encoder"))
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
 # ------------------------------------------------------------------------------------------ environment
@@ -303,7 +312,7 @@ def second_stage_ok() -> dict:
     return then_stage(**task("mnli", train=DATA / "mnli" / "train.jsonl"), training={"learning_rate": 2e-3})
 
 
-def test_disk_full_while_exporting_a_stage(runner, finished, monkeypatch):
+def test_disk_full_while_exporting_a_stage(runner, monkeypatch):
     real_replace = os.replace
 
     def replace(source, dest, *args, **kwargs):
@@ -315,10 +324,10 @@ def test_disk_full_while_exporting_a_stage(runner, finished, monkeypatch):
     assert_clear_failure(*runner.run(second_stage_ok()), ("no space left", "stages/bad", "free disk space",
                                                           "rerun the same command"))
     assert not (runner.root / "run" / "stages" / "bad" / "checkpoint").exists()
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
-def test_disk_full_while_saving_a_trainer_checkpoint(runner, finished, monkeypatch):
+def test_disk_full_while_saving_a_trainer_checkpoint(runner, monkeypatch):
     import torch
 
     def save(obj, f, *args, **kwargs):
@@ -327,7 +336,7 @@ def test_disk_full_while_saving_a_trainer_checkpoint(runner, finished, monkeypat
     monkeypatch.setattr(torch, "save", save)
     assert_clear_failure(*runner.run(second_stage_ok()), ("no space left", "free disk space"))
     assert not (runner.root / "run" / "stages" / "bad" / "checkpoint").exists()
-    assert_stage_intact(finished)
+    runner.assert_stage_intact()
 
 
 def test_output_dir_below_a_file(runner, tmp_path):
@@ -367,12 +376,11 @@ def test_hub_publisher_without_a_token(runner, monkeypatch, tmp_path):
                          ("no Hugging Face token", "hf auth login", "HF_TOKEN", "hf-itt publish"))
 
 
-def unpublished_copy(finished, tmp_path: Path) -> Path:
-    """A copy of the finished run whose stage is 'finished, not published'."""
+def unpublished_copy(runner) -> Path:
+    """The run of ``runner`` with its stage marked 'finished, not published'."""
     from hf_itt.manifest import read_manifest, write_manifest
 
-    run = tmp_path / "run"
-    shutil.copytree(finished[0] / "run", run)
+    run = runner.root / "run"
     stage = run / "stages" / "nli" / "checkpoint"
     manifest = read_manifest(stage)
     manifest.status, manifest.publish.repo_id = "finished", "me/bad-inputs-nli"
@@ -380,19 +388,19 @@ def unpublished_copy(finished, tmp_path: Path) -> Path:
     return run
 
 
-def test_publish_later_while_offline(runner, finished, monkeypatch, tmp_path):
+def test_publish_later_while_offline(runner, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 34)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    run = unpublished_copy(finished, tmp_path)
+    run = unpublished_copy(runner)
     code, output = runner.call(["publish", str(run), "--publisher", "hub"])
     assert_clear_failure(code, output, ("could not be published", "HF_HUB_OFFLINE=1", "unset it"))
     assert "hf_xxxx" not in output
     verify_checkpoint(run / "stages" / "nli" / "checkpoint")
 
 
-def test_publish_later_without_a_token(runner, finished, monkeypatch, tmp_path):
+def test_publish_later_without_a_token(runner, monkeypatch, tmp_path):
     without_token(monkeypatch, tmp_path)
-    code, output = runner.call(["publish", str(unpublished_copy(finished, tmp_path)), "--publisher", "hub"])
+    code, output = runner.call(["publish", str(unpublished_copy(runner)), "--publisher", "hub"])
     assert_clear_failure(code, output, ("no Hugging Face token", "hf auth login"))
 
 
