@@ -33,17 +33,18 @@ _RANK_FILE = re.compile(r"zero_pp_rank_(\d+)_mp_rank_\d+_optim_states\.pt$")
 
 
 def _common_sections() -> dict:
-    """Precision, optimizer and scheduler: every value the Trainer owns is "auto"."""
+    """Precision and optimizer: every value the Trainer owns is "auto".
+
+    No "scheduler" block: the Trainer then builds its own lr_scheduler_type schedule (any of them).
+    DeepSpeed's WarmupDecayLR is not the same schedule: it forces at least 2 warmup steps starting
+    from lr 0, so short stages and exact single-process comparisons would differ.
+    """
     return {
         "bf16": {"enabled": "auto"},
         "fp16": {"enabled": "auto", "loss_scale": 0, "loss_scale_window": 1000,
                  "initial_scale_power": 16, "hysteresis": 2, "min_loss_scale": 1},
         "optimizer": {"type": "AdamW",
                       "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"}},
-        # Linear warmup + linear decay = the Trainer's default lr_scheduler_type "linear".
-        "scheduler": {"type": "WarmupDecayLR",
-                      "params": {"warmup_min_lr": "auto", "warmup_max_lr": "auto", "warmup_num_steps": "auto",
-                                 "total_num_steps": "auto", "warmup_type": "linear"}},
     }
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.config import ExperimentConfig
-from hf_itt.distributed import barrier, is_main_process
+from hf_itt import task_trace
+from hf_itt.distributed import barrier, is_main_process, rank
 from hf_itt.stage_jobs import StageJob
+from hf_itt.task_trace import TaskTrace
 
 logger = logging.getLogger(__name__)
 HEADS_FILE = "heads.safetensors"
@@ -64,7 +66,10 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
 
     started = time.time()
     trainer, tokenizer = build_trainer(job, source, config)
+    trace = TaskTrace(trainer.model) if task_trace.enabled() else None
     trainer.train(resume_from_checkpoint=last_checkpoint(job.trainer_dir))
+    if trace is not None:
+        trace.save(job.trainer_dir, rank())
     metrics = dev_metrics(trainer, job)
     full_dir = job.stage_dir / "full"
     trainer.save_model(str(full_dir))  # every rank: ZeRO-3 gathers the weights here
