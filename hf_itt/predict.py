@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hf_itt.collators import MultiTaskCollator
-from hf_itt.tasks.schema import TAGGING
+from hf_itt.tasks.schema import MULTIPLE_CHOICE, TAGGING
 
 OUTPUT_KEYS = ("logits", "start_logits", "end_logits")
 
@@ -36,13 +36,15 @@ def predict_features(model, tokenizer, features, task: str, batch_size: int = 64
     rows = [dict(row) for row in features]
     task_id = model.task_id(task)
     token_level_logits = model.config.tasks[task]["type"] == TAGGING
+    # transformers' multiple-choice collator requires a label; the loss it feeds is ignored here
+    dummy_label = {"labels": 0} if model.config.tasks[task]["type"] == MULTIPLE_CHOICE else {}
     collator = MultiTaskCollator(tokenizer, [spec["type"] for spec in model.config.tasks.values()])
     device = next(model.parameters()).device
     model.eval()
     outputs: dict[str, list] = {}
     batches = length_sorted_batches([feature_length(row) for row in rows], batch_size)
     for batch_indices in tqdm(batches, desc=desc or task, leave=False, disable=not desc):
-        batch = collator([{**strip_labels(rows[i]), "task_ids": task_id} for i in batch_indices])
+        batch = collator([{**strip_labels(rows[i]), **dummy_label, "task_ids": task_id} for i in batch_indices])
         result = model(**{k: v.to(device) for k, v in batch.items()})
         for key in OUTPUT_KEYS:
             value = getattr(result, key, None)

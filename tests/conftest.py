@@ -15,6 +15,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Tiny models: one thread is many times faster than two on a shared 2-core machine.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 
 def corpus_lines() -> list[str]:
     return [line for line in (FIXTURES / "corpus.txt").read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -25,7 +25,7 @@ DATA = REPO / "tests" / "fixtures" / "data"
 # ||w_zero2 - w_single|| / ||w_zero2 - w_start|| over all encoder weights after 3 updates (fp32). Not an
 # elementwise bound: where a gradient is ~0, Adam's g / (sqrt(v) + eps) turns reduction-order noise
 # into a full-size step, so a few single weights can differ by up to the learning rate.
-TOLERANCE = 1e-2
+TOLERANCE = 2e-3  # measured here: 1.8e-4 (joint stage), 2.0e-4 (second stage)
 EXPERIMENT = """
 experiment: ds-two-stage
 seed: 5

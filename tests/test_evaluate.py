@@ -121,3 +121,11 @@ def test_answer_retrieval_ranks_candidates_by_embedding(model, tiny_tokenizer, m
     [result] = evaluate_task(ctx, EvaluationRequest("mewsli_x", ["en"], ["validation"], str(FIXTURES / "mewsli_x")),
                              ResultMeta())
     assert result.languages["en"]["map@20"] == pytest.approx(100.0)
+
+
+def test_multiple_choice_target_scores_xcopa(tiny_checkpoint, tiny_tokenizer):
+    mc = MultiTaskModel.from_encoder(tiny_checkpoint, {"xcopa": get_task("xcopa")})
+    ctx = ScoringContext(model=mc, tokenizer=tiny_tokenizer, show_progress=False)
+    [result] = evaluate_task(ctx, EvaluationRequest("xcopa", ["et"], ["validation"],
+                                                    str(FIXTURES / "xcopa/{lang}/val.{lang}.jsonl")), ResultMeta())
+    assert 0 <= result.languages["et"]["accuracy"] <= 100 and not result.failed
