@@ -20,6 +20,7 @@ from hf_itt.yaml_loader import safe_load
 
 from hf_itt.config_overrides import apply_overrides
 from hf_itt.errors import ConfigError
+from hf_itt.health_config import HealthConfig
 
 SAMPLING_STRATEGIES = ("uniform", "proportional", "temperature", "capped", "annealed", "weights")
 PUBLISHERS = ("local", "hub", "none")
@@ -150,6 +151,7 @@ class ExperimentConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     source_file: str | None = field(default=None, metadata={"internal": True})
 
     @property
@@ -241,7 +243,7 @@ def build_dataclass(cls, raw: Any, where: str):
     return cls(**kwargs)
 
 
-NESTED = {"model": ModelConfig, "sampling": SamplingConfig, "targets": TargetsConfig,
+NESTED = {"model": ModelConfig, "health": HealthConfig, "sampling": SamplingConfig, "targets": TargetsConfig,
           "evaluation": EvaluationConfig, "hub": HubConfig, "defaults": DefaultsConfig}
 SCALARS = {"seed": int, "temperature": float, "anneal_alpha_end": float, "batch_size": int,
            "retrieval_max_length": int, "cap": int, "max_length": int, "retrieval_layer": int,
@@ -260,6 +262,8 @@ def convert_field(f: dataclasses.Field, value: Any, where: str):
         return None
     if f.name in SCALARS:
         return coerce_scalar(SCALARS[f.name], value, where)
+    if isinstance(f.default, (bool, int, float)):  # numeric/bool fields with a default: their type
+        return coerce_scalar(type(f.default), value, where)
     if f.name in ("tasks", "splits", "task_dirs"):
         return [str(item) for item in as_list(value, where)]
     if f.name in ("training", "languages", "per_task_training") and not isinstance(value, dict):

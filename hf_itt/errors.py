@@ -27,3 +27,7 @@ class HubError(HfIttError):
 
 class CheckpointError(HfIttError):
     """A checkpoint is missing, corrupt, partial or does not fit the model."""
+
+
+class TrainingHealthError(HfIttError):
+    """A stage collapsed or diverged and the health check stopped it (see docs/health.md)."""

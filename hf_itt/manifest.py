@@ -72,6 +72,7 @@ class StageManifest:
     versions: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, dict[str, Any]] = field(default_factory=dict)
     publish: PublishInfo = field(default_factory=PublishInfo)
+    health: dict[str, Any] = field(default_factory=dict)  # {"outcome", "attempts": [HealthReport dicts]}
     schema_version: int = MANIFEST_SCHEMA_VERSION
 
     def __post_init__(self):

@@ -16,6 +16,7 @@ from pathlib import Path
 from hf_itt.config import ExperimentConfig
 from hf_itt import task_trace
 from hf_itt.distributed import barrier, is_main_process, rank
+from hf_itt.health import health_callbacks, health_report
 from hf_itt.stage_jobs import StageJob
 from hf_itt.task_trace import TaskTrace
 
@@ -61,26 +62,75 @@ def encoder_source(source, config: ExperimentConfig) -> tuple[str, str | None]:
 
 
 def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage:
-    """Train ``job`` from ``source`` (the previous stage, or None for the base model)."""
+    """Train ``job`` from ``source`` (the previous stage, or None for the base model).
+
+    The health checks may end an attempt: "restart" reruns the stage from its source with the next
+    seed (the failed attempt's Trainer folder is kept as ``trainer.attempt<k>``), "stopped" raises
+    TrainingHealthError and nothing is exported.
+    """
     from hf_itt.target_eval import evaluate_target
 
-    started = time.time()
-    trainer, tokenizer = build_trainer(job, source, config)
-    trace = TaskTrace(trainer.model) if task_trace.enabled() else None
-    trainer.train(resume_from_checkpoint=last_checkpoint(job.trainer_dir))
-    if trace is not None:
-        trace.save(job.trainer_dir, rank())
+    started, reports = time.time(), []
+    attempt = read_attempt(job)
+    while True:
+        trainer, tokenizer = build_trainer(job, source, config, seed=config.seed + attempt)
+        callbacks = health_callbacks(config.health, trainer, attempt=attempt)
+        trace = TaskTrace(trainer.model) if task_trace.enabled() else None
+        trainer.train(resume_from_checkpoint=last_checkpoint(job.trainer_dir))
+        if trace is not None:
+            trace.save(job.trainer_dir, rank())
+        report = health_report(callbacks)
+        reports.append(report.to_dict())
+        if report.outcome == "ok":
+            break
+        if report.outcome == "stopped":
+            raise stopped_error(job, report)
+        attempt = start_next_attempt(job, attempt)
     metrics = dev_metrics(trainer, job)
     full_dir = job.stage_dir / "full"
     trainer.save_model(str(full_dir))  # every rank: ZeRO-3 gathers the weights here
     barrier()
     if is_main_process():
         tokenizer.save_pretrained(full_dir)
-        export_checkpoint(job, full_dir, tokenizer, metrics, source, config, time.time() - started)
+        health = {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}
+        export_checkpoint(job, full_dir, tokenizer, metrics, source, config, time.time() - started, health)
         if job.kind == "target":
             evaluate_target(job, job.checkpoint_dir, config)
     barrier()
     return TrainedStage(job, job.checkpoint_dir, "trained", metrics)
+
+
+ATTEMPT_FILE = "attempt.json"
+
+
+def read_attempt(job: StageJob) -> int:
+    """Which health restart of the stage is running (survives a killed run)."""
+    import json
+
+    path = job.stage_dir / ATTEMPT_FILE
+    return json.loads(path.read_text())["attempt"] if path.is_file() else 0
+
+
+def start_next_attempt(job: StageJob, attempt: int) -> int:
+    import json
+
+    from hf_itt.fileio import atomic_write_text
+
+    barrier()
+    if is_main_process():
+        job.trainer_dir.rename(job.stage_dir / f"trainer.attempt{attempt}")
+        atomic_write_text(job.stage_dir / ATTEMPT_FILE, json.dumps({"attempt": attempt + 1}))
+    barrier()
+    return attempt + 1
+
+
+def stopped_error(job: StageJob, report):
+    from hf_itt.errors import TrainingHealthError
+
+    events = "; ".join(event["message"] for event in report.to_dict()["events"]) or "no details"
+    return TrainingHealthError(f"{job.kind} stage {job.name!r} was stopped by the health checks: {events}. Nothing "
+                               f"was exported; earlier stages are kept. Change the settings named above and rerun "
+                               f"(its Trainer checkpoints are in {job.trainer_dir}; delete them to start afresh).")
 
 
 def last_checkpoint(trainer_dir: Path) -> str | None:
@@ -89,7 +139,7 @@ def last_checkpoint(trainer_dir: Path) -> str | None:
     return get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
 
 
-def build_trainer(job: StageJob, source, config: ExperimentConfig):
+def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer."""
     from transformers import AutoTokenizer, set_seed
 
@@ -99,7 +149,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig):
     from hf_itt.training_args import build_training_arguments
 
     training, deepspeed = deepspeed_setup(job)
-    args = build_training_arguments(training, str(job.trainer_dir), config.seed, deepspeed=deepspeed,
+    args = build_training_arguments(training, str(job.trainer_dir), seed, deepspeed=deepspeed,
                                     where=f"{job.kind} {job.name} training")
     encoder, revision = encoder_source(source, config)
     tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or encoder, revision=revision)
@@ -107,7 +157,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig):
     data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
                           lang=None, max_length=job.max_length, max_train=plan.max_train, max_dev=plan.max_dev or 500,
                           with_dev=with_dev, training_args=args) for plan in job.tasks]
-    set_seed(config.seed)  # heads are initialised here, before the Trainer seeds anything
+    set_seed(seed)  # heads are initialised here, before the Trainer seeds anything
     model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
     trainer = MultiTaskTrainer(
         model, args, train_datasets={d.name: d.train for d in data},
@@ -165,7 +215,8 @@ def dev_metric_functions(job: StageJob) -> dict:
             if plan.spec.type in (CLASSIFICATION, MULTIPLE_CHOICE, TAGGING)}
 
 
-def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float) -> Path:
+def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
+                      health: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
     from hf_itt.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
     from hf_itt.model_card import write_model_card
@@ -190,7 +241,7 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
         source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
         lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
                              stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
-        metrics=metrics, timings={"train_seconds": round(seconds, 1)})
+        metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
     write_model_card(partial, manifest, job.repo_id)
     finish_manifest(partial, manifest)
     if job.checkpoint_dir.exists():

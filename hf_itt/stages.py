@@ -124,8 +124,9 @@ class StageRunner:
             if job.kind == "target" and self.needs_results(job):
                 self.evaluate_on_main(job, found)
             return stage
-        if self.force and job.trainer_dir.exists() and is_main_process():
-            shutil.rmtree(job.trainer_dir)
+        if self.force and is_main_process():  # a fresh start: no resume point, no health restart count
+            shutil.rmtree(job.trainer_dir, ignore_errors=True)
+            (job.stage_dir / "attempt.json").unlink(missing_ok=True)
         barrier()
         stage = train_stage(job, source, self.config)
         if is_main_process() and job.kind == "itt":

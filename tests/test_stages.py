@@ -107,7 +107,7 @@ def run_cli(tiny_checkpoint, root: Path) -> subprocess.Popen:
     command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(CHAIN), "--no-report",
                f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})  # as in-process
 
 
 def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_path):
@@ -127,3 +127,29 @@ def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_pat
     for stage in ("joint", "squad", "pos"):
         assert_same_weights(tmp_path / "run" / "stages" / stage / "checkpoint", config.run_dir / "stages" / stage / "checkpoint")
     assert_same_weights(tmp_path / "run" / "targets" / "xnli" / "checkpoint", config.run_dir / "targets" / "xnli" / "checkpoint")
+
+
+def test_health_restarts_a_collapsed_stage_then_stops_it(tiny_checkpoint, tmp_path):
+    from hf_itt.errors import TrainingHealthError
+
+    config = chain_config(tiny_checkpoint, tmp_path, "stages.0.training.learning_rate=1.0",
+                          "stages.0.training.eval_steps=2", "health.on_collapse=restart", "health.max_restarts=1",
+                          "health.collapse_min_examples=1", "targets.tasks=[]", "targets.languages={}")
+    with pytest.raises(TrainingHealthError, match="stage 'joint' was stopped.*dev predictions are.*no restarts left"):
+        StageRunner(config).run(report=False)
+    stage = config.run_dir / "stages" / "joint"
+    assert (stage / "trainer.attempt0").is_dir()         # the first attempt (seed 7) is kept for inspection
+    assert json_attempt(stage) == 1                      # the rerun used seed 8 and was stopped
+    assert not (stage / "checkpoint").exists()           # nothing exported
+
+
+def json_attempt(stage: Path) -> int:
+    import json
+
+    return json.loads((stage / "attempt.json").read_text())["attempt"]
+
+
+def test_healthy_stages_record_their_health(chain):
+    _, config, _ = chain
+    health = read_manifest(config.run_dir / "stages" / "joint" / "checkpoint").health
+    assert health["outcome"] == "ok" and health["seed"] == 7 and health["attempts"][0]["events"] == []
