@@ -4,8 +4,9 @@ Started by the deepspeed launcher (see benchmarks/memory.py), e.g.
 
     DS_ACCELERATOR=cpu deepspeed --num_gpus 2 benchmarks/ds_memory_worker.py --stage 2 --out OUT
 
-Peak RSS is the kernel's high-water mark (VmHWM), reset after the model and data are built, so the
-peak covers DeepSpeed's engine setup and the training steps only.
+Peak RSS is the kernel's high-water mark (VmHWM). It is reset after the model and data are built and
+again when training begins (DeepSpeed's engine and optimizer exist by then), so the engine setup and
+the training steps get a peak each.
 """
 
 from __future__ import annotations
@@ -42,6 +43,35 @@ def deepspeed_config(stage: int, hyper: dict) -> dict:
     return config
 
 
+def phase_probe():
+    """A callback that closes the setup phase at on_train_begin: records its peak, restarts the count."""
+    from transformers import TrainerCallback
+
+    class PhaseProbe(TrainerCallback):
+        def __init__(self):
+            self.setup_peak = self.train_begin = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.setup_peak = peak_rss_mib()
+            self.train_begin = reset_peak_rss()
+
+    return PhaseProbe()
+
+
+def optimizer_state_mib(trainer) -> float:
+    """Bytes of the optimizer's state tensors on this rank (Adam moments: partitioned under ZeRO-2)."""
+    import torch
+
+    optimizer = trainer.optimizer
+    for _ in range(5):  # accelerate and DeepSpeed wrap the torch optimizer (.optimizer), possibly twice
+        if not hasattr(optimizer, "optimizer"):
+            break
+        optimizer = optimizer.optimizer
+    total = sum(t.numel() * t.element_size() for state in optimizer.state.values() for t in state.values()
+                if isinstance(t, torch.Tensor) and t.dim() > 0)
+    return total / 2**20
+
+
 def main() -> None:
     import torch
 
@@ -66,11 +96,14 @@ def main() -> None:
     cuda = torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR") != "cpu"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    probe = phase_probe()
     trainer = quiet(MultiTaskTrainer(model=model, args=training_args, train_datasets={"mnli": dataset},
-                                     processing_class=tokenizer))
+                                     processing_class=tokenizer, callbacks=[probe]))
     trainer.train()
     record = {"rank": int(os.environ.get("RANK", 0)), "world_size": training_args.world_size, "stage": args.stage,
-              "parameters": parameters, "rss_before_mib": rss_before, "peak_rss_mib": peak_rss_mib(),
+              "parameters": parameters, "rss_before_mib": rss_before,
+              "setup_peak_mib": probe.setup_peak, "rss_train_begin_mib": probe.train_begin, "peak_rss_mib": peak_rss_mib(),
+              "optimizer_state_mib": optimizer_state_mib(trainer),
               "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
               "steps": trainer.state.global_step}
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ HEADS = {"tatoeba_pairs": {"type": "classification", "num_labels": 2},
 def parse_args(argv=None):
     parser = base_parser(__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--xquad-questions", type=int, default=24, help="XQuAD questions per language")
+    parser.add_argument("--xquad-questions", type=int, default=64, help="XQuAD questions per language")
     parser.add_argument("--limit", type=int, default=100, help="rows per language of the other tasks")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds over all languages")
     args = parser.parse_args(argv)

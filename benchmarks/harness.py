@@ -56,7 +56,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--model-size", choices=sorted(SIZES), default="small",
                         help="small: 4 layers, hidden 256, vocab 250,002 (default); large: XLM-R Large's shape")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: steadier timings on a shared machine; 0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 

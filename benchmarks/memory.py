@@ -85,11 +85,19 @@ def measured_rows(records: dict[int, list[dict]], ranks: int) -> list[list]:
     rows = []
     for stage, ranks_records in records.items():
         for record in ranks_records:
-            growth = record["peak_rss_mib"] - record["rss_before_mib"]
-            rows.append([STAGES[stage], f"{record['rank']} of {record['world_size']}", record["rss_before_mib"],
-                         record["peak_rss_mib"], growth, expected_growth(stage, record["parameters"], ranks) / MIB,
+            base, parameters = record["rss_before_mib"], record["parameters"]
+            peak = max(record["setup_peak_mib"], record["peak_rss_mib"])
+            adam = 8 * parameters / (ranks if stage else 1) / MIB
+            rows.append([STAGES[stage], f"{record['rank']} of {record['world_size']}", base,
+                         record["setup_peak_mib"] - base, record["rss_train_begin_mib"] - base,
+                         record["peak_rss_mib"] - base, peak, expected_growth(stage, parameters, ranks) / MIB,
+                         f"{record['optimizer_state_mib']:.0f} / {adam:.0f}",
                          "-" if record["cuda_peak_mib"] is None else record["cuda_peak_mib"]])
     return rows
+
+
+def peak(record: dict) -> float:
+    return max(record["setup_peak_mib"], record["peak_rss_mib"])
 
 
 def estimate_rows() -> list[list]:
@@ -114,19 +122,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         records = run_launches(args, Path(folder))
     parameters = records[0][0]["parameters"]
-    saving = [r0["peak_rss_mib"] - r2["peak_rss_mib"] for r0, r2 in zip(records[0], records[2])]
+    saving = [peak(r0) - peak(r2) for r0, r2 in zip(records[0], records[2])]
     print_table(
         "Memory: peak RSS of training steps, ZeRO-2 vs no ZeRO, 2 DeepSpeed ranks",
-        ["config", "rank", "RSS after model build (MiB)", "peak RSS in training (MiB)", "growth (MiB)",
-         "expected fp32 model-state growth (MiB)", "CUDA peak (MiB)"],
+        ["config", "rank", "RSS after model build (MiB)", "engine setup: peak growth", "held after setup",
+         "training steps: peak growth", "peak RSS (MiB)", "expected fp32 model-state growth",
+         "Adam state measured / expected (MiB)", "CUDA peak (MiB)"],
         measured_rows(records, args.ranks),
         [machine_line(args),
          f"model: {parameters / 1e6:.1f}M parameters ({args.model_size}); batch {args.batch_size} x {args.seq_len} "
          f"per rank, {args.steps} steps, fp32, launches with DS_ACCELERATOR={'cuda' if on_cuda(args) else 'cpu'}",
          f"ZeRO-2 lowers the per-rank peak by {', '.join(f'{s:.0f}' for s in saving)} MiB (ranks 0, 1); "
          f"expected from fp32 model states: {(expected_growth(0, parameters, args.ranks) - expected_growth(2, parameters, args.ranks)) / MIB:.0f} MiB",
-         "growth = peak minus RSS after model build: DeepSpeed engine setup (flattening copies), gradients, Adam "
-         "states, activations, communication buffers",
+         "growth columns are MiB above the RSS after model build: engine setup = DeepSpeed's initialize inside "
+         "train() (flattened parameter copies, ZeRO's fp32 partition); steps = gradients, Adam states, activations, "
+         "communication buffers; expected = fp32 gradients + Adam moments (+ ZeRO-2's fp32 partition copy)",
          *cpu_caveats(args)])
     print_table(
         "Estimates: XLM-R Large model states per GPU (bf16/fp16 mixed precision, Adam)",

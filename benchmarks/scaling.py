@@ -1,14 +1,12 @@
 """Step time and peak memory of a joint MultiTaskTrainer stage vs number of tasks and sequence length.
 
     python benchmarks/scaling.py            # small XLM-R-shaped model, CPU (a few minutes)
-    python benchmarks/scaling.py --grid     # every (tasks, length) pair instead of two sweeps
     python benchmarks/scaling.py --tiny     # CI smoke run
-    python benchmarks/scaling.py --device cuda --model-size large --grid
+    python benchmarks/scaling.py --device cuda --model-size large
 
 Joint stages over 1 (mnli), 3 (mnli, squad_v1, hellaswag) or all 9 intermediate tasks of the reference
 study (uniform task sampling), each example exactly ``length`` tokens per sequence (multiple choice:
-per choice). Default: the task sweep at length 128 and the length sweep (128, 256, 384) with 1 task.
-Configurations are run in turn, for ``--rounds`` interleaved rounds; step times are medians over all
+per choice); every (tasks, length) pair is run. Configurations are run in turn, for ``--rounds`` interleaved rounds; step times are medians over all
 timed steps (the first step of a run is not timed). Peak memory is the growth of the process's peak
 RSS (VmHWM, reset before each run after freeing memory) during ``train()``; on CUDA, the peak of
 allocated memory. A 9-task run takes at least 10 steps so most tasks appear.
@@ -29,9 +27,8 @@ TASK_COUNTS, LENGTHS = (1, 3, 9), (128, 256, 384)
 def parse_args(argv=None):
     parser = base_parser(__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=5, help="optimizer steps per run (first untimed)")
+    parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run (first untimed)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--grid", action="store_true", help="all 9 (tasks, length) pairs")
     args = parser.parse_args(argv)
     setup(args)
     if args.tiny:
@@ -41,9 +38,7 @@ def parse_args(argv=None):
 
 def configurations(args) -> list[tuple[int, int]]:
     lengths = (16, 32, 48) if args.tiny else LENGTHS
-    if args.grid:
-        return [(tasks, length) for tasks in TASK_COUNTS for length in lengths]
-    return [(tasks, lengths[0]) for tasks in TASK_COUNTS] + [(1, length) for length in lengths[1:]]
+    return [(tasks, length) for tasks in TASK_COUNTS for length in lengths]
 
 
 class ScalingRun:

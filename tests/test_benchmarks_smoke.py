@@ -1,0 +1,54 @@
+"""Every benchmark script runs with --tiny and prints its markdown table.
+
+The scripts run as ``__main__`` inside this process (``runpy``), which spares one torch/transformers
+import per script; memory.py launches the real deepspeed launcher with 2 CPU ranks, so it carries the
+``deepspeed`` marker like tests/test_deepspeed_smoke.py. Scripts that tokenize real text need the
+samples in ../shared/data (the ``shared_data`` fixture skips with the reason when they are absent).
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+NEEDS_REAL_DATA = {"padding", "evaluation", "preprocessing"}
+IN_PROCESS = ["trainer_overhead", "padding", "evaluation", "retrieval", "preprocessing", "scaling"]
+TABLE_ROW = re.compile(r"^\| .+ \|$", re.MULTILINE)
+
+
+def run_script(name: str, monkeypatch, capsys) -> str:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / f"{name}.py"), "--tiny", "--threads", "1"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCHMARKS / f"{name}.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0, f"{name}.py --tiny exited with {exit_info.value.code}:\n{out[-3000:]}"
+    return out
+
+
+def assert_table(out: str, name: str) -> None:
+    assert "\n### " in out, f"{name}.py printed no table title:\n{out[-2000:]}"
+    assert re.search(r"^\|---(\|---:)+\|$", out, re.MULTILINE), f"{name}.py printed no markdown table:\n{out[-2000:]}"
+    rows = [row for row in TABLE_ROW.findall(out) if not row.startswith("|---")]
+    assert len(rows) >= 2, f"{name}.py printed a header without data rows:\n{out[-2000:]}"  # header + >= 1 row
+
+
+@pytest.mark.parametrize("name", IN_PROCESS)
+def test_benchmark_runs_tiny_and_prints_its_table(name, monkeypatch, capsys, request):
+    if name in NEEDS_REAL_DATA:
+        request.getfixturevalue("shared_data")
+    assert_table(run_script(name, monkeypatch, capsys), name)
+
+
+@pytest.mark.deepspeed
+def test_memory_benchmark_launches_two_ranks_per_config(monkeypatch, capsys):
+    pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
+    out = run_script("memory", monkeypatch, capsys)
+    assert_table(out, "memory")
+    for config in ("no ZeRO (stage 0)", "ZeRO-2"):
+        assert sum(line.startswith(f"| {config}") for line in out.splitlines()) == 2, out  # one row per rank
