@@ -37,7 +37,7 @@ def parse_args(argv=None):
 
 
 def configurations(args) -> list[tuple[int, int]]:
-    lengths = (16, 32, 48) if args.tiny else LENGTHS
+    lengths = (16, 32) if args.tiny else LENGTHS
     return [(tasks, length) for tasks in TASK_COUNTS for length in lengths]
 
 

@@ -50,5 +50,5 @@ def test_memory_benchmark_launches_two_ranks_per_config(monkeypatch, capsys):
     pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
     out = run_script("memory", monkeypatch, capsys)
     assert_table(out, "memory")
-    for config in ("no ZeRO (stage 0)", "ZeRO-2"):
-        assert sum(line.startswith(f"| {config}") for line in out.splitlines()) == 2, out  # one row per rank
+    for config in ("no ZeRO (stage 0)", "ZeRO-2 (ds_configs/zero2.json)"):
+        assert sum(line.startswith(f"| {config} |") for line in out.splitlines()) == 2, out  # one row per rank
