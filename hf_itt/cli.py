@@ -49,6 +49,7 @@ def run_main(argv: list[str] | None = None) -> int:
     from hf_itt.stages import StageRunner
 
     config = load_experiment(args.config, args.overrides)
+    run_prepare(config)
     runner = StageRunner(config, force=args.force)
     if args.dry_run:
         runner.print_plan()
@@ -71,6 +72,29 @@ def check_writable(folder: Path, key: str) -> None:
     except OSError as err:
         raise ConfigError(f"{key} {folder} is not writable ({err.strerror or err}); choose another folder "
                           f"({key}=...) or fix its permissions") from None
+
+
+def run_prepare(config) -> None:
+    """The experiment's `prepare:` hook, on rank 0 first (it builds files every rank then reads)."""
+    if not config.prepare:
+        return
+    from importlib import import_module
+
+    from hf_itt.distributed import is_main_process, wait_for_file
+    from hf_itt.errors import ConfigError
+
+    module, _, function = config.prepare.partition(":")
+    try:
+        hook = getattr(import_module(module), function)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"prepare {config.prepare!r} cannot be imported ({err}); check the module and function") from None
+    marker = config.run_dir / ".prepared"
+    if is_main_process():
+        hook(config)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        wait_for_file(marker)
 
 
 def tasks_main(argv: list[str]) -> int:

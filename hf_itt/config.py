@@ -146,6 +146,9 @@ class ExperimentConfig:
     output_dir: str = field(default="runs/{experiment}/seed{seed}", metadata={
         "help": "Run folder; fields: experiment, seed."})
     task_dirs: list[str] = field(default_factory=list, metadata={"help": "Folders of extra task spec YAMLs."})
+    prepare: str | None = field(default=None, metadata={
+        "help": "'module:function' called with the config before anything is planned, to build data or a "
+                "base model (the offline demo builds its synthetic world and tiny encoder this way)."})
     defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
     stages: list[StageConfig] = field(default_factory=list)
     targets: TargetsConfig = field(default_factory=TargetsConfig)

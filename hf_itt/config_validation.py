@@ -19,6 +19,8 @@ TEMPLATE_FIELDS = {"namespace", "experiment", "stage", "hash"}
 
 def validate_experiment(config: ExperimentConfig) -> None:
     check_name(config.experiment, "experiment")
+    if config.prepare is not None and not re.match(r"^[\w.]+:\w+$", config.prepare):
+        raise ConfigError(f"prepare {config.prepare!r} must be 'package.module:function'")
     check_model(config)
     register_task_dirs(config)
     check_training_keys(config.defaults.training, "defaults.training")

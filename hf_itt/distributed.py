@@ -27,3 +27,15 @@ def barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def wait_for_file(path, timeout: float = 7200.0, poll: float = 1.0) -> None:
+    """Block until rank 0 has written ``path`` (before any process group exists, no barrier is possible)."""
+    import time
+    from pathlib import Path
+
+    deadline = time.time() + timeout
+    while not Path(path).exists():
+        if time.time() > deadline:
+            raise TimeoutError(f"rank {rank()} waited {timeout:.0f}s for {path} from rank 0")
+        time.sleep(poll)

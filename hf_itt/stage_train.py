@@ -134,9 +134,25 @@ def stopped_error(job: StageJob, report):
 
 
 def last_checkpoint(trainer_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest COMPLETE Trainer checkpoint: a kill can leave the newest one half-written.
 
-    return get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
+    The Trainer writes trainer_state.json after the weights, optimizer and RNG states, so a checkpoint
+    whose trainer_state.json parses is complete.
+    """
+    import json
+    import re
+
+    if not trainer_dir.is_dir():
+        return None
+    numbered = [(int(m.group(1)), p) for p in trainer_dir.iterdir() if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    for _, folder in sorted(numbered, reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning("%s is incomplete (killed while saving?); resuming from an earlier checkpoint", folder)
+            continue
+        return str(folder)
+    return None
 
 
 def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from hf_itt.config import ExperimentConfig, StageConfig
+from hf_itt.config import ExperimentConfig
 from hf_itt.distributed import barrier, is_main_process, world_size
 from hf_itt.errors import HfIttError
-from hf_itt.stage_train import StageJob, TrainedStage, train_stage
+from hf_itt.stage_jobs import StageJob
+from hf_itt.stage_train import TrainedStage, train_stage
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,6 @@ class StageRunner:
         return done
 
     def run_job(self, job: StageJob, done: list[TrainedStage], publishing) -> TrainedStage:
-        from hf_itt.stage_index import record
-
         source = done[-1] if done and job.kind != "target" else self.last_itt(done)
         if job.kind == "from":
             return TrainedStage.from_reference(job)
@@ -121,20 +120,31 @@ class StageRunner:
         found = None if self.force else self.find_finished(job)
         if found is not None:
             stage = TrainedStage.reused(job, found)
+            if is_main_process() and job.kind == "itt" and Path(found) == job.checkpoint_dir:
+                self.index_and_publish(job, found, publishing)  # a kill may have come before either
             if job.kind == "target" and self.needs_results(job):
                 self.evaluate_on_main(job, found)
             return stage
         if self.force and is_main_process():  # a fresh start: no resume point, no health restart count
             shutil.rmtree(job.trainer_dir, ignore_errors=True)
             (job.stage_dir / "attempt.json").unlink(missing_ok=True)
+        if is_main_process():
+            set_aside_stale_trainer_dir(job)
         barrier()
         stage = train_stage(job, source, self.config)
         if is_main_process() and job.kind == "itt":
-            record(self.index_dir, job.stage_hash, stage.checkpoint)
-            if self.publisher is not None:
-                publishing.submit(stage.checkpoint, job.repo_id)
+            self.index_and_publish(job, stage.checkpoint, publishing)
         barrier()
         return stage
+
+    def index_and_publish(self, job: StageJob, checkpoint, publishing) -> None:
+        """Record the stage in the hash index and publish it unless its manifest says it already is."""
+        from hf_itt.manifest import read_manifest
+        from hf_itt.stage_index import record
+
+        record(self.index_dir, job.stage_hash, checkpoint)
+        if self.publisher is not None and read_manifest(checkpoint).status != "published":
+            publishing.submit(checkpoint, job.repo_id)
 
     def needs_results(self, job: StageJob) -> bool:
         results = self.run_dir / "results"
@@ -175,6 +185,24 @@ class StageRunner:
             logger.warning("report not written: %s", err)
 
 
+HASH_FILE = "stage_hash.txt"
+
+
+def set_aside_stale_trainer_dir(job: StageJob) -> None:
+    """Trainer checkpoints belong to one stage hash: after a config change, move the old ones aside
+    (never delete them) so the new configuration starts fresh instead of resuming the old one."""
+    marker = job.trainer_dir / HASH_FILE
+    if job.trainer_dir.is_dir() and (not marker.is_file() or marker.read_text().strip() != job.stage_hash):
+        old = marker.read_text().strip() if marker.is_file() else "unknown"
+        target = job.stage_dir / f"trainer.stale-{old}-{int(time.time())}"
+        logger.warning("%s holds checkpoints of another configuration (hash %s, now %s): moved to %s",
+                       job.trainer_dir, old, job.stage_hash, target)
+        job.trainer_dir.rename(target)
+        (job.stage_dir / "attempt.json").unlink(missing_ok=True)
+    job.trainer_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(job.stage_hash)
+
+
 class _NoPublisher:
     def __enter__(self):
         return self
@@ -186,4 +214,4 @@ class _NoPublisher:
         return None
 
 
-__all__ = ["StageRunner", "StagePlan", "StageConfig", "asdict"]
+__all__ = ["StageRunner", "StagePlan"]

@@ -4,8 +4,8 @@
 - The chain SIGKILLed at three points (mid-training, mid-export, between two target evaluations) and
   rerun recovers exactly: same weights and results, nothing finished retrained, every checkpoint/
   folder verifies after every attempt, publishing and the hash index as in the uninterrupted run.
-- The weak spots the campaign found, simulated deterministically in process (strict xfails until
-  the stage runner handles them; see the reliability report).
+- The weak spots the campaign found, simulated deterministically in process (they failed before the
+  stage runner handled them).
 """
 
 from __future__ import annotations
@@ -102,9 +102,6 @@ def same_weights(a: Path, b: Path) -> bool:
     return (a / "checkpoint" / "model.safetensors").read_bytes() == (b / "checkpoint" / "model.safetensors").read_bytes()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="stage_train.last_checkpoint resumes the newest checkpoint-N even when a kill left it "
-                          "half-written (no trainer_state.json): 'Can't find a valid checkpoint' on every rerun")
 def test_a_half_written_trainer_checkpoint_is_not_resumed(tiny_checkpoint, tmp_path):
     config = one_stage(tmp_path)
     whole = run_one(config, tiny_checkpoint, tmp_path / "whole")
@@ -121,8 +118,6 @@ def test_a_half_written_trainer_checkpoint_is_not_resumed(tiny_checkpoint, tmp_p
     assert same_weights(whole, rerun)
 
 
-@pytest.mark.xfail(strict=True, reason="stages.run_job reuses a stage found in its own run folder without indexing "
-                                       "or publishing it, so a kill between export and publishing is never repaired")
 def test_a_stage_killed_before_publishing_is_published_on_rerun(tiny_checkpoint, tmp_path, monkeypatch):
     config = one_stage(tmp_path)
     with monkeypatch.context() as killed:  # the export finished, then the process died
@@ -136,8 +131,6 @@ def test_a_stage_killed_before_publishing_is_published_on_rerun(tiny_checkpoint,
     assert (tmp_path / "hub" / "by-hash" / f"{manifest.stage_hash}.json").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="the Trainer folder is per stage name, not per stage hash: a changed "
-                                       "configuration resumes the old configuration's checkpoints")
 def test_a_changed_configuration_does_not_resume_old_checkpoints(tiny_checkpoint, tmp_path):
     config = one_stage(tmp_path, max_steps=1)
     run_one(config, tiny_checkpoint, tmp_path / "same")
