@@ -56,16 +56,17 @@ def random_task_dataset(spec: dict, rows: int, length: int, vocab_size: int, see
 
 
 class TokenCounter:
-    """Wraps a collator; records each batch's non-pad and padded token counts in collation order."""
+    """Wraps a collator; records each batch's (non-pad tokens, padded tokens, task id) in collation order."""
 
     def __init__(self, collator):
         self.collator = collator
-        self.batches: list[tuple[int, int]] = []
+        self.batches: list[tuple[int, int, int | None]] = []
 
     def __call__(self, features):
         batch = self.collator(features)
         mask = batch["attention_mask"]
-        self.batches.append((int(mask.sum()), int(mask.numel())))
+        task = int(batch["task_ids"][0]) if "task_ids" in batch else None
+        self.batches.append((int(mask.sum()), int(mask.numel()), task))
         return batch
 
 
@@ -120,5 +121,7 @@ def step_summary(clock, counter: TokenCounter, warmup: int = 1) -> dict:
     when a batch is built, not which step uses it).
     """
     times = clock.step_times()[warmup:]
-    tokens = [real for real, _ in counter.batches[warmup:warmup + len(times)]]
-    return {"times": times, "tokens": tokens, "tokens_per_s": sum(tokens) / sum(times)}
+    batches = counter.batches[warmup:warmup + len(times)]
+    tokens = [real for real, _, _ in batches]
+    return {"times": times, "tokens": tokens, "tasks": [task for _, _, task in batches],
+            "tokens_per_s": sum(tokens) / sum(times)}
