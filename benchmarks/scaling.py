@@ -28,7 +28,7 @@ def parse_args(argv=None):
     parser = base_parser(__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run (first untimed)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     setup(args)
     if args.tiny:
@@ -87,14 +87,15 @@ def main(argv=None) -> int:
         times = [t for outcome in outcomes for t in outcome["times"]]
         step, peak = median(times), median(outcome["peak_mib"] for outcome in outcomes)
         base_time, base_memory = base_time or step, base_memory or peak
-        tokens = median(t for outcome in outcomes for t in outcome["tokens"])
+        all_tokens = [t for outcome in outcomes for t in outcome["tokens"]]
+        tokens = sum(all_tokens) / len(all_tokens)
         rows.append([tasks, length, len(times), step, f"{step / base_time:.2f}x", tokens,
                      median(outcome["tokens_per_s"] for outcome in outcomes), peak, f"{peak / base_memory:.2f}x"])
     memory = "peak CUDA memory allocated (MiB)" if on_cuda(args) else "peak RSS growth in train() (MiB)"
     first = next(iter(runs.values()))
     print_table(
         "Scaling: joint-stage step time and peak memory vs tasks and sequence length",
-        ["tasks", "seq length", "steps timed", "median step (s)", "vs first row", "median real tokens/step",
+        ["tasks", "seq length", "steps timed", "median step (s)", "vs first row", "mean real tokens/step",
          "tokens/s", memory, "vs first row"],
         rows,
         [machine_line(args), model_line(first.model),
