@@ -45,20 +45,39 @@ def run_parser() -> argparse.ArgumentParser:
 def run_main(argv: list[str] | None = None) -> int:
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
     args = run_parser().parse_intermixed_args(argv)
-    from hf_itt.config import load_experiment
+    from hf_itt.config import load_experiments
+    from hf_itt.distributed import is_main_process
     from hf_itt.stages import StageRunner
 
-    config = load_experiment(args.config, args.overrides)
-    run_prepare(config)
-    runner = StageRunner(config, force=args.force)
+    configs = load_experiments(args.config, args.overrides)
+    run_prepare(configs[0])
+    runners = [StageRunner(config, force=args.force) for config in configs]
     if args.dry_run:
-        runner.print_plan()
+        for runner in runners:
+            runner.print_plan()
         return 0
-    check_writable(config.run_dir, "output_dir")
-    if config.hub.publisher == "local":
-        check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
-    runner.run(report=not args.no_report)
+    for config in configs:
+        check_writable(config.run_dir, "output_dir")
+        if config.hub.publisher == "local":
+            check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
+    for runner in runners:
+        runner.run(report=False)
+    if not args.no_report and is_main_process():
+        write_report(configs)
     return 0
+
+
+def write_report(configs) -> None:
+    """One report over every experiment of the file (each with its own results folder)."""
+    from hf_itt.report import build_report
+
+    results = [config.run_dir / "results" for config in configs if any((config.run_dir / "results").glob("*.json"))]
+    if not results:
+        return
+    first = configs[0]
+    out = (Path(first.report_dir.format(experiment=first.experiment, seed=first.seed)) if first.report_dir
+           else first.run_dir / "report")
+    print(f"report: {build_report(results, out=out)}")
 
 
 def check_writable(folder: Path, key: str) -> None:

@@ -145,6 +145,8 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     output_dir: str = field(default="runs/{experiment}/seed{seed}", metadata={
         "help": "Run folder; fields: experiment, seed."})
+    report_dir: str | None = field(default=None, metadata={
+        "help": "Where run_itt.py writes the report over all experiments of the file (default: <run folder>/report)."})
     task_dirs: list[str] = field(default_factory=list, metadata={"help": "Folders of extra task spec YAMLs."})
     prepare: str | None = field(default=None, metadata={
         "help": "'module:function' called with the config before anything is planned, to build data or a "
@@ -170,16 +172,38 @@ class ExperimentConfig:
         return str(Path(self.source_file).parent / path)
 
 
-def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read an experiment YAML (following `extends:`), apply key=value overrides, build and validate."""
+def load_experiments(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[ExperimentConfig]:
+    """All experiments of a YAML file: one, or one per item of a top-level `experiments:` list (each
+    item's keys deep-merged over the rest of the file), so a small comparison runs as one command."""
+    raw = read_yaml_with_extends(Path(path))
+    variants = raw.pop("experiments", None)
+    if variants is None:
+        return [load_experiment(path, overrides)]
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, dict) for v in variants):
+        raise ConfigError(f"{path}: `experiments:` must be a non-empty list of mappings (each an experiment's keys)")
+    return [build_experiment({**deep_merge(raw, variant)}, path, overrides) for variant in variants]
+
+
+def build_experiment(raw: dict, path: str | Path, overrides) -> ExperimentConfig:
     from hf_itt.config_validation import validate_experiment
 
-    raw = read_yaml_with_extends(Path(path))
-    raw = apply_overrides(raw, overrides)
-    config = build_dataclass(ExperimentConfig, raw, where="config")
+    if "stages" in raw and raw["stages"] is None:
+        raw["stages"] = []
+    config = build_dataclass(ExperimentConfig, apply_overrides(raw, overrides), where="config")
     config.source_file = str(Path(path).resolve())
+    if config.model.name_or_path.startswith(("./", "../")):  # a folder next to the YAML, not a Hub id
+        config.model.name_or_path = str(Path(config.resolve_path(config.model.name_or_path)).resolve())
     validate_experiment(config)
     return config
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read an experiment YAML (following `extends:`), apply key=value overrides, build and validate."""
+
+    raw = read_yaml_with_extends(Path(path))
+    if "experiments" in raw:
+        raise ConfigError(f"{path} holds several experiments (`experiments:`); load it with load_experiments")
+    return build_experiment(raw, path, overrides)
 
 
 def read_yaml_with_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict:

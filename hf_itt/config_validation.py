@@ -45,6 +45,8 @@ def check_model(config: ExperimentConfig) -> None:
     """A base model or tokenizer given as a path must be a saved model folder (a Hub id is checked when loaded)."""
     from pathlib import Path
 
+    if config.prepare:  # the prepare hook builds the model folder
+        return
     for key, value in (("model.name_or_path", config.model.name_or_path), ("model.tokenizer", config.model.tokenizer)):
         if not value or not looks_like_path(value):
             continue
@@ -65,6 +67,9 @@ def looks_like_path(value: str) -> bool:
             or Path(value).expanduser().is_dir())
 
 
+REGISTERED_DIRS: set[str] = set()  # several experiments of one file share their task_dirs
+
+
 def register_task_dirs(config: ExperimentConfig) -> None:
     from pathlib import Path
 
@@ -74,7 +79,9 @@ def register_task_dirs(config: ExperimentConfig) -> None:
         path = config.resolve_path(folder)
         if not Path(path).is_dir():
             raise ConfigError(f"task_dirs: folder {folder!r} not found (looked at {path})")
-        register_task_dir(path)
+        if str(Path(path).resolve()) not in REGISTERED_DIRS:
+            register_task_dir(path)
+            REGISTERED_DIRS.add(str(Path(path).resolve()))
 
 
 def lookup_task(name: str, where: str):

@@ -96,3 +96,26 @@ def test_override_syntax_errors():
         apply_overrides({}, ["learning_rate"])
     with pytest.raises(ConfigError, match="list index"):
         apply_overrides({"stages": [{}]}, ["stages.first.name=x"])
+
+
+def test_one_file_can_hold_several_experiments(tmp_path):
+    from hf_itt.config import load_experiments
+
+    path = write(tmp_path, BASE + "experiments:\n  - {experiment: a}\n  - {experiment: b, seed: 4, stages: null}\n")
+    first, second = load_experiments(path, ["hub.publisher=none"])
+    assert (first.experiment, len(first.stages), first.seed) == ("a", 2, 3)
+    assert (second.experiment, second.stages, second.seed) == ("b", [], 4)
+    assert first.hub.publisher == second.hub.publisher == "none"
+    with pytest.raises(ConfigError, match="load_experiments"):
+        load_experiment(path)
+    with pytest.raises(ConfigError, match="non-empty list"):
+        load_experiments(write(tmp_path, BASE + "experiments: []\n", "empty.yaml"))
+
+
+def test_the_demo_config_validates_before_its_prepare_hook_ran():
+    from hf_itt.config import load_experiments
+
+    demo = Path(__file__).resolve().parents[1] / "run_scripts" / "demo.yaml"
+    configs = load_experiments(demo)
+    assert [c.experiment for c in configs] == ["baseline", "itt-related", "itt-unrelated", "joint", "sequential"]
+    assert all(c.prepare == "hf_itt.demo_prepare:prepare" for c in configs)
