@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import tempfile
 
-from harness import (base_parser, build_model, interleaved, load_tokenizer, machine_line, median, model_line,
+from harness import (base_parser, build_model, load_tokenizer, machine_line, median, model_line,
                      print_table, setup, spread, verdict)
 from workloads import (ITT_TASKS, TokenCounter, quiet, random_task_dataset, step_clock, step_summary, task_specs,
                        training_arguments)
@@ -37,11 +37,12 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (the first is not timed)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of all runs")
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds of the plain vs 1-task pair")
+    parser.add_argument("--mixture-rounds", type=int, default=3, help="of those rounds, how many also run the mixtures")
     args = parser.parse_args(argv)
     setup(args)
     if args.tiny:
-        args.batch_size, args.seq_len, args.steps, args.rounds = 4, 16, 3, 2
+        args.batch_size, args.seq_len, args.steps, args.rounds, args.mixture_rounds = 4, 16, 3, 2, 1
     return args
 
 
@@ -142,7 +143,11 @@ def main(argv=None) -> int:
     tokenizer = load_tokenizer(args.tiny)
     with tempfile.TemporaryDirectory() as out:
         runs = build_runs(args, tokenizer, out)
-        results = interleaved({run.name: run for run in runs}, args.rounds)
+        results = {run.name: [] for run in runs}
+        for index in range(args.rounds):  # the 1-task pair every round, the mixtures in the first rounds only
+            for position, run in enumerate(runs):
+                if position < 2 or index < args.mixture_rounds:
+                    results[run.name].append(run())
     plain = results[runs[0].name]
     rows, paired = [], {}
     for run in runs:
@@ -150,23 +155,26 @@ def main(argv=None) -> int:
         times = [t for result in rounds for t in result["times"]]
         # Paired per round (the runs of a round are back to back, so they share the machine's load).
         step_ratios = [median(p["times"]) / median(r["times"]) for p, r in zip(plain, rounds)]
+        differences = [1000 * (median(r["times"]) - median(p["times"])) for p, r in zip(plain, rounds)]
         token_ratios = [r["tokens_per_s"] / p["tokens_per_s"] for p, r in zip(plain, rounds)]
         paired[run.name] = median(step_ratios)
         rows.append([run.name, len(times), median(times), spread(times), min(times),
                      median(t for result in rounds for t in result["tokens"]),
                      median(result["tokens_per_s"] for result in rounds),
-                     f"{median(step_ratios):.3f} ({spread(step_ratios)})", f"{median(token_ratios):.3f}",
+                     f"{median(step_ratios):.3f} ({spread(step_ratios)})", f"{median(differences):+.0f}",
+                     f"{median(token_ratios):.3f}",
                      f"{min(plain_times(plain)) / min(times):.3f}"])
     print_table(
         "Trainer overhead: MultiTaskTrainer vs plain Trainer",
         ["run", "steps timed", "median step (s)", "step range (s)", "fastest step (s)", "real tokens/step",
-         "tokens/s", "throughput vs plain: paired median (range over rounds)", "tokens/s vs plain",
+         "tokens/s", "throughput vs plain: paired median (range over rounds)", "step time minus plain's (ms)",
+         "tokens/s vs plain",
          "fastest-step ratio"],
         rows,
         [machine_line(args), model_line(runs[0].model),
          f"batch {args.batch_size} x {args.seq_len} tokens (multiple choice: x choices), {args.steps} steps per run "
-         f"({max(args.steps, 10)} for the 9-task runs; first untimed), {args.rounds} interleaved rounds, same "
-         "initial weights and seed every run",
+         f"({max(args.steps, 10)} for the 9-task runs; first untimed); {args.rounds} interleaved rounds of the "
+         f"1-task pair, the 9-task runs in the first {args.mixture_rounds}; same initial weights and seed every run",
          "throughput vs plain = plain's median step time / the run's, computed within each round, median over "
          "rounds; the fastest-step ratio is the least noise-sensitive view (noise only adds time)",
          f"MultiTaskTrainer (1 task) throughput vs plain Trainer: {verdict(paired[runs[1].name], TARGET)}",
