@@ -5,7 +5,7 @@ A sentence is first built as a *meaning*: a list of concept ids (``"person:Anna"
 each concept becomes that language's word for it (a consistent relabeling, one word per concept) and
 the words are put in that language's order. English uses real English words; the synthetic languages
 use pseudo-words drawn from their own syllable inventories. Person names and digits are written the
-same in every language: they are the shared anchors that let a multilingual MLM align the languages.
+same in every language, as they largely are across real languages: they are the shared anchors.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ CATEGORIES = {
     "fruit": ["apple", "pear", "lemon", "plum", "melon"],
 }
 NOUNS = [noun for nouns in CATEGORIES.values() for noun in nouns]
+NUMBERS = [str(n) for n in range(2, 10)]  # counts; digits are written alike everywhere (anchors)
 # Function words; "?" and "." are punctuation kept as-is in every language.
-FUNCTION_WORDS = ["a", "and", "the", "is", "kind", "of", "which", "thing"]
+FUNCTION_WORDS = ["a", "some", "at", "least", "and", "the", "is", "kind", "of", "which", "thing"]
 PUNCTUATION = [".", "?"]
 
 # Synthetic languages: syllable inventories (onsets x vowels, optional coda) and word order.
@@ -40,38 +41,52 @@ SYLLABLES = {
     "qb": ("b d g r s z", "e i o y", "k"),
     "qc": ("p f h j w x", "a e u", "n"),
 }
-# Order of a fact's roles: P person, V verb, D article, C color, N noun.
-FACT_ORDER = {"en": "PVDCN", "qa": "PVDCN", "qb": "PVDNC", "qc": "PDCNV"}
+# Order of a fact's roles: P person, V verb, Q quantity ("a", "some", "at least 3", "5"), C color, N noun.
+FACT_ORDER = {"en": "PVQCN", "qa": "PVQCN", "qb": "PVQNC", "qc": "PQCNV"}
 
 
 def concepts() -> list[str]:
     """Every concept id of the world, in a fixed order."""
     return ([f"person:{p}" for p in PERSONS] + [f"verb:{v}" for v in VERBS]
-            + [f"color:{c}" for c in COLORS] + [f"noun:{n}" for n in NOUNS]
-            + [f"category:{c}" for c in CATEGORIES] + [f"fn:{w}" for w in FUNCTION_WORDS]
+            + [f"color:{c}" for c in COLORS] + [f"noun:{n}" for n in NOUNS] + [f"plural:{n}" for n in NOUNS]
+            + [f"num:{n}" for n in NUMBERS] + [f"category:{c}" for c in CATEGORIES] + [f"fn:{w}" for w in FUNCTION_WORDS]
             + [f"punct:{p}" for p in PUNCTUATION])
 
 
 def is_anchor(concept: str) -> bool:
-    """Anchors are spelled identically in every language (names, punctuation)."""
-    return concept.startswith(("person:", "punct:"))
+    """Anchors are spelled identically in every language (names, digits, punctuation)."""
+    return concept.startswith(("person:", "num:", "punct:"))
+
+
+def english_plural(noun: str) -> str:
+    return noun if noun == "fish" else noun + "s"
 
 
 @dataclass(frozen=True)
 class Fact:
-    """``person verb [a color] noun``; a missing color means "some noun of any color"."""
+    """``person verb quantity [color] noun``.
+
+    ``count``: a number 2-9, 1 (written "a"), or None ("some": an unknown number). ``at_least`` turns
+    the quantity into "at least <count>" (hypotheses). A missing color means "of any color".
+    """
 
     person: str
     verb: str
+    count: int | None
     color: str | None
     noun: str
+    at_least: bool = False
 
-    def key(self) -> tuple[str, str, str]:
-        return (self.person, self.verb, self.noun)
-
-    def roles(self) -> dict[str, str | None]:
-        return {"P": f"person:{self.person}", "V": f"verb:{self.verb}", "D": "fn:a",
-                "C": f"color:{self.color}" if self.color else None, "N": f"noun:{self.noun}"}
+    def roles(self) -> dict[str, list[str]]:
+        if self.count == 1:
+            quantity = ["fn:a"]
+        else:
+            quantity = ["fn:some"] if self.count is None else [f"num:{self.count}"]
+        if self.at_least:
+            quantity = ["fn:at", "fn:least"] + quantity
+        noun = f"noun:{self.noun}" if self.count == 1 else f"plural:{self.noun}"
+        return {"P": [f"person:{self.person}"], "V": [f"verb:{self.verb}"], "Q": quantity,
+                "C": [f"color:{self.color}"] if self.color else [], "N": [noun]}
 
 
 class Lexicon:
@@ -79,15 +94,21 @@ class Lexicon:
 
     def __init__(self, seed: int = 0):
         rng = random.Random(f"hf_itt-demo-lexicon-{seed}")
-        self.words: dict[str, dict[str, str]] = {"en": {c: c.split(":", 1)[1] for c in concepts()}}
-        taken = set(self.words["en"].values())
+        english = {c: c.split(":", 1)[1] for c in concepts()}
+        english.update({c: english_plural(c.split(":", 1)[1]) for c in concepts() if c.startswith("plural:")})
+        self.words: dict[str, dict[str, str]] = {"en": english}
+        taken = set(english.values())
         for lang in SYLLABLES:
-            self.words[lang] = {c: self._word(c, lang, rng, taken) for c in concepts()}
+            words = {c: self._word(c, lang, rng, taken) for c in concepts()}
+            words.update({c: words["noun:" + c.split(":", 1)[1]] for c in concepts() if c.startswith("plural:")})
+            self.words[lang] = words
 
     @staticmethod
     def _word(concept: str, lang: str, rng: random.Random, taken: set[str]) -> str:
         if is_anchor(concept):
             return concept.split(":", 1)[1]
+        if concept.startswith("plural:"):
+            return ""  # filled in by __init__: synthetic languages do not mark the plural
         onsets, vowels, coda = (part.split() for part in SYLLABLES[lang])
         n_syllables = 1 if concept.startswith("fn:") else rng.choice([2, 2, 3])
         while True:
@@ -102,7 +123,7 @@ class Lexicon:
 
     def fact_concepts(self, fact: Fact, lang: str) -> list[str]:
         roles = fact.roles()
-        return [roles[r] for r in FACT_ORDER[lang] if roles[r] is not None]
+        return [concept for role in FACT_ORDER[lang] for concept in roles[role]]
 
     def sentence_concepts(self, facts: list[Fact], lang: str) -> list[str]:
         """Facts joined by "and", ending with "."."""
