@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import tempfile
 
-from harness import (base_parser, build_model, load_tokenizer, machine_line, median, model_line,
+from harness import (base_parser, build_model, load_tokenizer, release_free_memory, machine_line, median, model_line,
                      print_table, setup, spread, verdict)
 from workloads import (ITT_TASKS, TokenCounter, quiet, random_task_dataset, step_clock, step_summary, task_specs,
                        training_arguments)
@@ -54,6 +54,7 @@ class Run:
         self.initial = copy.deepcopy(model.state_dict())
 
     def __call__(self) -> dict:
+        release_free_memory()  # collect the previous run's trainer now, not during this run's steps
         self.model.load_state_dict(self.initial)
         clock = step_clock()
         trainer, counter = self.make_trainer(self.model, clock)
@@ -145,9 +146,10 @@ def main(argv=None) -> int:
         runs = build_runs(args, tokenizer, out)
         results = {run.name: [] for run in runs}
         for index in range(args.rounds):  # the 1-task pair every round, the mixtures in the first rounds only
-            for position, run in enumerate(runs):
-                if position < 2 or index < args.mixture_rounds:
-                    results[run.name].append(run())
+            # Alternate which of the pair goes first (ABBA): no run always follows the other's leftovers.
+            order = runs[:2] if index % 2 == 0 else runs[1::-1]
+            for run in order + (runs[2:] if index < args.mixture_rounds else []):
+                results[run.name].append(run())
     plain = results[runs[0].name]
     rows, paired = [], {}
     for run in runs:
