@@ -146,7 +146,7 @@ class ExperimentConfig:
     output_dir: str = field(default="runs/{experiment}/seed{seed}", metadata={
         "help": "Run folder; fields: experiment, seed."})
     report_dir: str | None = field(default=None, metadata={
-        "help": "Where run_itt.py writes the report over all experiments of the file (default: <run folder>/report)."})
+        "help": "Where run_itt.py writes the report over all experiments of the file (default: `<run folder>/report`)."})
     task_dirs: list[str] = field(default_factory=list, metadata={"help": "Folders of extra task spec YAMLs."})
     prepare: str | None = field(default=None, metadata={
         "help": "'module:function' called with the config before anything is planned, to build data or a "
