@@ -272,4 +272,4 @@ def _cell(value: object) -> str:
 
 
 def verdict(value: float, target: float) -> str:
-    return f"{value:.2f}x ({'meets' if value >= target else 'misses'} >= {target:g}x)"
+    return f"{value:.3f}x ({'meets' if value >= target else 'misses'} >= {target:g}x)"
