@@ -2,7 +2,8 @@
 
 The scripts run as ``__main__`` inside this process (``runpy``), which spares one torch/transformers
 import per script; memory.py launches the real deepspeed launcher with 2 CPU ranks, so it carries the
-``deepspeed`` marker like tests/test_deepspeed_smoke.py. Scripts that tokenize real text need the
+``deepspeed`` and ``slow`` markers like tests/test_deepspeed_smoke.py (about a minute: two 2-rank
+launches; the other scripts together take about 25 s). Scripts that tokenize real text need the
 samples in ../shared/data (the ``shared_data`` fixture skips with the reason when they are absent).
 """
 
@@ -46,6 +47,7 @@ def test_benchmark_runs_tiny_and_prints_its_table(name, monkeypatch, capsys, req
 
 
 @pytest.mark.deepspeed
+@pytest.mark.slow
 def test_memory_benchmark_launches_two_ranks_per_config(monkeypatch, capsys):
     pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
     out = run_script("memory", monkeypatch, capsys)
