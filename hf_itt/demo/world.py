@@ -1,10 +1,11 @@
 """The offline demo's synthetic multilingual world: task files in the Hub's row schemas.
 
-One small underlying language (people, verbs, colored objects, object categories; see ``lexicon``)
+One small underlying language (people, verbs, counted colored objects, object categories; ``lexicon``)
 is rendered in English and three synthetic languages. From it ``build_world`` writes:
 
-- ``mlm``:           a multilingual plain-text corpus (one sentence a line, some lines word-level
-                     code-switched) for the MLM warm-up that aligns the languages;
+- ``mlm``:           a multilingual plain-text corpus (one sentence a line; some lines word-level
+                     code-switched, some an English sentence next to its translation) for the MLM
+                     warm-up that lets the languages share representations;
 - ``mnli``:          a large English NLI task, rows of ``nyu-mll/glue`` mnli (RELATED to ``xnli``);
 - ``commonsenseqa``: an English multiple-choice task about object categories, rows of
                      ``tau/commonsense_qa`` (UNRELATED to ``xnli``);
@@ -12,10 +13,13 @@ is rendered in English and three synthetic languages. From it ``build_world`` wr
                      sets in every language, rows of ``facebook/xnli``;
 - ``tatoeba``:       the retrieval target: ``tatoeba.<xxx>-eng.<xxx>`` / ``.eng`` line-aligned files.
 
-NLI labels follow one rule over facts ``person verb [color] noun``: the hypothesis is entailed when
-the premise states the same person/verb/noun (with the same color, or no color in the hypothesis), a
-contradiction when the premise states it with another color, neutral when the premise says nothing
-about that person/verb/noun. Every file is deterministic given the seed; each file draws from its
+NLI rule: the premise states a count ("Mei buys 4 yellow cars", or "some" for an unknown count, maybe
+next to an unrelated fact about someone else) and the hypothesis claims "at least N" of the same
+thing: entailment if N <= the count, contradiction if N > the count, neutral if the count is
+unknown. Digits and names are spelled alike in every language; all other words are relabeled. So
+the skill is language-neutral (compare two digits), but a tiny model needs a few hundred updates on
+thousands of examples to pick it up, which the 300-row English target set cannot give it and the
+large English mnli set can. Every file is deterministic given the seed; each file draws from its
 own random stream, so changing one size leaves the other files unchanged.
 """
 
@@ -36,9 +40,9 @@ DEFAULT_SIZES = {
     "mlm_per_language": 3000,    # monolingual corpus lines per language
     "mlm_code_switched": 3000,   # extra code-switched lines (all languages together)
     "mlm_parallel": 3000,        # extra lines holding a sentence and its translation (English + one other)
-    "mnli_train": 6000,
+    "mnli_train": 8000,
     "mnli_validation": 500,
-    "commonsenseqa_train": 3000,
+    "commonsenseqa_train": 4000,
     "commonsenseqa_validation": 300,
     "xnli_train": 300,           # English only, small on purpose: ITT has room to help
     "xnli_validation": 300,      # per language, parallel across languages
