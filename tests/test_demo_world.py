@@ -1,0 +1,240 @@
+"""The offline demo's synthetic world (hf_itt.demo): files, schemas, languages, base model, planted effect."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hf_itt.demo.build import build, build_base_model, main
+from hf_itt.demo.lexicon import LANGUAGES, Lexicon, is_anchor
+from hf_itt.demo.world import NLI_LABELS, build_world, load_world
+
+SMALL = {"mlm_per_language": 200, "mlm_code_switched": 200, "mlm_parallel": 200, "mnli_train": 300,
+         "mnli_validation": 30, "commonsenseqa_train": 50, "commonsenseqa_validation": 20,
+         "xnli_train": 60, "xnli_validation": 120, "xnli_test": 40, "tatoeba": 50}
+SYNTHETIC = [lang for lang in LANGUAGES if lang != "en"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    return build_world(tmp_path_factory.mktemp("world"), seed=0, sizes=SMALL)
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def read_lines(path) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+def file_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ----------------------------------------------------------------------------------- determinism
+
+def test_same_seed_same_bytes_other_seed_other_data(world, tmp_path):
+    again = build_world(tmp_path / "again", seed=0, sizes=SMALL)
+    assert file_bytes(Path(again["root"])) == file_bytes(Path(world["root"]))
+    other = build_world(tmp_path / "other", seed=1, sizes=SMALL)
+    assert read_jsonl(other["tasks"]["xnli"]["test"]["qa"]) != read_jsonl(world["tasks"]["xnli"]["test"]["qa"])
+    assert load_world(world["root"]) == world
+
+
+def test_unknown_size_names_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="mnli_trian"):
+        build_world(tmp_path, sizes={"mnli_trian": 10})
+
+
+# ---------------------------------------------------------------------------------------- schemas
+
+def test_rows_have_the_hub_schemas(world):
+    tasks = world["tasks"]
+    mnli = read_jsonl(tasks["mnli"]["train"])
+    assert len(mnli) == SMALL["mnli_train"]
+    assert {tuple(row) for row in mnli} == {("premise", "hypothesis", "label", "idx")}   # nyu-mll/glue mnli
+    assert [row["idx"] for row in mnli] == list(range(len(mnli)))
+    for split, langs in (("train", ["en"]), ("validation", list(LANGUAGES)), ("test", list(LANGUAGES))):
+        assert sorted(tasks["xnli"][split]) == sorted(langs)
+        for lang in langs:
+            rows = read_jsonl(tasks["xnli"][split][lang])
+            assert {tuple(row) for row in rows} == {("premise", "hypothesis", "label")}   # facebook/xnli
+            assert {row["label"] for row in rows} == {0, 1, 2}
+    csqa = read_jsonl(tasks["commonsenseqa"]["train"])
+    assert {tuple(row) for row in csqa} == {("id", "question", "question_concept", "choices", "answerKey")}
+    for row in csqa:
+        assert row["choices"]["label"] == ["A", "B", "C", "D", "E"] and len(row["choices"]["text"]) == 5
+        assert row["answerKey"] in row["choices"]["label"]
+    for lang in SYNTHETIC:
+        pair = tasks["tatoeba"]["validation"][lang]
+        code = LANGUAGES[lang]
+        assert Path(pair["source"]).name == f"tatoeba.{code}-eng.{code}"
+        assert Path(pair["target"]).name == f"tatoeba.{code}-eng.eng"
+        assert len(read_lines(pair["source"])) == len(read_lines(pair["target"])) == SMALL["tatoeba"]
+
+
+def test_files_load_through_the_project_loaders(world):
+    from hf_itt.tasks.loading import load_split
+    from hf_itt.tasks.registry import get_task
+
+    tasks = world["tasks"]
+    mnli = load_split(get_task("mnli"), "train", data_files={"train": tasks["mnli"]["train"]})
+    assert len(mnli) == SMALL["mnli_train"] and set(mnli.column_names) >= {"text_a", "text_b", "label"}
+    csqa = load_split(get_task("commonsenseqa"), "train", data_files={"train": tasks["commonsenseqa"]["train"]})
+    assert all(len(choices) == 5 for choices in csqa["choices"])
+    xnli = get_task("xnli").with_overrides(languages=list(LANGUAGES))
+    dev_files = {"validation": str(Path(world["root"]) / "xnli" / "{lang}" / "validation.jsonl")}
+    assert len(load_split(xnli, "validation", lang="qc", data_files=dev_files)) == SMALL["xnli_validation"]
+    tatoeba = get_task("tatoeba").with_overrides(languages=SYNTHETIC,
+                                                 lang_codes={lang: LANGUAGES[lang] for lang in SYNTHETIC})
+    pairs = load_split(tatoeba, "validation", lang="qb", data_files=str(Path(world["root"]) / "tatoeba"))
+    assert len(pairs) == SMALL["tatoeba"]
+
+
+# -------------------------------------------------------------------------------------- languages
+
+def parallel_sentences(world) -> dict[str, list[str]]:
+    rows = {lang: read_jsonl(path) for lang, path in world["tasks"]["xnli"]["validation"].items()}
+    return {lang: [r[key] for r in lang_rows for key in ("premise", "hypothesis")] for lang, lang_rows in rows.items()}
+
+
+def test_same_word_order_language_is_a_word_by_word_relabeling(world):
+    sentences = parallel_sentences(world)
+    forward: dict[str, set[str]] = {}
+    backward: dict[str, set[str]] = {}
+    for english, synthetic in zip(sentences["en"], sentences["qa"]):
+        assert len(english.split()) == len(synthetic.split())
+        for en_word, qa_word in zip(english.split(), synthetic.split()):
+            forward.setdefault(en_word, set()).add(qa_word)
+            backward.setdefault(qa_word, set()).add(en_word)
+    assert all(len(words) == 1 for words in forward.values())   # one qa word per English word
+    for words in backward.values():                              # one concept per qa word (qa has no plural)
+        lemmas = {re.sub(r"s$", "", word) for word in words}
+        assert len(lemmas) == 1, words
+    changed = [en for en, qa in forward.items() if qa != {en}]
+    assert "has" in changed and "at" in changed and "Anna" not in changed
+
+
+def test_every_language_says_the_same_with_its_own_words_and_order(world):
+    lexicon = Lexicon(0)
+    sentences = parallel_sentences(world)
+    to_lang = {lang: {lexicon.word(c, "en"): lexicon.word(c, lang) for c in lexicon.words["en"]} for lang in LANGUAGES}
+    vocab = {lang: {w for s in sentences[lang] for w in s.split()} for lang in LANGUAGES}
+    anchors = {lexicon.word(c, "en") for c in lexicon.words["en"] if is_anchor(c)}
+    for lang in SYNTHETIC:
+        reordered = 0
+        for english, synthetic in zip(sentences["en"], sentences[lang]):
+            translated = [to_lang[lang][word] for word in english.split()]
+            assert Counter(translated) == Counter(synthetic.split())   # same words, relabeled
+            reordered += translated != synthetic.split()
+        assert (reordered > 0) == (lang != "qa")                    # qb, qc reorder; qa keeps English order
+        for other in LANGUAGES:
+            if other != lang:
+                assert vocab[lang] & vocab[other] <= anchors           # only names, digits, punctuation shared
+
+
+def test_nli_labels_follow_the_stated_rule(world):
+    rows = read_jsonl(world["tasks"]["mnli"]["train"]) + read_jsonl(world["tasks"]["xnli"]["test"]["en"])
+    for row in rows:
+        person, claim = re.match(r"(\w+) \w+ at least (\d)", row["hypothesis"]).groups()
+        count = re.search(rf"\b{person} \w+ (\w+)", row["premise"]).group(1)
+        expected = "neutral" if count == "some" else "entailment" if int(claim) <= int(count) else "contradiction"
+        assert NLI_LABELS[row["label"]] == expected, row
+
+
+# ------------------------------------------------------------------------------------- base model
+
+def test_build_writes_a_loadable_base_and_skips_when_done(tmp_path, capsys):
+    from transformers import AutoModel, AutoTokenizer
+
+    out = tmp_path / "demo"
+    main(["--out", str(out), "--mlm-steps", "2"])
+    assert "base model:" in capsys.readouterr().out
+    base = out / "base"
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModel.from_pretrained(base)
+    assert model.config.model_type == "xlm-roberta" and model.config.hidden_dropout_prob == 0.0
+    assert tokenizer.tokenize("Anna sells 4 yellow lemons .")[:2] == ["▁Anna", "▁sells"]   # words stay whole
+    weights = (base / "model.safetensors").stat().st_mtime_ns
+    again = build(out, mlm_steps=2)
+    assert again["base_model"] == str(base) and (base / "model.safetensors").stat().st_mtime_ns == weights
+
+
+# --------------------------------------------------------------------------------- planted effect
+
+def fine_tune(model, tokenizer, rows, epochs, seed, lr=1e-3, batch_size=16):
+    """Plain-PyTorch stand-in for the pipeline's Trainer run: AdamW, 6% warm-up, linear decay."""
+    import torch
+
+    encoded = tokenizer([r["premise"] for r in rows], [r["hypothesis"] for r in rows])
+    labels = torch.tensor([r["label"] for r in rows])
+    steps = epochs * math.ceil(len(rows) / batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / (0.06 * steps)) * max(0.0, 1 - s / steps))
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for index in torch.randperm(len(rows), generator=generator).split(batch_size):
+            batch = tokenizer.pad([{"input_ids": encoded["input_ids"][i], "attention_mask": encoded["attention_mask"][i]}
+                                   for i in index], return_tensors="pt")
+            model(**batch, labels=labels[index]).loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step(), schedule.step(), optimizer.zero_grad()
+    return model
+
+
+def accuracy(model, tokenizer, rows) -> float:
+    import torch
+
+    model.eval()
+    batch = tokenizer([r["premise"] for r in rows], [r["hypothesis"] for r in rows], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        predictions = model(**batch).logits.argmax(-1)
+    return float((predictions == torch.tensor([r["label"] for r in rows])).float().mean())
+
+
+@pytest.mark.slow
+def test_related_itt_raises_zero_shot_accuracy(tmp_path):
+    """base -> English target vs base -> English mnli -> English target, scored in qa/qb/qc (~1 min)."""
+    import torch
+    from transformers import AutoTokenizer, XLMRobertaForSequenceClassification
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # tiny matrices: one thread is faster, and immune to a busy CPU
+    try:
+        sizes = {"mlm_per_language": 1500, "mlm_code_switched": 1500, "mlm_parallel": 1500, "mnli_train": 8000,
+                 "xnli_validation": 200}
+        world = build_world(tmp_path / "world", seed=0, sizes=sizes)
+        base = build_base_model(tmp_path / "base", world, steps=600, seed=0, batch_size=32)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        target = read_jsonl(world["tasks"]["xnli"]["train"]["en"])
+        dev = {lang: read_jsonl(path) for lang, path in world["tasks"]["xnli"]["validation"].items()}
+
+        def classifier(path):
+            torch.manual_seed(0)
+            model = XLMRobertaForSequenceClassification.from_pretrained(path, num_labels=3)
+            model.classifier.apply(model._init_weights)   # a new head for every stage, as in the pipeline
+            return model
+
+        def scores(model):
+            return {lang: accuracy(model, tokenizer, rows) for lang, rows in dev.items()}
+
+        baseline = scores(fine_tune(classifier(base), tokenizer, target, epochs=5, seed=0))
+        itt = fine_tune(classifier(base), tokenizer, read_jsonl(world["tasks"]["mnli"]["train"]), epochs=2, seed=0)
+        itt.save_pretrained(tmp_path / "itt")
+        related = scores(fine_tune(classifier(tmp_path / "itt"), tokenizer, target, epochs=5, seed=0))
+    finally:
+        torch.set_num_threads(threads)
+
+    zero_shot = {name: sum(s[lang] for lang in SYNTHETIC) / len(SYNTHETIC)
+                 for name, s in (("baseline", baseline), ("related", related))}
+    assert baseline["en"] < 0.85, baseline   # 300 English rows do not teach the skill ...
+    assert related["en"] > 0.9, related      # ... the large related English task does
+    assert zero_shot["related"] >= zero_shot["baseline"] + 0.05, (baseline, related)
