@@ -46,3 +46,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data samples not found at {SHARED_DATA} (set HF_ITT_SHARED_DATA to their folder)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def isolated_task_registry():
+    """Tasks a test registers (user task_dirs, the demo's tasks) must not leak into later tests."""
+    from hf_itt import config_validation
+    from hf_itt.tasks.registry import default_registry
+
+    registry = default_registry()
+    tasks, aliases = dict(registry._tasks), dict(registry._aliases)
+    dirs = set(config_validation.REGISTERED_DIRS)
+    yield
+    registry._tasks, registry._aliases = tasks, aliases
+    config_validation.REGISTERED_DIRS.clear()
+    config_validation.REGISTERED_DIRS.update(dirs)
