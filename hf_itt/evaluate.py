@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
-from hf_itt.results import TaskResult
+from hf_itt.results import TaskResult, missing_split
 from hf_itt.scorers import ScoringContext, score_split
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class ResultMeta:
     base_model: str = "unknown"
     checkpoint: str = ""
     itt: dict = field(default_factory=lambda: {"mode": "none", "stages": []})
+    stage_hash: str = ""
 
 
 def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultMeta,
@@ -62,7 +63,7 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
         result = TaskResult(experiment=meta.experiment, seed=meta.seed, base_model=meta.base_model,
                             metric_version=METRIC_VERSION, itt=meta.itt, checkpoint=meta.checkpoint,
                             task=spec.name, split=split, primary_metric=primary_key(spec.metric),
-                            languages=scores, failed=failed)
+                            languages=scores, failed=failed, stage_hash=meta.stage_hash)
         if out_dir is not None:
             result.save(Path(out_dir) / f"{spec.name}.{split}.json")
         results.append(result)
@@ -89,7 +90,7 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
     scores, failed = {}, {}
     for lang in languages:
         if not spec.has_split(split, lang):
-            failed[lang] = f"{spec.name} has no {split} split for {lang}"
+            failed[lang] = missing_split(spec.name, split, lang)
             continue
         try:
             if spec.type == ANSWER_RETRIEVAL:
@@ -111,19 +112,29 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
 
 def load_for_evaluation(model_ref: str, revision: str | None = None):
     """(model, tokenizer) from a folder or Hub id: a MultiTaskModel checkpoint or a bare encoder."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from hf_itt.hub import resolve_reference
+    from hf_itt.model_loading import check_vocabulary, loading_errors
     from hf_itt.modeling import MultiTaskConfig  # registers the multi-task architecture with AutoModel
 
     path = resolve_reference(model_ref if revision is None else f"{model_ref}@{revision}")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if AutoConfig.from_pretrained(path).model_type == MultiTaskConfig.model_type:
-        return AutoModel.from_pretrained(path), tokenizer
+    with loading_errors(path, "model"):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = _load_model(path, AutoConfig.from_pretrained(path).model_type == MultiTaskConfig.model_type)
+    check_vocabulary(tokenizer, model, str(path), str(path))
+    return model, tokenizer
+
+
+def _load_model(path, multitask: bool):
+    from transformers import AutoModel
+
+    if multitask:
+        return AutoModel.from_pretrained(path)
     try:  # a bare encoder: retrieval reads hidden states, the pooler would only be noise
-        return AutoModel.from_pretrained(path, add_pooling_layer=False), tokenizer
+        return AutoModel.from_pretrained(path, add_pooling_layer=False)
     except TypeError:
-        return AutoModel.from_pretrained(path), tokenizer
+        return AutoModel.from_pretrained(path)
 
 
 def parse_data_files(items: list[str]) -> dict[str, str]:

@@ -160,7 +160,7 @@ class MultiTaskModel(PreTrainedModel):
             encoder = AutoModel.from_pretrained(str(name_or_path), revision=revision, **kwargs)
         if isinstance(encoder, MultiTaskModel):
             raise CheckpointError(f"{name_or_path} is a multi-task checkpoint; start from its exported encoder "
-                                  f"(<stage dir>/encoder) or load it with MultiTaskModel.from_pretrained")
+                                  f"(<stage dir>/checkpoint) or load it with MultiTaskModel.from_pretrained")
         attn_implementation = encoder.config._attn_implementation
         config = MultiTaskConfig(encoder=encoder.config, tasks=tasks)
         # Building the composite config resets the (shared) encoder config's attention choice: restore it.

@@ -17,11 +17,14 @@ Written by evaluation, read by the report. Fields:
     summary          {"en": float | None, "mean_non_en": float | None, "mean_all": float}
                      over primary_metric (QA tasks: primary "avg" = (em + f1) / 2)
     failed           {lang: "reason"}   languages that could not be scored (kept out of the means)
+    stage_hash       str   hash of the stage chain that produced the model ("" outside a run); a run
+                     re-evaluates when it differs from the current chain's
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +45,7 @@ class TaskResult:
     languages: dict[str, dict[str, float]]
     failed: dict[str, str] = field(default_factory=dict)
     summary: dict[str, float | None] = field(default_factory=dict)
+    stage_hash: str = ""
     schema_version: int = RESULT_SCHEMA_VERSION
 
     def __post_init__(self):
@@ -60,6 +64,15 @@ class TaskResult:
             raise ValueError(f"{path}: result schema_version {data.get('schema_version')!r}, "
                              f"this hf_itt reads {RESULT_SCHEMA_VERSION}; re-run the evaluation")
         return cls(**data)
+
+
+def missing_split(task: str, split: str, lang: str) -> str:
+    """The ``failed`` reason of a language the task has no data for (expected, unlike a crash)."""
+    return f"{task} has no {split} split for {lang}"
+
+
+def is_missing_split(reason: str) -> bool:
+    return re.fullmatch(r"\S+ has no \S+ split for \S+", reason) is not None
 
 
 def summarize(languages: dict[str, dict[str, float]], primary_metric: str) -> dict[str, float | None]:

@@ -137,7 +137,8 @@ def last_checkpoint(trainer_dir: Path) -> str | None:
     """The newest COMPLETE Trainer checkpoint: a kill can leave the newest one half-written.
 
     The Trainer writes trainer_state.json after the weights, optimizer and RNG states, so a checkpoint
-    whose trainer_state.json parses is complete.
+    whose trainer_state.json parses is complete, unless its sampler_state.json (MultiTaskTrainer
+    writes it after the Trainer's files) is torn.
     """
     import json
     import re
@@ -148,6 +149,8 @@ def last_checkpoint(trainer_dir: Path) -> str | None:
     for _, folder in sorted(numbered, reverse=True):
         try:
             json.loads((folder / "trainer_state.json").read_text())
+            if (folder / "sampler_state.json").exists():
+                json.loads((folder / "sampler_state.json").read_text())
         except (OSError, ValueError):
             logger.warning("%s is incomplete (killed while saving?); resuming from an earlier checkpoint", folder)
             continue
@@ -159,6 +162,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer."""
     from transformers import AutoTokenizer, set_seed
 
+    from hf_itt.model_loading import check_vocabulary, loading_errors
     from hf_itt.modeling import MultiTaskModel
     from hf_itt.stage_data import TaskData, tokenize_task
     from hf_itt.trainer import MultiTaskTrainer
@@ -168,13 +172,17 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     args = build_training_arguments(training, str(job.trainer_dir), seed, deepspeed=deepspeed,
                                     where=f"{job.kind} {job.name} training")
     encoder, revision = encoder_source(source, config)
-    tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or encoder, revision=revision)
+    tokenizer_source = config.model.tokenizer or encoder
+    with loading_errors(tokenizer_source, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=revision)
     with_dev = args.eval_strategy != "no" or args.load_best_model_at_end
     data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
                           lang=None, max_length=job.max_length, max_train=plan.max_train, max_dev=plan.max_dev or 500,
                           with_dev=with_dev, training_args=args) for plan in job.tasks]
     set_seed(seed)  # heads are initialised here, before the Trainer seeds anything
-    model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
+    with loading_errors(encoder, "encoder"):
+        model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
+    check_vocabulary(tokenizer, model, str(tokenizer_source), str(encoder))
     trainer = MultiTaskTrainer(
         model, args, train_datasets={d.name: d.train for d in data},
         eval_datasets={d.name: d.dev for d in data if d.dev is not None} or None,

@@ -23,6 +23,7 @@ from pathlib import Path
 from hf_itt.config import ExperimentConfig
 from hf_itt.distributed import barrier, is_main_process, world_size
 from hf_itt.errors import HfIttError
+from hf_itt.results import TaskResult, is_missing_split
 from hf_itt.stage_jobs import StageJob
 from hf_itt.stage_train import TrainedStage, train_stage
 
@@ -147,9 +148,21 @@ class StageRunner:
             publishing.submit(checkpoint, job.repo_id)
 
     def needs_results(self, job: StageJob) -> bool:
-        results = self.run_dir / "results"
-        return self.force or not all((results / f"{job.target}.{split}.json").is_file()
-                                     for split in self.config.evaluation.splits)
+        """Evaluate unless every split has a result of this very stage chain with no language that
+        failed for a reason other than missing data (a crash or a bad file is worth another try)."""
+        if self.force:
+            return True
+        for split in self.config.evaluation.splits:
+            path = self.run_dir / "results" / f"{job.target}.{split}.json"
+            if not path.is_file():
+                return True
+            try:
+                result = TaskResult.load(path)
+            except (ValueError, TypeError):  # unreadable or an older schema: evaluate again
+                return True
+            if result.stage_hash != job.stage_hash or not all(map(is_missing_split, result.failed.values())):
+                return True
+        return False
 
     def evaluate_on_main(self, job: StageJob, model_path) -> None:
         from hf_itt.target_eval import evaluate_target

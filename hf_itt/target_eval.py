@@ -33,7 +33,8 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
                                 data_files=resolve_data_files(config, config.targets.data_files.get(job.target)),
                                 max_examples=evaluation.max_eval_examples)
     meta = ResultMeta(experiment=config.experiment, seed=config.seed, base_model=config.model.name_or_path,
-                      checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages})
+                      checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
+                      stage_hash=job.stage_hash)
     results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results")
     print_results(results, title=f"{config.experiment} (seed {config.seed}): {job.target}")
     return results

@@ -32,6 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from hf_itt.collators import MultiTaskCollator
 from hf_itt.errors import CheckpointError, ConfigError, DataError
+from hf_itt.fileio import atomic_write_text
 from hf_itt.sampling import LockstepBatchSampler, MultiTaskDataset, TaskSampler, make_sampler
 from hf_itt.tasks.schema import EXTRACTIVE_QA
 
@@ -61,7 +62,7 @@ class SamplerStateCallback(TrainerCallback):
         if self.batch_sampler is None or not state.is_world_process_zero or not folder.is_dir():
             return
         record = {"schedule": self.batch_sampler.state(), "global_step": state.global_step, "epoch": state.epoch}
-        (folder / SAMPLER_STATE_NAME).write_text(json.dumps(record, indent=2, sort_keys=True))
+        atomic_write_text(folder / SAMPLER_STATE_NAME, json.dumps(record, indent=2, sort_keys=True))
 
 
 def _task_dataset_sizes(datasets: Mapping[str, object], what: str) -> None:

@@ -118,10 +118,6 @@ def test_a_half_written_trainer_checkpoint_is_not_resumed(tiny_checkpoint, tmp_p
     assert same_weights(whole, rerun)
 
 
-@pytest.mark.xfail(strict=True, reason="stage_train.last_checkpoint only checks trainer_state.json, but the sampler "
-                                       "state is written after it, non-atomically (trainer.SamplerStateCallback): "
-                                       "a kill mid-write leaves a truncated sampler_state.json that every rerun "
-                                       "fails to parse")
 def test_a_truncated_sampler_state_is_not_resumed(tiny_checkpoint, tmp_path):
     config = one_stage(tmp_path)
     whole = run_one(config, tiny_checkpoint, tmp_path / "whole")

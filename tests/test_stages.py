@@ -1,5 +1,6 @@
 """The stage runner end to end on a tiny 3-stage chain: handover, reuse, publishing, kill + resume."""
 
+import json
 import os
 import signal
 import subprocess
@@ -87,6 +88,21 @@ def test_rerun_retrains_nothing(chain):
     assert [s.status for s in stages] == ["reused", "reused", "reused", "reused", "reused"]
     assert checkpoint.stat().st_mtime_ns == before
 
+
+
+def test_results_of_another_chain_or_a_crash_are_evaluated_again(chain):
+    _, config, stages = chain
+    results = config.run_dir / "results"
+    assert json.loads((results / "tatoeba.validation.json").read_text())["stage_hash"] == stages[-1].job.stage_hash
+    stale = json.loads((results / "tatoeba.validation.json").read_text())
+    (results / "tatoeba.validation.json").write_text(json.dumps({**stale, "stage_hash": "another-chain"}))
+    crashed = json.loads((results / "xnli.validation.json").read_text())
+    (results / "xnli.validation.json").write_text(json.dumps({**crashed, "failed": {"de": "CUDA out of memory"}}))
+    stages = StageRunner(config).run(report=False)
+    assert [s.status for s in stages][-2:] == ["reused", "evaluated"]  # xnli: model reused, results redone
+    for name in ("tatoeba", "xnli"):
+        redone = json.loads((results / f"{name}.validation.json").read_text())
+        assert redone["failed"] == {} and redone["stage_hash"] == stages[-1 if name == "tatoeba" else -2].job.stage_hash
 
 def test_second_experiment_reuses_the_shared_prefix(chain, tiny_checkpoint, tmp_path):
     root, _, _ = chain
