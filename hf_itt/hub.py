@@ -156,6 +156,7 @@ class AsyncPublisher:
         self.publisher = publisher
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf_itt-publish")
         self._futures: list[Future] = []
+        self.outcomes: list[PublishOutcome] = []  # filled by close()
 
     def submit(self, stage_dir: str | Path, repo_id: str, revision: str = "main",
                commit_message: str | None = None) -> Future:
@@ -174,9 +175,9 @@ class AsyncPublisher:
         return outcomes
 
     def close(self) -> list[PublishOutcome]:
-        outcomes = self.wait()
+        self.outcomes = self.wait()
         self._executor.shutdown(wait=True)
-        return outcomes
+        return self.outcomes
 
     def __enter__(self) -> "AsyncPublisher":
         return self

@@ -107,8 +107,14 @@ def read_attempt(job: StageJob) -> int:
     """Which health restart of the stage is running (survives a killed run)."""
     import json
 
+    import re
+
     path = job.stage_dir / ATTEMPT_FILE
-    return json.loads(path.read_text())["attempt"] if path.is_file() else 0
+    recorded = json.loads(path.read_text())["attempt"] if path.is_file() else 0
+    # A kill between moving trainer/ aside and writing attempt.json leaves only the folder as a record.
+    set_aside = [int(m.group(1)) + 1 for p in job.stage_dir.glob("trainer.attempt*")
+                 if (m := re.fullmatch(r"trainer\.attempt(\d+)", p.name))]
+    return max([recorded, *set_aside])
 
 
 def start_next_attempt(job: StageJob, attempt: int) -> int:

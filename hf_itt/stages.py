@@ -49,10 +49,10 @@ class StageRunner:
 
         self.config, self.force = config, force
         self.run_dir = config.run_dir
+        local_root = config.resolve_path(config.hub.local_root) or config.hub.local_root
         self.publisher = publisher if publisher is not None else make_publisher(
-            config.hub.publisher, local_root=config.resolve_path(config.hub.local_root) or config.hub.local_root,
-            private=config.hub.private)
-        self.index_dir = Path(config.hub.local_root) / "by-hash"
+            config.hub.publisher, local_root=local_root, private=config.hub.private)
+        self.index_dir = Path(local_root) / "by-hash"
         self._tokenizer = None
 
     # ---- planning -------------------------------------------------------------------------------
@@ -101,16 +101,33 @@ class StageRunner:
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         done: list[TrainedStage] = []
-        with AsyncPublisher(self.publisher) if self.publisher is not None else _NoPublisher() as publishing:
+        publishing = AsyncPublisher(self.publisher) if self.publisher is not None else _NoPublisher()
+        with publishing:
             for job in self.jobs():
                 started = time.time()
                 stage = self.run_job(job, done, publishing)
                 done.append(stage)
                 if is_main_process():
                     print(stage.summary_line(time.time() - started), flush=True)
+        if is_main_process():
+            self.print_unpublished(publishing.outcomes)
         if report and is_main_process():
             self.write_report()
         return done
+
+    def print_unpublished(self, outcomes) -> None:
+        """A failed publish never fails the run (the stage is on disk), but it must not go unnoticed."""
+        from hf_itt.manifest import redact_text
+
+        failed = [outcome for outcome in outcomes if not outcome.ok]
+        if not failed:
+            return
+        print(f"{len(failed)} stage(s) finished but NOT published (they stay on disk, marked finished):")
+        for outcome in failed:
+            print(f"  {outcome.stage_dir} -> {outcome.repo_id}: {redact_text(str(outcome.error))}")
+        local = f" --local-root {self.index_dir.parent}" if self.config.hub.publisher == "local" else ""
+        print(f"publish them later with: hf-itt publish {self.run_dir} --publisher {self.config.hub.publisher}{local}",
+              flush=True)
 
     def run_job(self, job: StageJob, done: list[TrainedStage], publishing) -> TrainedStage:
         source = done[-1] if done and job.kind != "target" else self.last_itt(done)
@@ -217,6 +234,8 @@ def set_aside_stale_trainer_dir(job: StageJob) -> None:
 
 
 class _NoPublisher:
+    outcomes: list = []
+
     def __enter__(self):
         return self
 

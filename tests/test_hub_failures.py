@@ -131,6 +131,8 @@ def test_auth_error_is_not_retried_and_the_stage_is_published_later(hub, tiny_ch
     assert hub.calls == ["create_repo"] and hub.sleeps == []
     warning = next(r.getMessage() for r in caplog.records if "could not publish" in r.getMessage())
     assert "401" in warning and "hf auth login" in warning and "hf-itt publish" in warning
+    assert "1 stage(s) finished but NOT published" in output  # the summary at the end of the run
+    assert f"hf-itt publish {tmp_path / 'run'} --publisher hub" in output
     manifest = verify_checkpoint(stage_dir(tmp_path))  # the local stage is intact and usable
     assert manifest.status == "finished" and manifest.publish.repo_id == REPO_ID
     assert "401" in manifest.publish.errors[0]

@@ -150,3 +150,19 @@ def test_a_changed_configuration_does_not_resume_old_checkpoints(tiny_checkpoint
     changed = run_one(config, tiny_checkpoint, tmp_path / "same", "defaults.training.learning_rate=0.5")
     fresh = run_one(config, tiny_checkpoint, tmp_path / "fresh", "defaults.training.learning_rate=0.5")
     assert same_weights(changed, fresh)
+
+
+def test_a_kill_between_health_restart_steps_keeps_the_attempt_count(tmp_path):
+    """start_next_attempt moves trainer/ aside, then writes attempt.json: a kill in between must not
+    make the rerun count that attempt again (and collide with the folder already set aside)."""
+    from types import SimpleNamespace
+
+    from hf_itt.stage_train import read_attempt
+
+    job = SimpleNamespace(stage_dir=tmp_path)
+    assert read_attempt(job) == 0
+    (tmp_path / "attempt.json").write_text(json.dumps({"attempt": 1}))
+    (tmp_path / "trainer.attempt0").mkdir()
+    assert read_attempt(job) == 1
+    (tmp_path / "trainer.attempt1").mkdir()  # killed before attempt.json said 2
+    assert read_attempt(job) == 2
