@@ -37,6 +37,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the config, print the stage plan (reused / to train) and exit")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--experiments", metavar="NAME[,NAME...]",
+                        help="run only these experiments of a file with an `experiments:` list (default: all)")
     # the deepspeed launcher inserts --local_rank=N before the script's own arguments
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser
@@ -49,7 +51,7 @@ def run_main(argv: list[str] | None = None) -> int:
     from hf_itt.distributed import is_main_process
     from hf_itt.stages import StageRunner
 
-    configs = load_experiments(args.config, args.overrides)
+    configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
     run_prepare(configs[0])
     runners = [StageRunner(config, force=args.force) for config in configs]
     if args.dry_run:
@@ -65,6 +67,18 @@ def run_main(argv: list[str] | None = None) -> int:
     if not args.no_report and is_main_process():
         write_report(configs)
     return 0
+
+
+def select_experiments(configs, names: str | None):
+    if not names:
+        return configs
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    known = [config.experiment for config in configs]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ConfigError(f"--experiments: {', '.join(map(repr, unknown))} not in this file; its experiments: "
+                          f"{', '.join(known)}")
+    return [config for config in configs if config.experiment in wanted]
 
 
 def write_report(configs) -> None:

@@ -6,6 +6,7 @@ so the report runs headless and never leaks open figures.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -60,6 +61,11 @@ def _annotate(axes, matrix: np.ndarray, limit: float) -> None:
         axes.text(column, row, f"{value:+.1f}", ha="center", va="center", fontsize=7, color=colour)
 
 
+def wrap_label(label: str, width: int = 14) -> str:
+    """Break long tick labels (task chains) into lines so neighbouring groups do not overlap."""
+    return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in label.split("\n"))
+
+
 def plot_gains(gains: dict[str, dict[str, Estimate]], labels: dict[str, str], title: str, path: Path,
                svg: bool = False) -> list[Path]:
     """Grouped bars: one group per experiment, one bar per task, 95% CI error bars where defined."""
@@ -79,7 +85,7 @@ def plot_gains(gains: dict[str, dict[str, Estimate]], labels: dict[str, str], ti
         axes.bar(positions, heights, width, yerr=errors, capsize=2, label=task, color=colours(index),
                  error_kw={"elinewidth": 0.8})
     axes.axhline(0.0, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(experiments)), labels=[labels.get(exp, exp) for exp in experiments],
+    axes.set_xticks(range(len(experiments)), labels=[wrap_label(labels.get(exp, exp)) for exp in experiments],
                     rotation=30 if len(experiments) > 4 else 0, ha="right" if len(experiments) > 4 else "center")
     axes.set_ylabel("Δ vs baseline (points, all-language mean)")
     axes.set_title(title)

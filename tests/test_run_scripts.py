@@ -49,3 +49,12 @@ def test_seed_override_and_shared_prefix_hash():
 def test_grid_driver_help():
     done = subprocess.run(["bash", str(RUN_SCRIPTS / "run_grid.sh"), "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--slurm" in done.stdout
+
+
+def test_experiments_option_names_the_valid_choices(capsys):
+    from hf_itt.cli import main
+
+    code = main(["run", "--config", str(RUN_SCRIPTS / "demo.yaml"), "--experiments", "baseline,related", "--dry-run"])
+    output = capsys.readouterr()
+    assert code == 2
+    assert "'related' not in this file" in output.err + output.out and "itt-related" in output.err + output.out

@@ -59,6 +59,7 @@ def build_base_model(out_dir: str | Path, world: dict, steps: int = MLM_DEFAULTS
             learning_rate=options["learning_rate"], warmup_steps=options["warmup"], weight_decay=0.01,
             max_grad_norm=1.0, lr_scheduler_type="linear", save_strategy="no", report_to="none",
             logging_steps=max(1, options["steps"] // 5), seed=seed, disable_tqdm=True,
+            dataloader_pin_memory=torch.cuda.is_available(),
         )
         torch.manual_seed(seed)
         config = encoder_config(len(tokenizer), **MODEL_SIZE, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
