@@ -102,14 +102,20 @@ def same_weights(a: Path, b: Path) -> bool:
     return (a / "checkpoint" / "model.safetensors").read_bytes() == (b / "checkpoint" / "model.safetensors").read_bytes()
 
 
-def test_a_half_written_trainer_checkpoint_is_not_resumed(tiny_checkpoint, tmp_path):
-    config = one_stage(tmp_path)
+def killed_during_training(config, tiny_checkpoint, tmp_path) -> tuple[Path, Path]:
+    """An uninterrupted run, and a copy of it as it was before the stage finished (trainer/ only)."""
     whole = run_one(config, tiny_checkpoint, tmp_path / "whole")
     shutil.copytree(tmp_path / "whole" / "run", tmp_path / "killed" / "run")
     killed = tmp_path / "killed" / "run" / "stages" / "nli"
-    # what SIGKILL during the save of checkpoint-2 leaves: the folder, half the weights, no trainer state
     for name in ("checkpoint", "full"):
         shutil.rmtree(killed / name)
+    return whole, killed
+
+
+def test_a_half_written_trainer_checkpoint_is_not_resumed(tiny_checkpoint, tmp_path):
+    config = one_stage(tmp_path)
+    whole, killed = killed_during_training(config, tiny_checkpoint, tmp_path)
+    # what SIGKILL during the save of checkpoint-2 leaves: the folder, half the weights, no trainer state
     saving = killed / "trainer" / "checkpoint-2"
     for name in ("trainer_state.json", "sampler_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
         (saving / name).unlink()
@@ -120,11 +126,7 @@ def test_a_half_written_trainer_checkpoint_is_not_resumed(tiny_checkpoint, tmp_p
 
 def test_a_truncated_sampler_state_is_not_resumed(tiny_checkpoint, tmp_path):
     config = one_stage(tmp_path)
-    whole = run_one(config, tiny_checkpoint, tmp_path / "whole")
-    shutil.copytree(tmp_path / "whole" / "run", tmp_path / "killed" / "run")
-    killed = tmp_path / "killed" / "run" / "stages" / "nli"
-    for name in ("checkpoint", "full"):
-        shutil.rmtree(killed / name)
+    whole, killed = killed_during_training(config, tiny_checkpoint, tmp_path)
     sampler_state = killed / "trainer" / "checkpoint-2" / "sampler_state.json"
     sampler_state.write_text(sampler_state.read_text()[:20])  # SIGKILL during its write_text
     rerun = run_one(config, tiny_checkpoint, tmp_path / "killed")

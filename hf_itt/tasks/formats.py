@@ -216,29 +216,36 @@ def read_parquet(spec, path: Path) -> list[dict]:
 
 def read_conllu(spec, path: Path) -> list[dict]:
     """CoNLL-U sentences -> {"tokens": FORMs, "tags": UPOS} (XTREME's UDPOS uses only the UPOS column)."""
-    rows, tokens, tags = [], [], []
-    for number, line in enumerate(lines_of(spec, path), start=1):
-        if not line.strip():
-            if tokens:
-                rows.append({"tokens": tokens, "tags": tags})
-            tokens, tags = [], []
-            continue
+    def word(number: int, line: str) -> tuple[str, str] | None:
         if line.startswith("#"):
-            continue
+            return None
         fields = line.split("\t")
         if len(fields) != 10:
             raise DataError(f"task {spec.name}: {path} line {number} has {len(fields)} tab-separated fields; "
                             "CoNLL-U needs 10 (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC)")
         if "-" in fields[0] or "." in fields[0]:
-            continue  # multi-word token range or empty node: not a word of the sentence
-        tokens.append(fields[1])
-        tags.append(fields[3])
-    if tokens:
-        rows.append({"tokens": tokens, "tags": tags})
-    return rows
+            return None  # multi-word token range or empty node: not a word of the sentence
+        return fields[1], fields[3]
+
+    return blank_line_sentences(spec, path, word)
 
 
 def read_conll(spec, path: Path) -> list[dict]:
+    """`token<TAB>tag` lines, sentences separated by blank lines; XTREME's `en:token` prefixes dropped."""
+    def word(number: int, line: str) -> tuple[str, str]:
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise DataError(f"task {spec.name}: {path} line {number} must be `token<TAB>tag`, got {line!r}")
+        token = fields[0]
+        prefix, sep, rest = token.partition(":")
+        return (rest if sep and len(prefix) in (2, 3) and prefix.isalpha() and rest else token), fields[-1]
+
+    return blank_line_sentences(spec, path, word)
+
+
+def blank_line_sentences(spec, path: Path, word) -> list[dict]:
+    """Rows of {"tokens", "tags"} from a one-word-per-line file; ``word(number, line)`` gives (token, tag)
+    or None for a line that is not a word."""
     rows, tokens, tags = [], [], []
     for number, line in enumerate(lines_of(spec, path), start=1):
         if not line.strip():
@@ -246,13 +253,10 @@ def read_conll(spec, path: Path) -> list[dict]:
                 rows.append({"tokens": tokens, "tags": tags})
             tokens, tags = [], []
             continue
-        fields = line.split("\t")
-        if len(fields) < 2:
-            raise DataError(f"task {spec.name}: {path} line {number} must be `token<TAB>tag`, got {line!r}")
-        token = fields[0]
-        prefix, sep, rest = token.partition(":")
-        tokens.append(rest if sep and len(prefix) in (2, 3) and prefix.isalpha() and rest else token)
-        tags.append(fields[-1])
+        parsed = word(number, line)
+        if parsed is not None:
+            tokens.append(parsed[0])
+            tags.append(parsed[1])
     if tokens:
         rows.append({"tokens": tokens, "tags": tags})
     return rows
