@@ -4,7 +4,7 @@
 base (a 3-layer XLM-R-shaped encoder with a tokenizer trained on the world's text, warmed up with
 multilingual masked-LM so that the synthetic languages share representations, as XLM-R's pretraining
 makes real languages share them) to ``base``. See ``hf_itt.demo.build``; a second run finds both
-built and returns at once.
+built and returns at once. The hook also sets torch to one CPU thread for the whole demo run.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from hf_itt.errors import ConfigError
 
 
 def prepare(config) -> Path:
+    import torch
+
     from hf_itt.demo.build import BASE_DIR, build
+
+    # The demo's matrices are tiny: one thread is as fast as several, and immune to a busy CPU, where
+    # threads spin-wait against each other and the run gets several times slower.
+    torch.set_num_threads(1)
 
     base = Path(config.resolve_path(config.model.name_or_path))
     if base.name != BASE_DIR:
