@@ -9,6 +9,10 @@ language, the sha256 of the *content* of local data files, options such as max_l
 max_train_examples), the sampler config, the TrainingArguments that change the weights, the seed
 and, when given, the world size (it sets the global batch size).
 
+A local base model folder enters by the content of its weights, config and tokenizer files
+(``base_model_identity``), like local data: a model rebuilt at the same path is a new base, a moved one
+is not. A Hub id enters as written, with its revision.
+
 What stays out: the hf_itt version (a release that trains the same way must keep reusing stages;
 ``IDENTITY_VERSION`` is bumped by hand when the meaning of the payload changes), file paths of data
 (moving a file must not retrain), and the TrainingArguments in ``IGNORED_TRAINING_ARGS``.
@@ -110,6 +114,39 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
         "seed": seed,
         "world_size": world_size,
     }
+
+
+# The files of a local model folder that decide what it computes (model cards and logs stay out).
+MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "*.bin", "*.model", "tokenizer*.json",
+                       "special_tokens_map.json", "vocab*", "merges.txt", "added_tokens.json")
+_FOLDER_HASHES: dict[tuple, str] = {}
+
+
+def base_model_identity(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
+    """``(base_model, base_revision)`` for ``stage_identity``: a Hub id as written; a local folder as
+    ``local:<sha256 of its model files>`` (a folder has no revision to pin it, its content does)."""
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        return name_or_path, revision
+    return f"local:{model_folder_hash(folder)}", None
+
+
+def model_folder_hash(folder: Path) -> str:
+    """sha256 over the names and contents of ``MODEL_FILE_PATTERNS`` in ``folder``, memoised per process
+    by (path, size, mtime) so that a grid of experiments on one large base reads it once."""
+    from hf_itt.fileio import sha256_file
+
+    files = sorted({path for pattern in MODEL_FILE_PATTERNS for path in folder.glob(pattern) if path.is_file()})
+    if not files:
+        raise ConfigError(f"model.name_or_path {folder}: the folder holds no model files (config.json, "
+                          f"*.safetensors); point it at a saved model or a Hub id")
+    key = (str(folder.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _FOLDER_HASHES:
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.name}\0{sha256_file(path)}\0".encode())
+        _FOLDER_HASHES[key] = digest.hexdigest()
+    return _FOLDER_HASHES[key]
 
 
 def stage_hash(**kwargs: Any) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.config import ExperimentConfig, StageConfig, TaskEntry
-from hf_itt.stage_identity import hash_identity, stage_identity, task_identity
+from hf_itt.stage_identity import base_model_identity, hash_identity, stage_identity, task_identity
 from hf_itt.tasks.schema import ANSWER_RETRIEVAL, RETRIEVAL
 from hf_itt.training_args import merged_training
 
@@ -128,8 +128,8 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
     job = StageJob(name=task, kind="target", stage_dir=config.run_dir / "targets" / task, target=task,
                    languages=targets.languages.get(task), is_retrieval=spec.type in (RETRIEVAL, ANSWER_RETRIEVAL))
     if job.is_retrieval:  # no training: identified by the encoder it embeds with
-        job.stage_hash = previous.stage_hash if previous else hash_identity({"base": config.model.name_or_path,
-                                                                             "revision": config.model.revision})
+        base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
+        job.stage_hash = previous.stage_hash if previous else hash_identity({"base": base, "revision": revision})
         return job
     training, preset_length = stage_training(config, targets.preset,
                                              merged_training(targets.training, targets.per_task_training.get(task)))
@@ -149,8 +149,9 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
                                     "max_train": plan.max_train, "max_length": job.max_length,
                                     "weight": plan.weight})
              for plan in job.tasks]
+    base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
     job.identity = stage_identity(
-        base_model=config.model.name_or_path, base_revision=config.model.revision,
+        base_model=base, base_revision=revision,
         previous_stage_hash=previous.stage_hash if previous else None, tasks=tasks,
         sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size)
     job.stage_hash = hash_identity(job.identity)

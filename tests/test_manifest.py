@@ -19,7 +19,7 @@ from hf_itt.manifest import (
     read_manifest, verify_checkpoint, write_manifest,
 )
 from hf_itt.stage_identity import (
-    CONDITIONAL_TRAINING_ARGS, IGNORED_TRAINING_ARGS, WEIGHT_TRAINING_ARGS, hash_identity, stage_hash,
+    CONDITIONAL_TRAINING_ARGS, IGNORED_TRAINING_ARGS, WEIGHT_TRAINING_ARGS, base_model_identity, hash_identity, stage_hash,
     stage_identity, task_identity,
 )
 
@@ -115,6 +115,23 @@ def test_data_files_hash_content_not_paths(tmp_path):
     digests = [stage_hash(**identity_kwargs(tasks=[task_identity("ccg", data_files={"train": path})]))
                for path in (first, moved, edited)]
     assert digests[0] == digests[1] != digests[2]
+
+
+def test_local_base_model_is_identified_by_its_files_not_its_path(tiny_checkpoint, tmp_path):
+    import shutil
+
+    moved = Path(shutil.copytree(tiny_checkpoint, tmp_path / "moved"))
+    (moved / "README.md").write_text("a model card edit changes nothing")
+    assert base_model_identity(str(moved), None) == base_model_identity(str(tiny_checkpoint), "main")
+    assert base_model_identity("FacebookAI/xlm-roberta-large", "abc") == ("FacebookAI/xlm-roberta-large", "abc")
+    before = base_model_identity(str(moved), None)
+    config = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0}))  # rebuilt in place
+    assert base_model_identity(str(moved), None) != before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no model files"):
+        base_model_identity(str(empty), None)
 
 
 def test_unknown_training_argument_is_a_config_error():
