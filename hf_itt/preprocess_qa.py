@@ -9,6 +9,8 @@ inside the window or the question has no answer); eval features carry ``example_
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
+from typing import NamedTuple
 
 from hf_itt.errors import ConfigError
 
@@ -40,24 +42,92 @@ def qa_window_settings(tokenizer, task: str, max_length: int, doc_stride: int | 
 
 
 def tokenize_qa(batch, *, tokenizer, train, max_length, doc_stride, max_question_tokens, **_):
-    questions = clip_questions([question.lstrip() for question in batch["question"]], tokenizer,
-                               max_question_tokens)
-    encoded = tokenizer(questions, batch["context"], truncation="only_second", max_length=max_length,
-                        stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-    rows = encoded["overflow_to_sample_mapping"]
-    features = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    windows = encode_windows(tokenizer, [question.lstrip() for question in batch["question"]], batch["context"],
+                             max_length=max_length, doc_stride=doc_stride, max_question_tokens=max_question_tokens)
+    features = {"input_ids": [w.input_ids for w in windows], "attention_mask": [w.attention_mask for w in windows]}
     if train:
-        spans = [gold_token_span(encoded["input_ids"][i], encoded["offset_mapping"][i], encoded.sequence_ids(i),
-                                 batch["context"][row], batch["answers"][row], tokenizer.cls_token_id)
-                 for i, row in enumerate(rows)]
+        spans = [gold_token_span(w, batch["context"][w.row], batch["answers"][w.row], tokenizer.cls_token_id)
+                 for w in windows]
         features["start_positions"] = [start for start, _ in spans]
         features["end_positions"] = [end for _, end in spans]
     else:
-        features["example_id"] = [batch["id"][row] for row in rows]
+        features["example_id"] = [batch["id"][w.row] for w in windows]
         features["offset_mapping"] = [
-            [offset if sequence == 1 else None for offset, sequence in zip(offsets, encoded.sequence_ids(i))]
-            for i, offsets in enumerate(encoded["offset_mapping"])]
+            [offset if sequence == 1 else None for offset, sequence in zip(w.offsets, w.sequence_ids)] for w in windows]
     return features
+
+
+class Window(NamedTuple):
+    """One feature: a (question, context-window) pair of example ``row``."""
+
+    row: int
+    input_ids: list[int]
+    attention_mask: list[int]
+    offsets: list[tuple[int, int]]
+    sequence_ids: list[int | None]
+
+
+def encode_windows(tokenizer, questions: list[str], contexts: list[str], *, max_length: int, doc_stride: int,
+                   max_question_tokens: int) -> list[Window]:
+    """The windows of every (question, context) pair, in row order, questions cut to ``max_question_tokens``.
+
+    With a real vocabulary almost every question fits, so the pairs are encoded as they are and only
+    the rows whose question came out too long are cut (``clip_questions``) and encoded again: one
+    tokenizer pass instead of a question pass and a pair pass. When a sample of the batch shows many
+    long questions (a small vocabulary, a short ``max_question_tokens``), all are cut first instead.
+    A question long enough to leave the context no room for the stride makes the Rust tokenizer panic,
+    so questions of more than ``safe_chars`` characters are always cut first (SentencePiece and
+    WordPiece make at most two tokens of a character: a piece and a word-initial "▁"); should a
+    tokenizer still fail, the batch is redone with every question cut first. Every path gives the
+    same windows.
+    """
+    rows = list(range(len(questions)))
+    settings = {"max_length": max_length, "doc_stride": doc_stride}
+    if mostly_short(questions, tokenizer, max_question_tokens):
+        try:
+            return _encode_then_cut(tokenizer, questions, contexts, max_question_tokens, **settings)
+        except BaseException as err:  # a truncation error, or a panic (pyo3's PanicException is a BaseException)
+            if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
+                raise
+    return _encode_pairs(tokenizer, clip_questions(questions, tokenizer, max_question_tokens), contexts, rows,
+                         **settings)
+
+
+def _encode_then_cut(tokenizer, questions: list[str], contexts: list[str], max_question_tokens: int, *,
+                     max_length: int, doc_stride: int) -> list[Window]:
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride
+    safe_chars = (room - 1) // 2
+    questions = list(questions)
+    risky = [row for row, question in enumerate(questions) if len(question) > safe_chars]
+    for row, question in zip(risky, clip_questions([questions[row] for row in risky], tokenizer, max_question_tokens)):
+        questions[row] = question
+    windows = _encode_pairs(tokenizer, questions, contexts, list(range(len(questions))), max_length=max_length,
+                            doc_stride=doc_stride)
+    long_rows = {w.row for w in windows if w.sequence_ids.count(0) > max_question_tokens}
+    if not long_rows:
+        return windows
+    rows = sorted(long_rows)
+    clipped = clip_questions([questions[row] for row in rows], tokenizer, max_question_tokens)
+    redone = _encode_pairs(tokenizer, clipped, contexts, rows, max_length=max_length, doc_stride=doc_stride)
+    # sorted() is stable: the windows of one row keep their order
+    return sorted([w for w in windows if w.row not in long_rows] + redone, key=lambda w: w.row)
+
+
+def _encode_pairs(tokenizer, questions: list[str], contexts: list[str], rows: list[int], *, max_length: int,
+                  doc_stride: int) -> list[Window]:
+    """Windows of (questions[k], contexts[rows[k]]), labelled with ``rows[k]``."""
+    encoded = tokenizer(questions, [contexts[row] for row in rows], truncation="only_second", max_length=max_length,
+                        stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+    return [Window(rows[sample], ids, mask, offsets, encoded.sequence_ids(i)) for i, (sample, ids, mask, offsets)
+            in enumerate(zip(encoded["overflow_to_sample_mapping"], encoded["input_ids"],
+                             encoded["attention_mask"], encoded["offset_mapping"]))]
+
+
+def mostly_short(questions: list[str], tokenizer, max_tokens: int, sample: int = 32) -> bool:
+    """Whether at most a tenth of ``sample`` questions spread over the batch exceed ``max_tokens`` tokens."""
+    spread = questions[::max(1, len(questions) // sample)]
+    lengths = [len(ids) for ids in tokenizer(spread, add_special_tokens=False)["input_ids"]]
+    return sum(length > max_tokens for length in lengths) * 10 <= len(lengths)
 
 
 def clip_questions(questions: list[str], tokenizer, max_tokens: int) -> list[str]:
@@ -90,31 +160,47 @@ def answer_char_span(context: str, answers: dict) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
-def gold_token_span(input_ids, offsets, sequence_ids, context: str, answers: dict, cls_token_id: int):
+def gold_token_span(window: Window, context: str, answers: dict, cls_token_id: int) -> tuple[int, int]:
     """Token (start, end) of the gold answer in one window; (cls, cls) when it is absent or not fully inside."""
-    cls_index = input_ids.index(cls_token_id) if cls_token_id in input_ids else 0
+    ids = window.input_ids
+    cls_index = ids.index(cls_token_id) if cls_token_id in ids else 0
     span = answer_char_span(context, answers)
-    context_tokens = [i for i, sequence in enumerate(sequence_ids) if sequence == 1]
-    if span is None or not context_tokens:
+    if span is None or 1 not in window.sequence_ids:
         return cls_index, cls_index
-    return char_span_to_token_span(offsets, context_tokens, *span) or (cls_index, cls_index)
+    first = window.sequence_ids.index(1)
+    last = len(window.sequence_ids) - 1 - window.sequence_ids[::-1].index(1)  # the context is one contiguous run
+    return char_span_to_token_span(window.offsets, first, last, *span) or (cls_index, cls_index)
 
 
-def char_span_to_token_span(offsets, context_tokens: list[int], start_char: int, end_char: int):
-    """Smallest token span covering characters [start_char, end_char), or None if the window misses part.
+def char_span_to_token_span(offsets, first: int, last: int, start_char: int, end_char: int):
+    """Smallest token span in tokens ``first..last`` covering characters [start_char, end_char), or None
+    if the window misses part of it.
 
     XLM-R emits a bare "▁" token whose offsets repeat those of the next token, so the start is the
     *last* token covering ``start_char`` and the end the first token from there covering the last
     character; a character no token covers (dropped by normalisation) falls to the nearest token inside.
+    Token offsets never decrease along a sequence, so binary searches find these tokens.
     """
-    if offsets[context_tokens[0]][0] > start_char or offsets[context_tokens[-1]][1] < end_char:
+    if offsets[first][0] > start_char or offsets[last][1] < end_char:
         return None
-    covering = [i for i in context_tokens if offsets[i][0] <= start_char < offsets[i][1]]
-    start = covering[-1] if covering else next((i for i in context_tokens if offsets[i][0] >= start_char), None)
-    if start is None:
-        return None
-    inside = [i for i in context_tokens if i >= start]
-    covering = [i for i in inside if offsets[i][0] < end_char <= offsets[i][1]]
-    ends_before = [i for i in inside if offsets[i][1] <= end_char]
-    end = covering[0] if covering else (ends_before[-1] if ends_before else None)
-    return None if end is None else (start, end)
+    hi = last + 1
+    starts_at_or_before = bisect_right(offsets, start_char, first, hi, key=_start)
+    if starts_at_or_before > first and offsets[starts_at_or_before - 1][1] > start_char:
+        start = starts_at_or_before - 1  # the last token covering start_char
+    else:
+        start = bisect_left(offsets, start_char, first, hi, key=_start)  # the first token after it
+        if start == hi:
+            return None
+    end = bisect_left(offsets, end_char, start, hi, key=_end)  # the first token ending at or after end_char
+    if end < hi and offsets[end][0] < end_char:
+        return start, end  # it covers the last character
+    end = bisect_right(offsets, end_char, start, hi, key=_end) - 1  # else the last token ending before
+    return (start, end) if end >= start else None
+
+
+def _start(offset: tuple[int, int]) -> int:
+    return offset[0]
+
+
+def _end(offset: tuple[int, int]) -> int:
+    return offset[1]

@@ -180,6 +180,40 @@ def test_qa_long_questions_are_clipped_and_bad_strides_rejected(tiny_tokenizer, 
     assert "doc_stride 128 does not fit max_length 64" in caplog.text and len(shrunk) > 1
 
 
+@pytest.mark.parametrize("batch", ["mostly_short", "mostly_long"])
+def test_qa_question_cutting_paths_give_the_windows_of_cutting_first(tiny_tokenizer, capfd, monkeypatch, batch):
+    """encode_windows cuts long questions after encoding (most fit), before it (many are long, or one is
+    long enough to make the tokenizer panic), or after a tokenizer failure: always the same windows."""
+    import hf_itt.preprocess_qa as qa
+
+    context = "The river bank is near the capital. " * 6
+    short, long, huge = "Why?", "Which river is near?", "Which river flows through the capital and why? " * 6
+    questions = ([short] * 30 + [long, huge]) if batch == "mostly_short" else [long] * 20 + [short, huge]
+    settings = {"max_length": 64, "doc_stride": 8}
+    expected = qa._encode_pairs(tiny_tokenizer, qa.clip_questions(questions, tiny_tokenizer, 5), [context] * 32,
+                                list(range(len(questions))), **settings)
+    failures, encode_pairs = [], qa._encode_pairs
+
+    def recording_failures(*args, **kwargs):
+        try:
+            return encode_pairs(*args, **kwargs)
+        except BaseException as err:
+            failures.append(err)
+            raise
+
+    monkeypatch.setattr(qa, "_encode_pairs", recording_failures)
+    assert qa.mostly_short(questions, tiny_tokenizer, 5) == (batch == "mostly_short")
+    assert qa.encode_windows(tiny_tokenizer, questions, [context] * 32, max_question_tokens=5, **settings) == expected
+    assert max(w.sequence_ids.count(0) for w in expected) == 5
+    assert failures == [] and "panicked" not in capfd.readouterr().err  # the huge question was cut beforehand
+
+    def tokenizer_fails(*args, **kwargs):
+        raise Exception("Truncation error: Sequence to truncate too short to respect the provided max_length")
+
+    monkeypatch.setattr(qa, "_encode_then_cut", tokenizer_fails)
+    assert qa.encode_windows(tiny_tokenizer, questions, [context] * 32, max_question_tokens=5, **settings) == expected
+
+
 def xquad_rows(path, one_per_paragraph=True):
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     return [qa_row(qa["id"], paragraph["context"], qa["question"], qa["answers"][0]["text"],
