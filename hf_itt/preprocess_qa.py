@@ -81,6 +81,8 @@ def encode_windows(tokenizer, questions: list[str], contexts: list[str], *, max_
     tokenizer still fail, the batch is redone with every question cut first. Every path gives the
     same windows.
     """
+    if not questions:  # the tokenizer fails on an empty batch
+        return []
     rows = list(range(len(questions)))
     settings = {"max_length": max_length, "doc_stride": doc_stride}
     if mostly_short(questions, tokenizer, max_question_tokens):

@@ -206,6 +206,7 @@ def test_qa_question_cutting_paths_give_the_windows_of_cutting_first(tiny_tokeni
     assert qa.encode_windows(tiny_tokenizer, questions, [context] * 32, max_question_tokens=5, **settings) == expected
     assert max(w.sequence_ids.count(0) for w in expected) == 5
     assert failures == [] and "panicked" not in capfd.readouterr().err  # the huge question was cut beforehand
+    assert qa.encode_windows(tiny_tokenizer, [], [], max_question_tokens=5, **settings) == []
 
     def tokenizer_fails(*args, **kwargs):
         raise Exception("Truncation error: Sequence to truncate too short to respect the provided max_length")
