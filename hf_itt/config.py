@@ -118,7 +118,8 @@ class HubConfig:
     """Where finished stages are published and looked up for reuse."""
 
     publisher: str = field(default="local", metadata={"help": f"One of {', '.join(PUBLISHERS)}."})
-    local_root: str = field(default="hub_local", metadata={"help": "Root folder of the local publisher."})
+    local_root: str = field(default="hub_local", metadata={
+        "help": "Root folder of the local publisher; a relative path is resolved like data paths (next to the YAML)."})
     namespace: str = field(default="local", metadata={"help": "Hub user or organisation."})
     repo_template: str = field(default="{namespace}/{experiment}-{stage}", metadata={
         "help": "Repo id template; fields: namespace, experiment, stage, hash."})
@@ -144,7 +145,8 @@ class ExperimentConfig:
     seed: int = field(default=42, metadata={"help": "Seed of every stage (each stage hash includes it)."})
     model: ModelConfig = field(default_factory=ModelConfig)
     output_dir: str = field(default="runs/{experiment}/seed{seed}", metadata={
-        "help": "Run folder; fields: experiment, seed."})
+        "help": "Run folder, relative to the working directory as the Trainer's output_dir is (data paths are "
+                "relative to the YAML); fields: experiment, seed."})
     report_dir: str | None = field(default=None, metadata={
         "help": "Where run_itt.py writes the report over all experiments of the file (default: `<run folder>/report`)."})
     task_dirs: list[str] = field(default_factory=list, metadata={"help": "Folders of extra task spec YAMLs."})
