@@ -140,7 +140,8 @@ def model_folder_hash(folder: Path) -> str:
     if not files:
         raise ConfigError(f"model.name_or_path {folder}: the folder holds no model files (config.json, "
                           f"*.safetensors); point it at a saved model or a Hub id")
-    key = (str(folder.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    stats = [(path.name, path.stat()) for path in files]
+    key = (str(folder.resolve()), tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
     if key not in _FOLDER_HASHES:
         digest = hashlib.sha256()
         for path in files:

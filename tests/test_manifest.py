@@ -19,8 +19,8 @@ from hf_itt.manifest import (
     read_manifest, verify_checkpoint, write_manifest,
 )
 from hf_itt.stage_identity import (
-    CONDITIONAL_TRAINING_ARGS, IGNORED_TRAINING_ARGS, WEIGHT_TRAINING_ARGS, base_model_identity, hash_identity, stage_hash,
-    stage_identity, task_identity,
+    CONDITIONAL_TRAINING_ARGS, IGNORED_TRAINING_ARGS, WEIGHT_TRAINING_ARGS, base_model_identity, hash_identity,
+    stage_hash, stage_identity, task_identity,
 )
 
 TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"
