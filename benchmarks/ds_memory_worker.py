@@ -35,7 +35,7 @@ def parse_args():
 
 def deepspeed_config(stage: int, hyper: dict) -> dict:
     """The shipped ZeRO-2 preset; stage 0 keeps everything else and turns ZeRO off."""
-    from hf_itt.deepspeed_config import resolve_deepspeed_config
+    from hf_itt.config.deepspeed import resolve_deepspeed_config
 
     config = resolve_deepspeed_config("ds_configs/zero2.json", hyper)
     if stage == 0:
@@ -75,8 +75,8 @@ def optimizer_state_mib(trainer) -> float:
 def main() -> None:
     import torch
 
-    from hf_itt.deepspeed_config import prepare_deepspeed_launch
-    from hf_itt.trainer import MultiTaskTrainer
+    from hf_itt.config.deepspeed import prepare_deepspeed_launch
+    from hf_itt.training.trainer import MultiTaskTrainer
     from workloads import ITT_TASKS, quiet, random_task_dataset
 
     args = parse_args()

@@ -5,9 +5,9 @@
     python benchmarks/evaluation.py --device cuda --model-size large
 
 For every language of Tatoeba pairs (13, sentence-pair classification, PAWS-X-shaped), XCOPA (11,
-multiple choice), UD POS (5, tagging) and XQuAD (11, QA windows) the same tokenized features (``hf_itt.preprocess``, eval role) go through
+multiple choice), UD POS (5, tagging) and XQuAD (11, QA windows) the same tokenized features (``hf_itt.task_types.features``, eval role) go through
 
-- hf_itt: ``hf_itt.predict.predict_features`` (length-sorted batches, dynamic padding, outputs restored
+- hf_itt: ``hf_itt.evaluation.predict.predict_features`` (length-sorted batches, dynamic padding, outputs restored
   to the original order), as ``hf_itt.evaluate`` runs it;
 - plain Trainer: ``Trainer.predict`` per language with the task type's HF collator (file order, padding
   to the longest sequence of each batch), the usual ``run_*`` evaluation loop.
@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def load_features(args, tokenizer) -> dict[str, dict]:
     """task -> language -> eval features."""
     import real_data
-    from hf_itt.preprocess import preprocess
+    from hf_itt.task_types.features import preprocess
     from hf_itt.tasks.registry import get_task
 
     data = shared_data()
@@ -78,7 +78,7 @@ def plain_trainer(model, tokenizer, task_type: str, args, out: str):
 
 
 def hf_itt_outputs(model, tokenizer, features, task, batch_size) -> list[np.ndarray]:
-    from hf_itt.predict import predict_features
+    from hf_itt.evaluation.predict import predict_features
 
     outputs = predict_features(model, tokenizer, features, task, batch_size)
     keys = ("start_logits", "end_logits") if "start_logits" in outputs else ("logits",)

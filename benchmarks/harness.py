@@ -113,7 +113,7 @@ def corpus_texts(data: Path) -> list[str]:
 
 
 def load_tokenizer(tiny: bool):
-    """An XLM-R tokenizer trained offline (hf_itt.tiny.build_tokenizer), cached under CACHE_DIR.
+    """An XLM-R tokenizer trained offline (hf_itt.demo.tiny.build_tokenizer), cached under CACHE_DIR.
 
     Default: a 32,000-piece Unigram vocabulary trained on the real samples (about two minutes, once).
     Tiny: 600 pieces on the test fixture corpus (a second). XLM-R's own 250k vocabulary splits words
@@ -122,7 +122,7 @@ def load_tokenizer(tiny: bool):
     """
     from transformers import AutoTokenizer
 
-    from hf_itt.tiny import build_tokenizer
+    from hf_itt.demo.tiny import build_tokenizer
 
     name, vocab = ("tokenizer-fixture-600", 600) if tiny else ("tokenizer-shared-32000", 32_000)
     folder = CACHE_DIR / name
@@ -140,7 +140,7 @@ def load_tokenizer(tiny: bool):
 
 
 def encoder_config(size_name: str, tokenizer, max_positions: int = 514):
-    from hf_itt.tiny import encoder_config as tiny_encoder_config
+    from hf_itt.demo.tiny import encoder_config as tiny_encoder_config
 
     size = SIZES[size_name]
     return tiny_encoder_config(size.vocab or len(tokenizer), hidden_size=size.hidden, num_layers=size.layers,
@@ -151,7 +151,7 @@ def build_model(size_name: str, tokenizer, tasks: dict, seed: int = 0):
     """A randomly initialised MultiTaskModel (XLM-R-shaped encoder + one head per task)."""
     import torch
 
-    from hf_itt.modeling import MultiTaskConfig, MultiTaskModel
+    from hf_itt.training.modeling import MultiTaskConfig, MultiTaskModel
 
     torch.manual_seed(seed)
     return MultiTaskModel(MultiTaskConfig(encoder=encoder_config(size_name, tokenizer), tasks=tasks))

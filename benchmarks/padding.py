@@ -5,7 +5,7 @@
     python benchmarks/padding.py --device cuda --model-size large
 
 Real rows (XQuAD, XCOPA, UD POS, Tatoeba pairs, MNLI-like pairs from ../shared/data) are tokenized by
-``hf_itt.preprocess`` truncated at the jiant/XTREME maximum length of each task, then batched three ways
+``hf_itt.task_types.features`` truncated at the jiant/XTREME maximum length of each task, then batched three ways
 with the same batch size:
 
 - pad to max: random batches, every sequence padded to the task's max length (jiant / XTREME default);
@@ -65,7 +65,7 @@ def load_rows(args) -> dict:
 
 
 def tokenize(rows: dict, tokenizer) -> dict:
-    from hf_itt.preprocess import preprocess
+    from hf_itt.task_types.features import preprocess
     from hf_itt.tasks.registry import get_task
 
     return {task: preprocess(rows[task], get_task(spec_name), tokenizer, split_role="train", max_length=max_length)
@@ -79,7 +79,7 @@ def example_lengths(features) -> list[int]:
 
 def batches(method: str, size: int, lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
     """One epoch of index batches of one task."""
-    from hf_itt.sampling import LockstepBatchSampler, make_sampler
+    from hf_itt.training.sampling import LockstepBatchSampler, make_sampler
 
     if method == "hf_itt":
         sampler = LockstepBatchSampler(make_sampler("uniform", {"task": size}), batch_size, seed=seed,
@@ -99,7 +99,7 @@ class TaskBench:
     """All batches of one task under the three methods, and the forward+backward timing of a sample."""
 
     def __init__(self, task: str, features, model, tokenizer, args):
-        from hf_itt.collators import MultiTaskCollator
+        from hf_itt.task_types.collators import MultiTaskCollator
 
         self.task, self.features, self.model, self.args = task, features, model, args
         self.task_id = model.task_id(task)

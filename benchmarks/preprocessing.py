@@ -1,4 +1,4 @@
-"""QA feature building: hf_itt.preprocess vs the HF ``run_qa.py`` example's functions, and cached re-runs.
+"""QA feature building: hf_itt.task_types.features vs the HF ``run_qa.py`` example's functions, and cached re-runs.
 
     python benchmarks/preprocessing.py            # all 11 XTREME XQuAD languages (13,090 questions)
     python benchmarks/preprocessing.py --tiny     # CI smoke run
@@ -6,7 +6,7 @@
 Both build XQuAD features (question + context windows, max length 384, doc stride 128, offsets) with
 the same tokenizer through ``Dataset.map(batched=True)``:
 
-- hf_itt: ``hf_itt.preprocess.preprocess(rows, get_task("xquad"), tokenizer, ...)``, which also clips
+- hf_itt: ``hf_itt.task_types.features.preprocess(rows, get_task("xquad"), tokenizer, ...)``, which also clips
   questions to 64 tokens (XTREME's max_query_length) and fingerprints the result from the data,
   settings, vocabulary and code;
 - run_qa: ``prepare_train_features`` / ``prepare_validation_features`` of transformers'
@@ -115,7 +115,7 @@ class Method:
 
 
 def methods(tokenizer) -> list[Method]:
-    from hf_itt.preprocess import preprocess
+    from hf_itt.task_types.features import preprocess
     from hf_itt.tasks.registry import get_task
 
     spec = get_task("xquad")
@@ -129,7 +129,7 @@ def methods(tokenizer) -> list[Method]:
         return dataset.map(functions[role], batched=True, remove_columns=dataset.column_names,
                            load_from_cache_file=cached)
 
-    return [Method("hf_itt.preprocess", ours), Method("run_qa.py (inline)", run_qa)]
+    return [Method("hf_itt.task_types.features", ours), Method("run_qa.py (inline)", run_qa)]
 
 
 def agreement(ours, theirs, role: str) -> str:
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
             table[-2].append(agreement(candidates[0].features[(role, False)], candidates[1].features[(role, False)], role))
             table[-1].append("-")
     print_table(
-        "QA preprocessing: hf_itt.preprocess vs run_qa.py, XQuAD",
+        "QA preprocessing: hf_itt.task_types.features vs run_qa.py, XQuAD",
         ["features", "method", "windows", "cold median (s)", "cold range (s)", "examples/s", "speed vs run_qa",
          "cached re-run (s)", "cache hits", "windows equal to run_qa's"],
         table,
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
          f"doc stride {DOC_STRIDE}, tokenizer: {len(tokenizer):,}-piece offline XLM-R Unigram; {args.repeats} rounds",
          "window counts can differ: hf_itt clips questions to 64 tokens (XTREME's max_query_length), run_qa does not",
          "equal windows: same tokens and, for train, the same answer span (hf_itt maps XLM-R's bare '▁' token "
-         "differently, see hf_itt/preprocess_qa.py); eval: same offsets"])
+         "differently, see hf_itt/task_types/qa_features.py); eval: same offsets"])
     return 0
 
 

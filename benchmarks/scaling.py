@@ -56,8 +56,8 @@ class ScalingRun:
     def __call__(self) -> dict:
         import torch
 
-        from hf_itt.collators import MultiTaskCollator
-        from hf_itt.trainer import MultiTaskTrainer
+        from hf_itt.task_types.collators import MultiTaskCollator
+        from hf_itt.training.trainer import MultiTaskTrainer
 
         self.model.load_state_dict(self.initial)
         clock = step_clock()

@@ -76,8 +76,8 @@ def plain_run(args, tokenizer, model, dataset, out):
 
 
 def multitask_run(name, args, tokenizer, model, datasets, out, steps=None):
-    from hf_itt.collators import MultiTaskCollator
-    from hf_itt.trainer import MultiTaskTrainer
+    from hf_itt.task_types.collators import MultiTaskCollator
+    from hf_itt.training.trainer import MultiTaskTrainer
 
     types = [spec["type"] for spec in model.config.tasks.values()]
 

@@ -117,7 +117,7 @@ def main(argv=None) -> dict:
     dev_raw = {task: make(max(8, args.train_size // 4), rng) for task, make in raw.items()}
     model_path = args.model
     if model_path is None:  # offline stand-in for xlm-roberta: tokenizer + random 2-layer encoder
-        from hf_itt.tiny import build_checkpoint
+        from hf_itt.demo.tiny import build_checkpoint
         texts = [" ".join([r.get("text_a", ""), r.get("text_b", ""), r.get("prompt", ""), *r.get("choices", []),
                            *r.get("tokens", [])]) for rows in train_raw.values() for r in rows]
         model_path = build_checkpoint(out / "tiny-encoder", texts, vocab_size=120)

@@ -8,13 +8,13 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "MultiTaskModel": "hf_itt.modeling",
-    "MultiTaskConfig": "hf_itt.modeling",
-    "MultiTaskTrainer": "hf_itt.trainer",
-    "TaskSampler": "hf_itt.sampling",
-    "StageRunner": "hf_itt.stages",
-    "ExperimentConfig": "hf_itt.config",
-    "load_experiment": "hf_itt.config",
+    "MultiTaskModel": "hf_itt.training.modeling",
+    "MultiTaskConfig": "hf_itt.training.modeling",
+    "MultiTaskTrainer": "hf_itt.training.trainer",
+    "TaskSampler": "hf_itt.training.sampling",
+    "StageRunner": "hf_itt.pipeline.runner",
+    "ExperimentConfig": "hf_itt.config.experiment",
+    "load_experiment": "hf_itt.config.experiment",
     "get_task": "hf_itt.tasks.registry",
     "list_tasks": "hf_itt.tasks.registry",
     "HfIttError": "hf_itt.errors",

@@ -16,9 +16,9 @@ from hf_itt.errors import ConfigError, HfIttError
 
 SUBCOMMANDS = {
     "evaluate": "hf_itt.evaluate",
-    "report": "hf_itt.report",
+    "report": "hf_itt.report.build",
     "memory": "hf_itt.memory",
-    "publish": "hf_itt.publish",
+    "publish": "hf_itt.hub.publish",
 }
 
 
@@ -47,9 +47,9 @@ def run_parser() -> argparse.ArgumentParser:
 def run_main(argv: list[str] | None = None) -> int:
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
     args = run_parser().parse_intermixed_args(argv)
-    from hf_itt.config import load_experiments
-    from hf_itt.distributed import is_main_process
-    from hf_itt.stages import StageRunner
+    from hf_itt.config.experiment import load_experiments
+    from hf_itt.training.distributed import is_main_process
+    from hf_itt.pipeline.runner import StageRunner
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
     run_prepare(configs[0])
@@ -83,7 +83,7 @@ def select_experiments(configs, names: str | None):
 
 def write_report(configs) -> None:
     """One report over every experiment of the file (each with its own results folder)."""
-    from hf_itt.report import build_report
+    from hf_itt.report.build import build_report
 
     results = [config.run_dir / "results" for config in configs if any((config.run_dir / "results").glob("*.json"))]
     if not results:
@@ -113,7 +113,7 @@ def run_prepare(config) -> None:
         return
     from importlib import import_module
 
-    from hf_itt.distributed import is_main_process, wait_for_file
+    from hf_itt.training.distributed import is_main_process, wait_for_file
     from hf_itt.errors import ConfigError
 
     module, _, function = config.prepare.partition(":")
@@ -140,7 +140,7 @@ def tasks_main(argv: list[str]) -> int:
 
 
 def validate_main(argv: list[str]) -> int:
-    from hf_itt.config import load_experiment
+    from hf_itt.config.experiment import load_experiment
 
     for path in argv:
         config = load_experiment(path)

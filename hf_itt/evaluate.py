@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
-from hf_itt.results import TaskResult, missing_split
-from hf_itt.scorers import ScoringContext, score_split
+from hf_itt.evaluation.results import TaskResult, missing_split
+from hf_itt.evaluation.scorers import ScoringContext, score_split
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class ResultMeta:
 def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultMeta,
                   out_dir: str | Path | None = None) -> list[TaskResult]:
     """Score every requested language and split; validation first (BUCC reuses its threshold on test)."""
-    from hf_itt.metrics import METRIC_VERSION, primary_key
+    from hf_itt.metrics.scoring import METRIC_VERSION, primary_key
     from hf_itt.tasks.registry import get_task
 
     spec = get_task(request.task)
@@ -83,7 +83,7 @@ def check_languages(spec, languages: list[str] | None) -> list[str]:
 def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, languages, split,
                     thresholds: dict[str, float]):
     """Per-language scores and failures; BUCC thresholds found on validation are reused on test."""
-    from hf_itt.scorers import score_answer_retrieval
+    from hf_itt.evaluation.scorers import score_answer_retrieval
     from hf_itt.tasks.loading import load_answer_retrieval, load_split
     from hf_itt.tasks.schema import ANSWER_RETRIEVAL
 
@@ -114,9 +114,9 @@ def load_for_evaluation(model_ref: str, revision: str | None = None):
     """(model, tokenizer) from a folder or Hub id: a MultiTaskModel checkpoint or a bare encoder."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from hf_itt.hub import resolve_reference
-    from hf_itt.model_loading import check_vocabulary, loading_errors
-    from hf_itt.modeling import MultiTaskConfig  # registers the multi-task architecture with AutoModel
+    from hf_itt.hub.publishers import resolve_reference
+    from hf_itt.training.model_loading import check_vocabulary, loading_errors
+    from hf_itt.training.modeling import MultiTaskConfig  # registers the multi-task architecture with AutoModel
 
     path = resolve_reference(model_ref if revision is None else f"{model_ref}@{revision}")
     with loading_errors(path, "model"):
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hf_itt.results_table import print_results
+    from hf_itt.evaluation.results_table import print_results
 
     args = build_parser().parse_args(argv)
     model, tokenizer = load_for_evaluation(args.model)

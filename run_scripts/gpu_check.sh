@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for a lent GPU machine (H100): a few hundred steps of XLM-R-Large-sized joint multi-task
 # training (random init, no download) under ZeRO-2 bf16 with the deepspeed launcher on 1 GPU.
-# Prints samples/s, tokens/s, peak CUDA memory and MFU (formula: python -m pydoc hf_itt.gpu_check).
+# Prints samples/s, tokens/s, peak CUDA memory and MFU (formula: python -m pydoc scripts.gpu_check).
 #
 #   run_scripts/gpu_check.sh                      # 300 timed steps, micro-batch 32 x 256 tokens, zero2
 #   run_scripts/gpu_check.sh --steps 100 --batch 16 --ds-config ds_configs/zero3.json
@@ -23,7 +23,7 @@ try:
 except ImportError as err:
     sys.exit(f"gpu_check: {err}. Install with: pip install 'hf_itt[deepspeed]'")
 if not torch.cuda.is_available():
-    sys.exit("gpu_check: no CUDA device visible (for a CPU smoke run: DS_ACCELERATOR=cpu deepspeed --num_gpus 2 hf_itt/gpu_check.py --tiny --steps 3)")
+    sys.exit("gpu_check: no CUDA device visible (for a CPU smoke run: DS_ACCELERATOR=cpu deepspeed --num_gpus 2 scripts/gpu_check.py --tiny --steps 3)")
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, deepspeed {deepspeed.__version__}, "
       f"{torch.cuda.get_device_name()}", flush=True)
 PY
@@ -31,7 +31,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 
 start=$(date +%s)
 status=0
-"$PYTHON" -m deepspeed.launcher.runner --num_gpus 1 --master_port "${MASTER_PORT:-29512}" hf_itt/gpu_check.py \
+"$PYTHON" -m deepspeed.launcher.runner --num_gpus 1 --master_port "${MASTER_PORT:-29512}" scripts/gpu_check.py \
     --json-out "$RESULTS_DIR/gpu_check.json" "$@" 2>&1 | tee "$RESULTS_DIR/gpu_check.log" || status=$?
 echo "gpu_check: wall time $(( $(date +%s) - start )) s (launch, imports, op build and the timed steps)"
 if [ "$status" -ne 0 ] || ! grep -q '^GPU_CHECK ' "$RESULTS_DIR/gpu_check.log"; then

@@ -14,7 +14,7 @@
    run's (exact tensors) and the result JSONs hold the same numbers; no stage that was finished
    before a rerun was trained again (same inode and mtime of its weights, and the runner says
    "reused"); every ``checkpoint/`` folder and published copy verifies with
-   ``hf_itt.manifest.verify_checkpoint`` after every attempt (a partial folder never looks
+   ``hf_itt.hub.manifest.verify_checkpoint`` after every attempt (a partial folder never looks
    finished); publishing status and the local hash index end as in the uninterrupted run.
 
 Prints ``kill-anywhere: K/N runs recovered exactly`` and exits 1 when K < N.
@@ -159,7 +159,7 @@ def stage_folders(root: Path) -> list[Path]:
 
 def unverifiable(root: Path) -> list[str]:
     from hf_itt.errors import HfIttError
-    from hf_itt.manifest import verify_checkpoint
+    from hf_itt.hub.manifest import verify_checkpoint
 
     problems = []
     for folder in stage_folders(root):
@@ -173,7 +173,7 @@ def unverifiable(root: Path) -> list[str]:
 def finished_stages(root: Path) -> dict[str, tuple[int, int]]:
     """{stage folder: (inode, mtime_ns) of its weights} for every run checkpoint that verifies."""
     from hf_itt.errors import HfIttError
-    from hf_itt.manifest import verify_checkpoint
+    from hf_itt.hub.manifest import verify_checkpoint
 
     finished = {}
     for folder in stage_folders(root):
@@ -226,7 +226,7 @@ def result_numbers(root: Path) -> dict[str, dict[str, float]]:
 
 
 def publish_state(root: Path) -> dict[str, object]:
-    from hf_itt.manifest import read_manifest
+    from hf_itt.hub.manifest import read_manifest
 
     state: dict[str, object] = {p.parent.parent.name: read_manifest(p.parent).status
                                 for p in sorted((root / "run").glob("stages/*/checkpoint/stage_manifest.json"))}
@@ -341,7 +341,7 @@ def reference_run(command_for, root: Path) -> tuple[Attempt, list[tuple[float, s
 
 
 def tiny_checkpoint(folder: Path) -> Path:
-    from hf_itt.tiny import build_checkpoint
+    from hf_itt.demo.tiny import build_checkpoint
 
     lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
     return build_checkpoint(folder, lines * 3, vocab_size=600)

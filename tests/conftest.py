@@ -28,7 +28,7 @@ def corpus_lines() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A saved tokenizer + random 2-layer XLM-R encoder (hidden 32) that ``from_pretrained`` loads."""
-    from hf_itt.tiny import build_checkpoint
+    from hf_itt.demo.tiny import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("tiny-xlmr"), corpus_lines() * 3, vocab_size=600)
 
@@ -51,7 +51,7 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def isolated_task_registry():
     """Tasks a test registers (user task_dirs, the demo's tasks) must not leak into later tests."""
-    from hf_itt import config_validation
+    from hf_itt.config import validation as config_validation
     from hf_itt.tasks.registry import default_registry
 
     registry = default_registry()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from hf_itt.cli import main
-from hf_itt.manifest import verify_checkpoint
+from hf_itt.hub.manifest import verify_checkpoint
 
 BAD = Path(__file__).parent / "fixtures" / "bad_inputs"
 DATA = Path(__file__).parent / "fixtures" / "data"
@@ -243,7 +243,7 @@ def small_vocabulary(checkpoint: Path, tmp_path: Path) -> Path:
     """The tiny tokenizer (600 tokens) next to a model whose embeddings hold 100: a tokenizer of another model."""
     from transformers import XLMRobertaModel
 
-    from hf_itt.tiny import encoder_config
+    from hf_itt.demo.tiny import encoder_config
 
     folder = saved_model_copy(checkpoint, tmp_path / "small-vocabulary", drop=("*.safetensors", "config.json"))
     XLMRobertaModel(encoder_config(100), add_pooling_layer=False).save_pretrained(folder)
@@ -367,7 +367,7 @@ def test_hub_publisher_without_a_token(runner, monkeypatch, tmp_path):
 
 def unpublished_copy(runner) -> Path:
     """The run of ``runner`` with its stage marked 'finished, not published'."""
-    from hf_itt.manifest import read_manifest, write_manifest
+    from hf_itt.hub.manifest import read_manifest, write_manifest
 
     run = runner.root / "run"
     stage = run / "stages" / "nli" / "checkpoint"

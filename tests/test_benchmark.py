@@ -1,10 +1,10 @@
-"""XTREME / XTREME-R task scores and benchmark averages (hf_itt.benchmark)."""
+"""XTREME / XTREME-R task scores and benchmark averages (hf_itt.report.benchmark)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hf_itt.benchmark import BENCHMARK_GROUPS, BENCHMARK_LANGUAGES, benchmark_average, task_score
+from hf_itt.report.benchmark import BENCHMARK_GROUPS, BENCHMARK_LANGUAGES, benchmark_average, task_score
 from hf_itt.errors import ConfigError, DataError
 
 QA = {"xquad", "mlqa", "tydiqa"}

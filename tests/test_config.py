@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_itt.config import load_experiment
-from hf_itt.config_overrides import apply_overrides
+from hf_itt.config.experiment import load_experiment
+from hf_itt.config.overrides import apply_overrides
 from hf_itt.errors import ConfigError
 
 BASE = """
@@ -99,7 +99,7 @@ def test_override_syntax_errors():
 
 
 def test_one_file_can_hold_several_experiments(tmp_path):
-    from hf_itt.config import load_experiments
+    from hf_itt.config.experiment import load_experiments
 
     path = write(tmp_path, BASE + "experiments:\n  - {experiment: a}\n  - {experiment: b, seed: 4, stages: null}\n")
     first, second = load_experiments(path, ["hub.publisher=none"])
@@ -113,9 +113,9 @@ def test_one_file_can_hold_several_experiments(tmp_path):
 
 
 def test_the_demo_config_validates_before_its_prepare_hook_ran():
-    from hf_itt.config import load_experiments
+    from hf_itt.config.experiment import load_experiments
 
     demo = Path(__file__).resolve().parents[1] / "run_scripts" / "demo.yaml"
     configs = load_experiments(demo)
     assert [c.experiment for c in configs] == ["baseline", "itt-related", "itt-unrelated", "joint", "sequential"]
-    assert all(c.prepare == "hf_itt.demo_prepare:prepare" for c in configs)
+    assert all(c.prepare == "hf_itt.demo.prepare:prepare" for c in configs)

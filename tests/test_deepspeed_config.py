@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hf_itt import deepspeed_config as dsc
-from hf_itt.deepspeed_config import (
+from hf_itt.config import deepspeed as dsc
+from hf_itt.config.deepspeed import (
     BUILTIN_CONFIGS, builtin_config, check_world_size_on_resume, fill_auto_values, load_deepspeed_config,
     resolve_deepspeed_config, saved_world_size, validate_deepspeed_config,
 )
@@ -49,7 +49,7 @@ def _hf_filled(config: dict, args: dict, hidden_size: int = 32, num_training_ste
 @pytest.mark.parametrize("name", sorted(BUILTIN_CONFIGS))
 def test_repo_files_equal_the_builtin_presets(name):
     on_disk = json.loads((dsc.REPO_ROOT / "ds_configs" / f"{name}.json").read_text())
-    assert on_disk == builtin_config(name), f"ds_configs/{name}.json drifted: python -m hf_itt.deepspeed_config --write ds_configs"
+    assert on_disk == builtin_config(name), f"ds_configs/{name}.json drifted: python -m hf_itt.config.deepspeed --write ds_configs"
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_CONFIGS))

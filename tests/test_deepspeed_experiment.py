@@ -55,7 +55,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from tests.conftest import corpus_lines
-    from hf_itt.tiny import build_checkpoint
+    from hf_itt.demo.tiny import build_checkpoint
 
     root = tmp_path_factory.mktemp("ds-experiment")
     checkpoint = build_checkpoint(root / "tiny", corpus_lines() * 3, vocab_size=600,
@@ -64,7 +64,9 @@ def runs(tmp_path_factory):
     config.write_text(EXPERIMENT.format(checkpoint=checkpoint, data=DATA, root=root))
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "HF_ITT_TRACE_TASKS": "1", "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-    launch = ["deepspeed", "--master_port", str(free_port()), "--num_gpus", "2", str(REPO / "run_itt.py"),
+    # the launcher of this interpreter's environment: no activated venv or PATH entry needed
+    launcher = str(Path(sys.executable).with_name("deepspeed"))
+    launch = [launcher, "--master_port", str(free_port()), "--num_gpus", "2", str(REPO / "run_itt.py"),
               "--config", str(config), f"output_dir={root}/ds", "defaults.deepspeed=ds_configs/zero2.json",
               f"hub.local_root={root}/hub-ds"]
     single = [sys.executable, str(REPO / "run_itt.py"), "--config", str(config), f"output_dir={root}/single",

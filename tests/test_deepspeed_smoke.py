@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_itt.deepspeed_config import check_world_size_on_resume
+from hf_itt.config.deepspeed import check_world_size_on_resume
 from hf_itt.errors import ConfigError
 
 pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
@@ -118,7 +118,7 @@ def test_zero3_save_load_round_trip(tiny_checkpoint, tmp_path):
 @pytest.mark.deepspeed
 def test_gpu_check_tiny_runs_on_two_cpu_ranks(tmp_path):
     steps = 4
-    launch(REPO_ROOT / "hf_itt" / "gpu_check.py", "--tiny", "--steps", str(steps),
+    launch(REPO_ROOT / "scripts" / "gpu_check.py", "--tiny", "--steps", str(steps),
            "--json-out", str(tmp_path / "gpu_check.json"))
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result["world_size"] == 2 and result["timed_steps"] == steps and result["device"] == "cpu"
@@ -130,7 +130,7 @@ def test_gpu_check_tiny_runs_on_two_cpu_ranks(tmp_path):
 
 
 def test_task_schedule_is_a_pure_function_of_seed_and_step():
-    from hf_itt.gpu_check import TASKS, task_for_step
+    from scripts.gpu_check import TASKS, task_for_step
 
     schedule = [task_for_step(0, step) for step in range(300)]
     assert schedule == [task_for_step(0, step) for step in range(300)]
@@ -139,7 +139,7 @@ def test_task_schedule_is_a_pure_function_of_seed_and_step():
 
 
 def test_flops_formula_for_xlmr_large():
-    from hf_itt import gpu_check
+    from scripts import gpu_check
 
     config = gpu_check.encoder_config(tiny=False)
     with torch.device("meta"):

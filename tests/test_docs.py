@@ -4,7 +4,7 @@ Recipe blocks are marked in docs/recipes.md by an HTML comment right before a fe
 
     <!-- test: file PATH -->          write the block to PATH (inside a temporary folder)
     <!-- test: task-file PATH -->     write it, register it as a task file, check every entry
-    <!-- test: experiment PATH -->    write it, load and validate it with hf_itt.config.load_experiment
+    <!-- test: experiment PATH -->    write it, load and validate it with hf_itt.config.experiment.load_experiment
     <!-- test: python -->             execute it
 
 Blocks run in page order in one temporary working folder (later blocks read files earlier ones
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_itt import docgen
+from scripts import docgen
 
 DOCS = docgen.DOCS_DIR
 REPO_ROOT = docgen.REPO_ROOT
@@ -38,7 +38,7 @@ SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell)\n(?P<body>.*?)^```", re.S | re.
 
 def test_generated_pages_are_up_to_date():
     stale = docgen.stale_files()
-    assert not stale, f"{stale} out of date: run `python -m hf_itt.docgen` and commit the result"
+    assert not stale, f"{stale} out of date: run `python scripts/docgen.py` and commit the result"
 
 
 def test_check_mode_fails_on_stale_pages_and_passes_after_writing(tmp_path, capsys):
@@ -70,7 +70,7 @@ def yaml_paths(cls, prefix=""):
 
 
 def test_reference_documents_every_field_with_its_help_and_default():
-    from hf_itt.config import ExperimentConfig
+    from hf_itt.config.experiment import ExperimentConfig
 
     text = (DOCS / "reference.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().strip("`"): line for line in text.splitlines() if line.startswith("| `")}
@@ -84,7 +84,7 @@ def test_reference_documents_every_field_with_its_help_and_default():
 
 
 def test_reference_shows_every_preset_value_with_its_source():
-    from hf_itt.presets import all_presets
+    from hf_itt.config.presets import all_presets
 
     text = (DOCS / "reference.md").read_text(encoding="utf-8")
     for name, preset in all_presets().items():
@@ -179,8 +179,9 @@ def command_lines(text: str):
 
 def check_command(tokens: list[str]) -> int:
     """Parse a documented command with the real argument parser; the number of commands checked."""
-    from hf_itt import cli, evaluate, report
-    from hf_itt.config_overrides import parse_override
+    from hf_itt import cli, evaluate
+    from hf_itt.report import build as report
+    from hf_itt.config.overrides import parse_override
     from hf_itt.tasks.registry import get_task
 
     checked = sum(check_command(shlex.split(token)) for token in tokens if " " in token)
@@ -215,7 +216,7 @@ def test_documented_commands_parse():
                 checked += check_command(shlex.split(line, comments=True))
             except SystemExit:
                 pytest.fail(f"{page.name}: the command does not parse: {line.strip()}")
-    assert checked >= 10  # run_itt.py, hf_itt.evaluate and hf_itt.report lines of several pages
+    assert checked >= 10  # run_itt.py, hf_itt.evaluate and hf_itt.report.build lines of several pages
 
 
 # ------------------------------------------------------------------------------------------ recipes
@@ -228,7 +229,7 @@ def recipe_blocks():
 
 
 def run_block(kind: str, path: str | None, body: str, where: str) -> None:
-    from hf_itt.config import load_experiment
+    from hf_itt.config.experiment import load_experiment
     from hf_itt.tasks.registry import get_task, register_task_file
 
     if kind in ("file", "task-file", "experiment"):

@@ -11,11 +11,11 @@ import torch
 
 from hf_itt.errors import CheckpointError
 from hf_itt.evaluate import EvaluationRequest, ResultMeta, evaluate_task
-from hf_itt.modeling import MultiTaskModel
-from hf_itt.predict import predict_features
-from hf_itt.preprocess import preprocess
-from hf_itt.results import TaskResult
-from hf_itt.scorers import ScoringContext
+from hf_itt.training.modeling import MultiTaskModel
+from hf_itt.evaluation.predict import predict_features
+from hf_itt.task_types.features import preprocess
+from hf_itt.evaluation.results import TaskResult
+from hf_itt.evaluation.scorers import ScoringContext
 from hf_itt.tasks.loading import load_split
 from hf_itt.tasks.registry import get_task
 
@@ -64,7 +64,7 @@ def test_task_without_head_names_the_fix(tiny_checkpoint, tiny_tokenizer):
     bare = MultiTaskModel.from_encoder(tiny_checkpoint, {"xquad": get_task("xquad")})
     ctx = ScoringContext(model=bare, tokenizer=tiny_tokenizer, show_progress=False)
     rows = load_split("xnli", "validation", data_files=str(FIXTURES / "xnli/en/validation.jsonl"))
-    from hf_itt.scorers import score_split
+    from hf_itt.evaluation.scorers import score_split
 
     with pytest.raises(CheckpointError, match="no head for task 'xnli'.*targets.tasks"):
         score_split(get_task("xnli"), rows, ctx, "en", "xnli")
@@ -102,7 +102,7 @@ def test_cli_scores_real_tatoeba_from_an_encoder_checkpoint(tiny_checkpoint, sha
 
 def test_answer_retrieval_ranks_candidates_by_embedding(model, tiny_tokenizer, monkeypatch):
     """With embeddings that put each query on its first gold candidate, mAP@20 is exactly 100·AP of that rank."""
-    import hf_itt.scorers as scorers
+    import hf_itt.evaluation.scorers as scorers
     from hf_itt.tasks.loading import load_answer_retrieval
 
     queries, candidates = load_answer_retrieval("mewsli_x", "validation", "en", str(FIXTURES / "mewsli_x"))

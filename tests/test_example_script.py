@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers import AutoModel
 
-from hf_itt.modeling import MultiTaskModel
+from hf_itt.training.modeling import MultiTaskModel
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "multitask_in_your_script.py"
 

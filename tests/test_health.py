@@ -11,11 +11,11 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from hf_itt.errors import ConfigError
-from hf_itt.health import (HealthCallback, HealthConfig, HealthEvent, health_callbacks, health_events,
+from hf_itt.health.callbacks import (HealthCallback, HealthConfig, HealthEvent, health_callbacks, health_events,
                            health_outcome, health_report)
-from hf_itt.health_collapse import CollapseAlarm, capped_rows, class_finding, find_collapse, qa_finding
-from hf_itt.health_divergence import DivergenceGuard, checkpoint_finite, last_good_checkpoint
-from hf_itt.trainer import MultiTaskTrainer
+from hf_itt.health.collapse import CollapseAlarm, capped_rows, class_finding, find_collapse, qa_finding
+from hf_itt.health.divergence import DivergenceGuard, checkpoint_finite, last_good_checkpoint
+from hf_itt.training.trainer import MultiTaskTrainer
 from test_trainer import TOY_TASKS, toy_args, toy_dataset, toy_model
 
 torch.set_num_threads(1)
@@ -25,7 +25,7 @@ TASKS = {**TOY_TASKS, "nli": {"type": "classification", "labels": NLI_LABELS}}
 
 
 def labelled_model(checkpoint, tasks):
-    from hf_itt.modeling import MultiTaskModel
+    from hf_itt.training.modeling import MultiTaskModel
 
     torch.manual_seed(0)
     return MultiTaskModel.from_encoder(checkpoint, {t: TASKS[t] for t in tasks})
@@ -44,7 +44,7 @@ def health_run(checkpoint, tokenizer, out, tasks=("nli", "copa", "pos"), config=
 
 
 def health_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "hf_itt.health" and r.levelno == logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "hf_itt.health.callbacks" and r.levelno == logging.WARNING]
 
 
 # ---- collapse statistics ------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_find_collapse_runs_the_real_heads(tiny_checkpoint, tiny_tokenizer):
 
 # ---- collapse alarm in real runs ----------------------------------------------------------------
 def test_a_huge_learning_rate_collapses_and_the_alarm_stops_the_run(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
     trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, learning_rate=1.0,
                                     config=HealthConfig(on_collapse="stop"))
     assert trainer.state.global_step == 20  # stopped at the first evaluation
@@ -143,7 +143,7 @@ def test_a_huge_learning_rate_collapses_and_the_alarm_stops_the_run(tiny_checkpo
 
 
 def test_a_sane_learning_rate_on_the_same_data_raises_no_alarm(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
     trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, max_steps=80, eval_steps=40,
                                     config=HealthConfig(on_collapse="stop"))
     assert trainer.state.global_step == 80 and health_outcome(callbacks) == "ok"
@@ -153,7 +153,7 @@ def test_a_sane_learning_rate_on_the_same_data_raises_no_alarm(tiny_checkpoint, 
 
 
 def test_warn_only_logs_once_and_training_goes_on(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
     trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, tasks=("nli",), learning_rate=1.0,
                                     max_steps=30, eval_steps=10, config=HealthConfig(on_collapse="warn"))
     assert trainer.state.global_step == 30 and health_outcome(callbacks) == "ok"
@@ -212,7 +212,7 @@ def checkpoint_steps(out) -> list[int]:
 
 def test_a_nan_loss_stops_training_at_that_step_and_no_checkpoint_follows(tiny_checkpoint, tiny_tokenizer, tmp_path,
                                                                             caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
     trainer, callbacks = poisoned_run(tiny_checkpoint, tiny_tokenizer, tmp_path, guarded=True)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert all(math.isfinite(loss) for loss in losses)  # logging_nan_inf_filter hid the NaN from the logs

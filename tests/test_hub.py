@@ -14,13 +14,13 @@ from huggingface_hub.errors import (
 )
 from safetensors.numpy import save_file
 
-import hf_itt.hub_remote as hub_remote
+import hf_itt.hub.remote as hub_remote
 from hf_itt.errors import CheckpointError, ConfigError, HubError
-from hf_itt.hub import (
+from hf_itt.hub.publishers import (
     AsyncPublisher, HubPublisher, LocalPublisher, PublishedRef, Publisher, find_reusable_stage, make_publisher,
     publish_pending, publish_stage, repo_id_for, resolve_reference,
 )
-from hf_itt.manifest import MANIFEST_NAME, StageManifest, finish_manifest, next_lineage, read_manifest, write_manifest
+from hf_itt.hub.manifest import MANIFEST_NAME, StageManifest, finish_manifest, next_lineage, read_manifest, write_manifest
 
 TOKEN = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNm12345678"
 

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from huggingface_hub.errors import HfHubHTTPError
 
-import hf_itt.hub_remote as hub_remote
+import hf_itt.hub.remote as hub_remote
 from hf_itt.cli import main
-from hf_itt.manifest import read_manifest, verify_checkpoint
+from hf_itt.hub.manifest import read_manifest, verify_checkpoint
 
 DATA = Path(__file__).parent / "fixtures" / "data"
 TOKEN = "hf_" + "Zq8mW2xK4vB7nR1tY5uP9sD3fG6hJ0kL2a"  # fake, 34 characters after hf_

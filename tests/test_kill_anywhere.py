@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from hf_itt.cli import main
-from hf_itt.manifest import read_manifest
+from hf_itt.hub.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "fixtures" / "data"
@@ -136,8 +136,8 @@ def test_a_truncated_sampler_state_is_not_resumed(tiny_checkpoint, tmp_path):
 def test_a_stage_killed_before_publishing_is_published_on_rerun(tiny_checkpoint, tmp_path, monkeypatch):
     config = one_stage(tmp_path)
     with monkeypatch.context() as killed:  # the export finished, then the process died
-        killed.setattr("hf_itt.stage_index.record", lambda *args, **kwargs: None)
-        killed.setattr("hf_itt.hub.AsyncPublisher.submit", lambda *args, **kwargs: None)
+        killed.setattr("hf_itt.pipeline.index.record", lambda *args, **kwargs: None)
+        killed.setattr("hf_itt.hub.publishers.AsyncPublisher.submit", lambda *args, **kwargs: None)
         stage = run_one(config, tiny_checkpoint, tmp_path)
     assert read_manifest(stage / "checkpoint").status == "finished"
     run_one(config, tiny_checkpoint, tmp_path)
@@ -159,7 +159,7 @@ def test_a_kill_between_health_restart_steps_keeps_the_attempt_count(tmp_path):
     make the rerun count that attempt again (and collide with the folder already set aside)."""
     from types import SimpleNamespace
 
-    from hf_itt.stage_train import read_attempt
+    from hf_itt.pipeline.train import read_attempt
 
     job = SimpleNamespace(stage_dir=tmp_path)
     assert read_attempt(job) == 0

@@ -14,11 +14,11 @@ import pytest
 from safetensors.numpy import save_file
 
 from hf_itt.errors import CheckpointError, ConfigError, DataError
-from hf_itt.manifest import (
+from hf_itt.hub.manifest import (
     MANIFEST_NAME, StageManifest, compute_checksums, finish_manifest, next_lineage, package_versions,
     read_manifest, verify_checkpoint, write_manifest,
 )
-from hf_itt.stage_identity import (
+from hf_itt.pipeline.identity import (
     CONDITIONAL_TRAINING_ARGS, IGNORED_TRAINING_ARGS, WEIGHT_TRAINING_ARGS, base_model_identity, hash_identity,
     stage_hash, stage_identity, task_identity,
 )
@@ -165,7 +165,7 @@ def test_every_training_argument_is_classified():
 def test_hash_is_stable_across_processes():
     payload = ("{'tasks': [task_identity('squad_v1', options={'doc_stride': 128, 'max_length': 384})],"
                " 'sampler': {'b': 1, 'a': [1, 2]}, 'labels': {'entailment', 'neutral', 'contradiction', 'x', 'y'}}")
-    code = f"from hf_itt.stage_identity import hash_identity, task_identity; print(hash_identity({payload}))"
+    code = f"from hf_itt.pipeline.identity import hash_identity, task_identity; print(hash_identity({payload}))"
     # other interpreters with other string-hash seeds: set iteration order differs between them
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}

@@ -1,4 +1,4 @@
-"""Classification, tagging and mAP@k metrics, and the ``score`` dispatcher (hf_itt.metrics)."""
+"""Classification, tagging and mAP@k metrics, and the ``score`` dispatcher (hf_itt.metrics.scoring)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from hf_itt import metrics
+from hf_itt.metrics import scoring as metrics
 from hf_itt.errors import ConfigError, DataError, HfIttError
-from hf_itt.metrics import acc_and_f1, accuracy, map_at_k, pos_scores, primary_key, score, seqeval_f1
+from hf_itt.metrics.scoring import acc_and_f1, accuracy, map_at_k, pos_scores, primary_key, score, seqeval_f1
 
 
 def test_metric_version_is_a_string():

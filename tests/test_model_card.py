@@ -5,9 +5,9 @@ from __future__ import annotations
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from hf_itt.manifest import StageManifest, next_lineage
-from hf_itt.model_card import build_model_card, write_model_card
-from hf_itt.stage_identity import stage_identity, task_identity
+from hf_itt.hub.manifest import StageManifest, next_lineage
+from hf_itt.hub.model_card import build_model_card, write_model_card
+from hf_itt.pipeline.identity import stage_identity, task_identity
 
 TOKEN = "hf_" + "ZyXwVuTsRqPoNmLkJiHgFeDcBa98765432"
 BASE = "FacebookAI/xlm-roberta-large"

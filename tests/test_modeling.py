@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModel
 
 from hf_itt.errors import CheckpointError, ConfigError
-from hf_itt.modeling import MultiTaskConfig, MultiTaskModel, head_spec
+from hf_itt.training.modeling import MultiTaskConfig, MultiTaskModel, head_spec
 
 torch.set_num_threads(1)  # 2 shared cores: more threads only spin
 

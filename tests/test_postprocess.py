@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_itt.postprocess import (argmax_predictions, decode_qa, decode_qa_predictions, decode_tagging_predictions,
+from hf_itt.task_types.qa_decoding import (argmax_predictions, decode_qa, decode_qa_predictions, decode_tagging_predictions,
                                 gold_answers_from_features)
 
 CONTEXT = "The river bank is near the capital city of France."

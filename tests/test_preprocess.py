@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from datasets import Dataset, load_from_disk
 
-import hf_itt.preprocess as preprocess_module
+import hf_itt.task_types.features as preprocess_module
 from hf_itt.errors import ConfigError, DataError, TaskError
-from hf_itt.postprocess import decode_qa_predictions, decode_tagging_predictions, gold_answers_from_features
-from hf_itt.preprocess import preprocess
+from hf_itt.task_types.qa_decoding import decode_qa_predictions, decode_tagging_predictions, gold_answers_from_features
+from hf_itt.task_types.features import preprocess
 
 UPOS = "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split()
 
@@ -175,7 +175,7 @@ def test_qa_long_questions_are_clipped_and_bad_strides_rejected(tiny_tokenizer, 
     assert all(sum(o is not None for o in offsets) > 8 for offsets in evaluation["offset_mapping"])
     with pytest.raises(ConfigError, match="doc_stride 60"):  # explicit: an error, not a tokenizer panic
         preprocess(Dataset.from_list(rows), Spec("squad", "extractive_qa"), tiny_tokenizer, doc_stride=60)
-    with caplog.at_level(logging.WARNING, logger="hf_itt.preprocess_qa"):  # the spec's default: shrunk
+    with caplog.at_level(logging.WARNING, logger="hf_itt.task_types.qa_features"):  # the spec's default: shrunk
         shrunk = preprocess(Dataset.from_list(rows), Spec("squad", "extractive_qa", doc_stride=128), tiny_tokenizer)
     assert "doc_stride 128 does not fit max_length 64" in caplog.text and len(shrunk) > 1
 
@@ -184,7 +184,7 @@ def test_qa_long_questions_are_clipped_and_bad_strides_rejected(tiny_tokenizer, 
 def test_qa_question_cutting_paths_give_the_windows_of_cutting_first(tiny_tokenizer, capfd, monkeypatch, batch):
     """encode_windows cuts long questions after encoding (most fit), before it (many are long, or one is
     long enough to make the tokenizer panic), or after a tokenizer failure: always the same windows."""
-    import hf_itt.preprocess_qa as qa
+    import hf_itt.task_types.qa_features as qa
 
     context = "The river bank is near the capital. " * 6
     short, long, huge = "Why?", "Which river is near?", "Which river flows through the capital and why? " * 6
@@ -298,7 +298,8 @@ def read_upos(path):
 
 
 def test_tagging_round_trip_on_real_ud(shared_data, tiny_tokenizer):
-    sentences = [s for path in sorted((shared_data / "ud").glob("*/*.conllu")) for s in read_upos(path)]
+    # the five sampled treebanks (the whole English EWT dev/test files beside them are for training runs)
+    sentences = [s for path in sorted((shared_data / "ud").glob("*/*.first*.conllu")) for s in read_upos(path)]
     assert len(sentences) == 1100
     features = tagging_features(sentences, tiny_tokenizer, max_length=48)
     assert len(features) > len(sentences)  # some sentences needed several windows

@@ -73,13 +73,24 @@ def test_ud_conllu_sentence_counts_and_upos_tags(shared_data, lang):
     words = [line.split("\t") for line in lines if line and not line.startswith("#")]
     words = [fields for fields in words if fields[0].isdigit()]  # no "3-4" ranges, no "8.1" empty nodes
     spec = get_task("udpos")
-    for data in (load_split(spec, role, lang=lang, data_files=str(shared_data / "ud")),  # directory + pattern
-                 load_split(spec, role, lang=lang, data_files=str(shared_data / "ud" / relative))):
+    sources = [shared_data / "ud" / relative]
+    if lang != "en":  # the English folder also holds the whole EWT dev and test files
+        sources.append(shared_data / "ud")  # directory + pattern
+    for source in sources:
+        data = load_split(spec, role, lang=lang, data_files=str(source))
         assert len(data) == sentences == sum(1 for line in lines if line.startswith("# sent_id"))
         tags = [spec.labels[i] for sentence in data["tags"] for i in sentence]
         assert tags == [fields[3] for fields in words]
         assert [t for sentence in data["tokens"] for t in sentence] == [fields[1] for fields in words]
         assert set(tags) <= set(spec.labels) and len(spec.labels) == 17
+
+
+def test_whole_english_ewt_files_load(shared_data):
+    spec = get_task("udpos")
+    folder = shared_data / "ud" / "UD_English-EWT"
+    dev = load_split(spec, "validation", lang="en", data_files=str(folder / "en_ewt-ud-dev.conllu"))
+    test = load_split(spec, "test", lang="en", data_files=str(folder / "en_ewt-ud-test.conllu"))
+    assert (len(dev), len(test)) == (2001, 2077)
 
 
 def test_xquad_files_as_lareqa_candidates(shared_data):

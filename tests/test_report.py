@@ -2,7 +2,7 @@
 
 Synthetic results have known structure: score = language base + seed effect + experiment gain
 (+ a per-language gain) + experiment-specific seed noise, so every expected mean, CI and delta below
-is computed from that recipe with numpy / the t quantile, independently of hf_itt.report_tables.
+is computed from that recipe with numpy / the t quantile, independently of hf_itt.report.tables.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import pytest
 from scipy import stats
 
 from hf_itt.errors import ConfigError
-from hf_itt.report import build_report, choose_baseline, load_results, main
-from hf_itt.report_tables import (
+from hf_itt.report.build import build_report, choose_baseline, load_results, main
+from hf_itt.report.tables import (
     ResultGrid, benchmark_table, delta_table, language_delta_matrix, mean_ci, missing_combinations,
     score_table, seed_delta, sequential_joint_pairs, sequential_joint_table, tasks_without_baseline,
 )
-from hf_itt.results import TaskResult
+from hf_itt.evaluation.results import TaskResult
 
 T_975_DF2 = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom (3 seeds)
 SEEDS = (1, 2, 3)
@@ -285,6 +285,6 @@ def test_cli_writes_html_report_with_svg(tmp_path):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
-    assert "hf_itt.report: error: no result files" in capsys.readouterr().err
+    assert "hf_itt.report.build: error: no result files" in capsys.readouterr().err
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_itt.config import load_experiment, load_experiments
+from hf_itt.config.experiment import load_experiment, load_experiments
 
 RUN_SCRIPTS = Path(__file__).resolve().parents[1] / "run_scripts"
 CONFIGS = sorted(p for p in RUN_SCRIPTS.rglob("*.yaml")
@@ -36,7 +36,7 @@ def test_grid_lists_existing_files_and_the_study_design():
 
 
 def test_seed_override_and_shared_prefix_hash():
-    from hf_itt.stage_jobs import build_jobs
+    from hf_itt.pipeline.jobs import build_jobs
 
     a = build_jobs(load_experiment(RUN_SCRIPTS / "paper" / "seq_squad_mnli.yaml", ["seed=2"]))
     b = build_jobs(load_experiment(RUN_SCRIPTS / "paper" / "seq_squad_hellaswag.yaml", ["seed=2"]))

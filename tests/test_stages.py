@@ -13,9 +13,9 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from hf_itt.config import load_experiment
-from hf_itt.manifest import read_manifest
-from hf_itt.stages import StageRunner
+from hf_itt.config.experiment import load_experiment
+from hf_itt.hub.manifest import read_manifest
+from hf_itt.pipeline.runner import StageRunner
 
 CHAIN = Path(__file__).parent / "fixtures" / "experiments" / "tiny_chain.yaml"
 REPO = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from hf_itt.collators import MultiTaskCollator
+from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.modeling import MultiTaskModel
-from hf_itt.trainer import MultiTaskTrainer
+from hf_itt.training.modeling import MultiTaskModel
+from hf_itt.training.trainer import MultiTaskTrainer
 
 torch.set_num_threads(1)  # 2 shared cores: more threads only spin
 
@@ -234,9 +234,9 @@ a = parser.parse_args()
 sys.path.insert(0, a.tests_dir)
 from test_trainer import TOY_TASKS, toy_args, toy_dataset
 from transformers import AutoTokenizer
-from hf_itt.deepspeed_config import prepare_deepspeed_launch
-from hf_itt.modeling import MultiTaskModel
-from hf_itt.trainer import MultiTaskTrainer
+from hf_itt.config.deepspeed import prepare_deepspeed_launch
+from hf_itt.training.modeling import MultiTaskModel
+from hf_itt.training.trainer import MultiTaskTrainer
 
 class Checked(MultiTaskTrainer):
     seen = []  # per micro-step: [task id, sum of input ids] of every rank

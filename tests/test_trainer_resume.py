@@ -9,7 +9,7 @@ import torch
 from test_trainer import TOY_TASKS, toy_args, toy_dataset, toy_model
 
 from hf_itt.errors import CheckpointError
-from hf_itt.trainer import SAMPLER_STATE_NAME, MultiTaskTrainer
+from hf_itt.training.trainer import SAMPLER_STATE_NAME, MultiTaskTrainer
 
 torch.set_num_threads(1)  # 2 shared cores: more threads only spin
 

@@ -1,7 +1,7 @@
 """Task types and the canonical row schema each type is loaded into.
 
 Loading (``hf_itt.tasks.loading``) turns any source (a Hub dataset, local jsonl/json/csv/tsv/conllu)
-into rows of exactly these columns; preprocessing (``hf_itt.preprocess``) only ever sees these.
+into rows of exactly these columns; preprocessing (``hf_itt.task_types.features``) only ever sees these.
 
 classification   {"text_a": str, "text_b": str | None, "label": int}
                  label indexes ``spec.labels`` (mapped by *name* from the source's labels)
@@ -17,7 +17,7 @@ answer_retrieval {"query_id": str, "query": str, "gold_ids": list[str]} queries,
                  dataset of candidates {"candidate_id": str, "text": str, "context": str}
                  (LAReQA, Mewsli-X)
 
-Tokenized features (``hf_itt.preprocess`` output; what collators, models and the trainer consume):
+Tokenized features (``hf_itt.task_types.features`` output; what collators, models and the trainer consume):
 
 classification   input_ids, attention_mask, labels
 multiple_choice  input_ids [n_choices][len], attention_mask [n_choices][len], labels
@@ -52,7 +52,7 @@ CANONICAL_COLUMNS = {
 # Data roles a task spec maps to source split names (``load_split(spec, role)``).
 ROLES = ("train", "validation", "test")
 
-# Metric names a task spec may declare; ``hf_itt.metrics`` implements each of them.
+# Metric names a task spec may declare; ``hf_itt.metrics.scoring`` implements each of them.
 METRICS = (
     "accuracy",  # classification / multiple choice; tagging: accuracy over labelled (first sub-word) positions
     "acc_and_f1",  # (accuracy + binary F1) / 2, jiant's QQP scheme

@@ -50,7 +50,7 @@ def probe_logits(trainer, dataset) -> list:
 
 def main():
     args = parse_args()
-    from hf_itt.deepspeed_config import prepare_deepspeed_launch, resolve_deepspeed_config
+    from hf_itt.config.deepspeed import prepare_deepspeed_launch, resolve_deepspeed_config
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
     hyper = dict(per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,

@@ -1,0 +1,220 @@
+"""Stage manifests: what a stage directory holds, where it came from, and whether it is complete.
+
+``stage_manifest.json`` sits next to the exported encoder. The stage runner writes it with status
+"running" when a stage starts and again, LAST, with status "finished" and the checksums once every
+other file is in place; publishing turns it into "published" (or records the error). A directory
+whose manifest is missing, still "running", or whose checksums do not match its files is not a
+usable stage: ``verify_checkpoint`` says which file is wrong.
+
+Secrets never reach a manifest: ``redact_secrets`` replaces values of keys named like ``*token*``
+(not ``tokenizer``, ``*_tokens``, ``*_token_id``) and any string of Hugging Face token shape
+(``hf_`` + 30 or more letters/digits) on every write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hf_itt.errors import CheckpointError
+
+MANIFEST_NAME = "stage_manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
+STATUSES = ("running", "finished", "published")
+NOT_CHECKSUMMED = {MANIFEST_NAME, "README.md"}  # rewritten after publishing; not part of the weights
+VERSIONED_PACKAGES = ("hf_itt", "torch", "transformers", "datasets", "accelerate", "huggingface_hub", "deepspeed")
+REDACTED = "<redacted>"
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{30,}")
+# "token", "hub_token", "HF_TOKEN", "access_token"; not "tokenizer", "max_tokens" or "pad_token_id"
+SECRET_KEY_PATTERN = re.compile(r"token(?!izer|s(?![a-z])|_ids?(?![a-z]))", re.IGNORECASE)
+
+
+@dataclass
+class PublishInfo:
+    """Where the stage was (or was meant to be) published; ``errors`` keeps every failed attempt."""
+
+    repo_id: str | None = None
+    revision: str | None = None
+    url: str | None = None
+    commit: str | None = None
+    published_at: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageManifest:
+    """One stage directory's record.
+
+    ``tasks``: task identity dicts (``hf_itt.pipeline.identity.task_identity``).
+    ``source``: the checkpoint the stage started from ("path" or "repo@revision").
+    ``lineage``: ``[{"stage", "hash", "ref", "tasks"}, ...]`` from the base model to this stage
+    (this stage last; see ``next_lineage``). ``metrics``: ``{task: {metric: value}}`` on dev sets.
+    ``checksums``: ``{relative path: {"sha256", "size"}}`` of every file but the manifest and card.
+    """
+
+    experiment: str
+    stage: str
+    stage_hash: str
+    status: str = "running"
+    config: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    source: str | None = None
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, dict[str, Any]] = field(default_factory=dict)
+    publish: PublishInfo = field(default_factory=PublishInfo)
+    health: dict[str, Any] = field(default_factory=dict)  # {"outcome", "attempts": [HealthReport dicts]}
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"manifest status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if isinstance(self.publish, dict):
+            self.publish = PublishInfo(**self.publish)
+        if not self.versions:
+            self.versions = package_versions()
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status in ("finished", "published")
+
+    def to_dict(self) -> dict[str, Any]:
+        return redact_secrets(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StageManifest":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def write_manifest(stage_dir: str | Path, manifest: StageManifest) -> Path:
+    """Atomically write ``stage_dir/stage_manifest.json`` (call it after every other file is written)."""
+    from hf_itt.fileio import atomic_write_text
+
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
+    return atomic_write_text(Path(stage_dir) / MANIFEST_NAME, text + "\n")
+
+
+def read_manifest(stage_dir: str | Path) -> StageManifest:
+    path = Path(stage_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{stage_dir}: no {MANIFEST_NAME}, so this stage never finished; "
+                              f"delete {stage_dir} or rerun with --force")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: unreadable manifest ({err}); delete {stage_dir} or rerun with --force") from None
+    if data.get("schema_version") != MANIFEST_SCHEMA_VERSION:
+        raise CheckpointError(f"{path}: manifest schema_version {data.get('schema_version')!r}, this hf_itt "
+                              f"reads {MANIFEST_SCHEMA_VERSION}; delete {stage_dir} or rerun with --force")
+    return StageManifest.from_dict(data)
+
+
+def finish_manifest(stage_dir: str | Path, manifest: StageManifest) -> StageManifest:
+    """Checksum the stage's files, mark it finished and write the manifest: the stage's last write."""
+    manifest.checksums = compute_checksums(stage_dir)
+    manifest.status = "finished"
+    manifest.timings.setdefault("finished_at", utc_now())
+    write_manifest(stage_dir, manifest)
+    return manifest
+
+
+def verify_checkpoint(stage_dir: str | Path) -> StageManifest:
+    """Return the manifest if the stage finished and every checksummed file matches; else CheckpointError."""
+    manifest = read_manifest(stage_dir)
+    fix = f"delete {stage_dir} or rerun with --force"
+    if not manifest.is_complete:
+        raise CheckpointError(f"{stage_dir}: stage {manifest.stage!r} is marked {manifest.status!r} "
+                              f"(interrupted before it finished); {fix}")
+    if not manifest.checksums:
+        raise CheckpointError(f"{stage_dir}: the manifest lists no files; {fix}")
+    for name, expected in sorted(manifest.checksums.items()):
+        _verify_file(Path(stage_dir), name, expected, fix)
+    return manifest
+
+
+def compute_checksums(stage_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every regular file under ``stage_dir`` (hidden files, manifest and card left out)."""
+    from hf_itt.fileio import sha256_file
+
+    root = Path(stage_dir)
+    checksums = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not path.is_file() or relative.as_posix() in NOT_CHECKSUMMED:
+            continue
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        checksums[relative.as_posix()] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    return checksums
+
+
+def next_lineage(parent: StageManifest | None, *, base_model: str, base_revision: str | None,
+                 stage: str, stage_hash: str, tasks: list[str]) -> list[dict[str, Any]]:
+    """This stage's lineage: the parent's (or just the base model) followed by this stage."""
+    if parent is not None:
+        ancestors = [dict(entry) for entry in parent.lineage]
+    else:
+        ancestors = [{"stage": "base", "hash": None, "ref": f"{base_model}@{base_revision or 'main'}", "tasks": []}]
+    return ancestors + [{"stage": stage, "hash": stage_hash, "ref": None, "tasks": list(tasks)}]
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that decide how a stage was trained (absent ones left out)."""
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def redact_secrets(value: Any, key: str | None = None) -> Any:
+    """Copy of ``value`` with token-like keys and token-shaped strings replaced by ``<redacted>``."""
+    if key is not None and SECRET_KEY_PATTERN.search(key) and _may_hold_secret(value):
+        return REDACTED
+    if isinstance(value, dict):
+        return {name: redact_secrets(item, str(name)) for name, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_secrets(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_text(text: str) -> str:
+    return TOKEN_PATTERN.sub(REDACTED, text)
+
+
+def _may_hold_secret(value: Any) -> bool:
+    # numbers and flags under a "*token*" key (max_tokens, include_num_input_tokens_seen) are not secrets
+    return value is not None and not isinstance(value, (bool, int, float))
+
+
+def _verify_file(root: Path, name: str, expected: dict[str, Any], fix: str) -> None:
+    from hf_itt.fileio import sha256_file
+
+    path = root / name
+    if not path.is_file():
+        raise CheckpointError(f"{path}: listed in the manifest but missing; {fix}")
+    size = path.stat().st_size
+    if size != expected.get("size", size):
+        raise CheckpointError(f"{path}: {size} bytes, the manifest records {expected['size']} "
+                              f"(truncated or partial write); {fix}")
+    if sha256_file(path) != expected["sha256"]:
+        raise CheckpointError(f"{path}: content does not match the manifest's sha256 (corrupt or "
+                              f"overwritten); {fix}")

@@ -1,0 +1,138 @@
+"""Official XTREME / XTREME-R metrics, all in percent (0-100) as the benchmarks report them.
+
+Classification and tagging live here; QA in ``hf_itt.metrics.qa``; retrieval in
+``hf_itt.metrics.retrieval`` (all re-exported). ``score(name, ...)`` dispatches by metric name and
+``primary_key(name)`` gives the key of the returned dict that ranks models.
+
+Bump ``METRIC_VERSION`` whenever a definition changes: result records carry it and the report
+refuses to compare scores computed under different definitions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence
+
+from hf_itt.errors import ConfigError, DataError
+from hf_itt.metrics.qa import mlqa_scores, squad_scores, squad_v2_scores
+from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores, map_at_k
+
+METRIC_VERSION = "1"
+
+__all__ = [
+    "METRIC_VERSION", "METRIC_NAMES", "accuracy", "acc_and_f1", "seqeval_f1", "pos_scores",
+    "squad_scores", "squad_v2_scores", "mlqa_scores", "map_at_k", "bucc_f1", "bucc_optimize",
+    "bucc_scores", "tatoeba_scores", "score", "primary_key",
+]
+
+
+def accuracy(preds: Sequence, labels: Sequence) -> dict[str, float]:
+    """Share of ``preds`` equal to ``labels``."""
+    _check_pairs(preds, labels, "accuracy")
+    correct = sum(int(pred == label) for pred, label in zip(preds, labels))
+    return {"accuracy": 100.0 * correct / len(labels)}
+
+
+def acc_and_f1(preds: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
+    """QQP/MRPC (jiant ``AccAndF1``): accuracy, binary F1 of class 1, and their mean ``acc_and_f1``."""
+    acc = accuracy(preds, labels)["accuracy"]
+    true_pos = sum(1 for pred, label in zip(preds, labels) if pred == 1 and label == 1)
+    pred_pos = sum(1 for pred in preds if pred == 1)
+    gold_pos = sum(1 for label in labels if label == 1)
+    f1 = 200.0 * true_pos / (pred_pos + gold_pos) if true_pos else 0.0  # 2PR/(P+R) = 2TP/(pred+gold)
+    return {"accuracy": acc, "f1": f1, "acc_and_f1": (acc + f1) / 2}
+
+
+def seqeval_f1(pred_tag_seqs: Sequence[Sequence[str]], gold_tag_seqs: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Entity-level F1 / precision / recall of seqeval's default (non-strict) mode, as XTREME's
+    ``evaluate.py`` computes them for NER (PAN-X) and POS. Tags are strings ("B-PER", "O", "NOUN")."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    _check_tag_seqs(pred_tag_seqs, gold_tag_seqs)
+    gold, pred = [list(seq) for seq in gold_tag_seqs], [list(seq) for seq in pred_tag_seqs]
+    with warnings.catch_warnings():
+        # Bare POS tags make seqeval warn "NOUN seems not to be NE tag" once per token.
+        warnings.simplefilter("ignore")
+        return {
+            "f1": 100.0 * float(f1_score(gold, pred)),
+            "precision": 100.0 * float(precision_score(gold, pred)),
+            "recall": 100.0 * float(recall_score(gold, pred)),
+        }
+
+
+def pos_scores(pred_tag_seqs: Sequence[Sequence[str]], gold_tag_seqs: Sequence[Sequence[str]]) -> dict[str, float]:
+    """UD-POS: XTREME's official score (seqeval F1 on bare UPOS tags) plus plain token accuracy.
+
+    seqeval reads a bare tag's first letter as its chunk prefix and the rest as its type ("NOUN" ->
+    prefix "N", type "OUN"; "INTJ" -> an I-nside tag of type "NTJ"). So runs of identical tags merge
+    into one "entity" and the F1 is *not* token accuracy; this quirk is the official number, and
+    ``accuracy`` is reported next to it.
+    """
+    scores = seqeval_f1(pred_tag_seqs, gold_tag_seqs)
+    flat_pred = [tag for seq in pred_tag_seqs for tag in seq]
+    flat_gold = [tag for seq in gold_tag_seqs for tag in seq]
+    scores["accuracy"] = accuracy(flat_pred, flat_gold)["accuracy"]
+    return scores
+
+
+def tatoeba_scores(predicted_indices: Sequence[int], gold_indices: Sequence[int] | None = None) -> dict[str, float]:
+    """Tatoeba top-1 accuracy of nearest-neighbour indices; gold defaults to 0..n-1 (line i <-> line i)."""
+    gold = list(range(len(predicted_indices))) if gold_indices is None else list(gold_indices)
+    return accuracy([int(index) for index in predicted_indices], gold)
+
+
+def _map_at_20(rankings, gold_sets):
+    return map_at_k(rankings, gold_sets, k=20)
+
+
+_METRICS: dict[str, tuple[Callable[..., dict[str, float]], str]] = {
+    "accuracy": (accuracy, "accuracy"),
+    "acc_and_f1": (acc_and_f1, "acc_and_f1"),
+    "squad": (squad_scores, "avg"),
+    "squad_v2": (squad_v2_scores, "avg"),
+    "mlqa": (mlqa_scores, "avg"),
+    "seqeval_f1": (seqeval_f1, "f1"),
+    "pos_f1": (pos_scores, "f1"),
+    "bucc_f1": (bucc_scores, "f1"),
+    "tatoeba_accuracy": (tatoeba_scores, "accuracy"),
+    "map_at_20": (_map_at_20, "map@20"),
+}
+METRIC_NAMES = tuple(_METRICS)
+
+
+def score(metric_name: str, *args, **kwargs) -> dict[str, float]:
+    """Compute metric ``metric_name`` (one of ``METRIC_NAMES``) with that metric's own arguments:
+
+    accuracy / acc_and_f1 (preds, labels) · squad / squad_v2 (predictions, references[, na_probs])
+    · mlqa (predictions, references, lang) · seqeval_f1 / pos_f1 (pred_tag_seqs, gold_tag_seqs)
+    · bucc_f1 (candidate_scores, gold_pairs, threshold=None) · tatoeba_accuracy (predicted_indices)
+    · map_at_20 (rankings, gold_sets).
+    """
+    return _lookup(metric_name)[0](*args, **kwargs)
+
+
+def primary_key(metric_name: str) -> str:
+    """The key of ``score(metric_name, ...)``'s result that ranks models and enters averages."""
+    return _lookup(metric_name)[1]
+
+
+def _lookup(metric_name: str):
+    if metric_name not in _METRICS:
+        raise ConfigError(f"unknown metric {metric_name!r}; choose one of {', '.join(METRIC_NAMES)}")
+    return _METRICS[metric_name]
+
+
+def _check_pairs(preds: Sequence, labels: Sequence, metric: str) -> None:
+    if len(preds) != len(labels):
+        raise ValueError(f"{metric}: {len(preds)} predictions for {len(labels)} labels")
+    if not labels:
+        raise DataError(f"{metric}: nothing to score (0 examples); check that the evaluation split is not empty")
+
+
+def _check_tag_seqs(pred_tag_seqs, gold_tag_seqs) -> None:
+    _check_pairs(pred_tag_seqs, gold_tag_seqs, "seqeval")
+    for index, (pred, gold) in enumerate(zip(pred_tag_seqs, gold_tag_seqs)):
+        if len(pred) != len(gold):
+            raise ValueError(f"seqeval: sentence {index} has {len(pred)} predicted tags for {len(gold)} words")
+        if any(not isinstance(tag, str) for tag in (*pred, *gold)):
+            raise TypeError(f"seqeval: sentence {index} has non-string tags; map label ids to names first")

@@ -1,0 +1,249 @@
+"""StageRunner: an experiment's ITT stages in order, then target fine-tuning and zero-shot evaluation.
+
+Each ITT stage is one ``MultiTaskTrainer`` run (one task, or a joint mixture) that starts from the
+previous stage's exported encoder on disk, so every stage gets a fresh Trainer (and DeepSpeed
+engine). A stage is identified by a hash of everything that determines its weights; a finished or
+published stage with that hash is reused instead of retrained, so experiments that share a prefix
+train it once. Run layout (``config.run_dir``)::
+
+    stages/<stage>/trainer/        Trainer output_dir: checkpoint-N (resume), logs
+    stages/<stage>/checkpoint/     exported encoder + tokenizer + heads.safetensors + manifest + card
+    targets/<task>/trainer/, targets/<task>/checkpoint/   target fine-tuning (full model, with head)
+    results/<task>.<split>.json    zero-shot results; report/ the report
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hf_itt.config.experiment import ExperimentConfig
+from hf_itt.training.distributed import barrier, is_main_process, world_size
+from hf_itt.errors import HfIttError
+from hf_itt.evaluation.results import TaskResult, is_missing_split
+from hf_itt.pipeline.jobs import StageJob
+from hf_itt.pipeline.train import TrainedStage, train_stage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StagePlan:
+    """What the runner will do for one stage (printed by --dry-run, recorded in manifests)."""
+
+    name: str
+    kind: str          # "itt" | "from" | "target"
+    stage_hash: str
+    action: str        # "train" | "resume" | "reuse" | "download" | "evaluate-only"
+    where: str = ""    # reused folder, or published reference
+
+
+class StageRunner:
+    """Run an experiment: ``StageRunner(load_experiment(path)).run()``."""
+
+    def __init__(self, config: ExperimentConfig, force: bool = False, publisher=None):
+        from hf_itt.hub.publishers import make_publisher
+
+        self.config, self.force = config, force
+        self.run_dir = config.run_dir
+        local_root = config.resolve_path(config.hub.local_root) or config.hub.local_root
+        self.publisher = publisher if publisher is not None else make_publisher(
+            config.hub.publisher, local_root=local_root, private=config.hub.private)
+        self.index_dir = Path(local_root) / "by-hash"
+        self._tokenizer = None
+
+    # ---- planning -------------------------------------------------------------------------------
+    def jobs(self) -> list[StageJob]:
+        """One job per ITT stage and per fine-tuned target, each with its hash (chained)."""
+        from hf_itt.pipeline.jobs import build_jobs
+
+        return build_jobs(self.config, world_size())
+
+    def plan(self) -> list[StagePlan]:
+        plans = []
+        for job in self.jobs():
+            found = None if self.force else self.find_finished(job)
+            action = "reuse" if found else ("resume" if job.has_checkpoint() else "train")
+            if job.kind == "from":
+                action, found = "download", job.source
+            elif job.kind == "target" and job.is_retrieval:
+                action = "evaluate-only"
+            plans.append(StagePlan(job.name, job.kind, job.stage_hash, action, str(found or "")))
+        return plans
+
+    def print_plan(self) -> None:
+        print(f"experiment {self.config.experiment} (seed {self.config.seed}) -> {self.run_dir}")
+        for plan in self.plan():
+            where = f"  [{plan.where}]" if plan.where else ""
+            print(f"  {plan.kind:6} {plan.name:24} {plan.stage_hash}  {plan.action}{where}")
+
+    def find_finished(self, job: StageJob) -> Path | None:
+        """A verified checkpoint of ``job``'s hash: in this run, the local hash index, or published."""
+        from hf_itt.hub.publishers import find_reusable_stage
+        from hf_itt.pipeline.index import lookup
+
+        local = [job.checkpoint_dir]
+        if not self.config.hub.reuse:  # only this run's own finished stages
+            return find_reusable_stage(job.stage_hash, local_dirs=tuple(local))
+        indexed = lookup(self.index_dir, job.stage_hash)
+        if indexed is not None:
+            local.append(indexed)
+        publisher = self.publisher if job.kind == "itt" else None
+        return find_reusable_stage(job.stage_hash, local_dirs=tuple(local), publisher=publisher,
+                                   repo_id=job.repo_id if publisher is not None else None)
+
+    # ---- running --------------------------------------------------------------------------------
+    def run(self, report: bool = True) -> list[TrainedStage]:
+        from hf_itt.hub.publishers import AsyncPublisher
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        done: list[TrainedStage] = []
+        publishing = AsyncPublisher(self.publisher) if self.publisher is not None else _NoPublisher()
+        with publishing:
+            for job in self.jobs():
+                started = time.time()
+                stage = self.run_job(job, done, publishing)
+                done.append(stage)
+                if is_main_process():
+                    print(stage.summary_line(time.time() - started), flush=True)
+        if is_main_process():
+            self.print_unpublished(publishing.outcomes)
+        if report and is_main_process():
+            self.write_report()
+        return done
+
+    def print_unpublished(self, outcomes) -> None:
+        """A failed publish never fails the run (the stage is on disk), but it must not go unnoticed."""
+        from hf_itt.hub.manifest import redact_text
+
+        failed = [outcome for outcome in outcomes if not outcome.ok]
+        if not failed:
+            return
+        print(f"{len(failed)} stage(s) finished but NOT published (they stay on disk, marked finished):")
+        for outcome in failed:
+            print(f"  {outcome.stage_dir} -> {outcome.repo_id}: {redact_text(str(outcome.error))}")
+        local = f" --local-root {self.index_dir.parent}" if self.config.hub.publisher == "local" else ""
+        print(f"publish them later with: hf-itt publish {self.run_dir} --publisher {self.config.hub.publisher}{local}",
+              flush=True)
+
+    def run_job(self, job: StageJob, done: list[TrainedStage], publishing) -> TrainedStage:
+        source = done[-1] if done and job.kind != "target" else self.last_itt(done)
+        if job.kind == "from":
+            return TrainedStage.from_reference(job)
+        if job.kind == "target" and job.is_retrieval:
+            return self.evaluate_only(job, source)
+        found = None if self.force else self.find_finished(job)
+        if found is not None:
+            stage = TrainedStage.reused(job, found)
+            if is_main_process() and job.kind == "itt" and Path(found) == job.checkpoint_dir:
+                self.index_and_publish(job, found, publishing)  # a kill may have come before either
+            if job.kind == "target" and self.needs_results(job):
+                self.evaluate_on_main(job, found)
+            return stage
+        if self.force and is_main_process():  # a fresh start: no resume point, no health restart count
+            shutil.rmtree(job.trainer_dir, ignore_errors=True)
+            (job.stage_dir / "attempt.json").unlink(missing_ok=True)
+        if is_main_process():
+            set_aside_stale_trainer_dir(job)
+        barrier()
+        stage = train_stage(job, source, self.config)
+        if is_main_process() and job.kind == "itt":
+            self.index_and_publish(job, stage.checkpoint, publishing)
+        barrier()
+        return stage
+
+    def index_and_publish(self, job: StageJob, checkpoint, publishing) -> None:
+        """Record the stage in the hash index and publish it unless its manifest says it already is."""
+        from hf_itt.hub.manifest import read_manifest
+        from hf_itt.pipeline.index import record
+
+        record(self.index_dir, job.stage_hash, checkpoint)
+        if self.publisher is not None and read_manifest(checkpoint).status != "published":
+            publishing.submit(checkpoint, job.repo_id)
+
+    def needs_results(self, job: StageJob) -> bool:
+        """Evaluate unless every split has a result of this very stage chain with no language that
+        failed for a reason other than missing data (a crash or a bad file is worth another try)."""
+        if self.force:
+            return True
+        for split in self.config.evaluation.splits:
+            path = self.run_dir / "results" / f"{job.target}.{split}.json"
+            if not path.is_file():
+                return True
+            try:
+                result = TaskResult.load(path)
+            except (ValueError, TypeError):  # unreadable or an older schema: evaluate again
+                return True
+            if result.stage_hash != job.stage_hash or not all(map(is_missing_split, result.failed.values())):
+                return True
+        return False
+
+    def evaluate_on_main(self, job: StageJob, model_path) -> None:
+        from hf_itt.pipeline.target_eval import evaluate_target
+
+        if is_main_process():
+            evaluate_target(job, model_path, self.config)
+        barrier()
+
+    def evaluate_only(self, job: StageJob, source) -> TrainedStage:
+        """Retrieval targets embed with the last ITT encoder (or the base model): nothing to train."""
+        from hf_itt.pipeline.train import encoder_source
+
+        if self.needs_results(job):
+            self.evaluate_on_main(job, encoder_source(source, self.config)[0])
+            return TrainedStage(job, None, "evaluated")
+        return TrainedStage(job, None, "reused")
+
+    @staticmethod
+    def last_itt(done: list[TrainedStage]) -> TrainedStage | None:
+        itt = [stage for stage in done if stage.job.kind in ("itt", "from")]
+        return itt[-1] if itt else None
+
+    def write_report(self) -> None:
+        from hf_itt.report.build import build_report
+
+        results = self.run_dir / "results"
+        if not any(results.glob("*.json")):
+            return
+        try:
+            path = build_report([results], out=self.run_dir / "report")
+            print(f"report: {path}")
+        except HfIttError as err:  # a report problem never loses the results already written
+            logger.warning("report not written: %s", err)
+
+
+HASH_FILE = "stage_hash.txt"
+
+
+def set_aside_stale_trainer_dir(job: StageJob) -> None:
+    """Trainer checkpoints belong to one stage hash: after a config change, move the old ones aside
+    (never delete them) so the new configuration starts fresh instead of resuming the old one."""
+    marker = job.trainer_dir / HASH_FILE
+    if job.trainer_dir.is_dir() and (not marker.is_file() or marker.read_text().strip() != job.stage_hash):
+        old = marker.read_text().strip() if marker.is_file() else "unknown"
+        target = job.stage_dir / f"trainer.stale-{old}-{int(time.time())}"
+        logger.warning("%s holds checkpoints of another configuration (hash %s, now %s): moved to %s",
+                       job.trainer_dir, old, job.stage_hash, target)
+        job.trainer_dir.rename(target)
+        (job.stage_dir / "attempt.json").unlink(missing_ok=True)
+    job.trainer_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(job.stage_hash)
+
+
+class _NoPublisher:
+    outcomes: list = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def submit(self, *args, **kwargs):
+        return None
+
+
+__all__ = ["StageRunner", "StagePlan"]

@@ -1,0 +1,80 @@
+"""Tokenized training/dev data of one stage: load each task's rows, map labels, preprocess.
+
+Runs once per node group: rank 0 tokenizes first (``main_process_first``) and the other ranks read
+the ``datasets`` cache it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from hf_itt.errors import DataError
+from hf_itt.tasks.schema import CLASSIFICATION, MULTIPLE_CHOICE, TAGGING
+
+LABELLED_TYPES = (CLASSIFICATION, TAGGING)
+
+
+@dataclass
+class TaskData:
+    """One head's data: the spec that sizes the head and the tokenized splits."""
+
+    name: str
+    spec: Any
+    train: Any = None
+    dev: Any = None
+    identity: dict = field(default_factory=dict)
+
+
+def resolve_data_files(config, data_files):
+    """Make relative paths in a data_files value relative to the experiment YAML."""
+    if data_files is None:
+        return None
+    if isinstance(data_files, dict):
+        return {key: resolve_data_files(config, value) for key, value in data_files.items()}
+    if isinstance(data_files, (list, tuple)):
+        return [resolve_data_files(config, value) for value in data_files]
+    return config.resolve_path(str(data_files))
+
+
+def load_rows(spec, split: str, data_files, lang: str | None, limit: int | None):
+    from hf_itt.tasks.loading import load_split
+
+    rows = load_split(spec, split, lang=lang, data_files=data_files)
+    return rows.select(range(min(limit, len(rows)))) if limit is not None else rows
+
+
+def remap_labels(rows, source_spec, target_spec):
+    """Re-index labels from the training task's label list to the target's, by label NAME."""
+    if source_spec.type not in LABELLED_TYPES or list(source_spec.labels) == list(target_spec.labels):
+        return rows
+    missing = sorted(set(source_spec.labels) - set(target_spec.labels))
+    if missing:
+        raise DataError(f"labels {missing} of training task {source_spec.name} do not exist in target "
+                        f"{target_spec.name} ({target_spec.labels}); the tasks cannot share a head")
+    mapping = [target_spec.labels.index(name) for name in source_spec.labels]
+    column = "label" if source_spec.type == CLASSIFICATION else "tags"
+    convert = (lambda value: mapping[value]) if column == "label" else (lambda tags: [mapping[t] for t in tags])
+    return rows.map(lambda row: {column: convert(row[column])}, desc=f"labels {source_spec.name}->{target_spec.name}")
+
+
+def check_choice_count(source_spec, target_spec) -> None:
+    if target_spec.type == MULTIPLE_CHOICE and source_spec.num_choices != target_spec.num_choices:
+        raise DataError(f"{source_spec.name} has {source_spec.num_choices} choices but target "
+                        f"{target_spec.name} has {target_spec.num_choices}; they cannot share a head")
+
+
+def tokenize_task(data: TaskData, source_spec, tokenizer, *, data_files, lang, max_length, max_train, max_dev,
+                  with_dev: bool, training_args=None) -> TaskData:
+    """Fill ``data.train`` (and ``data.dev``) with features of ``source_spec``'s rows, labelled for ``data.spec``."""
+    from hf_itt.task_types.features import preprocess
+
+    guard = training_args.main_process_first(desc=f"tokenize {data.name}") if training_args else contextlib.nullcontext()
+    with guard:
+        rows = remap_labels(load_rows(source_spec, "train", data_files, lang, max_train), source_spec, data.spec)
+        data.train = preprocess(rows, data.spec, tokenizer, split_role="train", max_length=max_length)
+        if with_dev and source_spec.has_split("validation"):
+            dev_rows = remap_labels(load_rows(source_spec, "validation", data_files, lang, max_dev), source_spec, data.spec)
+            data.dev = preprocess(dev_rows, data.spec, tokenizer, split_role="train", max_length=max_length)
+    return data

@@ -1,0 +1,274 @@
+"""MultiTaskTrainer: the HF Trainer over a dict of tokenized datasets, one task per step.
+
+It overrides only public hooks: ``get_train_dataloader`` (the lockstep batch sampler of
+``hf_itt.training.sampling``), ``compute_loss`` (records each task's loss; logged as ``loss_<task>``, averaged
+over the logging interval and over ranks), ``evaluate`` (one pass per task's dev set -> metrics
+``eval_<task>_<metric>``, plus ``eval_loss`` and ``eval_average`` over tasks for
+``metric_for_best_model``), ``log`` and ``train`` (checks a resumed checkpoint's sampler state).
+
+Usage with any tokenized datasets (features as in ``hf_itt.tasks.schema``)::
+
+    model = MultiTaskModel.from_encoder("xlm-roberta-large", {"mnli": {"type": "classification",
+                                        "labels": ["entailment", "neutral", "contradiction"]},
+                                        "squad": {"type": "extractive_qa"}})
+    trainer = MultiTaskTrainer(model, args, train_datasets={"mnli": mnli, "squad": squad},
+                               eval_datasets={"mnli": mnli_dev}, sampler="temperature",
+                               sampler_kwargs={"temperature": 2}, processing_class=tokenizer)
+    trainer.train()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from hf_itt.task_types.collators import MultiTaskCollator
+from hf_itt.errors import CheckpointError, ConfigError, DataError
+from hf_itt.fileio import atomic_write_text
+from hf_itt.training.sampling import LockstepBatchSampler, MultiTaskDataset, TaskSampler, make_sampler
+from hf_itt.tasks.schema import EXTRACTIVE_QA
+
+logger = logging.getLogger(__name__)
+
+SAMPLER_STATE_NAME = "sampler_state.json"
+# Keys of Trainer.evaluate's output that are bookkeeping, not metrics of the task.
+NON_METRICS = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "model_preparation_time",
+               "jit_compilation_time")
+
+
+class SamplerStateCallback(TrainerCallback):
+    """Writes the sampler state into each checkpoint and tells the batch sampler which epoch starts."""
+
+    def __init__(self):
+        self.batch_sampler: LockstepBatchSampler | None = None
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # Not every accelerate wrapper forwards set_epoch (a resumed multi-rank run skips through two
+        # wrappers); the epoch index is global_step // updates-per-epoch at the start of any epoch.
+        if self.batch_sampler is not None:
+            updates = self.batch_sampler.steps_per_epoch // self.batch_sampler.accumulation_steps
+            self.batch_sampler.set_epoch(state.global_step // updates)
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if self.batch_sampler is None or not state.is_world_process_zero or not folder.is_dir():
+            return
+        record = {"schedule": self.batch_sampler.state(), "global_step": state.global_step, "epoch": state.epoch}
+        atomic_write_text(folder / SAMPLER_STATE_NAME, json.dumps(record, indent=2, sort_keys=True))
+
+
+def _task_dataset_sizes(datasets: Mapping[str, object], what: str) -> None:
+    for task, dataset in datasets.items():
+        if dataset is None or len(dataset) == 0:
+            raise DataError(f"{what} dataset of task {task!r} is empty; check its data files, split or "
+                            "max_train_examples")
+
+
+class MultiTaskTrainer(Trainer):
+    def __init__(self, model=None, args=None, train_datasets: Mapping[str, object] | None = None,
+                 eval_datasets: Mapping[str, object] | None = None, sampler: str | TaskSampler = "proportional",
+                 sampler_kwargs: Mapping | None = None, processing_class=None,
+                 compute_metrics_per_task: Mapping[str, Callable] | None = None,
+                 main_metrics: Mapping[str, str] | None = None, steps_per_epoch: int | None = None,
+                 same_task_per_update: bool = True, data_collator=None, **kwargs):
+        """``train_datasets``/``eval_datasets`` map task names (heads of ``model``) to tokenized datasets.
+
+        sampler: a strategy name of ``hf_itt.training.sampling`` (options in ``sampler_kwargs``) or a TaskSampler.
+        compute_metrics_per_task: task -> ``compute_metrics`` function (``compute_metrics=`` is the fallback).
+        main_metrics: task -> metric name averaged into ``eval_average`` (default: the first metric returned).
+        steps_per_epoch: optimizer updates per epoch (default: about one pass over all training examples).
+        same_task_per_update: all gradient-accumulation micro-steps of an update use one task (jiant's way).
+        """
+        if model is None or not hasattr(getattr(model, "config", None), "tasks"):
+            raise ConfigError("MultiTaskTrainer needs a MultiTaskModel (model=...), built with "
+                              "MultiTaskModel.from_encoder(encoder, tasks) or from_pretrained(checkpoint)")
+        self.train_datasets = dict(train_datasets or {})
+        self.eval_datasets = dict(eval_datasets or {})
+        self.task_ids = {name: index for index, name in enumerate(model.config.task_names)}
+        for what, datasets in (("training", self.train_datasets), ("evaluation", self.eval_datasets)):
+            missing = sorted(set(datasets) - set(self.task_ids))
+            if missing:
+                raise ConfigError(f"{what} datasets for {missing} but the model has heads only for "
+                                  f"{sorted(self.task_ids)}; add them with model.add_task(...)")
+            _task_dataset_sizes(datasets, what)
+        self.task_sampler = (make_sampler(sampler, {t: len(d) for t, d in self.train_datasets.items()},
+                                          **dict(sampler_kwargs or {})) if self.train_datasets else None)
+        self.compute_metrics_per_task = dict(compute_metrics_per_task or {})
+        self.main_metrics = dict(main_metrics or {})
+        self.steps_per_epoch, self.same_task_per_update = steps_per_epoch, same_task_per_update
+        if data_collator is None:
+            data_collator = MultiTaskCollator(processing_class, [s["type"] for s in model.config.tasks.values()],
+                                              seed=getattr(args, "seed", 0))
+        super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
+                         train_dataset=self._wrap(self.train_datasets) if self.train_datasets else None,
+                         eval_dataset={t: self._wrap({t: d}) for t, d in self.eval_datasets.items()} or None,
+                         **kwargs)
+        self._check_best_metric()
+        self.sampler_state = SamplerStateCallback()
+        self.add_callback(self.sampler_state)
+        self._task_loss: torch.Tensor | None = None  # [num_tasks, 2]: loss sum, micro-batch count
+
+    def _wrap(self, datasets: Mapping[str, object]) -> MultiTaskDataset:
+        return MultiTaskDataset(datasets, {task: self.task_ids[task] for task in datasets})
+
+    def _check_best_metric(self) -> None:
+        best = (self.args.metric_for_best_model or "").removeprefix("eval_")
+        fallback = self.compute_metrics is not None
+        if best == "average" and not all(t in self.compute_metrics_per_task or fallback for t in self.eval_datasets):
+            raise ConfigError("metric_for_best_model='average' needs a compute_metrics function for every "
+                              f"evaluation task ({sorted(self.eval_datasets)}); pass compute_metrics_per_task "
+                              "or use metric_for_best_model='loss'")
+
+    # ---- training data --------------------------------------------------------------------------
+    def build_batch_sampler(self) -> LockstepBatchSampler:
+        args = self.args
+        lengths = None
+        if args.train_sampling_strategy == "group_by_length":
+            lengths = {task: _lengths(data, args.length_column_name) for task, data in self.train_datasets.items()}
+        accumulation = args.gradient_accumulation_steps
+        batch_sampler = LockstepBatchSampler(
+            self.task_sampler, batch_size=self._train_batch_size, world_size=max(1, args.world_size),
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+            steps_per_epoch=None if self.steps_per_epoch is None else self.steps_per_epoch * accumulation,
+            accumulation_steps=args.gradient_accumulation_steps, same_task_per_update=self.same_task_per_update,
+            lengths=lengths)
+        updates_per_epoch = batch_sampler.steps_per_epoch // args.gradient_accumulation_steps
+        batch_sampler.num_epochs = (math.ceil(args.max_steps / updates_per_epoch) if args.max_steps > 0
+                                    else math.ceil(args.num_train_epochs))
+        return batch_sampler
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            raise ValueError("MultiTaskTrainer: training requires train_datasets")
+        batch_sampler = self.build_batch_sampler()
+        self.sampler_state.batch_sampler = batch_sampler
+        workers = self.args.dataloader_num_workers
+        extra = {"prefetch_factor": self.args.dataloader_prefetch_factor,
+                 "persistent_workers": self.args.dataloader_persistent_workers} if workers > 0 else {}
+        loader = DataLoader(self.train_dataset, batch_sampler=batch_sampler, collate_fn=self.data_collator,
+                            num_workers=workers, pin_memory=self.args.dataloader_pin_memory, **extra)
+        return self.accelerator.prepare(loader)
+
+    # ---- loss and logs --------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        task_id = int(inputs["task_ids"][0])
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training:
+            if self._task_loss is None:
+                self._task_loss = torch.zeros(len(self.task_ids), 2, device=loss.device)
+            self._task_loss[task_id, 0] += loss.detach().float().mean()
+            self._task_loss[task_id, 1] += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._task_loss is not None:  # training logs: called on every rank at once
+            totals = self.accelerator.reduce(self._task_loss.clone(), reduction="sum").tolist()
+            for task, (loss_sum, count) in zip(self.task_ids, totals):
+                if count > 0:
+                    logs[f"loss_{task}"] = loss_sum / count
+            self._task_loss.zero_()
+        super().log(logs, start_time)
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def _per_task(self, task: str):
+        """Point compute_metrics and label_names at one task (restored by the caller)."""
+        saved = (self.compute_metrics, self.label_names)
+        self.compute_metrics = self.compute_metrics_per_task.get(task, saved[0])
+        if self.args.label_names is None:
+            is_qa = self.model.config.tasks[task]["type"] == EXTRACTIVE_QA
+            self.label_names = ["start_positions", "end_positions"] if is_qa else ["labels"]
+        return saved
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Evaluate every task's dev set (or ``eval_dataset``: a task name or a task -> dataset dict)."""
+        if isinstance(eval_dataset, str):
+            eval_dataset = {eval_dataset: self.eval_datasets[eval_dataset]}
+        datasets = dict(eval_dataset) if eval_dataset is not None else self.eval_datasets
+        if not datasets:
+            raise ValueError("MultiTaskTrainer: evaluation requires eval_datasets")
+        metrics, losses, mains = {}, [], []
+        for task, dataset in datasets.items():
+            prefix = f"{metric_key_prefix}_{task}"
+            saved = self._per_task(task)
+            try:
+                task_metrics = super().evaluate(self._wrap({task: dataset}), ignore_keys, prefix)
+            finally:
+                self.compute_metrics, self.label_names = saved
+            metrics.update(task_metrics)
+            if f"{prefix}_loss" in task_metrics:
+                losses.append(task_metrics[f"{prefix}_loss"])
+            mains.append(self._main_metric(task, prefix, task_metrics))
+        summary = {}
+        if losses:
+            summary[f"{metric_key_prefix}_loss"] = sum(losses) / len(losses)
+        if mains and all(value is not None for value in mains):
+            summary[f"{metric_key_prefix}_average"] = sum(mains) / len(mains)
+        if summary:
+            self.log(dict(summary))
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, summary)
+        return {**metrics, **summary}
+
+    def _main_metric(self, task: str, prefix: str, task_metrics: dict) -> float | None:
+        if task in self.main_metrics:
+            key = f"{prefix}_{self.main_metrics[task]}"
+            if key not in task_metrics:
+                raise ConfigError(f"main metric {self.main_metrics[task]!r} of task {task!r} is not among its "
+                                  f"metrics {sorted(task_metrics)}")
+            return task_metrics[key]
+        names = [k for k in task_metrics if k.removeprefix(prefix + "_") not in NON_METRICS]
+        return task_metrics[names[0]] if names else None
+
+    def predict_task(self, task: str, dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        """``Trainer.predict`` on one task's dataset (its head, its metrics)."""
+        if task not in self.task_ids:
+            raise ConfigError(f"task {task!r} has no head in this model (heads: {sorted(self.task_ids)})")
+        saved = self._per_task(task)
+        try:
+            return self.predict(self._wrap({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
+        finally:
+            self.compute_metrics, self.label_names = saved
+
+    # ---- resume ---------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None,
+              **kwargs):
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        if checkpoint and self.task_sampler is not None:
+            self._check_sampler_state(Path(checkpoint))
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                             ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+
+    def _check_sampler_state(self, checkpoint: Path) -> None:
+        path = checkpoint / SAMPLER_STATE_NAME
+        if not path.is_file():
+            logger.warning("%s has no %s: cannot check that the resumed task schedule is the same", checkpoint,
+                           SAMPLER_STATE_NAME)
+            return
+        saved = json.loads(path.read_text())["schedule"]
+        current = json.loads(json.dumps(self.build_batch_sampler().state()))
+        changed = sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
+        if changed:
+            details = "; ".join(f"{key}: {saved.get(key)} -> {current.get(key)}" for key in changed)
+            raise CheckpointError(f"cannot resume {checkpoint} exactly: the task schedule changed ({details}). "
+                                  "Resume with the same tasks, data, sampling, seed, batch size, number of "
+                                  "processes and gradient accumulation, or start a new run in a fresh output_dir")
+
+
+def _lengths(dataset, length_column: str) -> list[int]:
+    """Token counts per example (multiple choice: all choices together) for length-grouped batches."""
+    if hasattr(dataset, "column_names") and length_column in dataset.column_names:
+        return list(dataset[length_column])
+    ids = dataset["input_ids"] if hasattr(dataset, "column_names") else [row["input_ids"] for row in dataset]
+    return [sum(map(len, row)) if row and isinstance(row[0], list) else len(row) for row in ids]
+
+
+__all__ = ["MultiTaskTrainer", "SamplerStateCallback", "SAMPLER_STATE_NAME"]
