@@ -1,4 +1,4 @@
-"""Tatoeba/BUCC-style similarity search: hf_itt.evaluation.retrieval (faiss, batched torch) vs a naive Python loop.
+"""Tatoeba/BUCC-style similarity search: hf_itt.metrics.retrieval_search (faiss, batched torch) vs a naive Python loop.
 
     python benchmarks/retrieval.py            # 10,000 x 10,000 embeddings of dimension 1024
     python benchmarks/retrieval.py --tiny     # CI smoke run
@@ -17,7 +17,7 @@ vectors, each target a noisy copy of its source, so top-1 is a real match and no
 
 Every method's top-1 must agree on the queries it ran (asserted). Target: >= 20x over the naive loop.
 Measurements alternate methods and repeat; the table reports medians. The torch backend runs on the
-CPU whatever --device says (hf_itt.evaluation.retrieval works on numpy arrays).
+CPU whatever --device says (hf_itt.metrics.retrieval_search works on numpy arrays).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def per_query_numpy(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    from hf_itt.evaluation.retrieval import bucc_mine, tatoeba_predictions
+    from hf_itt.metrics.retrieval_search import bucc_mine, tatoeba_predictions
 
     args = parse_args(argv)
     source, target = embeddings(args.sentences, args.dim, args.seed)
@@ -110,12 +110,12 @@ def main(argv=None) -> int:
                          spread([t * numpy_scale for t in times["tatoeba numpy"]]), f"{naive[task] / seconds:.1f}x"])
         for backend in ("faiss", "torch"):
             seconds = median(times[f"{task} {backend}"])
-            rows.append([task, f"hf_itt.evaluation.retrieval, {backend}", args.sentences, seconds,
+            rows.append([task, f"hf_itt.metrics.retrieval_search, {backend}", args.sentences, seconds,
                          spread(times[f"{task} {backend}"]), f"{naive[task] / seconds:.1f}x"])
     worst = min(naive[task] / median(times[f"{task} {b}"]) for task in ("tatoeba", "bucc") for b in ("faiss", "torch"))
     accuracy = float(np.mean(out["tatoeba faiss"] == np.arange(args.sentences)))
     print_table(
-        "Similarity search: hf_itt.evaluation.retrieval vs a naive Python loop",
+        "Similarity search: hf_itt.metrics.retrieval_search vs a naive Python loop",
         ["search", "method", "queries run", "median (s)", "range (s)", "speed-up vs naive"],
         rows,
         [machine_line(args),

@@ -31,3 +31,14 @@ class CheckpointError(HfIttError):
 
 class TrainingHealthError(HfIttError):
     """A stage collapsed or diverged and the health check stopped it (see docs/health.md)."""
+
+
+def did_you_mean(word, choices, n: int = 3, cutoff: float = 0.5) -> str:
+    """`` (did you mean 'x', 'y'?)`` for the choices closest to ``word``, or "" when none is close.
+
+    The one suggestion helper of every "unknown ..." message.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=n, cutoff=cutoff)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""

@@ -83,9 +83,7 @@ def check_languages(spec, languages: list[str] | None) -> list[str]:
 def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, languages, split,
                     thresholds: dict[str, float]):
     """Per-language scores and failures; BUCC thresholds found on validation are reused on test."""
-    from hf_itt.evaluation.scorers import score_answer_retrieval
-    from hf_itt.tasks.loading import load_answer_retrieval, load_split
-    from hf_itt.tasks.schema import ANSWER_RETRIEVAL
+    from hf_itt.tasks.loading import load_eval_data
 
     scores, failed = {}, {}
     for lang in languages:
@@ -93,15 +91,11 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
             failed[lang] = missing_split(spec.name, split, lang)
             continue
         try:
-            if spec.type == ANSWER_RETRIEVAL:
-                queries, candidates = load_answer_retrieval(spec, split, lang=lang, data_files=request.data_files)
-                scores[lang] = score_answer_retrieval(queries, candidates, ctx, f"{spec.name} {split} {lang}")
-                continue
-            rows = load_split(spec, split, lang=lang, data_files=request.data_files)
-            if request.max_examples is not None:
-                rows = rows.select(range(min(request.max_examples, len(rows))))
+            data = load_eval_data(spec, split, lang=lang, data_files=request.data_files)
+            if request.max_examples is not None and not spec.task_type.candidate_pool:
+                data = data.select(range(min(request.max_examples, len(data))))
             ctx.bucc_threshold = thresholds.get(lang) if split != "validation" else None
-            scores[lang] = score_split(spec, rows, ctx, lang, desc=f"{spec.name} {split} {lang}")
+            scores[lang] = score_split(spec, data, ctx, lang, desc=f"{spec.name} {split} {lang}")
             if "threshold" in scores[lang] and split == "validation":
                 thresholds[lang] = scores[lang]["threshold"]
         except HfIttError as err:

@@ -50,14 +50,22 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_task_registry():
-    """Tasks a test registers (user task_dirs, the demo's tasks) must not leak into later tests."""
+    """Tasks, task types and metrics a test registers (user task_dirs, the demo's tasks, plug-ins) must not
+    leak into later tests."""
+    from hf_itt import task_types
     from hf_itt.config import validation as config_validation
+    from hf_itt.metrics import scoring
+    from hf_itt.task_types import plugins
     from hf_itt.tasks.registry import default_registry
 
     registry = default_registry()
     tasks, aliases = dict(registry._tasks), dict(registry._aliases)
     dirs = set(config_validation.REGISTERED_DIRS)
+    types, metrics, loaded = dict(task_types._REGISTRY), dict(scoring._METRICS), dict(plugins._LOADED)
     yield
     registry._tasks, registry._aliases = tasks, aliases
     config_validation.REGISTERED_DIRS.clear()
     config_validation.REGISTERED_DIRS.update(dirs)
+    for live, saved in ((task_types._REGISTRY, types), (scoring._METRICS, metrics), (plugins._LOADED, loaded)):
+        live.clear()
+        live.update(saved)

@@ -110,13 +110,13 @@ def test_answer_retrieval_ranks_candidates_by_embedding(model, tiny_tokenizer, m
     lookup = {text: i for i, text in enumerate(candidates["text"])}
     gold_index = {q: ids.index(g[0]) for q, g in zip(queries["query"], queries["gold_ids"])}
 
-    def fake_embed(ctx, sentences, desc):
+    def fake_embed(sentences, max_length=None):
         vectors = np.zeros((len(sentences), len(ids)), dtype=np.float32)
         for row, sentence in enumerate(sentences):
             vectors[row, lookup[sentence] if sentence in lookup else gold_index[sentence]] = 1.0
         return vectors
 
-    monkeypatch.setattr(scorers, "_embed", fake_embed)
+    monkeypatch.setattr(scorers, "_embedder", lambda ctx, desc: fake_embed)
     ctx = ScoringContext(model=model, tokenizer=tiny_tokenizer, show_progress=False)
     [result] = evaluate_task(ctx, EvaluationRequest("mewsli_x", ["en"], ["validation"], str(FIXTURES / "mewsli_x")),
                              ResultMeta())

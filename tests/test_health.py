@@ -13,7 +13,9 @@ from transformers import TrainerCallback, TrainerControl, TrainerState
 from hf_itt.errors import ConfigError
 from hf_itt.health.callbacks import (HealthCallback, HealthConfig, HealthEvent, health_callbacks, health_events,
                            health_outcome, health_report)
-from hf_itt.health.collapse import CollapseAlarm, capped_rows, class_finding, find_collapse, qa_finding
+from hf_itt.health.collapse import CollapseAlarm, capped_rows, find_collapse
+from hf_itt.metrics.collapse import class_finding
+from hf_itt.task_types.extractive_qa import qa_finding
 from hf_itt.health.divergence import DivergenceGuard, checkpoint_finite, last_good_checkpoint
 from hf_itt.training.trainer import MultiTaskTrainer
 from test_trainer import TOY_TASKS, toy_args, toy_dataset, toy_model

@@ -12,6 +12,7 @@ import pytest
 from datasets import Dataset, load_from_disk
 
 import hf_itt.task_types.features as preprocess_module
+from hf_itt.task_types import get_type
 from hf_itt.errors import ConfigError, DataError, TaskError
 from hf_itt.task_types.qa_decoding import decode_qa_predictions, decode_tagging_predictions, gold_answers_from_features
 from hf_itt.task_types.features import preprocess
@@ -351,7 +352,7 @@ def test_empty_data_missing_columns_and_unknown_types_are_named(tiny_tokenizer):
         preprocess(empty, Spec("mnli", "classification"), tiny_tokenizer)
     with pytest.raises(DataError, match=r"'mnli'.*\['text_b', 'label'\]"):
         preprocess(Dataset.from_list([{"text_a": "a"}]), Spec("mnli", "classification"), tiny_tokenizer)
-    with pytest.raises(TaskError, match="unknown type 'ranking'"):
+    with pytest.raises(TaskError, match="unknown task type 'ranking'"):
         preprocess(Dataset.from_list([{"text_a": "a"}]), Spec("mnli", "ranking"), tiny_tokenizer)
     with pytest.raises(ConfigError, match="split_role"):
         preprocess(Dataset.from_list([{"text": "a"}]), Spec("wiki", "mlm"), tiny_tokenizer, split_role="test")
@@ -378,7 +379,7 @@ def test_second_call_is_served_from_the_cache(tiny_tokenizer, tmp_path, monkeypa
     def broken(*args, **kwargs):
         raise AssertionError("tokenized again instead of reading the cache")
 
-    monkeypatch.setattr(preprocess_module, "_tokenize_classification", broken)
+    monkeypatch.setattr(get_type("classification"), "tokenize", broken)
     second = preprocess(load_from_disk(tmp_path / "rows"), spec, tiny_tokenizer)
     assert second.cache_files == first.cache_files and second["input_ids"] == first["input_ids"]
     with pytest.raises(AssertionError, match="tokenized again"):

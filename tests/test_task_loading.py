@@ -47,22 +47,22 @@ def test_index_covers_every_registered_task():
 def test_every_task_loads_its_fixtures_into_the_canonical_schema(spec):
     data_files = fixture_data_files(spec.name)
     for role in roles_of(spec.name):
-        if spec.type == schema.ANSWER_RETRIEVAL:
+        if spec.task_type.candidate_pool:
             queries, candidates = load_answer_retrieval(spec, role, data_files=data_files)
-            assert queries.column_names == list(schema.CANONICAL_COLUMNS[spec.type])
+            assert queries.column_names == list(spec.task_type.columns)
             assert candidates.column_names == ["candidate_id", "text", "context"]
             assert all(set(gold) <= set(candidates["candidate_id"]) for gold in queries["gold_ids"])
             continue
         data = load_split(spec, role, data_files=data_files)
-        assert data.column_names == list(schema.CANONICAL_COLUMNS[spec.type]) and len(data) >= 2
+        assert data.column_names == list(spec.task_type.columns) and len(data) >= 2
         assert load_split(spec, role, data_files=data_files)[:] == data[:]  # deterministic order
         labels = resolve_labels(spec, data_files).labels
-        if spec.type == schema.CLASSIFICATION:
+        if spec.type == "classification":
             assert data.features["label"].names == labels
-        if spec.type == schema.TAGGING:
+        if spec.type == "tagging":
             assert data.features["tags"].feature.names == labels
             assert all(len(t) == len(g) for t, g in zip(data["tokens"], data["tags"]))
-        if spec.type == schema.MULTIPLE_CHOICE:
+        if spec.type == "multiple_choice":
             assert all(len(c) == spec.num_choices for c in data["choices"])
             assert all(0 <= label < spec.num_choices for label in data["label"])
 

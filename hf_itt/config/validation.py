@@ -106,7 +106,6 @@ def check_stages(config: ExperimentConfig) -> None:
 
 def check_stage(stage: StageConfig, where: str) -> None:
     from hf_itt.config.presets import get_preset
-    from hf_itt.tasks.schema import TRAINABLE_TYPES
 
     if stage.from_ is not None:
         if not REFERENCE_PATTERN.match(stage.from_):
@@ -117,7 +116,7 @@ def check_stage(stage: StageConfig, where: str) -> None:
     names = [task.name for task in stage.tasks]
     for i, task in enumerate(stage.tasks):
         spec = lookup_task(task.name, f"{where}.tasks[{i}]")
-        if spec.type not in TRAINABLE_TYPES:
+        if not spec.task_type.trainable:
             raise ConfigError(f"{where}.tasks[{i}]: {task.name} is a {spec.type} task with no training data; "
                               "use it under targets.tasks")
     if len(set(names)) != len(names):

@@ -1,7 +1,9 @@
-"""Batched inference for evaluation: length-sorted batches, dynamic padding, one task head.
+"""The one prediction loop: a task head over tokenized features, for evaluation and the health checks.
 
-Sorting features by length before batching keeps padding small (zero-shot evaluation runs over
-dozens of languages); outputs come back in the features' original order.
+Features are batched by length (longest first, so memory peaks early; zero-shot evaluation runs over
+dozens of languages) and padded per batch; outputs come back per feature, in the features' order,
+token-level outputs cut to each feature's length. Targets (labels, answer positions) are dropped
+before collation: predictions never need them, and unlabelled rows (-1) must not reach a loss.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hf_itt.task_types import get_type
 from hf_itt.task_types.collators import MultiTaskCollator
-from hf_itt.tasks.schema import MULTIPLE_CHOICE, TAGGING
 
 OUTPUT_KEYS = ("logits", "start_logits", "end_logits")
+TARGET_KEYS = ("labels", "label", "start_positions", "end_positions")
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -29,33 +32,36 @@ def feature_length(feature: dict) -> int:
     return max(len(row) for row in ids) if ids and isinstance(ids[0], list) else len(ids)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: ZeRO-3 gathers parameters in place during the forward
 def predict_features(model, tokenizer, features, task: str, batch_size: int = 64,
                      desc: str | None = None) -> dict[str, list[np.ndarray]]:
-    """Run ``model``'s ``task`` head over tokenized ``features``; per-feature unpadded outputs."""
+    """Run ``model``'s ``task`` head over tokenized ``features`` (a Dataset or row dicts); per-feature
+    unpadded outputs. ``desc`` shows a progress bar. The model's train/eval mode is restored."""
     rows = [dict(row) for row in features]
     task_id = model.task_id(task)
-    token_level_logits = model.config.tasks[task]["type"] == TAGGING
-    # transformers' multiple-choice collator requires a label; the loss it feeds is ignored here
-    dummy_label = {"labels": 0} if model.config.tasks[task]["type"] == MULTIPLE_CHOICE else {}
+    token_level = get_type(model.config.tasks[task]["type"]).token_level_outputs
     collator = MultiTaskCollator(tokenizer, [spec["type"] for spec in model.config.tasks.values()])
     device = next(model.parameters()).device
+    was_training = model.training
     model.eval()
     outputs: dict[str, list] = {}
-    batches = length_sorted_batches([feature_length(row) for row in rows], batch_size)
-    for batch_indices in tqdm(batches, desc=desc or task, leave=False, disable=not desc):
-        batch = collator([{**strip_labels(rows[i]), **dummy_label, "task_ids": task_id} for i in batch_indices])
-        result = model(**{k: v.to(device) for k, v in batch.items()})
-        for key in OUTPUT_KEYS:
-            value = getattr(result, key, None)
-            if value is not None:
-                token_level = key != "logits" or token_level_logits
-                store_batch(outputs.setdefault(key, [None] * len(rows)), value, batch_indices, rows, token_level)
+    try:
+        batches = length_sorted_batches([feature_length(row) for row in rows], batch_size)
+        for batch_indices in tqdm(batches, desc=desc or task, leave=False, disable=not desc):
+            batch = collator([{**without_targets(rows[i]), "task_ids": task_id} for i in batch_indices])
+            result = model(**{k: v.to(device) for k, v in batch.items()})
+            for key in OUTPUT_KEYS:
+                value = getattr(result, key, None)
+                if value is not None:
+                    store_batch(outputs.setdefault(key, [None] * len(rows)), value, batch_indices, rows,
+                                token_level or key != "logits")
+    finally:
+        model.train(was_training)
     return outputs
 
 
-def strip_labels(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in ("labels", "label", "start_positions", "end_positions")}
+def without_targets(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in TARGET_KEYS}
 
 
 def store_batch(target: list, value: torch.Tensor, batch_indices: list[int], rows: list[dict],

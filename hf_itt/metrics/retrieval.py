@@ -1,6 +1,6 @@
 """Retrieval metrics in percent: mAP@k (LAReQA, Mewsli-X) and BUCC bitext-mining F1.
 
-Pure Python on ids and scores; computing embeddings and candidates is ``hf_itt.evaluation.retrieval``'s job.
+Pure Python on ids and scores; computing embeddings and candidates is ``hf_itt.metrics.retrieval_search``'s job.
 
 * ``map_at_k``       XTREME-R's ``average_precision_at_k`` averaged over queries.
 * ``bucc_optimize``  XTREME/jiant threshold search on gold pairs (midpoint rule).

@@ -20,7 +20,7 @@ from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores, map_at
 METRIC_VERSION = "1"
 
 __all__ = [
-    "METRIC_VERSION", "METRIC_NAMES", "accuracy", "acc_and_f1", "seqeval_f1", "pos_scores",
+    "METRIC_VERSION", "metric_names", "register_metric", "accuracy", "acc_and_f1", "seqeval_f1", "pos_scores",
     "squad_scores", "squad_v2_scores", "mlqa_scores", "map_at_k", "bucc_f1", "bucc_optimize",
     "bucc_scores", "tatoeba_scores", "score", "primary_key",
 ]
@@ -97,11 +97,21 @@ _METRICS: dict[str, tuple[Callable[..., dict[str, float]], str]] = {
     "tatoeba_accuracy": (tatoeba_scores, "accuracy"),
     "map_at_20": (_map_at_20, "map@20"),
 }
-METRIC_NAMES = tuple(_METRICS)
+
+
+def register_metric(name: str, function: Callable[..., dict[str, float]], primary: str) -> None:
+    """Add a metric (e.g. from a task-type plug-in): ``function(...) -> {key: percent}``, ranked by ``primary``."""
+    if name in _METRICS:
+        raise ConfigError(f"metric {name!r} is already registered")
+    _METRICS[name] = (function, primary)
+
+
+def metric_names() -> tuple[str, ...]:
+    return tuple(_METRICS)
 
 
 def score(metric_name: str, *args, **kwargs) -> dict[str, float]:
-    """Compute metric ``metric_name`` (one of ``METRIC_NAMES``) with that metric's own arguments:
+    """Compute metric ``metric_name`` (one of ``metric_names()``) with that metric's own arguments:
 
     accuracy / acc_and_f1 (preds, labels) · squad / squad_v2 (predictions, references[, na_probs])
     · mlqa (predictions, references, lang) · seqeval_f1 / pos_f1 (pred_tag_seqs, gold_tag_seqs)
@@ -118,7 +128,7 @@ def primary_key(metric_name: str) -> str:
 
 def _lookup(metric_name: str):
     if metric_name not in _METRICS:
-        raise ConfigError(f"unknown metric {metric_name!r}; choose one of {', '.join(METRIC_NAMES)}")
+        raise ConfigError(f"unknown metric {metric_name!r}; choose one of {', '.join(_METRICS)}")
     return _METRICS[metric_name]
 
 

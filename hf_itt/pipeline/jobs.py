@@ -14,8 +14,8 @@ from typing import Any
 
 from hf_itt.config.experiment import ExperimentConfig, StageConfig, TaskEntry
 from hf_itt.pipeline.identity import base_model_identity, hash_identity, stage_identity, task_identity
-from hf_itt.tasks.schema import ANSWER_RETRIEVAL, RETRIEVAL
 from hf_itt.config.training_args import merged_training
+from hf_itt.task_types.plugins import code_identity
 
 
 @dataclass
@@ -126,7 +126,7 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
     targets = config.targets
     spec = get_task(task)
     job = StageJob(name=task, kind="target", stage_dir=config.run_dir / "targets" / task, target=task,
-                   languages=targets.languages.get(task), is_retrieval=spec.type in (RETRIEVAL, ANSWER_RETRIEVAL))
+                   languages=targets.languages.get(task), is_retrieval=not spec.task_type.trainable)
     if job.is_retrieval:  # no training: identified by the encoder it embeds with
         base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
         job.stage_hash = previous.stage_hash if previous else hash_identity({"base": base, "revision": revision})
@@ -145,9 +145,7 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
 def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int) -> StageJob:
     tasks = [task_identity(plan.head, task_type=plan.spec.type, source=source_name(plan.source_spec),
                            config=None, lang=plan.source_spec.lang, data_files=training_files(plan),
-                           options={"trained_on": plan.source_spec.name, "version": plan.source_spec.version,
-                                    "max_train": plan.max_train, "max_length": job.max_length,
-                                    "weight": plan.weight})
+                           options=task_options(plan, job))
              for plan in job.tasks]
     base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
     job.identity = stage_identity(
@@ -156,6 +154,15 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
         sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size)
     job.stage_hash = hash_identity(job.identity)
     return job
+
+
+def task_options(plan: TaskPlan, job: StageJob) -> dict:
+    options = {"trained_on": plan.source_spec.name, "version": plan.source_spec.version, "max_train": plan.max_train,
+               "max_length": job.max_length, "weight": plan.weight}
+    plugin_code = code_identity(plan.spec.task_type)
+    if plugin_code is not None:  # a type from a user's file: its code decides the weights (built-in ones: the version)
+        options["type_code"] = plugin_code
+    return options
 
 
 def source_name(spec) -> str | None:

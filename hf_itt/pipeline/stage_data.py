@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hf_itt.errors import DataError
-from hf_itt.tasks.schema import CLASSIFICATION, MULTIPLE_CHOICE, TAGGING
-
-LABELLED_TYPES = (CLASSIFICATION, TAGGING)
 
 
 @dataclass
@@ -45,24 +42,13 @@ def load_rows(spec, split: str, data_files, lang: str | None, limit: int | None)
     return rows.select(range(min(limit, len(rows)))) if limit is not None else rows
 
 
-def remap_labels(rows, source_spec, target_spec):
-    """Re-index labels from the training task's label list to the target's, by label NAME."""
-    if source_spec.type not in LABELLED_TYPES or list(source_spec.labels) == list(target_spec.labels):
-        return rows
-    missing = sorted(set(source_spec.labels) - set(target_spec.labels))
-    if missing:
-        raise DataError(f"labels {missing} of training task {source_spec.name} do not exist in target "
-                        f"{target_spec.name} ({target_spec.labels}); the tasks cannot share a head")
-    mapping = [target_spec.labels.index(name) for name in source_spec.labels]
-    column = "label" if source_spec.type == CLASSIFICATION else "tags"
-    convert = (lambda value: mapping[value]) if column == "label" else (lambda tags: [mapping[t] for t in tags])
-    return rows.map(lambda row: {column: convert(row[column])}, desc=f"labels {source_spec.name}->{target_spec.name}")
-
-
-def check_choice_count(source_spec, target_spec) -> None:
-    if target_spec.type == MULTIPLE_CHOICE and source_spec.num_choices != target_spec.num_choices:
-        raise DataError(f"{source_spec.name} has {source_spec.num_choices} choices but target "
-                        f"{target_spec.name} has {target_spec.num_choices}; they cannot share a head")
+def fit_to_target(rows, source_spec, target_spec):
+    """Rows of the training task made fit for the target's head (labels re-indexed by NAME, the same
+    number of choices); the target's type decides what that means."""
+    if source_spec.type != target_spec.type:
+        raise DataError(f"training task {source_spec.name} is a {source_spec.type} task but target "
+                        f"{target_spec.name} is {target_spec.type}; they cannot share a head")
+    return target_spec.task_type.adapt_training_rows(rows, source_spec, target_spec)
 
 
 def tokenize_task(data: TaskData, source_spec, tokenizer, *, data_files, lang, max_length, max_train, max_dev,
@@ -72,9 +58,9 @@ def tokenize_task(data: TaskData, source_spec, tokenizer, *, data_files, lang, m
 
     guard = training_args.main_process_first(desc=f"tokenize {data.name}") if training_args else contextlib.nullcontext()
     with guard:
-        rows = remap_labels(load_rows(source_spec, "train", data_files, lang, max_train), source_spec, data.spec)
+        rows = fit_to_target(load_rows(source_spec, "train", data_files, lang, max_train), source_spec, data.spec)
         data.train = preprocess(rows, data.spec, tokenizer, split_role="train", max_length=max_length)
         if with_dev and source_spec.has_split("validation"):
-            dev_rows = remap_labels(load_rows(source_spec, "validation", data_files, lang, max_dev), source_spec, data.spec)
+            dev_rows = fit_to_target(load_rows(source_spec, "validation", data_files, lang, max_dev), source_spec, data.spec)
             data.dev = preprocess(dev_rows, data.spec, tokenizer, split_role="train", max_length=max_length)
     return data

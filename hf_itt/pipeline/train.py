@@ -227,22 +227,10 @@ def dev_metrics(trainer, job: StageJob) -> dict:
     return metrics
 
 
-def dev_accuracy(eval_prediction) -> dict[str, float]:
-    """Accuracy in percent over labelled positions (classification, multiple choice, tagging)."""
-    import numpy as np
-
-    logits = eval_prediction.predictions[0] if isinstance(eval_prediction.predictions, tuple) else eval_prediction.predictions
-    labels = eval_prediction.label_ids
-    predicted = np.argmax(logits, axis=-1)
-    mask = labels != -100
-    return {"accuracy": float(100 * (predicted[mask] == labels[mask]).mean()) if mask.any() else 0.0}
-
-
 def dev_metric_functions(job: StageJob) -> dict:
-    from hf_itt.tasks.schema import CLASSIFICATION, MULTIPLE_CHOICE, TAGGING
-
-    return {plan.head: dev_accuracy for plan in job.tasks
-            if plan.spec.type in (CLASSIFICATION, MULTIPLE_CHOICE, TAGGING)}
+    """compute_metrics per head, from each task's type (types without dev metrics report the loss only)."""
+    functions = {plan.head: plan.spec.task_type.dev_metrics for plan in job.tasks}
+    return {head: function for head, function in functions.items() if function is not None}
 
 
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
@@ -297,8 +285,8 @@ def save_heads(model, folder: Path) -> Path:
     """The task heads of a finished stage (not carried into the next stage, kept for reuse)."""
     from safetensors.torch import save_file
 
-    state = {name: tensor.contiguous() for name, tensor in model.heads.state_dict().items()
-             if not name.endswith("decoder.weight")}  # MLM decoders are tied to the embeddings
+    tied = {key.removeprefix("heads.") for key in model._tied_weights_keys}  # MLM decoders = the embeddings
+    state = {name: tensor.contiguous() for name, tensor in model.heads.state_dict().items() if name not in tied}
     path = folder / HEADS_FILE
     save_file(state, str(path), metadata={"tasks": ",".join(model.config.task_names)})
     return path

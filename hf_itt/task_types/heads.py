@@ -1,14 +1,10 @@
-"""One small head per task type, on top of the shared encoder's last hidden states.
+"""The heads of the built-in trainable types, on top of the shared encoder's last hidden states.
 
+Each type module picks its head here (``TaskType.build_head``); the torch import lives in this module
+so that the type registry stays importable without torch (``hf-itt tasks``, config validation).
 Every head takes ``(hidden_states [N, L, H], **targets)`` and returns a dict with ``logits`` (QA:
 ``start_logits``/``end_logits``) and, when targets are given, ``loss``. The layouts follow the
-``XLMRobertaFor*`` heads of transformers (and jiant's heads), so results are comparable with them:
-
-classification   <s> state -> dropout, dense, tanh, dropout, out_proj  (RobertaClassificationHead)
-multiple_choice  the same head with one output, applied per choice -> scores [B, n_choices]
-extractive_qa    linear -> start / end logits over tokens
-tagging          dropout, linear -> token logits; label -100 is ignored
-mlm              dense, gelu, layer norm, decoder (weight tied to the input embeddings) + bias
+``XLMRobertaFor*`` heads of transformers (and jiant's heads), so results are comparable with them.
 """
 
 from __future__ import annotations
@@ -17,9 +13,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hf_itt.tasks.schema import CLASSIFICATION, EXTRACTIVE_QA, MLM, MULTIPLE_CHOICE, TAGGING
+from hf_itt.task_types.tagging_features import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+
+
+def head_dropout(encoder_config) -> float:
+    dropout = getattr(encoder_config, "classifier_dropout", None)
+    return getattr(encoder_config, "hidden_dropout_prob", 0.1) if dropout is None else dropout
 
 
 class ClassificationHead(nn.Module):
@@ -48,7 +48,7 @@ class ClassificationHead(nn.Module):
 
 
 class MultipleChoiceHead(ClassificationHead):
-    """Scores each (prompt, choice) sequence; the model flattens [B, n, L] to [B*n, L] before the encoder."""
+    """Scores each (prompt, choice) sequence; ``forward`` gets the flattened [B*n, L] states."""
 
     def __init__(self, hidden_size: int, dropout: float):
         super().__init__(hidden_size, 1, dropout)
@@ -100,6 +100,8 @@ class TaggingHead(nn.Module):
 class MaskedLMHead(nn.Module):
     """XLM-R's LM head; ``decoder.weight`` is tied to the encoder's word embeddings by the model."""
 
+    tied_weight = "decoder.weight"  # the parameter MultiTaskModel ties to the input embeddings
+
     def __init__(self, hidden_size: int, vocab_size: int, layer_norm_eps: float):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
@@ -112,22 +114,3 @@ class MaskedLMHead(nn.Module):
             return {"logits": logits}
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=IGNORE_INDEX)
         return {"loss": loss, "logits": logits}
-
-
-def build_head(task_type: str, num_labels: int | None, encoder_config) -> nn.Module:
-    """The head for ``task_type``, sized from the encoder config (hidden size, dropout, vocabulary)."""
-    hidden = encoder_config.hidden_size
-    dropout = getattr(encoder_config, "classifier_dropout", None)
-    if dropout is None:
-        dropout = getattr(encoder_config, "hidden_dropout_prob", 0.1)
-    if task_type == CLASSIFICATION:
-        return ClassificationHead(hidden, num_labels, dropout)
-    if task_type == MULTIPLE_CHOICE:
-        return MultipleChoiceHead(hidden, dropout)
-    if task_type == EXTRACTIVE_QA:
-        return ExtractiveQAHead(hidden)
-    if task_type == TAGGING:
-        return TaggingHead(hidden, num_labels, dropout)
-    if task_type == MLM:
-        return MaskedLMHead(hidden, encoder_config.vocab_size, getattr(encoder_config, "layer_norm_eps", 1e-5))
-    raise ValueError(f"no head for task type {task_type!r}")

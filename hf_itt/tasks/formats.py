@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_itt.errors import DataError
-from hf_itt.tasks import schema
 
 TATOEBA_NAME = re.compile(r"^tatoeba\.(?P<src>[a-z]{3})-(?P<tgt>[a-z]{3})\.(?P<ext>[a-z]{3})$")
 BUCC_NAME = re.compile(r"^(?P<src>[a-z]{2})-(?P<tgt>[a-z]{2})\.(?P<split>\w+)\.(?P<ext>[a-z]{2}|gold)$")
@@ -263,9 +262,10 @@ def blank_line_sentences(spec, path: Path, word) -> list[dict]:
 
 
 def read_txt(spec, path: Path) -> list[dict]:
-    if spec.type == schema.MLM:
+    text_format = spec.task_type.text_file_format
+    if text_format == "lines":
         return [{"text": line} for line in lines_of(spec, path) if line.strip()]
-    if spec.type != schema.TAGGING:
+    if text_format != "tagged":
         raise DataError(f"task {spec.name}: .txt files are read as `tokens<TAB>tags` (tagging) or one text per "
                         f"line (mlm), not for {spec.type}; use .jsonl/.csv/.tsv")
     rows = []

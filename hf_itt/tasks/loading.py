@@ -22,7 +22,7 @@ from hf_itt.tasks.spec import TaskSpec, template_fields
 def load_split(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
     """One split (role: train / validation / test) of a task as a ``datasets.Dataset`` in canonical schema."""
     spec = _as_spec(spec)
-    if spec.type == schema.ANSWER_RETRIEVAL:
+    if spec.task_type.candidate_pool:
         return load_answer_retrieval(spec, split, lang, data_files)[0]
     role = _role(spec, split)
     lang = _language(spec, lang)
@@ -42,8 +42,8 @@ def load_split(spec: TaskSpec | str, split: str, lang: str | None = None, data_f
 def load_answer_retrieval(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
     """(queries, candidates) of an answer-retrieval task (LAReQA, Mewsli-X); queries are in ``lang``."""
     spec = _as_spec(spec)
-    if spec.type != schema.ANSWER_RETRIEVAL:
-        raise DataError(f"task {spec.name} is a {spec.type} task, not answer_retrieval; use load_split")
+    if not spec.task_type.candidate_pool:
+        raise DataError(f"task {spec.name} is a {spec.type} task, not one with a candidate pool; use load_split")
     from hf_itt.tasks.converters import get_converter
 
     role, lang = _role(spec, split), _language(spec, lang)
@@ -75,22 +75,20 @@ def resolve_labels(spec: TaskSpec, data_files=None) -> TaskSpec:
 
 
 def canonical_features(spec: TaskSpec):
-    from datasets import ClassLabel, Features, List, Value
+    from datasets import Features
 
-    text = Value("string")
-    if spec.type in (schema.CLASSIFICATION, schema.TAGGING) and spec.labels is None:
+    if spec.task_type.labelled and spec.labels is None:
         spec = resolve_labels(spec)
-    by_type = {
-        schema.CLASSIFICATION: lambda: {"text_a": text, "text_b": text, "label": ClassLabel(names=spec.labels)},
-        schema.MULTIPLE_CHOICE: lambda: {"prompt": text, "choices": List(text), "label": Value("int64")},
-        schema.EXTRACTIVE_QA: lambda: {"id": text, "context": text, "question": text,
-                                       "answers": {"text": List(text), "answer_start": List(Value("int32"))}},
-        schema.TAGGING: lambda: {"tokens": List(text), "tags": List(ClassLabel(names=spec.labels))},
-        schema.MLM: lambda: {"text": text},
-        schema.RETRIEVAL: lambda: {name: text for name in schema.CANONICAL_COLUMNS[schema.RETRIEVAL]},
-        schema.ANSWER_RETRIEVAL: lambda: {"query_id": text, "query": text, "gold_ids": List(text)},
-    }
-    return Features(by_type[spec.type]())
+    return Features(spec.task_type.row_features(spec))
+
+
+def load_eval_data(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
+    """What one language split is scored on: its rows, or (queries, candidates) for a task whose type
+    ranks a candidate pool (``TaskType.candidate_pool``)."""
+    spec = _as_spec(spec)
+    if spec.task_type.candidate_pool:
+        return load_answer_retrieval(spec, split, lang, data_files)
+    return load_split(spec, split, lang=lang, data_files=data_files)
 
 
 def rows_to_dataset(rows: list[dict], features):
@@ -218,7 +216,7 @@ def _convert_dataset(spec, source, data, lang, origin):
 def _hub_label_names(spec, source, columns, features):
     from datasets import ClassLabel
 
-    ref = columns.get("tags" if spec.type == schema.TAGGING else "label")
+    ref = columns.get(spec.task_type.label_column) if spec.task_type.label_column else None
     feature = features.get(ref) if isinstance(ref, str) else None
     feature = getattr(feature, "feature", feature)  # tags: a list of ClassLabel
     if isinstance(feature, ClassLabel):
@@ -233,7 +231,7 @@ def _load_local(spec: TaskSpec, path: Path, lang: str):
 
 def _convert_rows(spec, rows, columns, lang, origin, canonical=False):
     if canonical:
-        columns = {name: name for name in schema.CANONICAL_COLUMNS[spec.type]}
+        columns = {name: name for name in spec.task_type.columns}
     columns = columns or spec.columns
     if rows:
         _check_columns(spec, columns, set(rows[0]), origin)
@@ -280,5 +278,5 @@ class _BatchConverter:
         keys = list(batch)
         rows = (dict(zip(keys, values)) for values in zip(*batch.values()))
         kept = [out for row, i in zip(rows, indices) if (out := self.converter(row, i)) is not None]
-        names = schema.CANONICAL_COLUMNS[self.converter.spec.type]
+        names = self.converter.spec.task_type.columns
         return {name: [row[name] for row in kept] for name in names}

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from hf_itt.errors import TaskError
+from hf_itt.task_types.plugins import load_plugin_dir
 from hf_itt.tasks.spec import TaskSpec
 
 BUILTIN_DIR = Path(__file__).parent / "specs"
@@ -66,6 +67,7 @@ class TaskRegistry:
         path = Path(path)
         if not path.is_dir():
             raise TaskError(f"task directory {path} does not exist")
+        load_plugin_dir(path)  # task types defined next to the specs that use them
         names = []
         for file in sorted(list(path.glob("*.yaml")) + list(path.glob("*.yml"))):
             names += self.register_file(file)

@@ -8,7 +8,8 @@ the 1-based row number.
 from __future__ import annotations
 
 from hf_itt.errors import DataError
-from hf_itt.tasks import schema
+from hf_itt.task_types import get_type
+from hf_itt.task_types.base import as_int
 
 
 def get_value(row: dict, ref):
@@ -44,7 +45,7 @@ class LabelMapper:
     def __call__(self, value, row_number: int) -> int:
         if isinstance(value, str) and value in self.index:
             return self.index[value]
-        number = _as_int(value)
+        number = as_int(value)
         if number is None:
             self._fail(value, row_number)
         if self.source_names is not None:
@@ -66,140 +67,59 @@ class LabelMapper:
                         f"{labels}{detail}; fix the data or the spec's `labels` / `source_labels`")
 
 
-def _as_int(value):
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
 class RowConverter:
-    """Callable (row, index) -> canonical row, or None for a row to drop (filtered out / dropped label)."""
+    """Callable (row, index) -> canonical row, or None for a row to drop (filtered out / dropped label).
+
+    The task's type converts the row (``TaskType.convert_row``); this class gives it checked access to
+    the mapped columns (``column``, ``text``, ``row_id``, ``choices``), the label mapper (``labels``) and
+    ``fail`` for an error that names the task, the origin and the row.
+    """
 
     def __init__(self, spec, columns: dict, source_label_names, lang: str, where: str):
         self.spec, self.columns, self.where = spec, columns, where
         self.labels = LabelMapper(spec, source_label_names, where)
+        self.task_type = get_type(spec.type)
         self.prefix = None
         if spec.filter:
             self.prefix = spec.filter["startswith"].format(lang=lang, code=spec.code_for(lang))
-        self.convert = {
-            schema.CLASSIFICATION: self._classification,
-            schema.MULTIPLE_CHOICE: self._multiple_choice,
-            schema.EXTRACTIVE_QA: self._extractive_qa,
-            schema.TAGGING: self._tagging,
-            schema.MLM: self._mlm,
-            schema.RETRIEVAL: self._retrieval,
-        }[spec.type]
 
     def __call__(self, row: dict, index: int):
         number = index + 1
-        if self.prefix is not None and not str(self._value(row, self.spec.filter["column"], number)).startswith(
+        if self.prefix is not None and not str(self.value(row, self.spec.filter["column"], number)).startswith(
                 self.prefix):
             return None
-        return self.convert(row, number)
+        return self.task_type.convert_row(self, row, number)
 
-    # -- value access ------------------------------------------------------------------------------------
-
-    def _fail(self, number: int, message: str):
+    def fail(self, number: int, message: str):
         raise DataError(f"task {self.spec.name}: {self.where}, row {number}: {message}")
 
-    def _value(self, row, ref, number):
+    def value(self, row, ref, number):
         try:
             return get_value(row, ref)
         except (KeyError, IndexError, TypeError) as err:
-            self._fail(number, f"cannot read {ref!r} ({type(err).__name__}: {err}); the row has columns "
-                               f"{sorted(row)}")
+            self.fail(number, f"cannot read {ref!r} ({type(err).__name__}: {err}); the row has columns "
+                              f"{sorted(row)}")
 
-    def _column(self, row, canonical, number):
-        return self._value(row, self.columns.get(canonical), number)
+    def column(self, row, canonical, number):
+        return self.value(row, self.columns.get(canonical), number)
 
-    def _text(self, row, canonical, number, optional=False):
-        value = self._column(row, canonical, number)
+    def text(self, row, canonical, number, optional=False):
+        value = self.column(row, canonical, number)
         if value is None and optional:
             return None
         if not isinstance(value, str):
-            self._fail(number, f"{canonical} ({self.columns.get(canonical)!r}) must be text, got {value!r}")
+            self.fail(number, f"{canonical} ({self.columns.get(canonical)!r}) must be text, got {value!r}")
         return value
 
-    def _id(self, row, canonical, number):
+    def row_id(self, row, canonical, number):
         ref = self.columns.get(canonical)
-        return str(number - 1) if ref is None else str(self._value(row, ref, number))
+        return str(number - 1) if ref is None else str(self.value(row, ref, number))
 
-    # -- one method per task type ---------------------------------------------------------------------------
-
-    def _classification(self, row, number):
-        label = self._column(row, "label", number)
-        if self.labels.drops(label):
-            return None
-        return {"text_a": self._text(row, "text_a", number), "text_b": self._text(row, "text_b", number, True),
-                "label": self.labels(label, number)}
-
-    def _multiple_choice(self, row, number):
-        label = self._column(row, "label", number)
-        if self.labels.drops(label):
-            return None
-        choices = self._choices(row, number)
-        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-            self._fail(number, f"choices must be a list of texts, got {choices!r}")
-        if len(choices) != self.spec.num_choices:
-            self._fail(number, f"{len(choices)} choices, the task has {self.spec.num_choices}")
-        return {"prompt": self._text(row, "prompt", number), "choices": choices, "label": self.labels(label, number)}
-
-    def _choices(self, row, number):
+    def choices(self, row, number):
         try:
             return get_value(row, self.columns.get("choices"))
         except IndexError:  # a template such as "{endings[3]}" on a row with fewer endings
-            self._fail(number, f"fewer choices than the task's {self.spec.num_choices} (cannot fill "
-                               f"{self.columns.get('choices')!r}); give every row {self.spec.num_choices} choices")
+            self.fail(number, f"fewer choices than the task's {self.spec.num_choices} (cannot fill "
+                              f"{self.columns.get('choices')!r}); give every row {self.spec.num_choices} choices")
         except (KeyError, TypeError):
-            return self._column(row, "choices", number)  # names the missing column
-
-    def _extractive_qa(self, row, number):
-        context = self._text(row, "context", number)
-        answers = _normalise_answers(self._column(row, "answers", number))
-        if answers is None:
-            self._fail(number, "answers must be {'text': [...], 'answer_start': [...]} or a list of "
-                               "{'text', 'answer_start'} objects")
-        for text, start in zip(answers["text"], answers["answer_start"]):
-            if not isinstance(start, int) or start < 0 or start + len(text) > len(context):
-                self._fail(number, f"answer {text!r} at answer_start {start} runs past the context "
-                                   f"({len(context)} characters)")
-            if context[start:start + len(text)] != text:
-                found = context[start:start + len(text)]
-                self._fail(number, f"answer {text!r} does not match the context at answer_start {start} "
-                                   f"(context has {found!r} there)")
-        return {"id": self._id(row, "id", number), "context": context,
-                "question": self._text(row, "question", number), "answers": answers}
-
-    def _tagging(self, row, number):
-        tokens = self._column(row, "tokens", number)
-        tags = self._column(row, "tags", number)
-        if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
-            self._fail(number, f"tokens and tags must be lists of equal length, got {tokens!r} / {tags!r}")
-        return {"tokens": [str(t) for t in tokens], "tags": [self.labels(tag, number) for tag in tags]}
-
-    def _mlm(self, row, number):
-        text = self._text(row, "text", number)
-        return {"text": text} if text.strip() else None
-
-    def _retrieval(self, row, number):
-        return {"source_id": self._id(row, "source_id", number),
-                "source_sentence": self._text(row, "source_sentence", number),
-                "target_id": self._id(row, "target_id", number),
-                "target_sentence": self._text(row, "target_sentence", number)}
-
-
-def _normalise_answers(answers):
-    if isinstance(answers, list) and all(isinstance(a, dict) for a in answers):  # SQuAD list of objects
-        answers = {"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}
-    if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
-        return None
-    texts, starts = list(answers["text"]), [_as_int(s) for s in answers["answer_start"]]
-    if len(texts) != len(starts) or not all(isinstance(t, str) for t in texts):
-        return None
-    return {"text": texts, "answer_start": starts}
+            return self.column(row, "choices", number)  # names the missing column

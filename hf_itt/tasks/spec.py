@@ -1,7 +1,7 @@
 """``TaskSpec``: everything hf_itt knows about one task, declared in YAML (``specs/*.yaml``).
 
 A spec says where the data lives (Hub sources, or local file patterns), how source columns map onto the
-canonical row schema of its type (``schema.py``), the label names in *our* order (source labels are
+canonical row schema of its type (``hf_itt.task_types``), the label names in *our* order (source labels are
 mapped onto them by name), the languages, the metric and the English training task of a target task.
 
 Column values in ``columns`` (and in a source's ``columns``) are one of:
@@ -13,48 +13,23 @@ Column values in ``columns`` (and in a source's ``columns``) are one of:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from hf_itt.errors import TaskError
+from hf_itt.errors import TaskError, did_you_mean
+from hf_itt.metrics.scoring import metric_names
+from hf_itt.task_types import get_type, type_names
 from hf_itt.tasks import schema
 
-# Canonical columns a spec must map; the others are optional (generated ids, absent second text).
-REQUIRED_COLUMNS = {
-    schema.CLASSIFICATION: ("text_a", "label"),
-    schema.MULTIPLE_CHOICE: ("prompt", "choices", "label"),
-    schema.EXTRACTIVE_QA: ("context", "question", "answers"),
-    schema.TAGGING: ("tokens", "tags"),
-    schema.MLM: ("text",),
-    schema.RETRIEVAL: ("source_sentence", "target_sentence"),
-    schema.ANSWER_RETRIEVAL: (),
-}
-DEFAULT_METRIC = {
-    schema.CLASSIFICATION: "accuracy",
-    schema.MULTIPLE_CHOICE: "accuracy",
-    schema.EXTRACTIVE_QA: "squad",
-    schema.TAGGING: "seqeval_f1",
-    schema.MLM: "mlm_loss",
-    schema.RETRIEVAL: "tatoeba_accuracy",
-    schema.ANSWER_RETRIEVAL: "map_at_20",
-}
-DEFAULT_MAX_LENGTH = {schema.EXTRACTIVE_QA: 384, schema.RETRIEVAL: 512, schema.ANSWER_RETRIEVAL: 512}
-LABELLED_TYPES = (schema.CLASSIFICATION, schema.TAGGING)
 TEMPLATE_FIELDS = {"lang", "code"}  # placeholders allowed in Hub config names and file patterns
 EXTRA_DATA_KEYS = ("candidates", "labels")  # data_files keys besides the roles
-
-
-def _nearest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _check_keys(where: str, given: dict, allowed) -> None:
     for key in given:
         if key not in allowed:
-            raise TaskError(f"{where}: unknown key {key!r}{_nearest(key, allowed)}; valid keys: {', '.join(allowed)}")
+            raise TaskError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}")
 
 
 def template_fields(text: str) -> set[str]:
@@ -96,7 +71,7 @@ class SourceSpec:
         splits = {role: [names] if isinstance(names, str) else list(names) for role, names in self.splits.items()}
         for role in splits:
             if role not in schema.ROLES:
-                raise TaskError(f"{where}: unknown split role {role!r}{_nearest(role, schema.ROLES)}")
+                raise TaskError(f"{where}: unknown split role {role!r}{did_you_mean(role, schema.ROLES)}")
         object.__setattr__(self, "splits", splits)
         _check_template(where, self.name)
 
@@ -149,10 +124,14 @@ class TaskSpec:
             for i, s in enumerate(self.sources or [])
         ]
         object.__setattr__(self, "sources", sources)
-        if self.metric is None and self.type in DEFAULT_METRIC:
-            object.__setattr__(self, "metric", DEFAULT_METRIC[self.type])
+        if self.type not in type_names():
+            raise TaskError(f"task {self.name!r}: unknown type {self.type!r}{did_you_mean(self.type, type_names())}; "
+                            f"valid types: {', '.join(type_names())}")
+        task_type = get_type(self.type)
+        if self.metric is None:
+            object.__setattr__(self, "metric", task_type.default_metric)
         if self.max_length is None:
-            object.__setattr__(self, "max_length", DEFAULT_MAX_LENGTH.get(self.type, 256))
+            object.__setattr__(self, "max_length", task_type.default_max_length)
         _validate(self)
 
     @classmethod
@@ -171,18 +150,20 @@ class TaskSpec:
         return dataclasses.asdict(self)
 
     @property
+    def task_type(self):
+        """The ``hf_itt.task_types.TaskType`` of this task."""
+        return get_type(self.type)
+
+    @property
     def num_labels(self) -> int | None:
-        """Size of the output layer: label count (classification, tagging) or choice count (multiple choice)."""
-        if self.type == schema.MULTIPLE_CHOICE:
-            return self.num_choices
-        if self.type not in LABELLED_TYPES:
-            return None
-        if self.labels is None:
+        """Size of the output layer: label count (classification, tagging), choice count (multiple
+        choice), None for heads without one."""
+        if self.task_type.labelled and self.labels is None:
             raise TaskError(
                 f"task {self.name!r} reads its labels from labels_file {self.labels_file!r} next to its data; "
                 "call hf_itt.tasks.loading.resolve_labels(spec, data_files) first"
             )
-        return len(self.labels)
+        return self.task_type.head_size(self)
 
     def all_languages(self) -> list[str]:
         """XTREME's languages followed by XTREME-R's additions."""
@@ -215,12 +196,10 @@ def _validate(spec: TaskSpec) -> None:
     where = f"task {spec.name!r}"
     if not isinstance(spec.name, str) or not spec.name.replace("_", "").replace("-", "").isalnum():
         raise TaskError(f"task name {spec.name!r} must be letters, digits, '_' or '-'")
-    if spec.type not in schema.TASK_TYPES:
-        raise TaskError(f"{where}: unknown type {spec.type!r}{_nearest(str(spec.type), schema.TASK_TYPES)}; "
-                        f"valid types: {', '.join(schema.TASK_TYPES)}")
-    if spec.metric not in schema.METRICS:
-        raise TaskError(f"{where}: unknown metric {spec.metric!r}{_nearest(str(spec.metric), schema.METRICS)}; "
-                        f"valid metrics: {', '.join(schema.METRICS)}")
+    known = metric_names()
+    if spec.metric is not None and spec.metric not in known:
+        raise TaskError(f"{where}: unknown metric {spec.metric!r}{did_you_mean(str(spec.metric), known)}; "
+                        f"valid metrics: {', '.join(known)}")
     _validate_labels(spec, where)
     _validate_columns(spec, where)
     for benchmark in spec.benchmarks:
@@ -230,7 +209,7 @@ def _validate(spec: TaskSpec) -> None:
         raise TaskError(f"{where}: `languages` must be a non-empty list of language codes")
     for role in list(spec.missing_splits) + list(spec.file_patterns):
         if role not in schema.ROLES + EXTRA_DATA_KEYS:
-            raise TaskError(f"{where}: unknown role {role!r}{_nearest(role, schema.ROLES)}")
+            raise TaskError(f"{where}: unknown role {role!r}{did_you_mean(role, schema.ROLES)}")
     for pattern in spec.file_patterns.values():
         _check_template(where, pattern)
     if spec.filter is not None:
@@ -241,15 +220,12 @@ def _validate(spec: TaskSpec) -> None:
         raise TaskError(f"{where}: max_length must be a positive integer, got {spec.max_length!r}")
     if not isinstance(spec.doc_stride, int) or spec.doc_stride <= 0:
         raise TaskError(f"{where}: doc_stride must be a positive integer, got {spec.doc_stride!r}")
-    if spec.type == schema.EXTRACTIVE_QA and spec.doc_stride >= spec.max_length:
-        raise TaskError(f"{where}: doc_stride ({spec.doc_stride}) must be below max_length ({spec.max_length})")
-    if spec.type == schema.ANSWER_RETRIEVAL and not spec.converter:
-        raise TaskError(f"{where}: answer_retrieval tasks need a `converter` (see hf_itt.tasks.converters)")
+    spec.task_type.check_spec(spec, where)
     if spec.converter:
         from hf_itt.tasks.converters import CONVERTERS
 
         if spec.converter not in CONVERTERS:
-            raise TaskError(f"{where}: unknown converter {spec.converter!r}{_nearest(spec.converter, CONVERTERS)}")
+            raise TaskError(f"{where}: unknown converter {spec.converter!r}{did_you_mean(spec.converter, CONVERTERS)}")
 
 
 def _validate_labels(spec: TaskSpec, where: str) -> None:
@@ -261,20 +237,15 @@ def _validate_labels(spec: TaskSpec, where: str) -> None:
             raise TaskError(f"{where}: `{attr}` must be a list of label names (strings), got {names!r}")
         if len(set(names)) != len(names):
             raise TaskError(f"{where}: `{attr}` has duplicate names: {names}")
-    if spec.type in LABELLED_TYPES and not spec.labels and not spec.labels_file:
+    if spec.task_type.labelled and not spec.labels and not spec.labels_file:
         raise TaskError(f"{where}: a {spec.type} task needs `labels` (the label names) or `labels_file`")
-    if spec.type == schema.MULTIPLE_CHOICE:
-        if not isinstance(spec.num_choices, int) or spec.num_choices < 2:
-            raise TaskError(f"{where}: a multiple_choice task needs `num_choices` >= 2")
-        if spec.labels is not None and len(spec.labels) != spec.num_choices:
-            raise TaskError(f"{where}: {len(spec.labels)} labels for {spec.num_choices} choices")
     if spec.labels and spec.source_labels and not set(spec.labels) <= set(spec.source_labels):
         missing = sorted(set(spec.labels) - set(spec.source_labels))
         raise TaskError(f"{where}: labels {missing} do not occur in source_labels {spec.source_labels}")
 
 
 def _validate_columns(spec: TaskSpec, where: str) -> None:
-    allowed = schema.CANONICAL_COLUMNS[spec.type]
+    allowed = spec.task_type.columns
     for columns in [spec.columns] + [s.columns for s in spec.sources if s.columns]:
         _check_keys(f"{where} columns", columns, allowed)
         for canonical, source in columns.items():
@@ -289,6 +260,6 @@ def _validate_columns(spec: TaskSpec, where: str) -> None:
                         raise TaskError(f"{where}: malformed template {item!r} for {canonical!r} ({err})") from None
     if spec.converter:
         return
-    missing = [c for c in REQUIRED_COLUMNS[spec.type] if c not in spec.columns]
+    missing = [c for c in spec.task_type.required_columns if c not in spec.columns]
     if missing:
         raise TaskError(f"{where}: `columns` must map {missing} (canonical columns of {spec.type}: {list(allowed)})")

@@ -21,13 +21,10 @@ from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedMode
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import ModelOutput
 
-from hf_itt.errors import CheckpointError, ConfigError
-from hf_itt.task_types.heads import MaskedLMHead, build_head
-from hf_itt.tasks.schema import (CLASSIFICATION, EXTRACTIVE_QA, MLM, MULTIPLE_CHOICE, TAGGING,
-                                 TRAINABLE_TYPES)
+from hf_itt.errors import CheckpointError, ConfigError, TaskError
+from hf_itt.task_types import get_type, trainable_type_names
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-SIZED_TYPES = (CLASSIFICATION, TAGGING)  # types whose head size is the number of labels
 
 
 def _field(spec: Any, *keys: str):
@@ -43,20 +40,13 @@ def head_spec(name: str, spec: Any) -> dict:
     if not isinstance(name, str) or not TASK_NAME.match(name):
         raise ConfigError(f"task name {name!r} is invalid: use letters, digits, '_' or '-' only")
     task_type = _field(spec, "type", "task_type")
-    if task_type not in TRAINABLE_TYPES:
-        raise ConfigError(f"task {name!r}: type {task_type!r} has no head; use one of {', '.join(TRAINABLE_TYPES)}")
+    if task_type not in trainable_type_names():
+        raise ConfigError(f"task {name!r}: type {task_type!r} has no head; use one of "
+                          f"{', '.join(trainable_type_names())}")
     labels = _field(spec, "labels")
     labels = [str(label) for label in labels] if labels else None
-    num_labels = _field(spec, "num_labels", "num_choices")
-    if task_type in SIZED_TYPES:
-        if labels and num_labels is not None and int(num_labels) != len(labels):
-            raise ConfigError(f"task {name!r}: num_labels={num_labels} but {len(labels)} label names {labels}")
-        num_labels = len(labels) if labels else num_labels
-        if num_labels is None or int(num_labels) < 1:
-            raise ConfigError(f"task {name!r} ({task_type}) needs num_labels >= 1 or a list of label names")
-    elif task_type in (EXTRACTIVE_QA, MLM):
-        num_labels, labels = None, None
-    return {"type": task_type, "num_labels": None if num_labels is None else int(num_labels), "labels": labels}
+    num_labels, labels = get_type(task_type).normalize_head(name, labels, _field(spec, "num_labels", "num_choices"))
+    return {"type": task_type, "num_labels": num_labels, "labels": labels}
 
 
 def normalize_tasks(tasks: Mapping[str, Any] | None) -> dict[str, dict]:
@@ -72,7 +62,7 @@ def check_tasks_match(checkpoint_tasks: Mapping[str, dict], wanted: Mapping[str,
         if saved["type"] != spec["type"]:
             raise CheckpointError(f"{where}: head {name!r} is {saved['type']} in the checkpoint but the spec says "
                                   f"{spec['type']}; rename the task or start from the exported encoder")
-        if spec["type"] not in SIZED_TYPES:
+        if not get_type(spec["type"]).labelled:
             continue
         if saved["num_labels"] != spec["num_labels"] or (saved["labels"] and spec["labels"]
                                                          and saved["labels"] != spec["labels"]):
@@ -143,8 +133,7 @@ class MultiTaskModel(PreTrainedModel):
     def __init__(self, config: MultiTaskConfig, encoder: PreTrainedModel | None = None):
         super().__init__(config)
         self.encoder = encoder if encoder is not None else build_encoder(config.encoder)
-        self.heads = nn.ModuleDict({name: build_head(spec["type"], spec["num_labels"], config.encoder)
-                                    for name, spec in config.tasks.items()})
+        self.heads = nn.ModuleDict({name: build_head(spec, config.encoder) for name, spec in config.tasks.items()})
         self._tied_weights_keys = self._mlm_tied_keys()
         self.post_init()
         self._ignore_tied_keys_on_save()
@@ -187,7 +176,7 @@ class MultiTaskModel(PreTrainedModel):
         if name in self.config.tasks:
             raise ConfigError(f"task {name!r} already has a head; pick another name")
         spec = head_spec(name, {"type": type, "num_labels": num_labels or num_choices, "labels": labels})
-        head = build_head(spec["type"], spec["num_labels"], self.config.encoder)
+        head = build_head(spec, self.config.encoder)
         head.to(device=self.device, dtype=self.dtype)
         head.apply(self._init_weights)
         self.config.tasks = {**self.config.tasks, name: spec}
@@ -211,8 +200,8 @@ class MultiTaskModel(PreTrainedModel):
     def _mlm_tied_keys(self) -> dict[str, str]:
         embeddings = self.encoder.get_input_embeddings().weight
         source = next(name for name, param in self.encoder.named_parameters() if param is embeddings)
-        return {f"heads.{name}.decoder.weight": f"encoder.{source}"
-                for name, head in self.heads.items() if isinstance(head, MaskedLMHead)}
+        return {f"heads.{name}.{head.tied_weight}": f"encoder.{source}"
+                for name, head in self.heads.items() if getattr(head, "tied_weight", None)}
 
     def _ignore_tied_keys_on_save(self) -> None:
         # Tied decoders are not saved; listing them lets Trainer's resume re-tie instead of warning.
@@ -260,20 +249,31 @@ class MultiTaskModel(PreTrainedModel):
                 inputs_embeds=None, task_ids=None, labels=None, start_positions=None, end_positions=None,
                 output_hidden_states=None, output_attentions=None, return_dict=None, **kwargs) -> MultiTaskOutput:
         task = self._task_of(task_ids)
-        num_choices = 1
-        if self.config.tasks[task]["type"] == MULTIPLE_CHOICE:  # [B, n, L] -> [B*n, L]
-            reference = input_ids if input_ids is not None else inputs_embeds
-            num_choices = reference.shape[1]
-            flat = lambda t: None if t is None else t.reshape(-1, *t.shape[2:])  # noqa: E731
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = map(
-                flat, (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds))
-        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                          "position_ids": position_ids, "inputs_embeds": inputs_embeds,
-                          "output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
-        encoded = self.encoder(**{k: v for k, v in encoder_inputs.items() if v is not None}, return_dict=True)
-        out = self.heads[task](encoded.last_hidden_state, labels=labels, start_positions=start_positions,
-                               end_positions=end_positions, num_choices=num_choices)
-        return MultiTaskOutput(**out, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                  "position_ids": position_ids, "inputs_embeds": inputs_embeds}
+        targets = {"labels": labels, "start_positions": start_positions, "end_positions": end_positions, **kwargs}
+        encoded = {}
+
+        def encode(**encoder_inputs):  # the type decides how the batch meets the encoder (MC flattens it)
+            result = self.encoder(**{k: v for k, v in encoder_inputs.items() if v is not None}, return_dict=True,
+                                  output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+            encoded.setdefault("first", result)
+            return result.last_hidden_state
+
+        task_type = get_type(self.config.tasks[task]["type"])
+        out = task_type.forward(encode, self.heads[task], {k: v for k, v in inputs.items() if v is not None},
+                                {k: v for k, v in targets.items() if v is not None})
+        first = encoded.get("first")
+        return MultiTaskOutput(**out, hidden_states=getattr(first, "hidden_states", None),
+                               attentions=getattr(first, "attentions", None))
+
+
+def build_head(spec: dict, encoder_config) -> nn.Module:
+    """A freshly built head for a normalised task spec ({type, num_labels, labels})."""
+    try:
+        return get_type(spec["type"]).build_head(spec["num_labels"], encoder_config)
+    except TaskError as err:
+        raise ConfigError(str(err)) from None
 
 
 AutoConfig.register(MultiTaskConfig.model_type, MultiTaskConfig, exist_ok=True)

@@ -34,7 +34,7 @@ from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.errors import CheckpointError, ConfigError, DataError
 from hf_itt.fileio import atomic_write_text
 from hf_itt.training.sampling import LockstepBatchSampler, MultiTaskDataset, TaskSampler, make_sampler
-from hf_itt.tasks.schema import EXTRACTIVE_QA
+from hf_itt.task_types import get_type
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +183,7 @@ class MultiTaskTrainer(Trainer):
         saved = (self.compute_metrics, self.label_names)
         self.compute_metrics = self.compute_metrics_per_task.get(task, saved[0])
         if self.args.label_names is None:
-            is_qa = self.model.config.tasks[task]["type"] == EXTRACTIVE_QA
-            self.label_names = ["start_positions", "end_positions"] if is_qa else ["labels"]
+            self.label_names = list(get_type(self.model.config.tasks[task]["type"]).label_names)
         return saved
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
