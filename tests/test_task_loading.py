@@ -339,3 +339,47 @@ def test_answer_retrieval_errors(tmp_path):
         load_answer_retrieval("mewsli_x", "validation", lang="en",
                               data_files={"validation": fixture_data_files("mewsli_x")["validation"],
                                           "candidates": gold})
+
+
+# ------------------------------------------------------------------- XCOPA's English training data, Hub schemas
+
+COPA_FEATURES = datasets.Features({  # aps/super_glue, config copa (the SuperGLUE loader's schema)
+    "premise": datasets.Value("string"), "choice1": datasets.Value("string"), "choice2": datasets.Value("string"),
+    "question": datasets.Value("string"), "idx": datasets.Value("int32"),
+    "label": datasets.ClassLabel(names=["choice1", "choice2"])})
+SIQA_FEATURES = datasets.Features({  # allenai/social_i_qa: the label is the 1-based answer number as a string
+    "context": datasets.Value("string"), "question": datasets.Value("string"),
+    "answerA": datasets.Value("string"), "answerB": datasets.Value("string"), "answerC": datasets.Value("string"),
+    "label": datasets.Value("string")})
+
+
+def test_copa_loads_from_its_hub_schema(monkeypatch):
+    def fake_load_dataset(path, name=None, split=None, revision=None):
+        assert (path, name, split) == ("aps/super_glue", "copa", "train")
+        return datasets.Dataset.from_dict(
+            {"premise": ["My body cast a shadow over the grass.", "The man broke his toe."],
+             "choice1": ["The sun was rising.", "He dropped a hammer on his foot."],
+             "choice2": ["The grass was cut.", "He got a hole in his sock."],
+             "question": ["cause", "cause"], "idx": [0, 1], "label": [0, 0]}, features=COPA_FEATURES)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_split("copa", "train")
+    assert data["label"] == [0, 0]  # the index of the right choice, not a label name
+    assert data[0]["prompt"] == "My body cast a shadow over the grass. What was the cause?"
+    assert data[0]["choices"] == ["The sun was rising.", "The grass was cut."]
+
+
+def test_siqa_loads_from_its_hub_schema(monkeypatch):
+    def fake_load_dataset(path, name=None, split=None, revision=None):
+        assert (path, split) == ("allenai/social_i_qa", "validation")
+        return datasets.Dataset.from_dict(
+            {"context": ["Tracy didn't go home that evening.", "Sydney walked past a homeless woman."],
+             "question": ["What does Tracy need to do before this?", "How would you describe Sydney?"],
+             "answerA": ["make a new plan", "sympathetic"], "answerB": ["Go home and see Riley", "like a person"],
+             "answerC": ["Find somewhere to go", "a good person"], "label": ["3", "1"]}, features=SIQA_FEATURES)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_split("siqa", "validation")
+    assert data["label"] == [2, 0]  # "3" -> the third answer
+    assert data[0]["prompt"] == "Tracy didn't go home that evening. What does Tracy need to do before this?"
+    assert data[1]["choices"] == ["sympathetic", "like a person", "a good person"]

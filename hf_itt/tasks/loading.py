@@ -214,9 +214,14 @@ def _convert_dataset(spec, source, data, lang, origin):
 
 
 def _hub_label_names(spec, source, columns, features):
+    """Names of the source's integer labels, mapped by NAME onto ``spec.labels``; None for types whose labels
+    are positions (a multiple-choice label is the index of the right choice, whatever the Hub calls it:
+    SuperGLUE COPA's ClassLabel says 'choice1'/'choice2')."""
     from datasets import ClassLabel
 
-    ref = columns.get(spec.task_type.label_column) if spec.task_type.label_column else None
+    if not spec.task_type.labelled:
+        return source.source_labels or spec.source_labels
+    ref = columns.get(spec.task_type.label_column)
     feature = features.get(ref) if isinstance(ref, str) else None
     feature = getattr(feature, "feature", feature)  # tags: a list of ClassLabel
     if isinstance(feature, ClassLabel):
