@@ -83,7 +83,7 @@ def check_languages(spec, languages: list[str] | None) -> list[str]:
 def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, languages, split,
                     thresholds: dict[str, float]):
     """Per-language scores and failures; BUCC thresholds found on validation are reused on test."""
-    from hf_itt.tasks.loading import load_eval_data
+    from hf_itt.tasks.loading import load_task_data
 
     scores, failed = {}, {}
     for lang in languages:
@@ -91,7 +91,7 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
             failed[lang] = missing_split(spec.name, split, lang)
             continue
         try:
-            data = load_eval_data(spec, split, lang=lang, data_files=request.data_files)
+            data = load_task_data(spec, split, lang=lang, data_files=request.data_files)
             if request.max_examples is not None and not spec.task_type.candidate_pool:
                 data = data.select(range(min(request.max_examples, len(data))))
             ctx.bucc_threshold = thresholds.get(lang) if split != "validation" else None

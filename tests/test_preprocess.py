@@ -336,12 +336,25 @@ def test_retrieval_gives_one_feature_per_present_sentence(tiny_tokenizer):
 
 def test_answer_retrieval_queries_and_candidates(tiny_tokenizer):
     spec = Spec("lareqa", "answer_retrieval", max_length=16)
-    query_rows = [{"query_id": "q1", "query": "Who?", "gold_ids": ["c1"]}]
-    queries = preprocess(Dataset.from_list(query_rows), spec, tiny_tokenizer)
+    query_rows = [{"query_id": "q1", "query": "Who is the man on the stage? " * 5, "gold_ids": ["c1"]}]
+    queries = preprocess(Dataset.from_list(query_rows), spec, tiny_tokenizer, split_role="eval")
     candidates = preprocess(Dataset.from_list([{"candidate_id": "c1", "text": "A man.", "context": "A man. " * 20}]),
-                            spec, tiny_tokenizer)
+                            spec, tiny_tokenizer, split_role="eval")
     assert queries["example_id"] == ["q1"] and candidates["example_id"] == ["c1"]
-    assert len(candidates[0]["input_ids"]) == 16
+    assert len(candidates[0]["input_ids"]) == 16 and len(queries[0]["input_ids"]) == 16  # query cap: min(96, 16)
+    # a candidate is ONE segment, answer sentence directly followed by its context (XTREME-R's encoding)
+    assert candidates[0]["input_ids"] == tiny_tokenizer("A man." + "A man. " * 20, truncation=True,
+                                                        max_length=16)["input_ids"]
+
+
+def test_answer_retrieval_training_pairs(tiny_tokenizer):
+    spec = Spec("lareqa", "answer_retrieval", max_length=12)
+    pairs = Dataset.from_list([{"query": "Who plays?", "candidate": "A man plays.", "context": "On the stage."}])
+    [feature] = preprocess(pairs, spec, tiny_tokenizer)
+    assert feature["input_ids"] == tiny_tokenizer("Who plays?")["input_ids"]
+    assert feature["candidate_input_ids"] == tiny_tokenizer("A man plays.On the stage.", truncation=True,
+                                                            max_length=12)["input_ids"]
+    assert len(feature["candidate_attention_mask"]) == len(feature["candidate_input_ids"])
 
 
 # ---------------------------------------------------------------------------------------------- errors and cache

@@ -87,7 +87,11 @@ def test_hub_ids_configs_and_lengths():
     assert get_task("tydiqa").sources[0].name == "secondary_task"
     assert {s.name: s.max_length for s in all_tasks()}["squad_v1"] == 384
     assert get_task("xnli").max_length == 256 and get_task("tatoeba").max_length == 512
-    assert get_task("lareqa").max_length == 512 and get_task("xquad").doc_stride == 128
+    assert get_task("xquad").doc_stride == 128
+    # XTREME-R's dual encoders: LAReQA answers 256 / queries 96 tokens, Mewsli-X 64 / 64; XCOPA (+ SIQA, COPA) 128
+    assert (get_task("lareqa").max_length, get_task("lareqa").query_max_length) == (256, 96)
+    assert (get_task("mewsli_x").max_length, get_task("mewsli_x").query_max_length) == (64, 64)
+    assert {get_task(name).max_length for name in ("xcopa", "copa", "siqa")} == {128}
 
 
 def test_label_orders_and_num_labels():

@@ -39,13 +39,15 @@ def require_head(model, task: str) -> None:
 
 
 def score_split(spec, data, ctx: ScoringContext, lang: str, desc: str) -> dict[str, float]:
-    """Official scores of one language split; ``data`` as ``hf_itt.tasks.loading.load_eval_data`` gives it."""
+    """Official scores of one language split; ``data`` as ``hf_itt.tasks.loading.load_task_data`` gives it."""
     if len(data) == 0:
         raise DataError(f"task {spec.name}: the {lang} split is empty; check its data_files or Hub config")
-    if spec.task_type.trainable:
+    has_head = spec.name in (getattr(ctx.model.config, "tasks", None) or {})
+    if spec.task_type.trainable and not spec.task_type.scores_without_head:
         require_head(ctx.model, spec.name)
     tools = ScoringTools(tokenizer=ctx.tokenizer, predict=_predictor(ctx, desc), embed=_embedder(ctx, desc),
-                         bucc_threshold=ctx.bucc_threshold, options=ctx.options, cache=ctx.candidate_cache)
+                         has_head=has_head, bucc_threshold=ctx.bucc_threshold, options=ctx.options,
+                         cache=ctx.candidate_cache)
     return spec.task_type.score(spec, data, tools, lang)
 
 

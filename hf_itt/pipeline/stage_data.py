@@ -10,7 +10,6 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from hf_itt.errors import DataError
 
 
 @dataclass
@@ -36,18 +35,20 @@ def resolve_data_files(config, data_files):
 
 
 def load_rows(spec, split: str, data_files, lang: str | None, limit: int | None):
-    from hf_itt.tasks.loading import load_split
+    """The split's rows (a candidate-pool task: its queries and candidates), the first ``limit`` rows
+    (queries) only when a limit is given."""
+    from hf_itt.tasks.loading import load_task_data
 
-    rows = load_split(spec, split, lang=lang, data_files=data_files)
-    return rows.select(range(min(limit, len(rows)))) if limit is not None else rows
+    data = load_task_data(spec, split, lang=lang, data_files=data_files)
+    if limit is None:
+        return data
+    first = lambda rows: rows.select(range(min(limit, len(rows))))  # noqa: E731
+    return (first(data[0]), data[1]) if isinstance(data, tuple) else first(data)
 
 
 def fit_to_target(rows, source_spec, target_spec):
-    """Rows of the training task made fit for the target's head (labels re-indexed by NAME, the same
-    number of choices); the target's type decides what that means."""
-    if source_spec.type != target_spec.type:
-        raise DataError(f"training task {source_spec.name} is a {source_spec.type} task but target "
-                        f"{target_spec.name} is {target_spec.type}; they cannot share a head")
+    """Rows of the training task made fit for the target's head (labels re-indexed by NAME, SQuAD rows as
+    dual-encoder pairs, ...): the target's type decides what that means and what it refuses."""
     return target_spec.task_type.adapt_training_rows(rows, source_spec, target_spec)
 
 
@@ -57,10 +58,11 @@ def tokenize_task(data: TaskData, source_spec, tokenizer, *, data_files, lang, m
     from hf_itt.task_types.features import preprocess
 
     guard = training_args.main_process_first(desc=f"tokenize {data.name}") if training_args else contextlib.nullcontext()
+    spec = data.spec.task_type.training_spec(source_spec, data.spec)
     with guard:
         rows = fit_to_target(load_rows(source_spec, "train", data_files, lang, max_train), source_spec, data.spec)
-        data.train = preprocess(rows, data.spec, tokenizer, split_role="train", max_length=max_length)
+        data.train = preprocess(rows, spec, tokenizer, split_role="train", max_length=max_length)
         if with_dev and source_spec.has_split("validation"):
             dev_rows = fit_to_target(load_rows(source_spec, "validation", data_files, lang, max_dev), source_spec, data.spec)
-            data.dev = preprocess(dev_rows, data.spec, tokenizer, split_role="train", max_length=max_length)
+            data.dev = preprocess(dev_rows, spec, tokenizer, split_role="train", max_length=max_length)
     return data

@@ -41,6 +41,7 @@ class ScoringTools:
     tokenizer: Any
     predict: Callable[..., dict]
     embed: Callable[..., Any]
+    has_head: bool = False  # the model carries a trained head for the task being scored
     bucc_threshold: float | None = None  # validation threshold reused on test
     options: dict = field(default_factory=dict)  # type-specific evaluation options (e.g. BUCC duplicates)
     cache: dict = field(default_factory=dict)  # shared across languages (e.g. an answer-retrieval pool)
@@ -62,6 +63,7 @@ class TaskType:
     token_level_outputs: ClassVar[bool] = False  # logits per token (cut to each feature's length)
     text_file_format: ClassVar[str | None] = None  # how a .txt file is read: "lines" or "tagged"
     candidate_pool: ClassVar[bool] = False  # evaluation data = queries + a pool of candidates to rank
+    scores_without_head: ClassVar[bool] = False  # a checkpoint without the task's head can still be scored
 
     # ---- spec and rows --------------------------------------------------------------------------
     def check_spec(self, spec, where: str) -> None:
@@ -86,8 +88,16 @@ class TaskType:
         raise NotImplementedError(f"task type {self.name!r} has no row converter; give the task a `converter`")
 
     def adapt_training_rows(self, rows, source_spec, target_spec):
-        """Rows of ``source_spec`` made fit for ``target_spec``'s head (labels re-indexed by name)."""
+        """Rows of ``source_spec`` made fit for ``target_spec``'s head (e.g. labels re-indexed by name).
+        The default accepts rows of the same type unchanged."""
+        if source_spec.type != target_spec.type:
+            raise DataError(f"training task {source_spec.name} is a {source_spec.type} task but target "
+                            f"{target_spec.name} is {target_spec.type}; they cannot share a head")
         return rows
+
+    def training_spec(self, source_spec, target_spec):
+        """The spec whose settings tokenize ``source_spec``'s (adapted) rows for ``target_spec``'s head."""
+        return target_spec
 
     # ---- features -------------------------------------------------------------------------------
     def feature_columns(self, train: bool) -> dict:
@@ -129,7 +139,7 @@ class TaskType:
     # ---- outputs --------------------------------------------------------------------------------
     def score(self, spec, data, ctx: ScoringTools, lang: str) -> dict[str, float]:
         """Official scores (percent) of one language split: ``data`` holds its rows (``candidate_pool``
-        types: a (queries, candidates) pair), as ``hf_itt.tasks.loading.load_eval_data`` returns it."""
+        types: a (queries, candidates) pair), as ``hf_itt.tasks.loading.load_task_data`` returns it."""
         raise DataError(f"task {spec.name}: no zero-shot scorer for type {self.name!r}")
 
     # compute_metrics of the Trainer's evaluation on training-format dev features: a method

@@ -85,6 +85,7 @@ class Classification(TaskType):
                 "label": reader.labels(label, number)}
 
     def adapt_training_rows(self, rows, source_spec, target_spec):
+        rows = super().adapt_training_rows(rows, source_spec, target_spec)
         return remap_by_name(rows, "label", source_spec, target_spec, lambda mapping, value: mapping[value])
 
     def feature_columns(self, train: bool) -> dict:

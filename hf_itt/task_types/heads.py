@@ -114,3 +114,24 @@ class MaskedLMHead(nn.Module):
             return {"logits": logits}
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=IGNORE_INDEX)
         return {"loss": loss, "logits": logits}
+
+
+class DualEncoderHead(nn.Module):
+    """XTREME-R's dual encoder (``BertForRetrieval``): the L2-normalised pooled <s> state embeds a query or a
+    candidate; queries score the candidates of their batch (in-batch negatives) through a learned scale."""
+
+    def __init__(self, hidden_size: int, initial_scale: float = 100.0):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)  # the pooler BERT/XLM-R put on <s>
+        self.logit_scale = nn.Parameter(torch.full((1,), initial_scale))
+
+    def embed(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(torch.tanh(self.dense(hidden_states[:, 0])), p=2, dim=-1)
+
+    def in_batch_loss(self, queries: torch.Tensor, candidates: torch.Tensor) -> dict:
+        logits = queries @ candidates.T * self.logit_scale
+        targets = torch.arange(len(queries), device=logits.device)
+        return {"loss": F.cross_entropy(logits, targets), "logits": logits}
+
+    def forward(self, hidden_states, **_):
+        return {"logits": self.embed(hidden_states)}

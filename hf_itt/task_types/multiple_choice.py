@@ -53,11 +53,11 @@ class MultipleChoice(TaskType):
         return {"prompt": reader.text(row, "prompt", number), "choices": choices,
                 "label": reader.labels(label, number)}
 
-    def adapt_training_rows(self, rows, source_spec, target_spec):
-        if source_spec.num_choices != target_spec.num_choices:
-            raise DataError(f"{source_spec.name} has {source_spec.num_choices} choices but target "
-                            f"{target_spec.name} has {target_spec.num_choices}; they cannot share a head")
-        return rows
+    def training_spec(self, source_spec, target_spec):
+        """The head scores each (prompt, choice) on its own, so a task with another number of choices can
+        train it (XTREME-R trains XCOPA's 2-choice head on SIQA's 3): its rows keep their own count."""
+        return target_spec.with_overrides(num_choices=source_spec.num_choices,
+                                          labels=source_spec.labels if target_spec.labels else None)
 
     def feature_columns(self, train: bool) -> dict:
         from datasets import List, Value

@@ -48,6 +48,7 @@ class Tagging(TaskType):
         return {"tokens": [str(t) for t in tokens], "tags": [reader.labels(tag, number) for tag in tags]}
 
     def adapt_training_rows(self, rows, source_spec, target_spec):
+        rows = super().adapt_training_rows(rows, source_spec, target_spec)
         return remap_by_name(rows, "tags", source_spec, target_spec,
                              lambda mapping, tags: [mapping[tag] for tag in tags])
 

@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 
 from hf_itt.errors import DataError, TaskError
+from hf_itt.task_types.answer_retrieval import split_sentences
 from hf_itt.tasks import formats
 
 
@@ -29,23 +30,6 @@ def get_converter(name: str):
 
 
 # ------------------------------------------------------------------------------------------------ LAReQA
-
-_SENTENCE_END = re.compile(r"(?<=[.!?\u0964\u061f])\s+|(?<=[\u3002\uff01\uff1f])")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Approximate sentence breaks for contexts that come without ``sentence_breaks`` (the Hub copy of
-    XQuAD-R): break after . ! ? । ؟ plus whitespace, and after 。！？. XTREME used the dataset's own breaks."""
-    spans, start = [], 0
-    for match in list(_SENTENCE_END.finditer(text)) + [None]:
-        end = len(text) if match is None else match.start()
-        piece = text[start:end]
-        if piece.strip():
-            left = start + len(piece) - len(piece.lstrip())
-            spans.append((left, left + len(piece.strip())))
-        start = end if match is None else match.end()
-    return spans
-
 
 def lareqa(spec, role, lang, data_files):
     """XQuAD-R as in XTREME-R's utils_lareqa: candidates are the sentences of every paragraph of every

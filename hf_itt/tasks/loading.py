@@ -82,9 +82,9 @@ def canonical_features(spec: TaskSpec):
     return Features(spec.task_type.row_features(spec))
 
 
-def load_eval_data(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
-    """What one language split is scored on: its rows, or (queries, candidates) for a task whose type
-    ranks a candidate pool (``TaskType.candidate_pool``)."""
+def load_task_data(spec: TaskSpec | str, split: str, lang: str | None = None, data_files=None):
+    """All the data of one split: its rows, or (queries, candidates) for a task whose type ranks a
+    candidate pool (``TaskType.candidate_pool``). What a split is scored on, or trained from."""
     spec = _as_spec(spec)
     if spec.task_type.candidate_pool:
         return load_answer_retrieval(spec, split, lang, data_files)

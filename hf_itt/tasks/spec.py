@@ -111,6 +111,7 @@ class TaskSpec:
     extra_train_tasks: list[str] = field(default_factory=list)  # optional earlier stages of the reference recipe
     benchmarks: list[str] = field(default_factory=list)
     max_length: int | None = None
+    query_max_length: int | None = None  # answer retrieval: tokens of a query (max_length: of a candidate)
     doc_stride: int = 128
     num_choices: int | None = None
     lang: str = "en"  # language of the data this spec loads by default (machine-translated ITT: "de", ...)
@@ -218,6 +219,8 @@ def _validate(spec: TaskSpec) -> None:
         _check_template(where, spec.filter["startswith"])
     if not isinstance(spec.max_length, int) or spec.max_length <= 0:
         raise TaskError(f"{where}: max_length must be a positive integer, got {spec.max_length!r}")
+    if spec.query_max_length is not None and (not isinstance(spec.query_max_length, int) or spec.query_max_length <= 0):
+        raise TaskError(f"{where}: query_max_length must be a positive integer, got {spec.query_max_length!r}")
     if not isinstance(spec.doc_stride, int) or spec.doc_stride <= 0:
         raise TaskError(f"{where}: doc_stride must be a positive integer, got {spec.doc_stride!r}")
     spec.task_type.check_spec(spec, where)
