@@ -23,7 +23,7 @@ from hf_itt.errors import ConfigError, HfIttError
 from hf_itt.evaluation.bucc import (BuccSettings, check_distractors, choose_threshold, is_bucc, require_test_threshold,
                                    saved_dev_thresholds)
 from hf_itt.evaluation.retrieval import BUCC_DUPLICATE_MODES
-from hf_itt.evaluation.predictions import predictions_path, save_predictions, split_outcome
+from hf_itt.predictions import predictions_path, save_predictions, split_outcome
 from hf_itt.evaluation.results import TaskResult, missing_split
 from hf_itt.evaluation.scorers import ScoringContext, score_split
 
@@ -70,7 +70,7 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
 
     With ``out_dir`` each split's result is written to ``<out_dir>/<task>.<split>.json`` and, when
     the scorer returns them and ``save_predictions``, the predictions of every language next to it
-    (``hf_itt.evaluation.predictions``). BUCC follows ``bucc`` (default ``BuccSettings()``).
+    (``hf_itt.predictions``). BUCC follows ``bucc`` (default ``BuccSettings()``).
     """
     from hf_itt.metrics.scoring import METRIC_VERSION, primary_key
     from hf_itt.tasks.registry import get_task
@@ -113,9 +113,10 @@ def bucc_protocol(ctx: ScoringContext, bucc: BuccSettings) -> dict:
 
 
 def hand_over_duplicates(ctx: ScoringContext, bucc: BuccSettings) -> None:
-    """The scorer reads ``ctx.bucc_duplicates``; a context without that field mines with "drop"."""
-    if hasattr(ctx, "bucc_duplicates"):
-        ctx.bucc_duplicates = bucc.duplicates
+    """The BUCC scorer reads ``ctx.options["bucc_duplicates"]``; a context without ``options`` mines with "drop"."""
+    options = getattr(ctx, "options", None)
+    if options is not None:
+        options["bucc_duplicates"] = bucc.duplicates
     elif bucc.duplicates != "drop":
         raise ConfigError(f"evaluation.bucc_duplicates={bucc.duplicates}: this version's BUCC scorer always "
                           f"drops repeated sentences (XTREME's rule); use drop")

@@ -5,7 +5,7 @@ plug-in scorers will be: ``score_bucc_rows`` and ``ctx.bucc_duplicates``)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -13,10 +13,10 @@ import pytest
 from hf_itt import evaluate as driver
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluate import EvaluationRequest, ResultMeta, evaluate_task
-from hf_itt.evaluation.bucc import BuccSettings, score_bucc_rows
-from hf_itt.evaluation.predictions import extracted_pairs, load_predictions
+from hf_itt.evaluation.bucc import BuccSettings
+from hf_itt.predictions import extracted_pairs, load_predictions
 from hf_itt.evaluation.results import TaskResult
-from hf_itt.evaluation.retrieval import bucc_mine, embed_sentences
+from hf_itt.evaluation.retrieval import bucc_mine, embed_sentences, score_bucc_rows
 from hf_itt.evaluation.scorers import ScoringContext, retrieval_encoder
 from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize
 
@@ -135,6 +135,7 @@ def test_gold_only_rows_are_refused_unless_allowed(encoder, tiny_tokenizer, tmp_
 
 
 def test_keep_needs_a_scorer_that_reads_it(encoder, tiny_tokenizer, bucc_dir):
+    # a scoring context without type-specific ``options`` cannot carry the rule to the scorer
     with pytest.raises(ConfigError, match="bucc_duplicates=keep"):
         evaluate_task(context(encoder, tiny_tokenizer), request(bucc_dir, "validation"), ResultMeta(),
                       bucc=BuccSettings(duplicates="keep"))
@@ -144,7 +145,7 @@ def test_keep_needs_a_scorer_that_reads_it(encoder, tiny_tokenizer, bucc_dir):
 
 @dataclass
 class WiredContext(ScoringContext):
-    bucc_duplicates: str = "drop"
+    options: dict = field(default_factory=dict)  # type-specific evaluation options (the plug-in scorers' context)
 
 
 def wired_score_split(spec, rows, ctx, lang, desc):
@@ -153,7 +154,8 @@ def wired_score_split(spec, rows, ctx, lang, desc):
         return embed_sentences(retrieval_encoder(ctx.model), ctx.tokenizer, texts, layer=1, batch_size=8,
                                max_length=ctx.retrieval_max_length, show_progress=False)
 
-    return score_bucc_rows(rows, embed, threshold=ctx.bucc_threshold, duplicates=ctx.bucc_duplicates)
+    return score_bucc_rows(rows, embed, threshold=ctx.bucc_threshold,
+                           duplicates=ctx.options.get("bucc_duplicates", "drop"))
 
 
 @pytest.mark.parametrize("duplicates", ["drop", "keep"])

@@ -17,7 +17,7 @@ import pytest
 
 import xtreme_reader
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.evaluation import predictions as preds
+from hf_itt import predictions as preds
 from hf_itt.evaluation.results import TaskResult
 from hf_itt.metrics.retrieval import bucc_scores, map_at_k
 from hf_itt.metrics.scoring import primary_key, score, tatoeba_scores

@@ -9,7 +9,7 @@
   ``test_oracle`` allows optimising it on the test gold itself (source ``test-oracle``).
 * **Repeated sentences.** ``duplicates`` is handed to ``bucc_mine`` ("drop": XTREME's rule).
 
-``score_bucc_rows`` is the mining + scoring step a scorer calls with its embedding function.
+The mining + scoring step a BUCC scorer calls is ``hf_itt.evaluation.retrieval.score_bucc_rows``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.evaluation.predictions import ScoredSplit, pair_predictions
 from hf_itt.evaluation.retrieval import BUCC_DUPLICATE_MODES
 
 logger = logging.getLogger(__name__)
@@ -123,20 +118,3 @@ def saved_dev_thresholds(path: str | Path, *, checkpoint: str, stage_hash: str, 
     sources = saved.protocol.get("threshold_source", {})
     return {lang: scores["threshold"] for lang, scores in saved.languages.items()
             if "threshold" in scores and sources.get(lang) == "dev"}
-
-
-def score_bucc_rows(rows, embed: Callable[[list[str]], np.ndarray], *, threshold: float | None,
-                    duplicates: str = "drop") -> ScoredSplit:
-    """Mine one language split of BUCC rows and score it: F1 at ``threshold`` (None: the best one on
-    these rows' gold). ``embed`` maps sentences to embeddings; the predictions are every candidate."""
-    from hf_itt.evaluation.retrieval import bucc_mine
-    from hf_itt.metrics.retrieval import bucc_scores
-
-    src = {i: s for i, s in zip(rows["source_id"], rows["source_sentence"]) if i}
-    tgt = {i: s for i, s in zip(rows["target_id"], rows["target_sentence"]) if i}
-    gold = {(s, t) for s, t in zip(rows["source_id"], rows["target_id"]) if s and t}
-    src_texts, tgt_texts = list(src.values()), list(tgt.values())
-    candidates = bucc_mine(list(src), embed(src_texts), list(tgt), embed(tgt_texts),
-                           src_texts=src_texts, tgt_texts=tgt_texts, duplicates=duplicates)
-    scores = bucc_scores(candidates, gold, threshold=threshold)
-    return ScoredSplit(scores, pair_predictions(candidates, scores["threshold"]))

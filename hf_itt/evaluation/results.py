@@ -24,7 +24,7 @@ Written by evaluation, read by the report. Fields:
                      "retrieval_max_length": int, "threshold_source": {lang: "dev" | "test-oracle"}}
                      (the threshold itself is ``languages[lang]["threshold"]``)
     predictions      {lang: path of the language's prediction file, relative to this file's folder}
-                     (format: ``hf_itt.evaluation.predictions``); {} when none were saved
+                     (format: ``hf_itt.predictions``); {} when none were saved
 """
 
 from __future__ import annotations

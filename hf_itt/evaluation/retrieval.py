@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.metrics.scoring import tatoeba_scores
 from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores
+from hf_itt.predictions import ScoredSplit, pair_predictions
 
 __all__ = ["embed_sentences", "default_retrieval_layer", "cosine_knn", "tatoeba_predictions",
-           "tatoeba_accuracy", "bucc_mine", "bucc_optimize", "bucc_f1", "bucc_scores"]
+           "tatoeba_accuracy", "bucc_mine", "score_bucc_rows", "bucc_optimize", "bucc_f1", "bucc_scores"]
 
 REFERENCE_LAYER, REFERENCE_DEPTH = 14, 24  # layer 14 of XLM-R Large's 24 (jiant / XTREME)
 BUCC_RETRIEVAL_MODES = ("max", "fwd", "bwd", "intersect")
@@ -219,6 +220,20 @@ def bucc_mine(src_ids: Sequence[Hashable], src_emb, tgt_ids: Sequence[Hashable],
                 key = (src_id, tgt_id)
                 candidates[key] = max(value, candidates.get(key, value))
     return candidates
+
+
+def score_bucc_rows(rows, embed: Callable[[list[str]], np.ndarray], *, threshold: float | None,
+                    duplicates: str = "drop") -> ScoredSplit:
+    """Mine one language split of BUCC rows and score it: F1 at ``threshold`` (None: the best one on
+    these rows' gold). ``embed`` maps sentences to embeddings; the predictions are every candidate."""
+    src = {i: s for i, s in zip(rows["source_id"], rows["source_sentence"]) if i}
+    tgt = {i: s for i, s in zip(rows["target_id"], rows["target_sentence"]) if i}
+    gold = {(s, t) for s, t in zip(rows["source_id"], rows["target_id"]) if s and t}
+    src_texts, tgt_texts = list(src.values()), list(tgt.values())
+    candidates = bucc_mine(list(src), embed(src_texts), list(tgt), embed(tgt_texts),
+                           src_texts=src_texts, tgt_texts=tgt_texts, duplicates=duplicates)
+    scores = bucc_scores(candidates, gold, threshold=threshold)
+    return ScoredSplit(scores, pair_predictions(candidates, scores["threshold"]))
 
 
 def _unique_by_text(ids, embeddings, texts, side: str, duplicates: str):
