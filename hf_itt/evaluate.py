@@ -78,20 +78,15 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
     spec = get_task(request.task)
     languages = check_languages(spec, request.languages)
     bucc = bucc or BuccSettings()
-    protocol = bucc_protocol(ctx, bucc) if is_bucc(spec) else {}
+    protocol = bucc_protocol(ctx.retrieval_layer, ctx.retrieval_max_length, bucc) if is_bucc(spec) else {}
     if is_bucc(spec):
         hand_over_duplicates(ctx, bucc)
-    results, dev_thresholds = [], {}
+    results = []
+    dev_thresholds = bucc_test_thresholds(spec, request.splits, meta, out_dir, protocol, bucc)
     for split in sorted(request.splits, key=lambda s: s != "validation"):
         if not spec.has_split(split):
             logger.warning("%s has no %s split; skipped", spec.name, split)
             continue
-        if is_bucc(spec) and split != "validation" and "validation" not in request.splits:
-            if out_dir is not None:
-                dev_thresholds = saved_dev_thresholds(
-                    Path(out_dir) / f"{spec.name}.validation.json", checkpoint=meta.checkpoint,
-                    stage_hash=meta.stage_hash, metric_version=METRIC_VERSION, recorded=protocol)
-            require_test_threshold(spec.name, split, dev_thresholds, bucc)
         outcome = score_languages(spec, ctx, request, languages, split, dev_thresholds, bucc,
                                   out_dir if save_predictions else None)
         result = TaskResult(experiment=meta.experiment, seed=meta.seed, base_model=meta.base_model,
@@ -106,10 +101,27 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
     return results
 
 
-def bucc_protocol(ctx: ScoringContext, bucc: BuccSettings) -> dict:
+def bucc_protocol(retrieval_layer: int | None, retrieval_max_length: int, bucc: BuccSettings) -> dict:
     """What a BUCC result records besides its thresholds (a saved dev threshold needs the same)."""
-    return {"bucc_duplicates": bucc.duplicates, "retrieval_layer": ctx.retrieval_layer,
-            "retrieval_max_length": ctx.retrieval_max_length}
+    return {"bucc_duplicates": bucc.duplicates, "retrieval_layer": retrieval_layer,
+            "retrieval_max_length": retrieval_max_length}
+
+
+def bucc_test_thresholds(spec, splits: list[str], meta: ResultMeta, out_dir: str | Path | None, protocol: dict,
+                         bucc: BuccSettings) -> dict[str, float]:
+    """Scoring BUCC test without validation in the same call: the saved validation thresholds of this
+    model and settings, or a refusal unless the oracle is allowed. {} in every other case."""
+    from hf_itt.metrics.scoring import METRIC_VERSION
+
+    test_splits = [split for split in splits if split != "validation" and spec.has_split(split)]
+    if not is_bucc(spec) or "validation" in splits or not test_splits:
+        return {}
+    saved = {}
+    if out_dir is not None:
+        saved = saved_dev_thresholds(Path(out_dir) / f"{spec.name}.validation.json", checkpoint=meta.checkpoint,
+                                     stage_hash=meta.stage_hash, metric_version=METRIC_VERSION, recorded=protocol)
+    require_test_threshold(spec.name, test_splits[0], saved, bucc)
+    return saved
 
 
 def hand_over_duplicates(ctx: ScoringContext, bucc: BuccSettings) -> None:
@@ -245,19 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from hf_itt.evaluation.results_table import print_results
 
+    from hf_itt.tasks.registry import get_task
+
     args = build_parser().parse_args(argv)
+    data_files = parse_data_files(args.data_files)
+    bucc = BuccSettings(duplicates=args.bucc_duplicates, allow_gold_only=args.bucc_allow_gold_only,
+                        test_oracle=args.bucc_test_oracle)
+    requests = [EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
+                                  splits=args.splits.split(","), data_files=data_files.get(task),
+                                  max_examples=args.max_examples) for task in args.tasks.split(",")]
+    protocol = bucc_protocol(args.retrieval_layer, ScoringContext.retrieval_max_length, bucc)
+    for request in requests:  # refuse BUCC test without a threshold before loading the model
+        bucc_test_thresholds(get_task(request.task), request.splits, ResultMeta(checkpoint=args.model), args.out,
+                             protocol, bucc)
     model, tokenizer = load_for_evaluation(args.model)
     ctx = ScoringContext(model=model, tokenizer=tokenizer, batch_size=args.batch_size,
                          retrieval_layer=args.retrieval_layer)
-    data_files = parse_data_files(args.data_files)
     meta = ResultMeta(checkpoint=args.model, base_model=getattr(model.config, "_name_or_path", args.model))
-    bucc = BuccSettings(duplicates=args.bucc_duplicates, allow_gold_only=args.bucc_allow_gold_only,
-                        test_oracle=args.bucc_test_oracle)
     results = []
-    for task in args.tasks.split(","):
-        request = EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
-                                    splits=args.splits.split(","), data_files=data_files.get(task),
-                                    max_examples=args.max_examples)
+    for request in requests:
         results += evaluate_task(ctx, request, meta, out_dir=args.out, bucc=bucc,
                                  save_predictions=not args.no_predictions)
     print_results(results)

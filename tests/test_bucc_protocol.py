@@ -197,3 +197,30 @@ def test_a_run_rescores_bucc_when_its_settings_changed():
     assert stale_protocol(record, EvaluationConfig(retrieval_layer=7))
     record.protocol = {}  # other tasks record no BUCC settings
     assert not stale_protocol(record, EvaluationConfig(bucc_duplicates="keep"))
+
+
+def test_experiment_yaml_carries_the_bucc_options_and_rejects_unknown_rules(tmp_path):
+    from hf_itt.config.experiment import load_experiment
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("experiment: e\nmodel: {name_or_path: xlm-roberta-large}\ntargets: {tasks: [bucc2018]}\n"
+                    "evaluation: {bucc_duplicates: keep, bucc_test_oracle: true, save_predictions: false}\n")
+    evaluation = load_experiment(path).evaluation
+    assert (evaluation.bucc_duplicates, evaluation.bucc_test_oracle, evaluation.bucc_allow_gold_only,
+            evaluation.save_predictions) == ("keep", True, False, False)
+    with pytest.raises(ConfigError, match="evaluation.bucc_duplicates 'first' is not one of drop, keep"):
+        load_experiment(path, ["evaluation.bucc_duplicates=first"])
+
+
+def test_cli_scores_test_alone_only_with_the_oracle_flag(tiny_checkpoint, bucc_dir, tmp_path, capsys):
+    from hf_itt.cli import main
+
+    args = ["evaluate", "--model", str(tiny_checkpoint), "--tasks", "bucc2018", "--languages", "de",
+            "--splits", "test", "--data-files", f"bucc2018={bucc_dir.parent}/{{lang}}-en", "--out", str(tmp_path),
+            "--batch-size", "8"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("hf_itt error: task bucc2018 test: no validation threshold") and error.count("\n") == 1
+    assert main([*args, "--bucc-test-oracle"]) == 0
+    saved = TaskResult.load(tmp_path / "bucc2018.test.json")
+    assert saved.protocol["threshold_source"] == {"de": "test-oracle"} and saved.protocol["bucc_duplicates"] == "drop"
