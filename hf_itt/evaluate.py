@@ -7,6 +7,9 @@
 Retrieval tasks (Tatoeba, BUCC) embed with the bare encoder of any checkpoint; the other tasks
 need a head for the task, i.e. a target stage fine-tuned on its English training data. A language
 that fails (missing data, a Hub error) is recorded under ``failed`` and the other languages are kept.
+Per-language predictions are written next to the results (``<out>/predictions/``) when the scorer
+returns them; ``hf-itt export-submission`` turns them into XTREME submission files. BUCC: see
+``hf_itt.evaluation.bucc`` (distractors required, threshold provenance, repeated sentences).
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.evaluation.bucc import (BuccSettings, check_distractors, choose_threshold, is_bucc, require_test_threshold,
+                                   saved_dev_thresholds)
+from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
+from hf_itt.predictions import predictions_path, save_predictions, split_outcome
 from hf_itt.evaluation.results import TaskResult, missing_split
 from hf_itt.evaluation.scorers import ScoringContext, score_split
 
@@ -46,28 +53,80 @@ class ResultMeta:
     stage_hash: str = ""
 
 
+@dataclass
+class SplitOutcome:
+    """Everything one split of one task produced, language by language."""
+
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    predictions: dict[str, str] = field(default_factory=dict)       # lang -> file, relative to out_dir
+    threshold_source: dict[str, str] = field(default_factory=dict)  # BUCC: lang -> "dev" | "test-oracle"
+
+
 def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultMeta,
-                  out_dir: str | Path | None = None) -> list[TaskResult]:
-    """Score every requested language and split; validation first (BUCC reuses its threshold on test)."""
+                  out_dir: str | Path | None = None, *, bucc: BuccSettings | None = None,
+                  save_predictions: bool = True) -> list[TaskResult]:
+    """Score every requested language and split; validation first (BUCC reuses its threshold on test).
+
+    With ``out_dir`` each split's result is written to ``<out_dir>/<task>.<split>.json`` and, when
+    the scorer returns them and ``save_predictions``, the predictions of every language next to it
+    (``hf_itt.predictions``). BUCC follows ``bucc`` (default ``BuccSettings()``).
+    """
     from hf_itt.metrics.scoring import METRIC_VERSION, primary_key
     from hf_itt.tasks.registry import get_task
 
     spec = get_task(request.task)
     languages = check_languages(spec, request.languages)
-    results, thresholds = [], {}
+    bucc = bucc or BuccSettings()
+    protocol = bucc_protocol(ctx.retrieval_layer, ctx.retrieval_max_length, bucc) if is_bucc(spec) else {}
+    if is_bucc(spec):
+        hand_over_duplicates(ctx, bucc)
+    results = []
+    dev_thresholds = bucc_test_thresholds(spec, request.splits, meta, out_dir, protocol, bucc)
     for split in sorted(request.splits, key=lambda s: s != "validation"):
         if not spec.has_split(split):
             logger.warning("%s has no %s split; skipped", spec.name, split)
             continue
-        scores, failed = score_languages(spec, ctx, request, languages, split, thresholds)
+        outcome = score_languages(spec, ctx, request, languages, split, dev_thresholds, bucc,
+                                  out_dir if save_predictions else None)
         result = TaskResult(experiment=meta.experiment, seed=meta.seed, base_model=meta.base_model,
                             metric_version=METRIC_VERSION, itt=meta.itt, checkpoint=meta.checkpoint,
                             task=spec.name, split=split, primary_metric=primary_key(spec.metric),
-                            languages=scores, failed=failed, stage_hash=meta.stage_hash)
+                            languages=outcome.scores, failed=outcome.failed, stage_hash=meta.stage_hash,
+                            protocol={**protocol, "threshold_source": outcome.threshold_source} if protocol else {},
+                            predictions=outcome.predictions)
         if out_dir is not None:
             result.save(Path(out_dir) / f"{spec.name}.{split}.json")
         results.append(result)
     return results
+
+
+def bucc_protocol(retrieval_layer: int | None, retrieval_max_length: int, bucc: BuccSettings) -> dict:
+    """What a BUCC result records besides its thresholds (a saved dev threshold needs the same)."""
+    return {"bucc_duplicates": bucc.duplicates, "retrieval_layer": retrieval_layer,
+            "retrieval_max_length": retrieval_max_length}
+
+
+def bucc_test_thresholds(spec, splits: list[str], meta: ResultMeta, out_dir: str | Path | None, protocol: dict,
+                         bucc: BuccSettings) -> dict[str, float]:
+    """Scoring BUCC test without validation in the same call: the saved validation thresholds of this
+    model and settings, or a refusal unless the oracle is allowed. {} in every other case."""
+    from hf_itt.metrics.scoring import METRIC_VERSION
+
+    test_splits = [split for split in splits if split != "validation" and spec.has_split(split)]
+    if not is_bucc(spec) or "validation" in splits or not test_splits:
+        return {}
+    saved = {}
+    if out_dir is not None:
+        saved = saved_dev_thresholds(Path(out_dir) / f"{spec.name}.validation.json", checkpoint=meta.checkpoint,
+                                     stage_hash=meta.stage_hash, metric_version=METRIC_VERSION, recorded=protocol)
+    require_test_threshold(spec.name, test_splits[0], saved, bucc)
+    return saved
+
+
+def hand_over_duplicates(ctx: ScoringContext, bucc: BuccSettings) -> None:
+    """The BUCC scorer reads ``options["bucc_duplicates"]`` (XTREME's rule "drop" unless asked otherwise)."""
+    ctx.options["bucc_duplicates"] = bucc.duplicates
 
 
 def check_languages(spec, languages: list[str] | None) -> list[str]:
@@ -81,27 +140,42 @@ def check_languages(spec, languages: list[str] | None) -> list[str]:
 
 
 def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, languages, split,
-                    thresholds: dict[str, float]):
-    """Per-language scores and failures; BUCC thresholds found on validation are reused on test."""
+                    dev_thresholds: dict[str, float], bucc: BuccSettings,
+                    predictions_dir: str | Path | None = None) -> SplitOutcome:
+    """Per-language scores and failures; BUCC thresholds found on validation are added to
+    ``dev_thresholds`` and reused on test. Predictions go under ``predictions_dir`` when given."""
     from hf_itt.tasks.loading import load_task_data
 
-    scores, failed = {}, {}
+    outcome = SplitOutcome()
     for lang in languages:
         if not spec.has_split(split, lang):
-            failed[lang] = missing_split(spec.name, split, lang)
+            outcome.failed[lang] = missing_split(spec.name, split, lang)
             continue
+        desc = f"{spec.name} {split} {lang}"
         try:
             data = load_task_data(spec, split, lang=lang, data_files=request.data_files)
             if request.max_examples is not None and not spec.task_type.candidate_pool:
                 data = data.select(range(min(request.max_examples, len(data))))
-            ctx.bucc_threshold = thresholds.get(lang) if split != "validation" else None
-            scores[lang] = score_split(spec, data, ctx, lang, desc=f"{spec.name} {split} {lang}")
-            if "threshold" in scores[lang] and split == "validation":
-                thresholds[lang] = scores[lang]["threshold"]
+            if is_bucc(spec):
+                check_distractors(spec.name, lang, split, data, bucc)
+                ctx.bucc_threshold, outcome.threshold_source[lang] = choose_threshold(
+                    spec.name, split, lang, dev_thresholds, bucc)
+            scored = score_split(spec, data, ctx, lang, desc=desc)
         except HfIttError as err:
-            logger.warning("%s %s %s failed: %s", spec.name, split, lang, err)
-            failed[lang] = str(err)
-    return scores, failed
+            logger.warning("%s failed: %s", desc, err)
+            outcome.failed[lang] = str(err)
+            outcome.threshold_source.pop(lang, None)
+            continue
+        outcome.scores[lang], predictions = split_outcome(scored)
+        if is_bucc(spec) and split == "validation":
+            dev_thresholds[lang] = outcome.scores[lang]["threshold"]
+        if predictions is not None and predictions_dir is not None:
+            if is_bucc(spec):
+                predictions.meta["threshold_source"] = outcome.threshold_source[lang]
+            path = predictions_path(predictions_dir, spec.name, split, lang)
+            save_predictions(path, predictions, task=spec.name, split=split, lang=lang)
+            outcome.predictions[lang] = path.relative_to(predictions_dir).as_posix()
+    return outcome
 
 
 def load_for_evaluation(model_ref: str, revision: str | None = None):
@@ -155,24 +229,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retrieval-layer", type=int, default=None,
                         help="hidden_states index for retrieval (default: 14/24 of the depth)")
     parser.add_argument("--max-examples", type=int, default=None, help="cap rows per language")
+    parser.add_argument("--no-predictions", action="store_true",
+                        help="do not write per-language prediction files next to the results")
+    bucc = parser.add_argument_group("BUCC 2018")
+    bucc.add_argument("--bucc-duplicates", choices=BUCC_DUPLICATE_MODES, default="drop",
+                      help="repeated sentences: drop = never predicted (XTREME's pipeline, default); "
+                           "keep = a pair for every id carrying the text")
+    bucc.add_argument("--bucc-allow-gold-only", action="store_true",
+                      help="score rows without distractor sentences (the Hub copy) instead of refusing")
+    bucc.add_argument("--bucc-test-oracle", action="store_true",
+                      help="score test without a validation threshold by optimising it on the test gold "
+                           "(recorded as threshold source test-oracle)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from hf_itt.evaluation.results_table import print_results
 
+    from hf_itt.tasks.registry import get_task
+
     args = build_parser().parse_args(argv)
+    data_files = parse_data_files(args.data_files)
+    bucc = BuccSettings(duplicates=args.bucc_duplicates, allow_gold_only=args.bucc_allow_gold_only,
+                        test_oracle=args.bucc_test_oracle)
+    requests = [EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
+                                  splits=args.splits.split(","), data_files=data_files.get(task),
+                                  max_examples=args.max_examples) for task in args.tasks.split(",")]
+    protocol = bucc_protocol(args.retrieval_layer, ScoringContext.retrieval_max_length, bucc)
+    for request in requests:  # refuse BUCC test without a threshold before loading the model
+        bucc_test_thresholds(get_task(request.task), request.splits, ResultMeta(checkpoint=args.model), args.out,
+                             protocol, bucc)
     model, tokenizer = load_for_evaluation(args.model)
     ctx = ScoringContext(model=model, tokenizer=tokenizer, batch_size=args.batch_size,
                          retrieval_layer=args.retrieval_layer)
-    data_files = parse_data_files(args.data_files)
     meta = ResultMeta(checkpoint=args.model, base_model=getattr(model.config, "_name_or_path", args.model))
     results = []
-    for task in args.tasks.split(","):
-        request = EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
-                                    splits=args.splits.split(","), data_files=data_files.get(task),
-                                    max_examples=args.max_examples)
-        results += evaluate_task(ctx, request, meta, out_dir=args.out)
+    for request in requests:
+        results += evaluate_task(ctx, request, meta, out_dir=args.out, bucc=bucc,
+                                 save_predictions=not args.no_predictions)
     print_results(results)
     return 0
 

@@ -67,7 +67,7 @@ def test_full_benchmark_matches_evaluate_py(name, n_tasks):  # not "benchmark": 
     expected = {task: _expected_task_score(task, per_lang) for task, per_lang in scores.items()}
     assert len(expected) == n_tasks and result.complete
     assert result.task_scores == pytest.approx(expected)
-    assert result.overall == pytest.approx(sum(expected.values()) / n_tasks)
+    assert result.overall == pytest.approx(sum(expected.values()) / n_tasks) == result.partial_mean
     for group, tasks in BENCHMARK_GROUPS[name].items():
         assert result.groups[group] == pytest.approx(sum(expected[t] for t in tasks) / len(tasks))
     assert result.missing_tasks == [] and result.missing_languages == {} and result.ignored == []
@@ -78,12 +78,14 @@ def test_partial_benchmark_states_what_is_missing():
     del scores["bucc2018"], scores["pawsx"]
     del scores["xnli"]["sw"]
     result = benchmark_average(scores, "xtreme")
-    assert not result.complete
+    assert not result.complete and not result.all_tasks_present
     assert result.missing_tasks == ["pawsx", "bucc2018"]
     assert result.missing_languages == {"xnli": ["sw"]}
     assert set(result.task_scores) == set(scores)
-    assert result.overall == pytest.approx(sum(result.task_scores.values()) / 7)
-    assert result.groups["retrieval"] == result.task_scores["tatoeba"]  # mean over the present member
+    # evaluate.py's rule: no benchmark score and no group score with a task missing
+    assert result.overall is None and result.groups["retrieval"] is None and result.groups["classification"] is None
+    assert result.partial_mean == pytest.approx(sum(result.task_scores.values()) / 7)
+    assert result.groups["qa"] == pytest.approx(sum(result.task_scores[t] for t in ("xquad", "mlqa", "tydiqa")) / 3)
     assert result.task_scores["xnli"] == pytest.approx(_expected_task_score("xnli", scores["xnli"]))  # 14 languages
 
 
@@ -103,14 +105,14 @@ def test_precomputed_task_scores_aliases_and_lareqa_outside_groups():
     result = benchmark_average({"xnli": 80.0, "mewslix": 40.0, "lareqa": {"en": {"map@20": 30.0},
                                                                           "de": {"map@20": 20.0}}}, "xtreme_r")
     assert result.task_scores == {"xnli": 80.0, "mewsli_x": 40.0, "lareqa": 25.0}
-    assert result.overall == pytest.approx((80 + 40 + 25) / 3)
-    assert result.groups["retrieval"] == 40.0 and result.groups["qa"] is None
+    assert result.overall is None and result.partial_mean == pytest.approx((80 + 40 + 25) / 3)
+    assert result.groups["retrieval"] is None and result.groups["qa"] is None  # tatoeba / QA tasks missing
     assert not any("lareqa" in tasks for tasks in BENCHMARK_GROUPS["xtreme_r"].values())
 
 
 def test_empty_input_and_unknown_benchmark():
     result = benchmark_average({}, "xtreme")
-    assert result.overall is None and len(result.missing_tasks) == 9
+    assert result.overall is None and result.partial_mean is None and len(result.missing_tasks) == 9
     with pytest.raises(ConfigError, match="unknown benchmark 'glue'"):
         benchmark_average({}, "glue")
 

@@ -195,3 +195,10 @@ def test_the_demo_recovers_the_planted_effect(tmp_path):
     baseline, related, unrelated = map(zero_shot, ("baseline", "itt-related", "itt-unrelated"))
     assert related >= baseline + 10, (baseline, related)      # measured: 55.9 -> 77.7
     assert unrelated <= baseline + 5, (baseline, unrelated)   # measured: 57.1
+
+    # the demo report's headline table: the related ITT wins on validation and is reported on test
+    from hf_itt.report.build import build_report
+
+    report = build_report([tmp_path / "runs" / "demo"], tmp_path / "report").read_text()
+    assert "### Best intermediate task per target (selected on validation, reported on test)" in report
+    assert "| demo_xnli | itt-related | mnli | " in report and "| test |" in report

@@ -109,6 +109,26 @@ def test_task_catalogue_lists_every_builtin_task():
     assert "facebook/xnli" in text and "(XTREME-R adds lt pl uk wo ro)" in text
 
 
+def test_every_benchmark_task_documents_its_official_scoring(tmp_path):
+    text = (DOCS / "tasks.md").read_text(encoding="utf-8")
+    from scripts.official_scoring import official_scoring
+
+    notes = official_scoring()
+    registry = docgen.builtin_registry()
+    benchmark_tasks = {name for name in registry.names() if registry.get(name).benchmarks}
+    assert set(notes) - {"_benchmark"} == benchmark_tasks  # no task forgotten, no note for a task that is not
+    for name in benchmark_tasks:
+        section = text.split(f"\n### {name}\n")[1].split("\n### ")[0]
+        assert "**Official scoring**" in section and "- official scorer: " in section and "- hf_itt: " in section
+    bucc = text.split("\n### bucc2018\n")[1].split("\n### ")[0]
+    assert "bucc2018/de-en/de-en.sample.gold" in bucc and "bucc_allow_gold_only" in bucc and "test-oracle" in bucc
+    assert "70.21746048354693" in text and "## Official scoring" in text
+    broken = tmp_path / "notes.yaml"
+    broken.write_text("xnli: {official: accuracy}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="entry 'xnli' needs 'official' and 'hf_itt'"):
+        official_scoring(broken)
+
+
 # ------------------------------------------------------------------------------------------ links
 
 
@@ -196,6 +216,11 @@ def check_command(tokens: list[str]) -> int:
             args = evaluate.build_parser().parse_args(rest[1:])
             for task in args.tasks.split(","):
                 get_task(task)
+            return checked + 1
+        if token == "export-submission":
+            from hf_itt.report import submission
+
+            submission.parse_args(rest)
             return checked + 1
         if token == "-m" and rest and rest[0] == "hf_itt.report":
             report.parse_args(rest[1:])

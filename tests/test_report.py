@@ -167,10 +167,13 @@ def test_benchmark_average_over_covered_tasks(grid):
     table = benchmark_table(grid, "baseline")
     row = find_row(table, "XTREME", "seq")
     per_seed = [np.mean([expected_average("seq", task, s, LANGUAGE_BASE) for task in TASKS]) for s in SEEDS]
-    assert row[2].mean == pytest.approx(np.mean(per_seed))
-    assert row[4] == "2/9" and any("XTREME: averaged over xnli, panx only" in note for note in table.notes)
+    assert row[2] is None  # no XTREME score without all nine tasks ...
+    assert row[3].mean == pytest.approx(np.mean(per_seed))  # ... only the partial mean over xnli and panx
+    assert row[5] == "pawsx, udpos, xquad, mlqa, tydiqa, bucc2018, tatoeba"
+    assert any(note.startswith("XTREME: partial, no results for pawsx") and "not a benchmark score" in note
+               for note in table.notes)
     joint = find_row(table, "XTREME", "joint")
-    assert joint[2].n == 2 and joint[3].n == 2  # seed 3 lacks panx: left out of the average
+    assert joint[3].n == 2 and joint[4].n == 2  # seed 3 lacks panx: left out of the average
 
 
 def test_benchmark_restricts_languages_per_benchmark(tmp_path):
@@ -184,8 +187,8 @@ def test_benchmark_restricts_languages_per_benchmark(tmp_path):
     table = benchmark_table(ResultGrid(load_results([tmp_path], "validation")), "baseline")
     xtreme, xtreme_r = find_row(table, "XTREME", "baseline"), find_row(table, "XTREME-R", "baseline")
     seed_mean = np.mean(SEEDS)
-    assert xtreme[2].mean == pytest.approx(np.mean([sum(qa_scores[l]) / 2 for l in ("en", "de")]) + seed_mean)
-    assert xtreme_r[2].mean == pytest.approx(np.mean([sum(v) / 2 for v in qa_scores.values()]) + seed_mean)
+    assert xtreme[3].mean == pytest.approx(np.mean([sum(qa_scores[l]) / 2 for l in ("en", "de")]) + seed_mean)
+    assert xtreme_r[3].mean == pytest.approx(np.mean([sum(v) / 2 for v in qa_scores.values()]) + seed_mean)
     assert any("XTREME: benchmark languages without scores" in note and "xquad ar" in note for note in table.notes)
 
 
@@ -288,3 +291,107 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "hf_itt.report.build: error: no result files" in capsys.readouterr().err
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- best ITT, thresholds
+
+
+def write_test_split(root, shift, extra=None):
+    """Test results: the validation recipe shifted by ``shift`` points (+ ``extra[experiment]``)."""
+    for experiment in EXPERIMENTS:
+        for seed in SEEDS:
+            record = make_result(experiment, "xnli", seed, split="test")
+            bump = shift + (extra or {}).get(experiment, 0.0)
+            record.languages = {lang: {"accuracy": m["accuracy"] + bump} for lang, m in record.languages.items()}
+            record.summary = {}
+            record.__post_init__()
+            record.save(root / experiment / f"seed{seed}" / "xnli.test.json")
+
+
+def test_best_itt_is_selected_on_validation_and_reported_on_test(tmp_path):
+    from hf_itt.report.best_itt import NO_TEST_NOTE, best_itt_table
+
+    root = write_grid(tmp_path)
+    # on test every score is 3 points lower, and "joint" 5 points higher than that: a test-time
+    # choice would pick joint; the table must keep the validation choice (seq: +2, +4 in sw)
+    write_test_split(root, -3.0, {"joint": 5.0})
+    table = best_itt_table(load_results([root]), "baseline")
+    xnli = find_row(table, "xnli")
+    validation = [expected_average("seq", "xnli", s, LANGUAGE_BASE) for s in SEEDS]
+    baseline = [expected_average("baseline", "xnli", s, LANGUAGE_BASE) for s in SEEDS]
+    assert xnli[1:3] == ["seq", "squad_v1 → mnli"] and xnli[4] == "test"
+    assert xnli[3].mean == pytest.approx(np.mean(validation))
+    assert xnli[5].mean == pytest.approx(np.mean(validation) - 3)
+    assert xnli[6].mean == pytest.approx(np.mean(baseline) - 3)
+    assert xnli[7].paired and xnli[7].mean == pytest.approx(np.mean(validation) - np.mean(baseline))
+    # panx has no test results: reported on validation and flagged
+    panx = find_row(table, "panx")
+    assert panx[1] == "seq" and panx[4] == NO_TEST_NOTE and panx[5].mean == pytest.approx(panx[3].mean)
+
+
+def test_best_itt_needs_an_itt_experiment_and_validation(tmp_path):
+    from hf_itt.report.best_itt import best_itt_table
+
+    for seed in SEEDS:
+        make_result("baseline", "xnli", seed).save(tmp_path / f"b{seed}.json")
+        make_result("baseline", "xnli", seed, split="test").save(tmp_path / f"t{seed}.json")
+    assert best_itt_table(load_results([tmp_path]), "baseline").rows == []
+    only_test = best_itt_table(load_results([tmp_path], "test"), "baseline")
+    assert only_test.rows == [] and only_test.notes == ["no validation results: nothing to select on"]
+
+
+def test_complete_benchmark_shows_the_average_partial_does_not(tmp_path):
+    from hf_itt.report.benchmark import BENCHMARK_LANGUAGES
+
+    metric = {"xquad": "avg", "mlqa": "avg", "tydiqa": "avg", "udpos": "f1", "panx": "f1", "bucc2018": "f1"}
+    for task, languages in BENCHMARK_LANGUAGES["xtreme"].items():
+        values = ({"exact_match": 60.0, "f1": 70.0, "avg": 65.0} if metric.get(task) == "avg"
+                  else {metric.get(task, "accuracy"): 50.0 + len(task)})
+        TaskResult(experiment="baseline", seed=1, base_model="m", metric_version="2", itt={"mode": "none"},
+                   checkpoint="c", task=task, split="validation", primary_metric=metric.get(task, "accuracy"),
+                   languages={lang: dict(values) for lang in languages}).save(tmp_path / f"{task}.json")
+    table = benchmark_table(ResultGrid(load_results([tmp_path], "validation")), "baseline")
+    row = find_row(table, "XTREME", "baseline")
+    scores = [65.0 if metric.get(task) == "avg" else 50.0 + len(task) for task in BENCHMARK_LANGUAGES["xtreme"]]
+    assert row[2].mean == pytest.approx(np.mean(scores)) and row[3] is None and row[5] == "none"
+    assert find_row(table, "XTREME-R", "baseline")[2] is None  # XTREME-R lacks xcopa, mewsli_x, lareqa
+
+
+def test_report_shows_bucc_threshold_sources(tmp_path):
+    from hf_itt.report.thresholds import threshold_table
+
+    for seed, source in ((1, "dev"), (2, "test-oracle")):
+        TaskResult(experiment="baseline", seed=seed, base_model="m", metric_version="2", itt={"mode": "none"},
+                   checkpoint="c", task="bucc2018", split="test", primary_metric="f1",
+                   languages={"de": {"f1": 80.0, "threshold": 1.0625}, "fr": {"f1": 70.0, "threshold": 1.1}},
+                   protocol={"bucc_duplicates": "drop", "threshold_source": {"de": source, "fr": "dev"}},
+                   ).save(tmp_path / f"bucc-{seed}.json")
+    grid = ResultGrid(load_results([tmp_path], "test"))
+    table = threshold_table(grid)
+    assert table.rows[0] == ["bucc2018", "baseline", "1", "drop", "de 1.0625 (dev), fr 1.1000 (dev)"]
+    assert table.rows[1][-1].startswith("de 1.0625 (test-oracle)") and "upper bound" in table.notes[-1]
+    text = build_report([tmp_path], tmp_path / "out", split="test").read_text()
+    assert "Mining thresholds (BUCC) and their source" in text and "(test-oracle)" in text
+
+
+def test_demo_shaped_report_renders_the_best_itt_table(tmp_path):
+    """The demo's shape: five experiments, demo_xnli with validation and test, demo_tatoeba with
+    validation only (its only split)."""
+    itts = {"baseline": [], "itt-related": [["mnli"]], "itt-unrelated": [["commonsenseqa"]],
+            "joint": [["mnli", "commonsenseqa"]], "sequential": [["commonsenseqa"], ["mnli"]]}
+    gains = {"baseline": 0.0, "itt-related": 20.0, "itt-unrelated": 1.0, "joint": 15.0, "sequential": 18.0}
+    for experiment, stages in itts.items():
+        mode = "none" if not stages else "single" if len(stages) == 1 and len(stages[0]) == 1 else "other"
+        for task, splits, metric in (("demo_xnli", ("validation", "test"), "accuracy"),
+                                     ("demo_tatoeba", ("validation",), "accuracy")):
+            for split in splits:
+                TaskResult(experiment=experiment, seed=0, base_model="demo/base", metric_version="2",
+                           itt={"mode": mode, "stages": stages}, checkpoint="c", task=task, split=split,
+                           primary_metric=metric,
+                           languages={lang: {metric: 50.0 + gains[experiment] - (split == "test")}
+                                      for lang in ("en", "qa", "qb", "qc")},
+                           ).save(tmp_path / experiment / "results" / f"{task}.{split}.json")
+    text = build_report([tmp_path], tmp_path / "report").read_text()
+    assert "### Best intermediate task per target (selected on validation, reported on test)" in text
+    assert "| demo_xnli | itt-related | mnli | 70.0 (n=1) | test | 69.0 (n=1) | 49.0 (n=1) | +20.00 (n=1) |" in text
+    assert "| demo_tatoeba | itt-related | mnli | 70.0 (n=1) | validation (no test results" in text

@@ -218,18 +218,74 @@ def test_bucc_optimize_midpoint_rule_last_item_and_ties():
     assert bucc_f1(tied, {("s1", "t1")}, threshold)["precision"] == 50.0
 
 
-def test_bucc_duplicate_texts_are_mined_once_and_reported_for_every_id():
+def test_bucc_duplicate_texts_are_mined_once_and_kept_for_every_id_on_request():
     src_ids, src, tgt_ids, tgt, gold = _bucc_sample(seed=8, n_pairs=10, n_src_extra=0, n_tgt_extra=5)
     tgt_ids, tgt = tgt_ids + ["en-dup"], np.vstack([tgt, tgt[:1]])
     tgt_texts = [f"text {j}" for j in range(len(tgt_ids) - 1)] + ["text 0"]
     candidates = bucc_mine(src_ids, src, tgt_ids, tgt, src_texts=[f"src {i}" for i in range(len(src_ids))],
-                           tgt_texts=tgt_texts)
+                           tgt_texts=tgt_texts, duplicates="keep")
     partners = {s for (s, t) in candidates if t == "en-000000"}
     assert partners and partners == {s for (s, t) in candidates if t == "en-dup"}
     with pytest.raises(DataError, match="texts"):
         bucc_mine(src_ids, src, tgt_ids, tgt, tgt_texts=tgt_texts[:-1])
     with pytest.raises(ConfigError, match="retrieval"):
         bucc_mine(src_ids, src, tgt_ids, tgt, retrieval="union")
+    with pytest.raises(ConfigError, match="duplicates rule 'first'"):
+        bucc_mine(src_ids, src, tgt_ids, tgt, duplicates="first")
+
+
+def _with_repeats(seed: int):
+    """A BUCC sample where sentences occur twice on each side (same text, same embedding): a gold
+    source, the gold target of another source, and a distractor target. Returns the sample and
+    {repeated id: the id it repeats}."""
+    src_ids, src, tgt_ids, tgt, gold = _bucc_sample(seed=seed, n_pairs=20, n_src_extra=5, n_tgt_extra=8)
+    partner = dict(gold)
+    distractor = next(t for t in tgt_ids if t not in partner.values())
+    copies = {"de-rep": src_ids[0], "en-rep": partner[src_ids[1]], "en-rep-distractor": distractor}
+    src_texts, tgt_texts = list(src_ids), list(tgt_ids)  # the id as the text: distinct until copied
+    for new_id, original in copies.items():
+        if new_id.startswith("de"):
+            row = src_ids.index(original)
+            src_ids, src, src_texts = src_ids + [new_id], np.vstack([src, src[row:row + 1]]), src_texts + [original]
+        else:
+            row = tgt_ids.index(original)
+            tgt_ids, tgt, tgt_texts = tgt_ids + [new_id], np.vstack([tgt, tgt[row:row + 1]]), tgt_texts + [original]
+    return (src_ids, src, src_texts, tgt_ids, tgt, tgt_texts, gold), copies
+
+
+def test_bucc_repeated_sentences_on_both_sides_are_never_predicted_by_default():
+    (src_ids, src, src_texts, tgt_ids, tgt, tgt_texts, gold), copies = _with_repeats(seed=9)
+    partner = dict(gold)
+    args = (src_ids, src, tgt_ids, tgt)
+    drop = bucc_mine(*args, src_texts=src_texts, tgt_texts=tgt_texts)  # default: XTREME's rule
+    keep = bucc_mine(*args, src_texts=src_texts, tgt_texts=tgt_texts, duplicates="keep")
+    repeated = set(copies) | set(copies.values())
+    # keep: a mined repeated pair is predicted once per id carrying the text, with one score
+    s0, s1 = src_ids[0], src_ids[1]
+    assert keep[("de-rep", partner[s0])] == keep[(s0, partner[s0])]
+    assert keep[(s1, "en-rep")] == keep[(s1, partner[s1])]
+    # drop: the same mining, minus every pair that touches a repeated text (read_sent2id's rule)
+    assert drop == {pair: score for pair, score in keep.items() if not set(pair) & repeated}
+    assert (s0, partner[s0]) not in drop and (s1, partner[s1]) not in drop
+    assert len(drop) < len(keep)
+    # against gold that lists the repeated pairs too, keep is credited for them and drop is not
+    dup_gold = gold | {("de-rep", partner[s0]), (s1, "en-rep")}
+    assert bucc_scores(keep, dup_gold)["recall"] > bucc_scores(drop, dup_gold)["recall"]
+
+
+def test_bucc_a_repeated_text_still_takes_its_neighbours_when_dropped():
+    # Source "a" is closest to target "X", which occurs twice: under "max" retrieval the pair (a, X)
+    # is taken first, so "a" is used up and gets no other partner; then the pair is dropped.
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((4, 8)).astype(np.float32)
+    src = base[:2]
+    tgt = np.vstack([base[2], base[0] * 0.98 + base[2] * 0.02, base[0] * 0.98 + base[2] * 0.02, base[1]])
+    args = (["a", "b"], src, ["t-other", "t-x1", "t-x2", "t-b"], tgt)
+    texts = dict(src_texts=["A", "B"], tgt_texts=["O", "X", "X", "B'"])
+    keep = bucc_mine(*args, **texts, duplicates="keep")
+    drop = bucc_mine(*args, **texts)
+    assert {("a", "t-x1"), ("a", "t-x2"), ("b", "t-b")} <= set(keep)
+    assert set(drop) == {("b", "t-b")}  # no ("a", "t-other"): "a" was consumed by the repeated "X"
 
 
 # --------------------------------------------------------------------------- embeddings

@@ -55,7 +55,10 @@ def test_chain_runs_end_to_end_and_publishes(chain):
         assert manifest.status == "published" and manifest.publish.repo_id == f"local/tiny-chain-{name}"
         published = root / "hub" / "local" / f"tiny-chain-{name}" / "main"
         assert (published / "model.safetensors").is_file() and (published / "heads.safetensors").is_file()
-    assert {p.name for p in (config.run_dir / "results").iterdir()} == {"xnli.validation.json", "tatoeba.validation.json"}
+    assert {p.name for p in (config.run_dir / "results").iterdir()} == {"xnli.validation.json", "tatoeba.validation.json",
+                                                                        "predictions"}
+    assert {p.name for p in (config.run_dir / "results" / "predictions").iterdir()} == {"xnli.validation",
+                                                                                        "tatoeba.validation"}
     assert (config.run_dir / "report" / "report.md").is_file()
 
 

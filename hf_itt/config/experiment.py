@@ -111,6 +111,16 @@ class EvaluationConfig:
         "help": "hidden_states index for BUCC/Tatoeba; default = 14/24 of the depth (14 for XLM-R Large)."})
     retrieval_max_length: int = field(default=512, metadata={"help": "Max tokens per retrieval sentence."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Cap rows per language (smoke runs)."})
+    save_predictions: bool = field(default=True, metadata={
+        "help": "Write per-language prediction files next to the results (for `hf-itt export-submission`)."})
+    bucc_duplicates: str = field(default="drop", metadata={
+        "help": "BUCC sentences occurring more than once in a corpus: drop = never predicted (XTREME's "
+                "pipeline); keep = a pair for every id carrying the text."})
+    bucc_allow_gold_only: bool = field(default=False, metadata={
+        "help": "Score BUCC rows that hold gold pairs only (the Hub copy, no distractors) instead of refusing."})
+    bucc_test_oracle: bool = field(default=False, metadata={
+        "help": "Score BUCC test without a validation threshold by optimising it on the test gold (an oracle; "
+                "recorded as threshold source test-oracle)."})
 
 
 @dataclass

@@ -180,6 +180,9 @@ def check_evaluation(config: ExperimentConfig) -> None:
             raise ConfigError(f"evaluation.splits: {split!r} is not one of {', '.join(EVAL_SPLITS)}")
     if config.evaluation.batch_size <= 0:
         raise ConfigError("evaluation.batch_size must be a positive number")
+    from hf_itt.evaluation.bucc import BuccSettings
+
+    BuccSettings(duplicates=config.evaluation.bucc_duplicates)  # raises on an unknown rule
 
 
 def check_hub(config: ExperimentConfig) -> None:

@@ -19,6 +19,12 @@ Written by evaluation, read by the report. Fields:
     failed           {lang: "reason"}   languages that could not be scored (kept out of the means)
     stage_hash       str   hash of the stage chain that produced the model ("" outside a run); a run
                      re-evaluates when it differs from the current chain's
+    protocol         {}    settings that change the numbers beyond the metric, for the tasks that have
+                     them. BUCC: {"bucc_duplicates": "drop" | "keep", "retrieval_layer": int | None,
+                     "retrieval_max_length": int, "threshold_source": {lang: "dev" | "test-oracle"}}
+                     (the threshold itself is ``languages[lang]["threshold"]``)
+    predictions      {lang: path of the language's prediction file, relative to this file's folder}
+                     (format: ``hf_itt.predictions``); {} when none were saved
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class TaskResult:
     failed: dict[str, str] = field(default_factory=dict)
     summary: dict[str, float | None] = field(default_factory=dict)
     stage_hash: str = ""
+    protocol: dict = field(default_factory=dict)
+    predictions: dict[str, str] = field(default_factory=dict)
     schema_version: int = RESULT_SCHEMA_VERSION
 
     def __post_init__(self):

@@ -7,7 +7,11 @@ Pure Python on ids and scores; computing embeddings and candidates is ``hf_itt.m
 * ``bucc_f1``        F1 of the candidate pairs scoring >= a threshold.
 * ``bucc_scores``    validation: optimise the threshold on the same gold (what XTREME and jiant
                      report); test: reuse the validation threshold. Either way the threshold is
-                     reported with the scores.
+                     reported with the scores; where it came from (``dev`` / ``test-oracle``) is the
+                     evaluation driver's record (``hf_itt.evaluation.bucc``).
+
+Candidates come from ``hf_itt.metrics.retrieval_search.bucc_mine``, which by default never pairs a
+sentence that occurs more than once in its corpus (XTREME's rule), so the F1 here is the official one.
 """
 
 from __future__ import annotations

@@ -9,24 +9,28 @@ BUCC follows XTREME's ``utils_retrieve.mine_bitext`` (as adapted by jiant): rati
 cos(x, y) / ((mean kNN sim of x + mean kNN sim of y) / 2) over k=4 neighbourhoods, and by default
 the "max" retrieval of both (the default of both reference implementations): forward and backward
 best matches pooled, taken greedily by decreasing score with every sentence used at most once.
+Repeated sentences are mined once and, by default, never predicted (XTREME's rule; see ``bucc_mine``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Hashable, Sequence
+from collections import Counter
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.metrics.scoring import tatoeba_scores
 from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores
+from hf_itt.predictions import ScoredSplit, pair_predictions
 
 __all__ = ["embed_sentences", "default_retrieval_layer", "cosine_knn", "tatoeba_predictions",
-           "tatoeba_accuracy", "bucc_mine", "bucc_optimize", "bucc_f1", "bucc_scores"]
+           "tatoeba_accuracy", "bucc_mine", "score_bucc_rows", "bucc_optimize", "bucc_f1", "bucc_scores"]
 
 REFERENCE_LAYER, REFERENCE_DEPTH = 14, 24  # layer 14 of XLM-R Large's 24 (jiant / XTREME)
 BUCC_RETRIEVAL_MODES = ("max", "fwd", "bwd", "intersect")
+BUCC_DUPLICATE_MODES = ("drop", "keep")  # see bucc_mine
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -180,18 +184,27 @@ def tatoeba_accuracy(src_emb, tgt_emb, *, direction: str = "tgt->src", backend: 
 
 def bucc_mine(src_ids: Sequence[Hashable], src_emb, tgt_ids: Sequence[Hashable], tgt_emb, k: int = 4, *,
               retrieval: str = "max", src_texts: Sequence[str] | None = None,
-              tgt_texts: Sequence[str] | None = None, min_score: float = 0.0,
+              tgt_texts: Sequence[str] | None = None, duplicates: str = "drop", min_score: float = 0.0,
               backend: str = "auto") -> dict[tuple[Hashable, Hashable], float]:
     """Candidate pairs {(src_id, tgt_id): ratio-margin score} for ``bucc_optimize``/``bucc_f1``.
 
-    With ``src_texts``/``tgt_texts`` identical sentences are mined once and the pair is reported
-    for every id carrying that text (jiant). Pairs scoring <= ``min_score`` are dropped in "max"
-    mode (the reference's mining threshold 0).
+    With ``src_texts``/``tgt_texts`` every distinct sentence is mined once (it still takes part in
+    the neighbourhoods and in the greedy "max" selection). ``duplicates`` says what a mined pair whose
+    source or target text occurs more than once in its corpus (compared after stripping) becomes:
+
+    * ``"drop"`` (default, XTREME's pipeline: ``utils_retrieve.read_sent2id`` deletes repeated texts
+      before mapping mined texts back to ids) -- no pair; repeated sentences are never predicted.
+    * ``"keep"`` -- a pair for every id carrying the text (hf_itt before metric version 2).
+
+    Without texts every id is a distinct sentence. Pairs scoring <= ``min_score`` are dropped in
+    "max" mode (the reference's mining threshold 0).
     """
     if retrieval not in BUCC_RETRIEVAL_MODES:
         raise ConfigError(f"unknown BUCC retrieval {retrieval!r}; choose one of {', '.join(BUCC_RETRIEVAL_MODES)}")
-    src_groups, x = _unique_by_text(src_ids, src_emb, src_texts, "source")
-    tgt_groups, y = _unique_by_text(tgt_ids, tgt_emb, tgt_texts, "target")
+    if duplicates not in BUCC_DUPLICATE_MODES:
+        raise ConfigError(f"unknown BUCC duplicates rule {duplicates!r}; choose one of {', '.join(BUCC_DUPLICATE_MODES)}")
+    src_groups, x = _unique_by_text(src_ids, src_emb, src_texts, "source", duplicates)
+    tgt_groups, y = _unique_by_text(tgt_ids, tgt_emb, tgt_texts, "target", duplicates)
     if len(x) == 0 or len(y) == 0:
         return {}
     fwd_sims, fwd_ids = cosine_knn(x, y, k, backend=backend)
@@ -209,8 +222,23 @@ def bucc_mine(src_ids: Sequence[Hashable], src_emb, tgt_ids: Sequence[Hashable],
     return candidates
 
 
-def _unique_by_text(ids, embeddings, texts, side: str):
-    """Groups of ids sharing a text and one embedding per group (all rows when ``texts`` is None)."""
+def score_bucc_rows(rows, embed: Callable[[list[str]], np.ndarray], *, threshold: float | None,
+                    duplicates: str = "drop") -> ScoredSplit:
+    """Mine one language split of BUCC rows and score it: F1 at ``threshold`` (None: the best one on
+    these rows' gold). ``embed`` maps sentences to embeddings; the predictions are every candidate."""
+    src = {i: s for i, s in zip(rows["source_id"], rows["source_sentence"]) if i}
+    tgt = {i: s for i, s in zip(rows["target_id"], rows["target_sentence"]) if i}
+    gold = {(s, t) for s, t in zip(rows["source_id"], rows["target_id"]) if s and t}
+    src_texts, tgt_texts = list(src.values()), list(tgt.values())
+    candidates = bucc_mine(list(src), embed(src_texts), list(tgt), embed(tgt_texts),
+                           src_texts=src_texts, tgt_texts=tgt_texts, duplicates=duplicates)
+    scores = bucc_scores(candidates, gold, threshold=threshold)
+    return ScoredSplit(scores, pair_predictions(candidates, scores["threshold"]))
+
+
+def _unique_by_text(ids, embeddings, texts, side: str, duplicates: str):
+    """Ids per distinct text (empty for a repeated text under "drop") and one embedding per text;
+    every row is its own group when ``texts`` is None."""
     embeddings = _l2_normalized(embeddings)
     if len(ids) != len(embeddings):
         raise DataError(f"BUCC {side} side: {len(ids)} ids but {len(embeddings)} embeddings")
@@ -227,6 +255,9 @@ def _unique_by_text(ids, embeddings, texts, side: str):
             groups.append([])
             first_rows.append(row)
         groups[group_of[text]].append(sentence_id)
+    if duplicates == "drop":
+        occurrences = Counter(text.strip() for text in texts)
+        groups = [[] if occurrences[text.strip()] > 1 else members for text, members in zip(group_of, groups)]
     return groups, embeddings[first_rows]
 
 

@@ -1,8 +1,8 @@
 """Official XTREME / XTREME-R metrics, all in percent (0-100) as the benchmarks report them.
 
-Classification and tagging live here; QA in ``hf_itt.metrics.qa``; retrieval in
-``hf_itt.metrics.retrieval`` (all re-exported). ``score(name, ...)`` dispatches by metric name and
-``primary_key(name)`` gives the key of the returned dict that ranks models.
+Classification lives here; tagging in ``hf_itt.metrics.tagging``, QA in ``hf_itt.metrics.qa``,
+retrieval in ``hf_itt.metrics.retrieval`` (all re-exported). ``score(name, ...)`` dispatches by
+metric name and ``primary_key(name)`` gives the key of the returned dict that ranks models.
 
 Bump ``METRIC_VERSION`` whenever a definition changes: result records carry it and the report
 refuses to compare scores computed under different definitions.
@@ -10,14 +10,16 @@ refuses to compare scores computed under different definitions.
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Sequence
 
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.metrics.qa import mlqa_scores, squad_scores, squad_v2_scores
 from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores, map_at_k
+from hf_itt.metrics.tagging import pos_scores, seqeval_f1
 
-METRIC_VERSION = "1"
+# 2: UD-POS F1 on whole-tag chunks (seqeval 0.0.12, XTREME's numbers) instead of the installed
+#    seqeval's; BUCC mining drops repeated sentences as the official pipeline does.
+METRIC_VERSION = "2"
 
 __all__ = [
     "METRIC_VERSION", "metric_names", "register_metric", "accuracy", "acc_and_f1", "seqeval_f1", "pos_scores",
@@ -41,38 +43,6 @@ def acc_and_f1(preds: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
     gold_pos = sum(1 for label in labels if label == 1)
     f1 = 200.0 * true_pos / (pred_pos + gold_pos) if true_pos else 0.0  # 2PR/(P+R) = 2TP/(pred+gold)
     return {"accuracy": acc, "f1": f1, "acc_and_f1": (acc + f1) / 2}
-
-
-def seqeval_f1(pred_tag_seqs: Sequence[Sequence[str]], gold_tag_seqs: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Entity-level F1 / precision / recall of seqeval's default (non-strict) mode, as XTREME's
-    ``evaluate.py`` computes them for NER (PAN-X) and POS. Tags are strings ("B-PER", "O", "NOUN")."""
-    from seqeval.metrics import f1_score, precision_score, recall_score
-
-    _check_tag_seqs(pred_tag_seqs, gold_tag_seqs)
-    gold, pred = [list(seq) for seq in gold_tag_seqs], [list(seq) for seq in pred_tag_seqs]
-    with warnings.catch_warnings():
-        # Bare POS tags make seqeval warn "NOUN seems not to be NE tag" once per token.
-        warnings.simplefilter("ignore")
-        return {
-            "f1": 100.0 * float(f1_score(gold, pred)),
-            "precision": 100.0 * float(precision_score(gold, pred)),
-            "recall": 100.0 * float(recall_score(gold, pred)),
-        }
-
-
-def pos_scores(pred_tag_seqs: Sequence[Sequence[str]], gold_tag_seqs: Sequence[Sequence[str]]) -> dict[str, float]:
-    """UD-POS: XTREME's official score (seqeval F1 on bare UPOS tags) plus plain token accuracy.
-
-    seqeval reads a bare tag's first letter as its chunk prefix and the rest as its type ("NOUN" ->
-    prefix "N", type "OUN"; "INTJ" -> an I-nside tag of type "NTJ"). So runs of identical tags merge
-    into one "entity" and the F1 is *not* token accuracy; this quirk is the official number, and
-    ``accuracy`` is reported next to it.
-    """
-    scores = seqeval_f1(pred_tag_seqs, gold_tag_seqs)
-    flat_pred = [tag for seq in pred_tag_seqs for tag in seq]
-    flat_gold = [tag for seq in gold_tag_seqs for tag in seq]
-    scores["accuracy"] = accuracy(flat_pred, flat_gold)["accuracy"]
-    return scores
 
 
 def tatoeba_scores(predicted_indices: Sequence[int], gold_indices: Sequence[int] | None = None) -> dict[str, float]:
@@ -138,11 +108,3 @@ def _check_pairs(preds: Sequence, labels: Sequence, metric: str) -> None:
     if not labels:
         raise DataError(f"{metric}: nothing to score (0 examples); check that the evaluation split is not empty")
 
-
-def _check_tag_seqs(pred_tag_seqs, gold_tag_seqs) -> None:
-    _check_pairs(pred_tag_seqs, gold_tag_seqs, "seqeval")
-    for index, (pred, gold) in enumerate(zip(pred_tag_seqs, gold_tag_seqs)):
-        if len(pred) != len(gold):
-            raise ValueError(f"seqeval: sentence {index} has {len(pred)} predicted tags for {len(gold)} words")
-        if any(not isinstance(tag, str) for tag in (*pred, *gold)):
-            raise TypeError(f"seqeval: sentence {index} has non-string tags; map label ids to names first")

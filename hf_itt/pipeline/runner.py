@@ -23,7 +23,9 @@ from pathlib import Path
 from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.training.distributed import barrier, is_main_process, world_size
 from hf_itt.errors import HfIttError
+from hf_itt.evaluation.bucc import stale_protocol
 from hf_itt.evaluation.results import TaskResult, is_missing_split
+from hf_itt.metrics.scoring import METRIC_VERSION
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.pipeline.train import TrainedStage, train_stage
 
@@ -165,8 +167,9 @@ class StageRunner:
             publishing.submit(checkpoint, job.repo_id)
 
     def needs_results(self, job: StageJob) -> bool:
-        """Evaluate unless every split has a result of this very stage chain with no language that
-        failed for a reason other than missing data (a crash or a bad file is worth another try)."""
+        """Evaluate unless every split has a result of this very stage chain, metric version and
+        protocol with no language that failed for a reason other than missing data (a crash or a bad
+        file is worth another try)."""
         if self.force:
             return True
         for split in self.config.evaluation.splits:
@@ -178,6 +181,8 @@ class StageRunner:
             except (ValueError, TypeError):  # unreadable or an older schema: evaluate again
                 return True
             if result.stage_hash != job.stage_hash or not all(map(is_missing_split, result.failed.values())):
+                return True
+            if result.metric_version != METRIC_VERSION or stale_protocol(result, self.config.evaluation):
                 return True
         return False
 

@@ -19,6 +19,7 @@ def itt_mode(stages: list[list[str]]) -> str:
 
 def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentConfig):
     from hf_itt.evaluate import EvaluationRequest, ResultMeta, evaluate_task, load_for_evaluation
+    from hf_itt.evaluation.bucc import BuccSettings
     from hf_itt.evaluation.results_table import print_results
     from hf_itt.evaluation.scorers import ScoringContext
     from hf_itt.pipeline.stage_data import resolve_data_files
@@ -35,6 +36,9 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
     meta = ResultMeta(experiment=config.experiment, seed=config.seed, base_model=config.model.name_or_path,
                       checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
                       stage_hash=job.stage_hash)
-    results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results")
+    bucc = BuccSettings(duplicates=evaluation.bucc_duplicates, allow_gold_only=evaluation.bucc_allow_gold_only,
+                        test_oracle=evaluation.bucc_test_oracle)
+    results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc,
+                            save_predictions=evaluation.save_predictions)
     print_results(results, title=f"{config.experiment} (seed {config.seed}): {job.target}")
     return results

@@ -5,8 +5,10 @@
    accuracy, else avg mAP@20;
 3. the benchmark score is the unweighted mean of task scores; group scores average their tasks.
 
-Unlike ``evaluate.py`` (which prints nothing when a task is missing) the mean is taken over the
-tasks present and the missing tasks and languages are returned with it, never dropped silently.
+As in ``evaluate.py``, the benchmark score exists only when every task of the benchmark is there
+and a group score only when all its tasks are. With tasks missing, ``partial_mean`` (the mean over
+the tasks present) is returned instead, with the missing tasks and languages named: a number for
+comparing runs on the same tasks, not a benchmark score.
 """
 
 from __future__ import annotations
@@ -70,10 +72,11 @@ BENCHMARK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
 
 @dataclass
 class BenchmarkAverage:
-    """``overall``: mean task score over ``task_scores`` (the tasks present; None if none);
-    ``groups``: {group: mean over its present tasks, or None}; ``missing_tasks``: benchmark tasks
-    without scores; ``missing_languages``: {task: benchmark languages without scores};
-    ``ignored``: tasks or task/language entries given but not part of this benchmark."""
+    """``overall``: mean task score when every benchmark task has scores, else None;
+    ``partial_mean``: mean over the tasks present (None if none); ``groups``: {group: mean of its
+    tasks when all are present, else None}; ``missing_tasks``: benchmark tasks without scores;
+    ``missing_languages``: {task: benchmark languages without scores}; ``ignored``: tasks or
+    task/language entries given but not part of this benchmark."""
 
     benchmark: str
     overall: float | None
@@ -82,6 +85,11 @@ class BenchmarkAverage:
     missing_tasks: list[str] = field(default_factory=list)
     missing_languages: dict[str, list[str]] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    partial_mean: float | None = None
+
+    @property
+    def all_tasks_present(self) -> bool:
+        return not self.missing_tasks
 
     @property
     def complete(self) -> bool:
@@ -140,16 +148,19 @@ def benchmark_average(task_scores: Mapping[str, Mapping[str, Mapping[str, float]
             missing_languages[task] = absent
         if kept:
             scores[task] = task_score(task, kept)
-    groups = {group: _mean([scores[t] for t in tasks if t in scores])
+    groups = {group: _mean([scores[t] for t in tasks]) if all(t in scores for t in tasks) else None
               for group, tasks in BENCHMARK_GROUPS[benchmark].items()}
+    missing_tasks = [task for task in task_langs if task not in scores]
+    partial_mean = _mean(list(scores.values()))
     return BenchmarkAverage(
         benchmark=benchmark,
-        overall=_mean(list(scores.values())),
+        overall=None if missing_tasks else partial_mean,
         task_scores=scores,
         groups=groups,
-        missing_tasks=[task for task in task_langs if task not in scores],
+        missing_tasks=missing_tasks,
         missing_languages=missing_languages,
         ignored=ignored,
+        partial_mean=partial_mean,
     )
 
 

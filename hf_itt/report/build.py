@@ -3,8 +3,9 @@
 Finds every result JSON (``hf_itt.evaluation.results.TaskResult``: a ``schema_version`` and a ``task`` key) under
 the given folders, keeps one split, groups the results that may be compared (same base model and
 metric version: groups are reported separately, never mixed) and writes ``report.md`` (or
-``report.html``) with score and delta tables, benchmark averages, sequential-vs-joint pairs, a
-list of missing runs, and PNG plots (SVG copies with ``--svg``).
+``report.html``) with score and delta tables, benchmark averages (partial ones flagged), the best
+ITT per target (selected on validation, reported on test), BUCC threshold sources,
+sequential-vs-joint pairs, a list of missing runs, and PNG plots (SVG copies with ``--svg``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import textwrap
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.report.best_itt import best_itt_table
 from hf_itt.report.plots import plot_gains, plot_language_heatmap
 from hf_itt.report.tables import (
     ResultGrid, Table, benchmark_table, delta_table, describe_itt, format_cell, gains, language_delta_matrix,
     missing_combinations, score_table, sequential_joint_table, tasks_without_baseline,
 )
 from hf_itt.evaluation.results import TaskResult
+from hf_itt.report.thresholds import threshold_table
 
 SPLITS = ("validation", "test")
 MAX_RESULT_BYTES = 2_000_000  # a result holds a few metrics for <= 50 languages: a few kB
@@ -103,6 +106,7 @@ def build_report(paths: list[str | Path], out: str | Path, baseline: str | None 
     out = Path(out)
     loaded = load_results(paths)
     groups = group_comparable(select_split(loaded, split))
+    every_split = group_comparable(loaded)
     grids = {key: ResultGrid(members) for key, members in groups.items()}
     if baseline and not any(baseline in grid.experiments for grid in grids.values()):
         known = sorted({exp for grid in grids.values() for exp in grid.experiments})
@@ -113,7 +117,8 @@ def build_report(paths: list[str | Path], out: str | Path, baseline: str | None 
                                "below is reported on its own; numbers are never compared across groups.**"))
     for index, (key, grid) in enumerate(grids.items(), start=1):
         prefix = f"group{index}-" if len(grids) > 1 else ""
-        blocks += _group_blocks(grid, key, choose_baseline(grid, baseline), baseline, out, prefix, svg)
+        blocks += _group_blocks(grid, key, choose_baseline(grid, baseline), baseline, out, prefix, svg,
+                                every_split[key])
     render = _render_html if fmt == "html" else _render_markdown
     out.mkdir(parents=True, exist_ok=True)
     report = out / f"report.{fmt}"
@@ -130,7 +135,7 @@ def _inputs_line(groups, loaded) -> str:
 
 
 def _group_blocks(grid: ResultGrid, key: tuple[str, str], baseline: str | None, requested: str | None,
-                  out: Path, prefix: str, svg: bool) -> list[tuple]:
+                  out: Path, prefix: str, svg: bool, every_split: list[tuple[Path, TaskResult]]) -> list[tuple]:
     base_model, metric_version = key
     blocks: list[tuple] = [
         ("heading", 2, f"base_model {base_model} · metric_version {metric_version}"),
@@ -140,7 +145,10 @@ def _group_blocks(grid: ResultGrid, key: tuple[str, str], baseline: str | None, 
     ]
     if baseline:
         blocks += [("table", delta_table(grid, baseline))]
-    blocks += [("table", benchmark_table(grid, baseline))]
+    blocks += [("table", benchmark_table(grid, baseline)), ("table", best_itt_table(every_split, baseline))]
+    thresholds = threshold_table(grid)
+    if thresholds is not None:
+        blocks.append(("table", thresholds))
     if baseline:
         blocks += _heatmap_blocks(grid, baseline, out, prefix, svg)
     blocks += [("table", sequential_joint_table(grid, baseline))]

@@ -302,28 +302,33 @@ BENCHMARK_TITLES = {"xtreme": "XTREME", "xtreme_r": "XTREME-R"}
 
 
 def benchmark_table(grid: ResultGrid, baseline: str | None) -> Table:
-    """Benchmark average per experiment over the benchmark tasks present in the grid (same tasks for all)."""
+    """Benchmark average per experiment, only when every task of the benchmark has results (XTREME's
+    rule); otherwise the mean over the tasks present, in its own column, with the missing tasks named."""
     table = Table("Benchmark averages (mean over tasks of the language-averaged task score)",
-                  ["benchmark", "experiment", "average", "Δ vs baseline", "tasks averaged"])
+                  ["benchmark", "experiment", "average", "partial mean (tasks present)", "Δ vs baseline",
+                   "missing tasks"])
     for benchmark, title in BENCHMARK_TITLES.items():
         members = list(BENCHMARK_LANGUAGES[benchmark])
         covered = [task for task in members if task in grid.tasks]
         if not covered:
             continue
+        missing = [task for task in members if task not in covered]
         averages = {exp: benchmark_by_seed(grid, exp, covered, benchmark) for exp in grid.experiments}
         for experiment, (by_seed, _) in averages.items():
             delta = None
             if baseline and experiment != baseline:
                 delta = seed_delta(by_seed, averages.get(baseline, ({}, {}))[0])
-            table.rows.append([title, experiment, _estimate(by_seed), delta, f"{len(covered)}/{len(members)}"])
-        table.notes += _coverage_notes(title, members, covered, averages)
+            estimate = _estimate(by_seed)
+            table.rows.append([title, experiment, None if missing else estimate, estimate if missing else None,
+                               delta, ", ".join(missing) or "none"])
+        table.notes += _coverage_notes(title, covered, missing, averages)
     table.notes.append("a seed counts only when it has every task averaged; QA tasks count (EM + F1) / 2")
     return table
 
 
 def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str],
                       benchmark: str) -> tuple[dict[int, float], dict[str, set[str]]]:
-    """{seed: benchmark average over ``tasks``} for the seeds having all of them, and the languages missing."""
+    """{seed: mean task score over ``tasks``} for the seeds having all of them, and the languages missing."""
     averages, missing_languages = {}, {}
     for seed in grid.seeds:
         keys = [(experiment, task, seed) for task in tasks]
@@ -334,18 +339,17 @@ def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str],
         except DataError as error:
             raise DataError(f"{error} (results of experiment {experiment!r}, seed {seed}: "
                             f"{', '.join(str(grid.paths[key]) for key in keys)})") from error
-        averages[seed] = average.overall
+        averages[seed] = average.partial_mean
         for task, languages in average.missing_languages.items():
             missing_languages.setdefault(task, set()).update(languages)
     return averages, missing_languages
 
 
-def _coverage_notes(title: str, members: list[str], covered: list[str], averages) -> list[str]:
+def _coverage_notes(title: str, covered: list[str], missing: list[str], averages) -> list[str]:
     notes = []
-    missing = [task for task in members if task not in covered]
     if missing:
-        notes.append(f"{title}: averaged over {', '.join(covered)} only; no results for {', '.join(missing)} "
-                     f"(not the full benchmark score)")
+        notes.append(f"{title}: partial, no results for {', '.join(missing)}: the mean over {', '.join(covered)} "
+                     f"is not a benchmark score (XTREME's evaluate.py gives none unless every task is present)")
     absent: dict[str, set[str]] = {}
     for _, missing_languages in averages.values():
         for task, languages in missing_languages.items():

@@ -24,6 +24,7 @@ import re
 from hf_itt.errors import DataError, TaskError
 from hf_itt.metrics.retrieval import map_at_k
 from hf_itt.metrics.retrieval_search import cosine_knn
+from hf_itt.predictions import ScoredSplit, ranking_predictions
 from hf_itt.task_types.base import ENCODER_INPUTS, ScoringTools, TaskType
 
 CANDIDATE_COLUMNS = ("candidate_id", "text", "context")
@@ -180,7 +181,8 @@ class AnswerRetrieval(TaskType):
         candidate_ids = list(candidates["candidate_id"])
         _, neighbours = cosine_knn(embed(spec, queries, tools), tools.cache[key], min(TOP_K, len(candidate_ids)))
         rankings = [[candidate_ids[i] for i in row] for row in neighbours]
-        return map_at_k(rankings, list(queries["gold_ids"]), k=TOP_K)
+        scores = map_at_k(rankings, list(queries["gold_ids"]), k=TOP_K)
+        return ScoredSplit(scores, ranking_predictions(list(queries["query_id"]), rankings, k=TOP_K))
 
     @staticmethod
     def _head_embeddings(spec, rows, tools):

@@ -139,7 +139,9 @@ class TaskType:
     # ---- outputs --------------------------------------------------------------------------------
     def score(self, spec, data, ctx: ScoringTools, lang: str) -> dict[str, float]:
         """Official scores (percent) of one language split: ``data`` holds its rows (``candidate_pool``
-        types: a (queries, candidates) pair), as ``hf_itt.tasks.loading.load_task_data`` returns it."""
+        types: a (queries, candidates) pair), as ``hf_itt.tasks.loading.load_task_data`` returns it. Return
+        the score dict, or ``hf_itt.predictions.ScoredSplit(scores, predictions)`` so that the predictions
+        are saved for ``hf-itt export-submission``."""
         raise DataError(f"task {spec.name}: no zero-shot scorer for type {self.name!r}")
 
     # compute_metrics of the Trainer's evaluation on training-format dev features: a method

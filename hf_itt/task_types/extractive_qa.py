@@ -19,6 +19,7 @@ import numpy as np
 from hf_itt.errors import TaskError
 from hf_itt.metrics import collapse
 from hf_itt.metrics.scoring import score as metric_score
+from hf_itt.predictions import ScoredSplit, answer_predictions
 from hf_itt.task_types.base import ENCODER_INPUTS, ScoringTools, TaskType, as_int
 from hf_itt.task_types.qa_decoding import best_span, decode_qa
 from hf_itt.task_types.qa_features import qa_window_settings, tokenize_qa
@@ -101,10 +102,12 @@ class ExtractiveQA(TaskType):
                             version_2=spec.metric == "squad_v2")
         references = {row_id: answers["text"] for row_id, answers in zip(data["id"], data["answers"])}
         if spec.metric == "mlqa":
-            return metric_score("mlqa", decoded.predictions, references, lang)
-        if spec.metric == "squad_v2":
-            return metric_score("squad_v2", decoded.predictions, references, na_probs=decoded.null_score_diffs)
-        return metric_score(spec.metric, decoded.predictions, references)
+            scores = metric_score("mlqa", decoded.predictions, references, lang)
+        elif spec.metric == "squad_v2":
+            scores = metric_score("squad_v2", decoded.predictions, references, na_probs=decoded.null_score_diffs)
+        else:
+            scores = metric_score(spec.metric, decoded.predictions, references)
+        return ScoredSplit(scores, answer_predictions(decoded.predictions))
 
     def collapse_finding(self, outputs, rows, labels, tokenizer, limits):
         return qa_finding(outputs["start_logits"], outputs["end_logits"], rows, tokenizer, limits)

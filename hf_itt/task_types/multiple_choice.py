@@ -14,6 +14,7 @@ import numpy as np
 from hf_itt.errors import DataError, TaskError
 from hf_itt.metrics import collapse
 from hf_itt.metrics.scoring import score as metric_score
+from hf_itt.predictions import ScoredSplit, label_predictions
 from hf_itt.task_types.base import ScoringTools, TaskType
 from hf_itt.task_types.classification import accuracy_over_labelled, check_labels
 
@@ -111,7 +112,8 @@ class MultipleChoice(TaskType):
     def score(self, spec, data, ctx: ScoringTools, lang: str) -> dict[str, float]:
         _, outputs = ctx.predict(spec, data)
         predictions = np.argmax(np.stack(outputs["logits"]), axis=-1).tolist()
-        return metric_score(spec.metric, predictions, list(data["label"]))
+        scores = metric_score(spec.metric, predictions, list(data["label"]))
+        return ScoredSplit(scores, label_predictions([str(i) for i in predictions]))
 
     def dev_metrics(self, eval_prediction):
         return accuracy_over_labelled(eval_prediction)

@@ -4,7 +4,7 @@ rows       {"source_id": str, "source_sentence": str, "target_id": str, "target_
            one row per sentence pair; a row with an empty id on one side carries an unpaired
            (distractor) sentence of the other side, so BUCC's mining setting fits as well as Tatoeba
 features   input_ids, attention_mask, side, example_id (one feature per sentence)
-score      mean-pooled hidden states of a middle layer (``evaluation.retrieval``), cosine similarity:
+score      mean-pooled hidden states of a middle layer (``metrics.retrieval_search``), cosine similarity:
            Tatoeba = nearest target of each source; BUCC = ratio-margin mining, F1 at the best
            validation threshold (reused on test)
 """
@@ -12,8 +12,11 @@ score      mean-pooled hidden states of a middle layer (``evaluation.retrieval``
 from __future__ import annotations
 
 from hf_itt.errors import DataError
-from hf_itt.metrics.retrieval import bucc_scores
-from hf_itt.metrics.retrieval_search import bucc_mine, tatoeba_accuracy
+from hf_itt.metrics.retrieval_search import score_bucc_rows, tatoeba_predictions
+from hf_itt.metrics.scoring import tatoeba_scores
+from hf_itt.predictions import ScoredSplit, index_predictions
+
+TATOEBA_DIRECTION = "tgt->src"  # XTREME's run_retrieval.py and jiant: each English sentence queries the others
 from hf_itt.task_types.base import ScoringTools, TaskType
 
 
@@ -56,14 +59,16 @@ class BitextRetrieval(TaskType):
         if spec.metric != "tatoeba_accuracy":
             raise DataError(f"task {spec.name}: retrieval tasks are scored with tatoeba_accuracy or bucc_f1, "
                             f"not {spec.metric!r}")
-        return tatoeba_accuracy(ctx.embed(list(data["source_sentence"])), ctx.embed(list(data["target_sentence"])))
+        source, target = ctx.embed(list(data["source_sentence"])), ctx.embed(list(data["target_sentence"]))
+        if len(source) != len(target):
+            raise DataError(f"task {spec.name}: Tatoeba needs aligned sides, got {len(source)} source and "
+                            f"{len(target)} target sentences")
+        predicted = tatoeba_predictions(source, target, direction=TATOEBA_DIRECTION)
+        return ScoredSplit(tatoeba_scores(predicted), index_predictions(predicted, TATOEBA_DIRECTION))
 
 
-def score_bucc(rows, ctx: ScoringTools) -> dict[str, float]:
-    """Mine candidate pairs by ratio margin, then F1 at the best (validation) or given (test) threshold."""
-    src = {i: s for i, s in zip(rows["source_id"], rows["source_sentence"]) if i}
-    tgt = {i: s for i, s in zip(rows["target_id"], rows["target_sentence"]) if i}
-    gold = {(s, t) for s, t in zip(rows["source_id"], rows["target_id"]) if s and t}
-    candidates = bucc_mine(list(src), ctx.embed(list(src.values())), list(tgt), ctx.embed(list(tgt.values())),
-                           src_texts=list(src.values()), tgt_texts=list(tgt.values()))
-    return bucc_scores(candidates, gold, threshold=ctx.bucc_threshold)
+def score_bucc(rows, ctx: ScoringTools) -> ScoredSplit:
+    """Mine candidate pairs by ratio margin (repeated sentences handled as ``bucc_duplicates`` says, XTREME's
+    "drop" by default), then F1 at the best (validation) or given (test) threshold."""
+    return score_bucc_rows(rows, ctx.embed, threshold=ctx.bucc_threshold,
+                           duplicates=ctx.options.get("bucc_duplicates", "drop"))

@@ -14,6 +14,7 @@ import numpy as np
 
 from hf_itt.metrics import collapse
 from hf_itt.metrics.scoring import score as metric_score
+from hf_itt.predictions import ScoredSplit, tag_predictions
 from hf_itt.task_types.base import ScoringTools, TaskType
 from hf_itt.task_types.classification import accuracy_over_labelled, remap_by_name, sized_head
 from hf_itt.task_types.qa_decoding import decode_tagging_predictions
@@ -81,7 +82,7 @@ class Tagging(TaskType):
         names = spec.labels
         pred_tags = [[names[i] for i in sentence] for sentence in predicted]
         gold_tags = [[names[i] for i in sentence] for sentence in data["tags"]]
-        return metric_score(spec.metric, pred_tags, gold_tags)
+        return ScoredSplit(metric_score(spec.metric, pred_tags, gold_tags), tag_predictions(pred_tags))
 
     def dev_metrics(self, eval_prediction):
         return accuracy_over_labelled(eval_prediction)
