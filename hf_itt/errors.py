@@ -31,3 +31,7 @@ class CheckpointError(HfIttError):
 
 class TrainingHealthError(HfIttError):
     """A stage collapsed or diverged and the health check stopped it (see docs/health.md)."""
+
+
+class StageOrderError(HfIttError):
+    """A stage was asked to run before the stage it starts from was finished (grid scheduling)."""
