@@ -4,7 +4,7 @@
     hf-itt plan GRID --seeds 1 2 3 --gpu h100 --utilization 0.5 --all    # every node, priced on H100
     hf-itt plan GRID --seeds 1 2 3 --execute local --workers 4           # run it here, 4 worker processes
     hf-itt plan GRID --seeds 1 2 3 --execute slurm --gpus 8              # one SLURM job per unique stage
-    hf-itt plan GRID -- hub.namespace=my-org                              # overrides for every run
+    hf-itt plan GRID --seeds 1 2 3 hub.namespace=my-org                 # key=value overrides for every run
 """
 
 from __future__ import annotations
@@ -213,9 +213,3 @@ def compute_totals(graph: StageGraph, costs: dict, params: int) -> dict[str, flo
         totals["todo"] += train * (node.status == "todo") + evaluate * (node.status in ("todo", "evaluate"))
     totals["unique"] = totals["train"] + totals["eval"]
     return totals
-
-
-if __name__ == "__main__":
-    from hf_itt.cli import guarded
-
-    raise SystemExit(guarded(main, None))
