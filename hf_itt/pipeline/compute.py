@@ -144,7 +144,8 @@ class ComputeModel:
         tokenizer = self.tokenizer(config) if rows is not None else None
         if tokenizer is None:
             size.tokens_per_feature, size.bound = float(length * (spec.num_choices or 1)), True
-            size.tokens_source = f"<={length}{f' x {spec.num_choices} choices' if spec.num_choices else ''} tok (max_length bound)"
+            choices = f" x {spec.num_choices} choices" if spec.num_choices else ""
+            size.tokens_source = f"<={length}{choices} tok (max_length bound)"
             return size
         from hf_itt.pipeline.stage_data import remap_labels
         from hf_itt.task_types.features import preprocess
@@ -154,7 +155,8 @@ class ComputeModel:
         tokens = sum(token_count(ids) for ids in features["input_ids"])
         size.features_per_row = len(features) / max(1, len(sample))
         size.tokens_per_feature = tokens / max(1, len(features))
-        size.tokens_source = f"{size.tokens_per_feature * size.features_per_row:.0f} tok (measured on {len(sample):,} rows)"
+        per_row = size.tokens_per_feature * size.features_per_row
+        size.tokens_source = f"{per_row:.0f} tok (measured on {len(sample):,} rows)"
         return size
 
     def tokenizer(self, config):
@@ -195,7 +197,6 @@ class ComputeModel:
             cost.bound = True
             cost.sources.append(f"eval {spec.name} {rows_total:,} rows ({source}) x <={per_row} tok (max_length bound)")
         cost.unknown = list(dict.fromkeys(cost.unknown))
-
 
     @staticmethod
     def eval_rows(node: StageNode, spec, split: str, lang: str) -> tuple[int | None, str]:

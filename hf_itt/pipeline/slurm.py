@@ -85,7 +85,7 @@ def report_command(graph: StageGraph, report: str) -> list[str]:
 def sbatch(options: list[str], command: str) -> str:
     """Submit one job (run from the current folder, as the plan was made); returns its id."""
     argv = ["sbatch", "--parsable", f"--chdir={Path.cwd()}", *options, "--wrap", command]
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ConfigError(f"sbatch refused a job ({' '.join(done.stderr.split()) or f'exit {done.returncode}'}); "
                           f"jobs submitted so far are recorded, fix the cause and submit again")
@@ -104,5 +104,6 @@ def alive_jobs(job_ids: list[str]) -> set[str]:
     """Ids SLURM still lists (pending or running); none when squeue is unavailable."""
     if not job_ids or shutil.which("squeue") is None:
         return set()
-    done = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True)
+    done = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True,
+                          check=False)
     return {line.strip() for line in done.stdout.splitlines() if line.strip()} if done.returncode == 0 else set()
