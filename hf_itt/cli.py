@@ -2,7 +2,7 @@
 
     python run_itt.py --config run_scripts/demo.yaml [key=value ...] [--force] [--dry-run]
     deepspeed run_itt.py --config run_scripts/<exp>.yaml      (the launcher adds --local_rank=N)
-    hf-itt tasks | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR
+    hf-itt tasks | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR | plan GRID...
     hf-itt export-submission RUN_DIR... --out DIR
 """
 
@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "memory": "hf_itt.memory",
     "publish": "hf_itt.hub.publish",
     "export-submission": "hf_itt.report.submission",
+    "plan": "hf_itt.pipeline.plan",
 }
 
 
@@ -41,6 +42,11 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--experiments", metavar="NAME[,NAME...]",
                         help="run only these experiments of a file with an `experiments:` list (default: all)")
+    parser.add_argument("--stage", metavar="itt:NAME|target:TASK",
+                        help="run only this job (its earlier stages must be finished); what `hf-itt plan` "
+                             "executors and SLURM jobs run, one unique stage each")
+    parser.add_argument("--expect-hash", metavar="HASH",
+                        help="with --stage: refuse to run unless the job's stage hash is this one (the plan's)")
     # the deepspeed launcher inserts --local_rank=N before the script's own arguments
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser
@@ -54,6 +60,11 @@ def run_main(argv: list[str] | None = None) -> int:
     from hf_itt.pipeline.runner import StageRunner
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
+    if args.stage and len(configs) != 1:
+        raise ConfigError(f"--stage runs one job of one experiment; {args.config} holds {len(configs)}: pick one "
+                          f"with --experiments NAME")
+    if args.expect_hash and not args.stage:
+        raise ConfigError("--expect-hash needs --stage (the job whose hash it checks)")
     run_prepare(configs[0])
     runners = [StageRunner(config, force=args.force) for config in configs]
     if args.dry_run:
@@ -64,6 +75,9 @@ def run_main(argv: list[str] | None = None) -> int:
         check_writable(config.run_dir, "output_dir")
         if config.hub.publisher == "local":
             check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
+    if args.stage:
+        runners[0].run_stage(args.stage, args.expect_hash)
+        return 0
     for runner in runners:
         runner.run(report=False)
     if not args.no_report and is_main_process():
@@ -201,7 +215,7 @@ def dispatch(argv: list[str]) -> int:
         from importlib import import_module
 
         return import_module(SUBCOMMANDS[command]).main(argv[1:]) or 0
-    print("usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,export-submission} ...\n"
+    print("usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan,export-submission} ...\n"
           "  run       same as run_itt.py: --config FILE [key=value ...]\n"
           "  tasks     list registered tasks\n"
           "  validate  check experiment YAMLs without running them\n"
@@ -209,6 +223,7 @@ def dispatch(argv: list[str]) -> int:
           "  report    tables and plots over runs (python -m hf_itt.report --help)\n"
           "  memory    DeepSpeed memory planner (python -m hf_itt.memory --help)\n"
           "  publish   publish finished-but-unpublished stages of a run\n"
+          "  plan      a grid of experiments x seeds as unique stages: counts, GPU-hours; run it locally or on SLURM\n"
           "  export-submission  XTREME / XTREME-R submission files from saved predictions "
           "(hf-itt export-submission --help)")
     return 0 if command in ("--help", "-h") else 2

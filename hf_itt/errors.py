@@ -42,3 +42,5 @@ def did_you_mean(word, choices, n: int = 3, cutoff: float = 0.5) -> str:
 
     close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=n, cutoff=cutoff)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+class StageOrderError(HfIttError):
+    """A stage was asked to run before the stage it starts from was finished (grid scheduling)."""

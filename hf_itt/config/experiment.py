@@ -145,6 +145,9 @@ class DefaultsConfig:
     training: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "TrainingArguments fields shared by every stage and target."})
     deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed config for every stage."})
+    group_by_length: bool = field(default=True, metadata={
+        "help": "Presets batch examples of similar length together (train_sampling_strategy: group_by_length); "
+                "false: presets use random batches. A stage's own training.train_sampling_strategy wins."})
 
 
 @dataclass

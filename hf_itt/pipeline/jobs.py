@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.config.experiment import ExperimentConfig, StageConfig, TaskEntry
+from hf_itt.errors import ConfigError, DataError
 from hf_itt.pipeline.identity import base_model_identity, hash_identity, stage_identity, task_identity
 from hf_itt.config.training_args import merged_training
 from hf_itt.task_types.plugins import code_identity
@@ -49,6 +50,7 @@ class StageJob:
     languages: list[str] | None = None
     is_retrieval: bool = False
     itt_stages: list[list[str]] = field(default_factory=list)  # task names of each ITT stage so far
+    unresolved: list[str] = field(default_factory=list)  # why the hash is provisional (planning only)
 
     @property
     def trainer_dir(self) -> Path:
@@ -62,12 +64,16 @@ class StageJob:
         return any(self.trainer_dir.glob("checkpoint-*"))
 
 
-def build_jobs(config: ExperimentConfig, world_size: int = 1) -> list[StageJob]:
+def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data: bool = False) -> list[StageJob]:
+    """The experiment's jobs in run order. ``allow_missing_data`` (planning only): a local data file that
+    cannot be read enters the hash by its path and the job lists why in ``unresolved`` (so do the jobs
+    after it), instead of raising DataError; such a hash is provisional and never used to run."""
     from hf_itt.hub.publishers import repo_id_for
 
     jobs, previous, itt_stages = [], None, []
     for stage in config.stages:
-        job = from_job(config, stage) if stage.from_ else itt_job(config, stage, previous, world_size)
+        job = (from_job(config, stage) if stage.from_
+               else itt_job(config, stage, previous, world_size, allow_missing_data))
         itt_stages.append([task.name for task in stage.tasks] or [f"from:{stage.from_}"])
         job.itt_stages = [list(names) for names in itt_stages]
         if job.kind == "itt" and config.hub.publisher != "none":
@@ -76,7 +82,7 @@ def build_jobs(config: ExperimentConfig, world_size: int = 1) -> list[StageJob]:
         jobs.append(job)
         previous = job
     for task in config.targets.tasks:
-        job = target_job(config, task, previous, world_size)
+        job = target_job(config, task, previous, world_size, allow_missing_data)
         job.itt_stages = [list(names) for names in itt_stages]
         jobs.append(job)
     return jobs
@@ -93,18 +99,21 @@ def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> t
     from hf_itt.config.presets import get_preset
 
     preset_values = get_preset(preset) if preset else {}
-    return (merged_training(config.defaults.training, preset_values.get("training"), own),
-            preset_values.get("max_length"))
+    preset_training = dict(preset_values.get("training") or {})
+    if not config.defaults.group_by_length:  # the switch: presets without length-grouped batches
+        preset_training.pop("train_sampling_strategy", None)
+    return merged_training(config.defaults.training, preset_training, own), preset_values.get("max_length")
 
 
-def itt_job(config: ExperimentConfig, stage: StageConfig, previous: StageJob | None, world_size: int) -> StageJob:
+def itt_job(config: ExperimentConfig, stage: StageConfig, previous: StageJob | None, world_size: int,
+            allow_missing_data: bool = False) -> StageJob:
     training, preset_length = stage_training(config, stage.preset, stage.training)
     plans = [itt_task_plan(config, entry) for entry in stage.tasks]
     job = StageJob(name=stage.name, kind="itt", stage_dir=config.run_dir / "stages" / stage.name,
                    tasks=plans, training=training, sampling=asdict(stage.sampling),
                    deepspeed=config.resolve_path(stage.deepspeed or config.defaults.deepspeed),
                    max_length=stage.max_length or preset_length)
-    return with_hash(config, job, previous, world_size)
+    return with_hash(config, job, previous, world_size, allow_missing_data)
 
 
 def itt_task_plan(config: ExperimentConfig, entry: TaskEntry) -> TaskPlan:
@@ -119,7 +128,8 @@ def itt_task_plan(config: ExperimentConfig, entry: TaskEntry) -> TaskPlan:
                     max_train=entry.max_train_examples, max_dev=entry.max_eval_examples, weight=entry.weight)
 
 
-def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, world_size: int) -> StageJob:
+def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, world_size: int,
+               allow_missing_data: bool = False) -> StageJob:
     from hf_itt.pipeline.stage_data import resolve_data_files
     from hf_itt.tasks.registry import get_task
 
@@ -130,6 +140,7 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
     if job.is_retrieval:  # no training: identified by the encoder it embeds with
         base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
         job.stage_hash = previous.stage_hash if previous else hash_identity({"base": base, "revision": revision})
+        job.unresolved = list(previous.unresolved) if previous else []
         return job
     training, preset_length = stage_training(config, targets.preset,
                                              merged_training(targets.training, targets.per_task_training.get(task)))
@@ -139,14 +150,13 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
                           max_train=targets.max_train_examples)]
     job.training, job.max_length = training, preset_length
     job.deepspeed = config.resolve_path(targets.deepspeed or config.defaults.deepspeed)
-    return with_hash(config, job, previous, world_size)
+    return with_hash(config, job, previous, world_size, allow_missing_data)
 
 
-def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int) -> StageJob:
-    tasks = [task_identity(plan.head, task_type=plan.spec.type, source=source_name(plan.source_spec),
-                           config=None, lang=plan.source_spec.lang, data_files=training_files(plan),
-                           options=task_options(plan, job))
-             for plan in job.tasks]
+def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int,
+              allow_missing_data: bool = False) -> StageJob:
+    job.unresolved = list(previous.unresolved) if previous else []
+    tasks = [plan_task_identity(job, plan, allow_missing_data) for plan in job.tasks]
     base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
     job.identity = stage_identity(
         base_model=base, base_revision=revision,
@@ -163,6 +173,19 @@ def task_options(plan: TaskPlan, job: StageJob) -> dict:
     if plugin_code is not None:  # a type from a user's file: its code decides the weights (built-in ones: the version)
         options["type_code"] = plugin_code
     return options
+def plan_task_identity(job: StageJob, plan: TaskPlan, allow_missing_data: bool) -> dict:
+    def identity(data_files, **extra) -> dict:
+        return task_identity(plan.head, task_type=plan.spec.type, source=source_name(plan.source_spec),
+                             config=None, lang=plan.source_spec.lang, data_files=data_files,
+                             options={**task_options(plan, job), **extra})
+
+    try:
+        return identity(training_files(plan))
+    except DataError as err:
+        if not allow_missing_data:
+            raise
+        job.unresolved.append(str(err))
+        return identity(None, unreadable_data_files=plan.data_files)
 
 
 def source_name(spec) -> str | None:
@@ -181,3 +204,23 @@ def training_files(plan: TaskPlan) -> dict | None:
     if isinstance(plan.data_files, dict) and "labels" in plan.data_files:
         files["labels"] = plan.data_files["labels"]
     return files
+
+
+def job_ref(job: StageJob) -> str:
+    """How a grid names one job of an experiment: ``itt:<stage>`` or ``target:<task>`` (a from-stage is ``from:``)."""
+    return f"{job.kind}:{job.name}"
+
+
+def select_job(jobs: list[StageJob], ref: str, expect_hash: str | None = None) -> int:
+    """Position of the job named ``ref`` (see ``job_ref``); with ``expect_hash``, refuse a job whose hash
+    differs from the one a plan computed (the run would train something other than what was planned)."""
+    refs = [job_ref(job) for job in jobs]
+    if ref not in refs:
+        raise ConfigError(f"--stage {ref!r} is not a job of this experiment; its jobs: {', '.join(refs)}")
+    position = refs.index(ref)
+    actual = jobs[position].stage_hash
+    if expect_hash is not None and actual != expect_hash:
+        raise ConfigError(f"--stage {ref}: its hash here is {actual}, the plan computed {expect_hash}; this process "
+                          f"sees another configuration than the plan did (world size, data files, base model, "
+                          f"overrides): make the plan with the same settings as the run (e.g. --gpus) and submit again")
+    return position

@@ -99,11 +99,9 @@ class StageRunner:
 
     # ---- running --------------------------------------------------------------------------------
     def run(self, report: bool = True) -> list[TrainedStage]:
-        from hf_itt.hub.publishers import AsyncPublisher
-
         self.run_dir.mkdir(parents=True, exist_ok=True)
         done: list[TrainedStage] = []
-        publishing = AsyncPublisher(self.publisher) if self.publisher is not None else _NoPublisher()
+        publishing = _publishing(self.publisher)
         with publishing:
             for job in self.jobs():
                 started = time.time()
@@ -139,12 +137,7 @@ class StageRunner:
             return self.evaluate_only(job, source)
         found = None if self.force else self.find_finished(job)
         if found is not None:
-            stage = TrainedStage.reused(job, found)
-            if is_main_process() and job.kind == "itt" and Path(found) == job.checkpoint_dir:
-                self.index_and_publish(job, found, publishing)  # a kill may have come before either
-            if job.kind == "target" and self.needs_results(job):
-                self.evaluate_on_main(job, found)
-            return stage
+            return self.reuse(job, found, publishing)
         if self.force and is_main_process():  # a fresh start: no resume point, no health restart count
             shutil.rmtree(job.trainer_dir, ignore_errors=True)
             (job.stage_dir / "attempt.json").unlink(missing_ok=True)
@@ -152,18 +145,58 @@ class StageRunner:
             set_aside_stale_trainer_dir(job)
         barrier()
         stage = train_stage(job, source, self.config)
-        if is_main_process() and job.kind == "itt":
+        if is_main_process():
             self.index_and_publish(job, stage.checkpoint, publishing)
         barrier()
         return stage
 
+    def reuse(self, job: StageJob, found: Path, publishing) -> TrainedStage:
+        stage = TrainedStage.reused(job, found)
+        if is_main_process() and Path(found) == job.checkpoint_dir:
+            self.index_and_publish(job, found, publishing)  # a kill may have come before either
+        if job.kind == "target" and self.needs_results(job):
+            self.evaluate_on_main(job, found)
+        return stage
+
+    def run_stage(self, name: str, expect_hash: str | None = None) -> TrainedStage:
+        """Run one job of the experiment (``itt:<stage>`` or ``target:<task>``), as a grid executor or a
+        SLURM job does: the ITT stages before it must be finished already (a parent is never trained
+        here, so each stage of a grid is trained by its own job), then the job trains or is reused."""
+        from hf_itt.pipeline.jobs import select_job
+
+        jobs = self.jobs()
+        position = select_job(jobs, name, expect_hash)
+        done = [self.finished_prefix(job) for job in jobs[:position] if job.kind in ("itt", "from")]
+        publishing = _publishing(self.publisher)
+        with publishing:
+            started = time.time()
+            stage = self.run_job(jobs[position], done, publishing)
+            if is_main_process():
+                print(stage.summary_line(time.time() - started), flush=True)
+        if is_main_process():
+            self.print_unpublished(publishing.outcomes)
+        return stage
+
+    def finished_prefix(self, job: StageJob) -> TrainedStage:
+        if job.kind == "from":
+            return TrainedStage.from_reference(job)
+        found = self.find_finished(job)
+        if found is None:
+            from hf_itt.errors import StageOrderError
+
+            raise StageOrderError(f"stage {job.name!r} (hash {job.stage_hash}) of {self.config.experiment} is not "
+                                  f"finished, so the stages after it cannot start; run it first (a grid runs "
+                                  f"parents before their dependants: rerun the grid)")
+        return TrainedStage.reused(job, found)
+
     def index_and_publish(self, job: StageJob, checkpoint, publishing) -> None:
-        """Record the stage in the hash index and publish it unless its manifest says it already is."""
+        """Record the stage in the hash index (a target too: another experiment with the same chain reuses
+        its fine-tuned model) and publish an ITT stage unless its manifest says it already is."""
         from hf_itt.hub.manifest import read_manifest
         from hf_itt.pipeline.index import record
 
         record(self.index_dir, job.stage_hash, checkpoint)
-        if self.publisher is not None and read_manifest(checkpoint).status != "published":
+        if job.kind == "itt" and self.publisher is not None and read_manifest(checkpoint).status != "published":
             publishing.submit(checkpoint, job.repo_id)
 
     def needs_results(self, job: StageJob) -> bool:
@@ -236,6 +269,12 @@ def set_aside_stale_trainer_dir(job: StageJob) -> None:
         (job.stage_dir / "attempt.json").unlink(missing_ok=True)
     job.trainer_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(job.stage_hash)
+
+
+def _publishing(publisher):
+    from hf_itt.hub.publishers import AsyncPublisher
+
+    return AsyncPublisher(publisher) if publisher is not None else _NoPublisher()
 
 
 class _NoPublisher:

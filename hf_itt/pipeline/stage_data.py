@@ -40,10 +40,15 @@ def load_rows(spec, split: str, data_files, lang: str | None, limit: int | None)
     from hf_itt.tasks.loading import load_task_data
 
     data = load_task_data(spec, split, lang=lang, data_files=data_files)
-    if limit is None:
-        return data
-    first = lambda rows: rows.select(range(min(limit, len(rows))))  # noqa: E731
-    return (first(data[0]), data[1]) if isinstance(data, tuple) else first(data)
+    return data if limit is None else first_rows(data, limit)
+
+
+def first_rows(data, limit: int):
+    """The first ``limit`` rows (of a candidate-pool task's (queries, candidates): the first queries)."""
+    if isinstance(data, tuple):
+        queries, candidates = data
+        return queries.select(range(min(limit, len(queries)))), candidates
+    return data.select(range(min(limit, len(data))))
 
 
 def fit_to_target(rows, source_spec, target_spec):
