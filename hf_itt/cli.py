@@ -53,6 +53,11 @@ def run_main(argv: list[str] | None = None) -> int:
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
     run_prepare(configs[0])
+    if configs[0].prepare:  # the hook built the base model: check what needed it at load
+        from hf_itt.config.model_limits import check_max_lengths
+
+        for config in configs:
+            check_max_lengths(config)
     runners = [StageRunner(config, force=args.force) for config in configs]
     if args.dry_run:
         for runner in runners:

@@ -122,7 +122,7 @@ CONFIG_CASES = {
     "unknown-top-level-key": (experiment(stagez=[]), (), ("unknown field 'stagez'", "did you mean", "stages")),
     "unknown-stage-key": (experiment(stages=[{**NLI, "learning_rate": 1e-5}]), (),
                           ("stages[0]", "unknown field 'learning_rate'", "training")),
-    "seed-not-a-number": (experiment(seed="abc"), (), ("config.seed", "expected int", "'abc'")),
+    "seed-not-a-number": (experiment(seed="abc"), (), ("config.seed", "expected an integer", "'abc'")),
     "flag-not-a-bool": (experiment(hub={"private": "yes"}), (), ("hub.private", "expected true or false")),
     "training-key-typo": (experiment(defaults={"training": {**TRAINING, "learning_rat": 1e-5}}), (),
                           ("learning_rat", "not a TrainingArguments field", "did you mean", "learning_rate")),
@@ -143,7 +143,7 @@ CONFIG_CASES = {
     "stage-without-tasks": (experiment(stages=[{"name": "empty"}]), (), ("no tasks", "from")),
     "experiment-name-with-slash": (experiment(experiment="my/exp"), (), ("'my/exp'", "letters, digits")),
     "repo-template-unknown-field": (experiment(hub={"repo_template": "{namespace}/{user}-{stage}"}), (),
-                                    ("repo_template", "user", "available")),
+                                    ("repo_template", "unknown placeholder {user}", "it may use")),
     "override-not-key-value": (experiment(), ("seed",), ("'seed' is not key=value",)),
     "override-index-out-of-range": (experiment(), ("stages.5.training.learning_rate=1e-5",),
                                     ("index 5 out of range", "1 items")),
@@ -191,7 +191,7 @@ DATA_CASES = {
     "invalid-training-arguments": (then_stage(**task("mnli", train=DATA / "mnli" / "train.jsonl"),
                                               training={"load_best_model_at_end": True, "eval_strategy": "steps",
                                                         "save_strategy": "epoch"}),
-                                   ("bad training", "invalid TrainingArguments", "save")),
+                                   ("stages[1] (bad)", "invalid TrainingArguments", "save")),
 }
 
 
