@@ -37,9 +37,9 @@ def read_model_config(name_or_path: str, revision: str | None) -> tuple[dict | N
     folder = Path(name_or_path).expanduser()
     if folder.is_dir():
         return _read_json(folder / "config.json")
-    path = _cached_hub_config(name_or_path, revision)
+    path, why = _cached_hub_config(name_or_path, revision)
     if path is None:
-        return None, f"config.json of {name_or_path!r} is not in the Hugging Face cache and the Hub cannot be reached"
+        return None, f"config.json of {name_or_path!r} {why}"
     return _read_json(Path(path))
 
 
@@ -51,21 +51,21 @@ def _read_json(path: Path) -> tuple[dict | None, str]:
     return (data, "") if isinstance(data, dict) else (None, f"{path} does not hold a JSON object")
 
 
-def _cached_hub_config(repo_id: str, revision: str | None) -> str | None:
+def _cached_hub_config(repo_id: str, revision: str | None) -> tuple[str | None, str]:
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
     try:
         cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     except Exception:  # noqa: BLE001 - an id the cache cannot parse: the loader reports it later
-        return None
+        return None, "is not a valid Hub id or folder"
     if isinstance(cached, str):
-        return cached
+        return cached, ""
     if constants.is_offline_mode():
-        return None
+        return None, "is not in the Hugging Face cache and HF_HUB_OFFLINE=1 is set"
     try:
-        return hf_hub_download(repo_id, "config.json", revision=revision)
-    except Exception:  # noqa: BLE001 - no network, no such repo: the model loader says which, later
-        return None
+        return hf_hub_download(repo_id, "config.json", revision=revision), ""
+    except Exception as err:  # noqa: BLE001 - no network, no such repo: the model loader says which, later
+        return None, f"could not be downloaded ({type(err).__name__})"
 
 
 class PositionLimit:
