@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
@@ -39,6 +40,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--experiments", metavar="NAME[,NAME...]",
                         help="run only these experiments of a file with an `experiments:` list (default: all)")
+    parser.add_argument("--wait-for-lock", action="store_true",
+                        help="if another run is using the output folder, wait for it to finish instead of failing")
     # the deepspeed launcher inserts --local_rank=N before the script's own arguments
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser
@@ -48,18 +51,13 @@ def run_main(argv: list[str] | None = None) -> int:
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
     args = run_parser().parse_intermixed_args(argv)
     from hf_itt.config.experiment import load_experiments
-    from hf_itt.training.distributed import is_main_process
     from hf_itt.pipeline.runner import StageRunner
+    from hf_itt.training.distributed import is_main_process
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
-    run_prepare(configs[0])
-    if configs[0].prepare:  # the hook built the base model: check what needed it at load
-        from hf_itt.config.model_limits import check_max_lengths
-
-        for config in configs:
-            check_max_lengths(config)
-    runners = [StageRunner(config, force=args.force) for config in configs]
+    runners = [StageRunner(config, force=args.force) for config in configs]  # a Hub publisher checks its token
     if args.dry_run:
+        prepare_and_check(configs)
         for runner in runners:
             runner.print_plan()
         return 0
@@ -67,11 +65,39 @@ def run_main(argv: list[str] | None = None) -> int:
         check_writable(config.run_dir, "output_dir")
         if config.hub.publisher == "local":
             check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
-    for runner in runners:
-        runner.run(report=False)
-    if not args.no_report and is_main_process():
-        write_report(configs)
+    with run_locks(configs, wait=args.wait_for_lock):
+        prepare_and_check(configs)
+        for runner in runners:
+            runner.run(report=False)
+        if not args.no_report and is_main_process():
+            write_report(configs)
     return 0
+
+
+def prepare_and_check(configs) -> None:
+    run_prepare(configs[0])
+    if configs[0].prepare:  # the hook built the base model: check what needed it at load
+        from hf_itt.config.model_limits import check_max_lengths
+
+        for config in configs:
+            check_max_lengths(config)
+
+
+@contextmanager
+def run_locks(configs, wait: bool):
+    """Rank 0 holds the lock of every run folder of the file (in path order, so two runs of overlapping
+    files cannot each hold one and wait for the other). Other ranks share their rank 0's folders."""
+    from hf_itt.pipeline.locks import run_lock
+    from hf_itt.training.distributed import is_main_process, world_size
+
+    if wait and world_size() > 1:
+        raise ConfigError("--wait-for-lock works in single-process runs only (under a launcher the other ranks "
+                          "would time out waiting for rank 0); start the launch once the other run has finished")
+    with ExitStack() as stack:
+        if is_main_process():
+            for folder in sorted({config.run_dir.resolve() for config in configs}):
+                stack.enter_context(run_lock(folder, wait=wait))
+        yield
 
 
 def select_experiments(configs, names: str | None):

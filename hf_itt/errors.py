@@ -31,3 +31,7 @@ class CheckpointError(HfIttError):
 
 class TrainingHealthError(HfIttError):
     """A stage collapsed or diverged and the health check stopped it (see docs/health.md)."""
+
+
+class LockError(HfIttError):
+    """Another hf_itt process holds the run folder or the stage this one needs (see docs/troubleshooting.md)."""

@@ -137,12 +137,35 @@ class StageRunner:
             return self.evaluate_only(job, source)
         found = None if self.force else self.find_finished(job)
         if found is not None:
-            stage = TrainedStage.reused(job, found)
-            if is_main_process() and job.kind == "itt" and Path(found) == job.checkpoint_dir:
-                self.index_and_publish(job, found, publishing)  # a kill may have come before either
-            if job.kind == "target" and self.needs_results(job):
-                self.evaluate_on_main(job, found)
-            return stage
+            return self.reuse(job, found, publishing)
+        if job.kind != "itt":  # targets belong to their run folder: nothing to share, nothing to lock
+            return self.train(job, source, publishing)
+        with self.claim(job) as waited:
+            found = self.find_finished(job) if waited and not self.force else None
+            if found is not None:  # the run we waited for trained it
+                return self.reuse(job, found, publishing)
+            return self.train(job, source, publishing)
+
+    def claim(self, job: StageJob):
+        """The stage's lock among the runs sharing this hub folder; a single process waits for it (then
+        reuses the stage), a multi-process launch fails at once (its other ranks cannot wait that long)."""
+        from contextlib import nullcontext
+
+        from hf_itt.pipeline.locks import stage_lock
+
+        if not is_main_process():
+            return nullcontext(False)
+        return stage_lock(self.index_dir.parent, job.stage_hash, wait=world_size() == 1, stage=job.name)
+
+    def reuse(self, job: StageJob, found: Path, publishing) -> TrainedStage:
+        stage = TrainedStage.reused(job, found)
+        if is_main_process() and job.kind == "itt" and Path(found) == job.checkpoint_dir:
+            self.index_and_publish(job, found, publishing)  # a kill may have come before either
+        if job.kind == "target" and self.needs_results(job):
+            self.evaluate_on_main(job, found)
+        return stage
+
+    def train(self, job: StageJob, source, publishing) -> TrainedStage:
         if self.force and is_main_process():  # a fresh start: no resume point, no health restart count
             shutil.rmtree(job.trainer_dir, ignore_errors=True)
             (job.stage_dir / "attempt.json").unlink(missing_ok=True)
