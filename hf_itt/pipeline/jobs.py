@@ -59,9 +59,6 @@ class StageJob:
     def checkpoint_dir(self) -> Path:
         return self.stage_dir / "checkpoint"
 
-    def has_checkpoint(self) -> bool:
-        return any(self.trainer_dir.glob("checkpoint-*"))
-
 
 def build_jobs(config: ExperimentConfig, world_size: int = 1) -> list[StageJob]:
     from hf_itt.hub.publishers import repo_id_for

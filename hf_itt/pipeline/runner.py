@@ -24,6 +24,7 @@ from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.training.distributed import barrier, is_main_process, world_size
 from hf_itt.errors import HfIttError
 from hf_itt.evaluation.results import TaskResult, is_missing_split
+from hf_itt.pipeline.checkpoints import HASH_FILE, resume_point
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.pipeline.train import TrainedStage, train_stage
 
@@ -38,7 +39,7 @@ class StagePlan:
     kind: str          # "itt" | "from" | "target"
     stage_hash: str
     action: str        # "train" | "resume" | "reuse" | "download" | "evaluate-only"
-    where: str = ""    # reused folder, or published reference
+    where: str = ""    # reused folder, published reference, or the checkpoint a resume starts from
 
 
 class StageRunner:
@@ -66,7 +67,9 @@ class StageRunner:
         plans = []
         for job in self.jobs():
             found = None if self.force else self.find_finished(job)
-            action = "reuse" if found else ("resume" if job.has_checkpoint() else "train")
+            resume = None if self.force or found else resume_point(job.trainer_dir, job.stage_hash)
+            action = "reuse" if found else ("resume" if resume else "train")
+            found = found or (Path(resume).name if resume else None)
             if job.kind == "from":
                 action, found = "download", job.source
             elif job.kind == "target" and job.is_retrieval:
@@ -236,9 +239,6 @@ class StageRunner:
             print(f"report: {path}")
         except HfIttError as err:  # a report problem never loses the results already written
             logger.warning("report not written: %s", err)
-
-
-HASH_FILE = "stage_hash.txt"
 
 
 def set_aside_stale_trainer_dir(job: StageJob) -> None:

@@ -17,6 +17,7 @@ from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.training import task_trace
 from hf_itt.training.distributed import barrier, is_main_process, rank
 from hf_itt.health.callbacks import health_callbacks, health_report
+from hf_itt.pipeline.checkpoints import last_checkpoint
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.training.task_trace import TaskTrace
 
@@ -137,31 +138,6 @@ def stopped_error(job: StageJob, report):
     return TrainingHealthError(f"{job.kind} stage {job.name!r} was stopped by the health checks: {events}. Nothing "
                                f"was exported; earlier stages are kept. Change the settings named above and rerun "
                                f"(its Trainer checkpoints are in {job.trainer_dir}; delete them to start afresh).")
-
-
-def last_checkpoint(trainer_dir: Path) -> str | None:
-    """The newest COMPLETE Trainer checkpoint: a kill can leave the newest one half-written.
-
-    The Trainer writes trainer_state.json after the weights, optimizer and RNG states, so a checkpoint
-    whose trainer_state.json parses is complete, unless its sampler_state.json (MultiTaskTrainer
-    writes it after the Trainer's files) is torn.
-    """
-    import json
-    import re
-
-    if not trainer_dir.is_dir():
-        return None
-    numbered = [(int(m.group(1)), p) for p in trainer_dir.iterdir() if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
-    for _, folder in sorted(numbered, reverse=True):
-        try:
-            json.loads((folder / "trainer_state.json").read_text())
-            if (folder / "sampler_state.json").exists():
-                json.loads((folder / "sampler_state.json").read_text())
-        except (OSError, ValueError):
-            logger.warning("%s is incomplete (killed while saving?); resuming from an earlier checkpoint", folder)
-            continue
-        return str(folder)
-    return None
 
 
 def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
