@@ -13,7 +13,7 @@ import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.errors import CheckpointError, ConfigError, HfIttError
 
 SUBCOMMANDS = {
     "evaluate": "hf_itt.evaluate",
@@ -65,13 +65,34 @@ def run_main(argv: list[str] | None = None) -> int:
         check_writable(config.run_dir, "output_dir")
         if config.hub.publisher == "local":
             check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
-    with run_locks(configs, wait=args.wait_for_lock):
+    with run_locks(configs, wait=args.wait_for_lock), write_failures(configs):
         prepare_and_check(configs)
         for runner in runners:
             runner.run(report=False)
         if not args.no_report and is_main_process():
             write_report(configs)
     return 0
+
+
+@contextmanager
+def write_failures(configs):
+    """torch and safetensors report a full disk in their own words: raise the OSError it is instead."""
+    from hf_itt.write_errors import as_disk_full, is_torch_write_failure
+
+    try:
+        yield
+    except (HfIttError, OSError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - re-raised unchanged unless recognised
+        folders = [config.run_dir for config in configs] + [Path(config.resolve_path(config.hub.local_root))
+                                                            for config in configs]
+        full = as_disk_full(err, folders)
+        if full is not None:
+            raise full from err
+        if is_torch_write_failure(err):
+            raise CheckpointError(f"torch could not write a checkpoint ({' '.join(str(err).split())}): check that "
+                                  f"the disk of output_dir is not full or over quota, then {RESUME_HINT}") from err
+        raise
 
 
 def prepare_and_check(configs) -> None:
