@@ -210,8 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     return guarded(dispatch, argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, `kill`): unwound like Ctrl-C, so locks and files are left clean."""
+
+
 def guarded(command, argv: list[str]) -> int:
-    """Run a command; user and environment errors print one `hf_itt error:` line and exit 2."""
+    """Run a command; user and environment errors print one `hf_itt error:` line and exit 2; SIGINT and
+    SIGTERM print how to resume and exit 130 / 143."""
+    previous = on_sigterm(raise_terminated)
     try:
         return command(argv)
     except HfIttError as err:
@@ -220,9 +226,25 @@ def guarded(command, argv: list[str]) -> int:
         if err.errno not in ENVIRONMENT_ERRNOS:
             raise
         return report_error(environment_message(err))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print(f"interrupted; {RESUME_HINT}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130
+    finally:
+        on_sigterm(previous)
+
+
+def raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only; elsewhere Python allows no handlers)."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def report_error(message: str) -> int:

@@ -224,6 +224,7 @@ def dev_metric_functions(job: StageJob) -> dict:
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
                       health: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
+    from hf_itt.fileio import apply_umask
     from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
     from hf_itt.hub.model_card import write_model_card
     from hf_itt.training.modeling import MultiTaskModel
@@ -249,6 +250,7 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
                              stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
         metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
     write_model_card(partial, manifest, job.repo_id)
+    apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage
     finish_manifest(partial, manifest)
     if job.checkpoint_dir.exists():
         shutil.rmtree(job.checkpoint_dir)
