@@ -281,17 +281,25 @@ def build_dataclass(cls, raw: Any, where: str):
     if cls is TaskEntry and isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {raw!r}")
+        raise ConfigError(f"{where}: expected a mapping (key: value), got {raw!r}")
     fields = {yaml_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = [key for key in raw if key not in fields]
     if unknown:
         key = unknown[0]
         hint = difflib.get_close_matches(str(key), fields, n=3)
+        if "training" in fields and is_training_argument(key):
+            hint = ["training"]  # `learning_rate:` written on the stage itself
         raise ConfigError(f"{where}: unknown field {key!r}"
                           + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
                           + f" (valid: {', '.join(sorted(fields))})")
     kwargs = {f.name: convert_field(f, raw[key], f"{where}.{key}", cls) for key, f in fields.items() if key in raw}
     return cls(**kwargs)
+
+
+def is_training_argument(key: Any) -> bool:
+    from hf_itt.config.training_args import training_argument_fields
+
+    return isinstance(key, str) and key in training_argument_fields()
 
 
 NESTED = {"model": ModelConfig, "health": HealthConfig, "sampling": SamplingConfig, "targets": TargetsConfig,

@@ -29,6 +29,9 @@ def check_type(value: Any, hint: Any, where: str, strict: bool = False) -> Any:
     if len(options) > 1:
         if value is None and type(None) in options:
             return None
+        kinds = [option for option in options if option is not type(None)]
+        if len(kinds) == 1:  # `int | None`: the int's own message
+            return check_type(value, kinds[0], where, strict)
         for option in sorted(options, key=lambda option: 0 if native(value, option) else 1):
             if option is type(None):
                 continue

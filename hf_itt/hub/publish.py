@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run_dir.is_dir():
         raise ConfigError(f"run folder {args.run_dir} not found; pass the output_dir of the experiment")
     publisher = make_publisher(args.publisher, local_root=args.local_root, private=not args.public)
-    with run_lock(args.run_dir):  # a run still going publishes its own stages
+    with run_lock(args.run_dir, fix="a run still going publishes its own stages; publish once it has finished"):
         outcomes = publish_pending(args.run_dir, publisher, namespace=args.namespace,
                                    repo_template=args.repo_template, revision=args.revision, pattern=STAGE_MANIFESTS)
     if not outcomes:

@@ -39,15 +39,18 @@ STAGE_LOCK_DIR = ".locks"
 HOLDER_SUFFIX = ".holder.json"
 
 
+WAIT_HINT = "wait for it to finish, or rerun with --wait-for-lock to start when it does"
+
+
 @contextmanager
-def run_lock(run_dir: str | Path, wait: bool = False) -> Iterator[bool]:
-    """Hold the lock of ``run_dir`` (created if needed) for the body; yields whether it waited."""
+def run_lock(run_dir: str | Path, wait: bool = False, fix: str = WAIT_HINT) -> Iterator[bool]:
+    """Hold the lock of ``run_dir`` (created if needed) for the body; yields whether it waited. ``fix``
+    ends the message when another process holds it and ``wait`` is False."""
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
 
     def busy(holder: str) -> str:
-        return (f"run folder {folder} is in use by another hf_itt run ({holder}); wait for it to finish, or "
-                f"rerun with --wait-for-lock to start when it does")
+        return f"run folder {folder} is in use by another hf_itt run ({holder}); {fix}"
 
     with held(folder / RUN_LOCK_NAME, wait, busy, waiting=f"waiting for run folder {folder}") as waited:
         yield waited
