@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.errors import CheckpointError, ConfigError, HfIttError
 
 SUBCOMMANDS = {
     "evaluate": "hf_itt.evaluate",
@@ -47,6 +48,8 @@ def run_parser() -> argparse.ArgumentParser:
                              "executors and SLURM jobs run, one unique stage each")
     parser.add_argument("--expect-hash", metavar="HASH",
                         help="with --stage: refuse to run unless the job's stage hash is this one (the plan's)")
+    parser.add_argument("--wait-for-lock", action="store_true",
+                        help="if another run is using the output folder, wait for it to finish instead of failing")
     # the deepspeed launcher inserts --local_rank=N before the script's own arguments
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser
@@ -56,8 +59,8 @@ def run_main(argv: list[str] | None = None) -> int:
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
     args = run_parser().parse_intermixed_args(argv)
     from hf_itt.config.experiment import load_experiments
-    from hf_itt.training.distributed import is_main_process
     from hf_itt.pipeline.runner import StageRunner
+    from hf_itt.training.distributed import is_main_process
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
     if args.stage and len(configs) != 1:
@@ -65,9 +68,9 @@ def run_main(argv: list[str] | None = None) -> int:
                           f"with --experiments NAME")
     if args.expect_hash and not args.stage:
         raise ConfigError("--expect-hash needs --stage (the job whose hash it checks)")
-    run_prepare(configs[0])
-    runners = [StageRunner(config, force=args.force) for config in configs]
+    runners = [StageRunner(config, force=args.force) for config in configs]  # a Hub publisher checks its token
     if args.dry_run:
+        prepare_and_check(configs)
         for runner in runners:
             runner.print_plan()
         return 0
@@ -75,14 +78,65 @@ def run_main(argv: list[str] | None = None) -> int:
         check_writable(config.run_dir, "output_dir")
         if config.hub.publisher == "local":
             check_writable(Path(config.resolve_path(config.hub.local_root)), "hub.local_root")
-    if args.stage:
-        runners[0].run_stage(args.stage, args.expect_hash)
+    if args.stage:  # one job of a grid: other jobs of the same run folder may run beside it (own subfolders);
+        with write_failures(configs):  # the stage itself is guarded by its hash lock in the runner
+            prepare_and_check(configs)
+            runners[0].run_stage(args.stage, args.expect_hash)
         return 0
-    for runner in runners:
-        runner.run(report=False)
-    if not args.no_report and is_main_process():
-        write_report(configs)
+    with run_locks(configs, wait=args.wait_for_lock), write_failures(configs):
+        prepare_and_check(configs)
+        for runner in runners:
+            runner.run(report=False)
+        if not args.no_report and is_main_process():
+            write_report(configs)
     return 0
+
+
+@contextmanager
+def write_failures(configs):
+    """torch and safetensors report a full disk in their own words: raise the OSError it is instead."""
+    from hf_itt.write_errors import as_disk_full, is_torch_write_failure
+
+    try:
+        yield
+    except (HfIttError, OSError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - re-raised unchanged unless recognised
+        folders = [config.run_dir for config in configs] + [Path(config.resolve_path(config.hub.local_root))
+                                                            for config in configs]
+        full = as_disk_full(err, folders)
+        if full is not None:
+            raise full from err
+        if is_torch_write_failure(err):
+            raise CheckpointError(f"torch could not write a checkpoint ({' '.join(str(err).split())}): check that "
+                                  f"the disk of output_dir is not full or over quota, then {RESUME_HINT}") from err
+        raise
+
+
+def prepare_and_check(configs) -> None:
+    run_prepare(configs[0])
+    if configs[0].prepare:  # the hook built the base model: check what needed it at load
+        from hf_itt.config.model_limits import check_max_lengths
+
+        for config in configs:
+            check_max_lengths(config)
+
+
+@contextmanager
+def run_locks(configs, wait: bool):
+    """Rank 0 holds the lock of every run folder of the file (in path order, so two runs of overlapping
+    files cannot each hold one and wait for the other). Other ranks share their rank 0's folders."""
+    from hf_itt.pipeline.locks import run_lock
+    from hf_itt.training.distributed import is_main_process, world_size
+
+    if wait and world_size() > 1:
+        raise ConfigError("--wait-for-lock works in single-process runs only (under a launcher the other ranks "
+                          "would time out waiting for rank 0); start the launch once the other run has finished")
+    with ExitStack() as stack:
+        if is_main_process():
+            for folder in sorted({config.run_dir.resolve() for config in configs}):
+                stack.enter_context(run_lock(folder, wait=wait))
+        yield
 
 
 def select_experiments(configs, names: str | None):
@@ -174,8 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     return guarded(dispatch, argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, `kill`): unwound like Ctrl-C, so locks and files are left clean."""
+
+
 def guarded(command, argv: list[str]) -> int:
-    """Run a command; user and environment errors print one `hf_itt error:` line and exit 2."""
+    """Run a command; user and environment errors print one `hf_itt error:` line and exit 2; SIGINT and
+    SIGTERM print how to resume and exit 130 / 143."""
+    previous = on_sigterm(raise_terminated)
     try:
         return command(argv)
     except HfIttError as err:
@@ -184,9 +244,25 @@ def guarded(command, argv: list[str]) -> int:
         if err.errno not in ENVIRONMENT_ERRNOS:
             raise
         return report_error(environment_message(err))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print(f"interrupted; {RESUME_HINT}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130
+    finally:
+        on_sigterm(previous)
+
+
+def raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only; elsewhere Python allows no handlers)."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def report_error(message: str) -> int:

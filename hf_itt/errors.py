@@ -44,3 +44,5 @@ def did_you_mean(word, choices, n: int = 3, cutoff: float = 0.5) -> str:
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 class StageOrderError(HfIttError):
     """A stage was asked to run before the stage it starts from was finished (grid scheduling)."""
+class LockError(HfIttError):
+    """Another hf_itt process holds the run folder or the stage this one needs (see docs/troubleshooting.md)."""

@@ -1,10 +1,44 @@
-"""Atomic file writes: a reader never sees a half-written file, a killed writer leaves the old one."""
+"""Atomic file writes: a reader never sees a half-written file, a killed writer leaves the old one.
+
+Files and folders get the modes the user's umask gives (normally 0644 / 0755), as ``open`` and
+``mkdir`` would: ``tempfile`` creates them private (0600 / 0700), and so does safetensors (0.8) for
+every weights file, which would leave published stages unreadable to a team sharing a hub folder.
+``apply_umask`` gives a whole folder the modes its files would have had.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def apply_umask(folder: str | Path) -> None:
+    """chmod ``folder`` and everything in it to 0666 / 0777 minus the umask (executables keep x bits)."""
+    mask = current_umask()
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o111
+        path.chmod((0o777 if executable else 0o666) & ~mask)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -12,6 +46,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -53,6 +88,7 @@ def atomic_publish_dir(source: str | Path, dest: str | Path, ignore=None) -> Pat
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
         shutil.copytree(source, staging, ignore=ignore, dirs_exist_ok=True)
+        apply_umask(staging)
         if dest.exists():
             old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".old"))
             os.replace(dest, old / dest.name)

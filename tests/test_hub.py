@@ -26,13 +26,14 @@ TOKEN = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNm12345678"
 
 
 def make_stage(stage_dir: Path, stage: str = "s1", stage_hash: str = "h1", status: str = "finished",
-               parent: StageManifest | None = None, repo_id: str | None = None) -> StageManifest:
+               parent: StageManifest | None = None, repo_id: str | None = None,
+               identity: dict | None = None) -> StageManifest:
     stage_dir.mkdir(parents=True)
     save_file({"w": np.ones(256, dtype=np.float32)}, str(stage_dir / "model.safetensors"))
     (stage_dir / "config.json").write_text("{}")
     (stage_dir / ".scratch.tmp").write_text("never published")
     manifest = StageManifest(experiment="exp", stage=stage, stage_hash=stage_hash, config={"token": TOKEN},
-                             lineage=next_lineage(parent, base_model="xlm-roberta-large", base_revision=None,
+                             identity=identity or {}, lineage=next_lineage(parent, base_model="xlm-roberta-large", base_revision=None,
                                                   stage=stage, stage_hash=stage_hash, tasks=["mnli"]))
     manifest.publish.repo_id = repo_id
     if status == "running":
@@ -345,13 +346,23 @@ def test_download_errors_are_mapped(monkeypatch, error, match):
 
 
 def test_find_reusable_stage_checks_hash_and_checksums(tmp_path):
-    make_stage(tmp_path / "s1", stage_hash="h1")
+    from hf_itt.pipeline.identity import hash_identity
+
+    identity = {"tasks": ["mnli"], "seed": 1}
+    h1 = hash_identity(identity)
+    make_stage(tmp_path / "s1", stage_hash=h1, identity=identity)
     publisher = LocalPublisher(tmp_path / "hub")
-    assert find_reusable_stage("h1", local_dirs=(tmp_path / "s1",)) == tmp_path / "s1"
+    assert find_reusable_stage(h1, local_dirs=(tmp_path / "s1",)) == tmp_path / "s1"
     assert find_reusable_stage("other", local_dirs=(tmp_path / "s1",)) is None
-    assert find_reusable_stage("h1", publisher=publisher, repo_id="me/exp-s1") is None  # not published yet
+    assert find_reusable_stage(h1, publisher=publisher, repo_id="me/exp-s1") is None  # not published yet
     publish_stage(tmp_path / "s1", publisher, "me/exp-s1")
-    assert find_reusable_stage("h1", publisher=publisher, repo_id="me/exp-s1") == publisher.path_for("me/exp-s1")
+    assert find_reusable_stage(h1, publisher=publisher, repo_id="me/exp-s1") == publisher.path_for("me/exp-s1")
     assert find_reusable_stage("h2", publisher=publisher, repo_id="me/exp-s1") is None
     (tmp_path / "s1" / "model.safetensors").write_bytes(b"truncated")
+    assert find_reusable_stage(h1, local_dirs=(tmp_path / "s1",)) is None
+
+
+def test_a_stage_without_an_identity_that_gives_its_hash_is_not_reused(tmp_path, caplog):
+    make_stage(tmp_path / "s1", stage_hash="h1")  # no identity block at all
     assert find_reusable_stage("h1", local_dirs=(tmp_path / "s1",)) is None
+    assert "its identity block hashes to None" in caplog.text and str(tmp_path / "s1") in caplog.text

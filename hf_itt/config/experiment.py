@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from hf_itt.config.yaml_loader import safe_load
-
+from hf_itt.config.field_types import check_type
 from hf_itt.config.overrides import apply_overrides
+from hf_itt.config.yaml_loader import DuplicateKeyError, safe_load
 from hf_itt.errors import ConfigError
 from hf_itt.config.health import HealthConfig
 
@@ -44,7 +44,7 @@ class TaskEntry:
     name: str = field(default="", metadata={"help": "Registered task name (see docs/tasks.md)."})
     lang: str | None = field(default=None, metadata={
         "help": "Language tag of the training data, e.g. 'de' for machine-translated MNLI."})
-    data_files: dict[str, str] | str | None = field(default=None, metadata={
+    data_files: dict[str, str | list[str]] | str | None = field(default=None, metadata={
         "help": "Local files replacing the Hub source: a path, or {train: path, validation: path}."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Keep the first N dev rows."})
@@ -196,7 +196,27 @@ def load_experiments(path: str | Path, overrides: list[str] | tuple[str, ...] = 
         return [load_experiment(path, overrides)]
     if not isinstance(variants, list) or not variants or not all(isinstance(v, dict) for v in variants):
         raise ConfigError(f"{path}: `experiments:` must be a non-empty list of mappings (each an experiment's keys)")
-    return [build_experiment({**deep_merge(raw, variant)}, path, overrides) for variant in variants]
+    configs = [build_experiment({**deep_merge(raw, variant)}, path, overrides) for variant in variants]
+    check_unique_outputs(configs, path)
+    return configs
+
+
+def check_unique_outputs(configs: list[ExperimentConfig], path: str | Path) -> None:
+    """Experiments of one file must not share a run folder: the later one would overwrite the earlier."""
+    names: dict[str, int] = {}
+    folders: dict[Path, ExperimentConfig] = {}
+    for index, config in enumerate(configs):
+        if config.experiment in names:
+            raise ConfigError(f"{path}: experiments[{index}] is named {config.experiment!r} like "
+                              f"experiments[{names[config.experiment]}]; experiment names must be unique (each "
+                              f"gets its own output folder and Hub repos)")
+        names[config.experiment] = index
+        folder = config.run_dir.resolve()
+        if folder in folders:
+            raise ConfigError(f"output_dir {config.output_dir!r} gives experiments {folders[folder].experiment!r} and "
+                              f"{config.experiment!r} of {Path(path).name} the same folder {config.run_dir}; put "
+                              f"{{experiment}} in it (e.g. output_dir={config.output_dir.rstrip('/')}/{{experiment}})")
+        folders[folder] = config
 
 
 def build_experiment(raw: dict, path: str | Path, overrides) -> ExperimentConfig:
@@ -231,6 +251,8 @@ def read_yaml_with_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"config file not found: {path}")
     try:
         data = safe_load(path.read_text(encoding="utf-8")) or {}
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err}; keep one of them (YAML would silently use the last)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML{yaml_error_position(err)}; fix the syntax there") from None
     except UnicodeDecodeError:
@@ -272,45 +294,47 @@ def build_dataclass(cls, raw: Any, where: str):
     if cls is TaskEntry and isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {raw!r}")
+        raise ConfigError(f"{where}: expected a mapping (key: value), got {raw!r}")
     fields = {yaml_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = [key for key in raw if key not in fields]
     if unknown:
         key = unknown[0]
         hint = difflib.get_close_matches(str(key), fields, n=3)
+        if "training" in fields and is_training_argument(key):
+            hint = ["training"]  # `learning_rate:` written on the stage itself
         raise ConfigError(f"{where}: unknown field {key!r}"
                           + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
                           + f" (valid: {', '.join(sorted(fields))})")
-    kwargs = {f.name: convert_field(f, raw[key], f"{where}.{key}") for key, f in fields.items() if key in raw}
+    kwargs = {f.name: convert_field(f, raw[key], f"{where}.{key}", cls) for key, f in fields.items() if key in raw}
     return cls(**kwargs)
+
+
+def is_training_argument(key: Any) -> bool:
+    from hf_itt.config.training_args import training_argument_fields
+
+    return isinstance(key, str) and key in training_argument_fields()
 
 
 NESTED = {"model": ModelConfig, "health": HealthConfig, "sampling": SamplingConfig, "targets": TargetsConfig,
           "evaluation": EvaluationConfig, "hub": HubConfig, "defaults": DefaultsConfig}
-SCALARS = {"seed": int, "temperature": float, "anneal_alpha_end": float, "batch_size": int,
-           "retrieval_max_length": int, "cap": int, "max_length": int, "retrieval_layer": int,
-           "max_train_examples": int, "max_eval_examples": int, "weight": float, "private": bool,
-           "reuse": bool}
 
 
-def convert_field(f: dataclasses.Field, value: Any, where: str):
+def convert_field(f: dataclasses.Field, value: Any, where: str, cls: type):
     if f.name in NESTED:
-        return build_dataclass(NESTED[f.name], value or {}, where)
+        return build_dataclass(NESTED[f.name], {} if value is None else value, where)
     if f.name == "stages":
         return [build_dataclass(StageConfig, stage, f"{where}[{i}]") for i, stage in enumerate(as_list(value, where))]
-    if f.name == "tasks" and where.startswith("config.stages"):
+    if f.name == "tasks" and cls is StageConfig:
         return [build_dataclass(TaskEntry, task, f"{where}[{i}]") for i, task in enumerate(as_list(value, where))]
-    if value is None:
-        return None
-    if f.name in SCALARS:
-        return coerce_scalar(SCALARS[f.name], value, where)
-    if isinstance(f.default, (bool, int, float)):  # numeric/bool fields with a default: their type
-        return coerce_scalar(type(f.default), value, where)
-    if f.name in ("tasks", "splits", "task_dirs"):
-        return [str(item) for item in as_list(value, where)]
-    if f.name in ("training", "languages", "per_task_training") and not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    return value
+    if value is None and f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()  # `training:` with nothing under it means no changes
+    return check_type(value, schema_types(cls)[f.name], where)
+
+
+def schema_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
 
 
 def as_list(value: Any, where: str) -> list:
@@ -321,16 +345,3 @@ def as_list(value: Any, where: str) -> list:
     if not isinstance(value, list):
         raise ConfigError(f"{where}: expected a list, got {value!r}")
     return value
-
-
-def coerce_scalar(kind: type, value: Any, where: str):
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    try:
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None

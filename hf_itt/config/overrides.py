@@ -11,8 +11,7 @@ from typing import Any
 
 import yaml
 
-from hf_itt.config.yaml_loader import safe_load
-
+from hf_itt.config.yaml_loader import DuplicateKeyError, safe_load
 from hf_itt.errors import ConfigError
 
 
@@ -22,8 +21,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r} is not key=value; write e.g. stages.0.training.learning_rate=2e-5")
     try:
         parsed = safe_load(value) if value.strip() else None
+    except DuplicateKeyError as err:
+        raise ConfigError(f"override {text!r}: {err}; keep one of them") from None
     except yaml.YAMLError:
-        parsed = value
+        if value.lstrip().startswith("["):  # a list with a typo must not become a string
+            raise ConfigError(f"override {text!r}: the value is not a valid YAML list; write it as "
+                              f"[item1,item2] with balanced brackets (quote the whole override for the shell)") from None
+        parsed = value  # plain text such as a repo template `{namespace}/{stage}`
     return key.strip().split("."), parsed
 
 
@@ -41,8 +45,11 @@ def set_path(node: Any, path: list[str], value: Any, text: str) -> None:
     last = path[-1]
     if isinstance(node, list):
         node[list_index(node, last, text)] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        raise ConfigError(f"override {text!r}: {'.'.join(path[:-1])} is {node!r}, not a mapping, so it has no "
+                          f"field {last!r}; check the dotted key")
 
 
 def child(node: Any, part: str, text: str, create: bool) -> Any:

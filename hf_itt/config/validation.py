@@ -9,18 +9,22 @@ import string
 
 from hf_itt.config.experiment import (PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig,
                            StageConfig)
+from hf_itt.config.model_limits import check_max_lengths
+from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
 from hf_itt.errors import ConfigError, TaskError
-from hf_itt.config.training_args import check_training_keys
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EVAL_SPLITS = ("validation", "test")
 TEMPLATE_FIELDS = {"namespace", "experiment", "stage", "hash"}
+MIN_MAX_LENGTH = 8  # as hf_itt.task_types.features: room for special tokens plus a few real ones
 
 
 def validate_experiment(config: ExperimentConfig) -> None:
     check_name(config.experiment, "experiment")
     if config.prepare is not None and not re.match(r"^[\w.]+:\w+$", config.prepare):
         raise ConfigError(f"prepare {config.prepare!r} must be 'package.module:function'")
+    check_paths(config)
+    check_numbers(config)
     check_model(config)
     register_task_dirs(config)
     check_training_keys(config.defaults.training, "defaults.training")
@@ -31,6 +35,124 @@ def validate_experiment(config: ExperimentConfig) -> None:
     check_hub(config)
     if not config.stages and not config.targets.tasks:
         raise ConfigError("the experiment has no stages and no targets.tasks: nothing to run")
+    check_training_arguments(config)
+    if model_is_ready(config):
+        check_max_lengths(config)
+
+
+def model_is_ready(config: ExperimentConfig) -> bool:
+    """A `prepare:` hook may build the base model; it is checked again once the hook ran."""
+    from pathlib import Path
+
+    return not config.prepare or Path(config.model.name_or_path).is_dir()
+
+
+def check_training_arguments(config: ExperimentConfig) -> None:
+    """Build every stage's and target's TrainingArguments (defaults < preset < own) once, for real."""
+    from hf_itt.config.presets import get_preset
+
+    def layers(preset: str | None, *own: dict | None) -> dict:
+        return merged_training(config.defaults.training, get_preset(preset).get("training") if preset else None, *own)
+
+    for index, stage in enumerate(config.stages):
+        if not stage.from_:
+            validate_training_arguments(layers(stage.preset, stage.training), config.seed,
+                                        f"stages[{index}] ({stage.name})")
+    targets = config.targets
+    for name in targets.tasks:
+        validate_training_arguments(layers(targets.preset, targets.training, targets.per_task_training.get(name)),
+                                    config.seed, f"targets {name}")
+
+
+RUN_DIR_FIELDS = ("experiment", "seed")
+DATA_PATH_FIELDS = ("lang", "code")  # filled per language by hf_itt.tasks.formats
+
+
+def check_paths(config: ExperimentConfig) -> None:
+    """Placeholders in every path: only the ones that path gets filled with, so none reaches a KeyError."""
+    check_template(config.output_dir, RUN_DIR_FIELDS, "output_dir")
+    fill_template(config.output_dir, config, "output_dir")
+    if config.report_dir is not None:
+        check_template(config.report_dir, RUN_DIR_FIELDS, "report_dir")
+        fill_template(config.report_dir, config, "report_dir")
+    check_template(config.hub.local_root, (), "hub.local_root")
+    for i, folder in enumerate(config.task_dirs):
+        check_template(folder, (), f"task_dirs[{i}]")
+    for i, stage in enumerate(config.stages):
+        for j, task in enumerate(stage.tasks):
+            check_data_files(task.data_files, f"stages[{i}].tasks[{j}].data_files")
+    for task, files in config.targets.data_files.items():
+        check_data_files(files, f"targets.data_files.{task}")
+
+
+def check_data_files(data_files, where: str) -> None:
+    from hf_itt.tasks.formats import ROLE_ALIASES
+    from hf_itt.tasks.schema import ROLES
+    from hf_itt.tasks.spec import EXTRA_DATA_KEYS
+
+    if data_files is None:
+        return
+    if isinstance(data_files, str):
+        return check_template(data_files, DATA_PATH_FIELDS, where)
+    if not isinstance(data_files, dict):
+        raise ConfigError(f"{where}: expected a path or a mapping {{role: path}}, got {data_files!r}")
+    keys = (*ROLES, *ROLE_ALIASES, *EXTRA_DATA_KEYS)
+    for role, paths in data_files.items():
+        if role not in keys:
+            hint = difflib.get_close_matches(str(role), keys, n=1)
+            raise ConfigError(f"{where}: unknown role {role!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                              + f" (roles: {', '.join(keys)})")
+        items = paths if isinstance(paths, list) else [paths]
+        for item in items:
+            if not isinstance(item, str):
+                raise ConfigError(f"{where}.{role}: expected a path or a list of paths, got {paths!r}")
+            check_template(item, DATA_PATH_FIELDS, f"{where}.{role}")
+
+
+def check_template(value: str, allowed: tuple[str, ...], where: str) -> None:
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as err:
+        raise ConfigError(f"{where} {value!r} is not a valid template ({err}); write a placeholder as "
+                          "{name} and a literal brace as {{ or }}") from None
+    unknown = [name for name in names if name not in allowed]
+    if not unknown:
+        return
+    shown = "{" + unknown[0] + "}"
+    if allowed:
+        raise ConfigError(f"{where} {value!r} uses the unknown placeholder {shown}; it may use "
+                          + ", ".join("{" + name + "}" for name in allowed))
+    raise ConfigError(f"{where} {value!r} uses the placeholder {shown}, but it takes none; write the path itself")
+
+
+def fill_template(value: str, config: ExperimentConfig, where: str) -> None:
+    try:
+        value.format(experiment=config.experiment, seed=config.seed)
+    except (ValueError, IndexError, KeyError) as err:
+        raise ConfigError(f"{where} {value!r} cannot be filled in ({err}); use plain {{experiment}} and {{seed}}") from None
+
+
+def check_numbers(config: ExperimentConfig) -> None:
+    """Ranges the schema's types do not say (types and finiteness are checked when the config is built)."""
+    checks = [(config.seed, 0, "seed", "an integer in [0, 2**32)"),
+              (config.evaluation.retrieval_max_length, 1, "evaluation.retrieval_max_length", "a positive number"),
+              (config.evaluation.max_eval_examples, 1, "evaluation.max_eval_examples", "a positive number"),
+              (config.targets.max_train_examples, 1, "targets.max_train_examples", "a positive number")]
+    for i, stage in enumerate(config.stages):
+        checks.append((stage.max_length, MIN_MAX_LENGTH, f"stages[{i}].max_length", f"at least {MIN_MAX_LENGTH}"))
+        checks.append((stage.sampling.anneal_alpha_end, 0, f"stages[{i}].sampling.anneal_alpha_end", ">= 0"))
+        for j, task in enumerate(stage.tasks):
+            where = f"stages[{i}].tasks[{j}]"
+            checks += [(task.max_train_examples, 1, f"{where}.max_train_examples", "a positive number"),
+                       (task.max_eval_examples, 1, f"{where}.max_eval_examples", "a positive number")]
+            if task.weight is not None and not task.weight > 0:
+                raise ConfigError(f"{where}.weight is {task.weight}; use a weight > 0 (drop a task instead of "
+                                  "weighting it 0)")
+    for value, lowest, where, wanted in checks:
+        if value is not None and value < lowest:
+            raise ConfigError(f"{where} is {value}; use {wanted}")
+    if config.seed >= 2**32:
+        raise ConfigError(f"seed is {config.seed}; use an integer in [0, 2**32)")
 
 
 def check_name(value: str, where: str) -> None:
@@ -189,11 +311,7 @@ def check_hub(config: ExperimentConfig) -> None:
     hub = config.hub
     if hub.publisher not in PUBLISHERS:
         raise ConfigError(f"hub.publisher {hub.publisher!r} is not one of {', '.join(PUBLISHERS)}")
-    fields = {name for _, name, _, _ in string.Formatter().parse(hub.repo_template) if name}
-    unknown = fields - TEMPLATE_FIELDS
-    if unknown:
-        raise ConfigError(f"hub.repo_template {hub.repo_template!r} uses unknown field(s) "
-                          f"{', '.join(sorted(unknown))}; available: {', '.join(sorted(TEMPLATE_FIELDS))}")
+    check_template(hub.repo_template, tuple(sorted(TEMPLATE_FIELDS)), "hub.repo_template")
 
 
 def check_deepspeed(path: str | None, training: dict, where: str) -> None:

@@ -14,8 +14,10 @@ Secrets never reach a manifest: ``redact_secrets`` replaces values of keys named
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
+import types
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -25,7 +27,7 @@ from typing import Any
 from hf_itt.errors import CheckpointError
 
 MANIFEST_NAME = "stage_manifest.json"
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2  # 2: the manifest carries manifest_sha256, a checksum of its own content
 STATUSES = ("running", "finished", "published")
 NOT_CHECKSUMMED = {MANIFEST_NAME, "README.md"}  # rewritten after publishing; not part of the weights
 VERSIONED_PACKAGES = ("hf_itt", "torch", "transformers", "datasets", "accelerate", "huggingface_hub", "deepspeed")
@@ -74,12 +76,14 @@ class StageManifest:
     publish: PublishInfo = field(default_factory=PublishInfo)
     health: dict[str, Any] = field(default_factory=dict)  # {"outcome", "attempts": [HealthReport dicts]}
     schema_version: int = MANIFEST_SCHEMA_VERSION
+    manifest_sha256: str | None = None  # sha256 of the canonical JSON of every other field (set on write)
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"manifest status {self.status!r} is not one of {', '.join(STATUSES)}")
         if isinstance(self.publish, dict):
-            self.publish = PublishInfo(**self.publish)
+            known = {f.name for f in dataclasses.fields(PublishInfo)}
+            self.publish = PublishInfo(**{key: value for key, value in self.publish.items() if key in known})
         if not self.versions:
             self.versions = package_versions()
 
@@ -100,23 +104,63 @@ def write_manifest(stage_dir: str | Path, manifest: StageManifest) -> Path:
     """Atomically write ``stage_dir/stage_manifest.json`` (call it after every other file is written)."""
     from hf_itt.fileio import atomic_write_text
 
-    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
+    data = manifest.to_dict()
+    data["manifest_sha256"] = manifest.manifest_sha256 = manifest_digest(data)
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
     return atomic_write_text(Path(stage_dir) / MANIFEST_NAME, text + "\n")
 
 
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of the manifest's content without its own checksum (key order and whitespace do not count)."""
+    content = {key: value for key, value in data.items() if key != "manifest_sha256"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def read_manifest(stage_dir: str | Path) -> StageManifest:
+    """The manifest of ``stage_dir``; CheckpointError naming the file when it is missing, unreadable,
+    edited (its checksum does not match) or holds a field of the wrong type or value."""
     path = Path(stage_dir) / MANIFEST_NAME
+    fix = f"delete {stage_dir} or rerun with --force"
     if not path.is_file():
-        raise CheckpointError(f"{stage_dir}: no {MANIFEST_NAME}, so this stage never finished; "
-                              f"delete {stage_dir} or rerun with --force")
+        raise CheckpointError(f"{stage_dir}: no {MANIFEST_NAME}, so this stage never finished; {fix}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: unreadable manifest ({err}); delete {stage_dir} or rerun with --force") from None
+        raise CheckpointError(f"{path}: unreadable manifest ({err}); {fix}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: the manifest is not a JSON object; {fix}")
     if data.get("schema_version") != MANIFEST_SCHEMA_VERSION:
         raise CheckpointError(f"{path}: manifest schema_version {data.get('schema_version')!r}, this hf_itt "
-                              f"reads {MANIFEST_SCHEMA_VERSION}; delete {stage_dir} or rerun with --force")
-    return StageManifest.from_dict(data)
+                              f"reads {MANIFEST_SCHEMA_VERSION}; {fix}")
+    if data.get("manifest_sha256") != manifest_digest(data):
+        raise CheckpointError(f"{path}: the manifest does not match its manifest_sha256 (edited by hand or "
+                              f"corrupt); {fix}")
+    try:
+        check_field_types(data)
+        return StageManifest.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: invalid manifest ({err}); {fix}") from None
+
+
+def check_field_types(data: dict[str, Any]) -> None:
+    """Each known field of the JSON type the dataclass declares (TypeError naming the first that is not)."""
+    import typing
+
+    hints = typing.get_type_hints(StageManifest)
+    kinds = {dict: dict, list: list, str: str, int: int}
+    for name, value in data.items():
+        hint = hints.get(name)
+        if hint is None:
+            continue
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        wanted = tuple(kinds.get(typing.get_origin(option) or option, object) for option in options
+                       if option is not type(None))
+        if name == "publish":
+            wanted = (dict, PublishInfo)
+        if (value is None and type(None) in options) or (isinstance(value, wanted) and not isinstance(value, bool)):
+            continue
+        raise TypeError(f"field {name!r} is {value!r}")
 
 
 def finish_manifest(stage_dir: str | Path, manifest: StageManifest) -> StageManifest:

@@ -36,13 +36,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from hf_itt.hub.publishers import make_publisher, publish_pending
+    from hf_itt.pipeline.locks import run_lock
 
     args = parser().parse_args(argv)
     if not args.run_dir.is_dir():
         raise ConfigError(f"run folder {args.run_dir} not found; pass the output_dir of the experiment")
     publisher = make_publisher(args.publisher, local_root=args.local_root, private=not args.public)
-    outcomes = publish_pending(args.run_dir, publisher, namespace=args.namespace, repo_template=args.repo_template,
-                               revision=args.revision, pattern=STAGE_MANIFESTS)
+    with run_lock(args.run_dir, fix="a run still going publishes its own stages; publish once it has finished"):
+        outcomes = publish_pending(args.run_dir, publisher, namespace=args.namespace,
+                                   repo_template=args.repo_template, revision=args.revision, pattern=STAGE_MANIFESTS)
     if not outcomes:
         print(f"nothing to publish in {args.run_dir}: every finished stage is already published")
         return 0

@@ -236,14 +236,28 @@ def find_reusable_stage(stage_hash: str, *, local_dirs: tuple[str | Path, ...] =
 
 
 def _holds_stage(folder: Path, stage_hash: str) -> bool:
+    """Whether ``folder`` is a complete stage of ``stage_hash``: its manifest reads and verifies (its own
+    checksum, every file's), and its identity block hashes to its stage hash. Anything else means
+    "train it again", with a warning naming the file, never a crash and never the reuse of a stage
+    whose manifest claims a hash its identity does not give."""
+    from hf_itt.pipeline.identity import hash_identity
+
     if not (folder / MANIFEST_NAME).is_file():
         return False
     try:
         manifest = verify_checkpoint(folder)
-    except HfIttError as err:
+        recomputed = hash_identity(manifest.identity, length=len(manifest.stage_hash)) if manifest.identity else None
+    except (HfIttError, TypeError, ValueError) as err:
         logger.warning("not reusing %s: %s", folder, err)
         return False
-    return manifest.stage_hash == stage_hash
+    if manifest.stage_hash != stage_hash:
+        return False
+    if recomputed != manifest.stage_hash:
+        logger.warning("not reusing %s: its %s says stage_hash %s but its identity block hashes to %s (edited, or "
+                       "written by an incompatible hf_itt); training the stage again", folder, MANIFEST_NAME,
+                       manifest.stage_hash, recomputed)
+        return False
+    return True
 
 
 def _planned_repo_id(manifest, namespace: str | None, repo_template: str) -> str:

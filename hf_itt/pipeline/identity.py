@@ -96,14 +96,18 @@ def hash_identity(identity: Mapping[str, Any], length: int = HASH_LENGTH) -> str
 
 def stage_identity(*, base_model: str, base_revision: str | None, previous_stage_hash: str | None,
                    tasks: Sequence[Mapping[str, Any]], sampler: Mapping[str, Any] | Any | None,
-                   training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None) -> dict:
+                   training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None,
+                   tokenizer: str | None = None, health: Mapping[str, Any] | None = None) -> dict:
     """The canonical payload a stage hash is computed from (stored in the manifest to explain a hash).
 
     ``tasks`` are ``task_identity`` dicts (order kept: it is the order of the mixture);
     ``training_args`` is a ``TrainingArguments`` or a mapping of its fields (missing fields take the
     dataclass defaults, so ``{"learning_rate": 1e-5}`` hashes like ``TrainingArguments(learning_rate=1e-5)``).
+    ``tokenizer`` (``tokenizer_identity``) and ``health`` (``health_identity``) enter only when set:
+    None means the base model's own tokenizer and health settings that cannot change the weights, so
+    the hashes of stages trained before these keys existed stay the same.
     """
-    return {
+    identity = {
         "identity_version": IDENTITY_VERSION,
         "base_model": base_model,
         "base_revision": base_revision,
@@ -114,12 +118,21 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
         "seed": seed,
         "world_size": world_size,
     }
+    if tokenizer is not None:
+        identity["tokenizer"] = tokenizer
+    if health is not None:
+        identity["health"] = _plain(health)
+    return identity
 
 
 # The files of a local model folder that decide what it computes (model cards and logs stay out).
 MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "*.bin", "*.model", "tokenizer*.json",
                        "special_tokens_map.json", "vocab*", "merges.txt", "added_tokens.json")
 _FOLDER_HASHES: dict[tuple, str] = {}
+
+
+TOKENIZER_FILE_PATTERNS = ("*.model", "tokenizer*.json", "special_tokens_map.json", "vocab*", "merges.txt",
+                           "added_tokens.json")
 
 
 def base_model_identity(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
@@ -131,17 +144,29 @@ def base_model_identity(name_or_path: str, revision: str | None) -> tuple[str, s
     return f"local:{model_folder_hash(folder)}", None
 
 
-def model_folder_hash(folder: Path) -> str:
-    """sha256 over the names and contents of ``MODEL_FILE_PATTERNS`` in ``folder``, memoised per process
+def tokenizer_identity(name_or_path: str | None) -> str | None:
+    """``model.tokenizer`` for ``stage_identity``: None (the model's own, already in the base model's
+    identity), a Hub id as written, or ``local:<sha256 of its tokenizer files>`` like a base model."""
+    if name_or_path is None:
+        return None
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        return name_or_path
+    return f"local:{model_folder_hash(folder, TOKENIZER_FILE_PATTERNS, 'model.tokenizer')}"
+
+
+def model_folder_hash(folder: Path, patterns: tuple[str, ...] = MODEL_FILE_PATTERNS,
+                      key_name: str = "model.name_or_path") -> str:
+    """sha256 over the names and contents of ``patterns`` in ``folder``, memoised per process
     by (path, size, mtime) so that a grid of experiments on one large base reads it once."""
     from hf_itt.fileio import sha256_file
 
-    files = sorted({path for pattern in MODEL_FILE_PATTERNS for path in folder.glob(pattern) if path.is_file()})
+    files = sorted({path for pattern in patterns for path in folder.glob(pattern) if path.is_file()})
     if not files:
-        raise ConfigError(f"model.name_or_path {folder}: the folder holds no model files (config.json, "
-                          f"*.safetensors); point it at a saved model or a Hub id")
+        raise ConfigError(f"{key_name} {folder}: the folder holds no model files ({', '.join(patterns[:2])}); "
+                          f"point it at a saved model or a Hub id")
     stats = [(path.name, path.stat()) for path in files]
-    key = (str(folder.resolve()), tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
+    key = (str(folder.resolve()), patterns, tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
     if key not in _FOLDER_HASHES:
         digest = hashlib.sha256()
         for path in files:

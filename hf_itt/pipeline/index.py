@@ -23,6 +23,6 @@ def lookup(index_dir: str | Path, stage_hash: str) -> Path | None:
     path = Path(index_dir) / f"{stage_hash}.json"
     try:
         folder = Path(json.loads(path.read_text(encoding="utf-8"))["path"])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged entry: no entry
         return None
     return folder if folder.is_dir() else None

@@ -14,7 +14,8 @@ from typing import Any
 
 from hf_itt.config.experiment import ExperimentConfig, StageConfig, TaskEntry
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.pipeline.identity import base_model_identity, hash_identity, stage_identity, task_identity
+from hf_itt.pipeline.identity import (base_model_identity, hash_identity, model_folder_hash, stage_identity,
+                                      task_identity, tokenizer_identity)
 from hf_itt.config.training_args import merged_training
 from hf_itt.task_types.plugins import code_identity
 
@@ -60,9 +61,6 @@ class StageJob:
     def checkpoint_dir(self) -> Path:
         return self.stage_dir / "checkpoint"
 
-    def has_checkpoint(self) -> bool:
-        return any(self.trainer_dir.glob("checkpoint-*"))
-
 
 def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data: bool = False) -> list[StageJob]:
     """The experiment's jobs in run order. ``allow_missing_data`` (planning only): a local data file that
@@ -90,9 +88,12 @@ def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data
 
 def from_job(config: ExperimentConfig, stage: StageConfig) -> StageJob:
     candidate = config.resolve_path(stage.from_)
-    reference = candidate if Path(candidate).is_dir() else stage.from_  # a folder, else a Hub reference
+    if Path(candidate).is_dir():  # a folder enters by its content: retrained in place, it is another stage
+        reference, identity = candidate, f"local:{model_folder_hash(Path(candidate))}"
+    else:
+        reference, identity = stage.from_, stage.from_
     return StageJob(name=stage.name, kind="from", stage_dir=config.run_dir / "stages" / stage.name,
-                    stage_hash=hash_identity({"from": stage.from_}), source=reference)
+                    stage_hash=hash_identity({"from": identity}), source=reference)
 
 
 def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> tuple[dict, int | None]:
@@ -155,32 +156,47 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
 
 def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int,
               allow_missing_data: bool = False) -> StageJob:
+    from hf_itt.pipeline.config_identity import health_identity
+
     job.unresolved = list(previous.unresolved) if previous else []
-    tasks = [plan_task_identity(job, plan, allow_missing_data) for plan in job.tasks]
+    best_of_dev = bool(job.training.get("load_best_model_at_end"))  # dev data then picks the weights
+    tasks = [plan_task_identity(job, plan, best_of_dev, allow_missing_data) for plan in job.tasks]
     base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
     job.identity = stage_identity(
         base_model=base, base_revision=revision,
         previous_stage_hash=previous.stage_hash if previous else None, tasks=tasks,
-        sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size)
+        sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size,
+        tokenizer=tokenizer_identity(config.model.tokenizer), health=health_identity(config.health))
     job.stage_hash = hash_identity(job.identity)
     return job
 
 
-def task_options(plan: TaskPlan, job: StageJob) -> dict:
-    options = {"trained_on": plan.source_spec.name, "version": plan.source_spec.version, "max_train": plan.max_train,
-               "max_length": job.max_length, "weight": plan.weight}
+def task_options(job: StageJob, plan: TaskPlan, best_of_dev: bool) -> dict:
+    """What else decides a task's training examples; keys added later enter only when they are set."""
+    from hf_itt.pipeline.config_identity import spec_digest
+
+    options = {"trained_on": plan.source_spec.name, "version": plan.source_spec.version,
+               "max_train": plan.max_train, "max_length": job.max_length, "weight": plan.weight}
+    for key, spec in (("spec", plan.source_spec), ("head_spec", plan.spec)):
+        digest = spec_digest(spec)
+        if digest is not None and (key == "spec" or plan.spec is not plan.source_spec):
+            options[key] = digest
+    if best_of_dev:
+        options["max_dev"] = plan.max_dev
     plugin_code = code_identity(plan.spec.task_type)
     if plugin_code is not None:  # a type from a user's file: its code decides the weights (built-in ones: the version)
         options["type_code"] = plugin_code
     return options
-def plan_task_identity(job: StageJob, plan: TaskPlan, allow_missing_data: bool) -> dict:
+
+
+def plan_task_identity(job: StageJob, plan: TaskPlan, best_of_dev: bool, allow_missing_data: bool) -> dict:
     def identity(data_files, **extra) -> dict:
         return task_identity(plan.head, task_type=plan.spec.type, source=source_name(plan.source_spec),
                              config=None, lang=plan.source_spec.lang, data_files=data_files,
-                             options={**task_options(plan, job), **extra})
+                             options={**task_options(job, plan, best_of_dev), **extra})
 
     try:
-        return identity(training_files(plan))
+        return identity(training_files(plan, best_of_dev))
     except DataError as err:
         if not allow_missing_data:
             raise
@@ -193,14 +209,17 @@ def source_name(spec) -> str | None:
     return ",".join(f"{s.path}/{s.name}" if s.name else s.path for s in sources) or None
 
 
-def training_files(plan: TaskPlan) -> dict | None:
-    """The concrete files that train ``plan`` (their contents enter the hash; paths do not)."""
+def training_files(plan: TaskPlan, with_dev: bool = False) -> dict | None:
+    """The concrete files that train ``plan`` (their contents enter the hash; paths do not); the dev
+    files too when ``with_dev`` (load_best_model_at_end: the dev set picks the exported checkpoint)."""
     from hf_itt.tasks.formats import resolve_paths
 
     if plan.data_files is None:
         return None
     spec = plan.source_spec
     files = {"train": [str(path) for path in resolve_paths(spec, "train", spec.lang, plan.data_files)]}
+    if with_dev and spec.has_split("validation"):
+        files["validation"] = [str(path) for path in resolve_paths(spec, "validation", spec.lang, plan.data_files)]
     if isinstance(plan.data_files, dict) and "labels" in plan.data_files:
         files["labels"] = plan.data_files["labels"]
     return files

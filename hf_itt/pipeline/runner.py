@@ -25,7 +25,7 @@ from hf_itt.training.distributed import barrier, is_main_process, world_size
 from hf_itt.errors import HfIttError
 from hf_itt.evaluation.bucc import stale_protocol
 from hf_itt.evaluation.results import TaskResult, is_missing_split
-from hf_itt.metrics.scoring import METRIC_VERSION
+from hf_itt.pipeline.checkpoints import HASH_FILE, resume_point
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.pipeline.train import TrainedStage, train_stage
 
@@ -40,7 +40,7 @@ class StagePlan:
     kind: str          # "itt" | "from" | "target"
     stage_hash: str
     action: str        # "train" | "resume" | "reuse" | "download" | "evaluate-only"
-    where: str = ""    # reused folder, or published reference
+    where: str = ""    # reused folder, published reference, or the checkpoint a resume starts from
 
 
 class StageRunner:
@@ -68,7 +68,9 @@ class StageRunner:
         plans = []
         for job in self.jobs():
             found = None if self.force else self.find_finished(job)
-            action = "reuse" if found else ("resume" if job.has_checkpoint() else "train")
+            resume = None if self.force or found else resume_point(job.trainer_dir, job.stage_hash)
+            action = "reuse" if found else ("resume" if resume else "train")
+            found = found or (Path(resume).name if resume else None)
             if job.kind == "from":
                 action, found = "download", job.source
             elif job.kind == "target" and job.is_retrieval:
@@ -138,6 +140,34 @@ class StageRunner:
         found = None if self.force else self.find_finished(job)
         if found is not None:
             return self.reuse(job, found, publishing)
+        if job.kind != "itt":  # targets belong to their run folder: nothing to share, nothing to lock
+            return self.train(job, source, publishing)
+        with self.claim(job) as waited:
+            found = self.find_finished(job) if waited and not self.force else None
+            if found is not None:  # the run we waited for trained it
+                return self.reuse(job, found, publishing)
+            return self.train(job, source, publishing)
+
+    def claim(self, job: StageJob):
+        """The stage's lock among the runs sharing this hub folder; a single process waits for it (then
+        reuses the stage), a multi-process launch fails at once (its other ranks cannot wait that long)."""
+        from contextlib import nullcontext
+
+        from hf_itt.pipeline.locks import stage_lock
+
+        if not is_main_process():
+            return nullcontext(False)
+        return stage_lock(self.index_dir.parent, job.stage_hash, wait=world_size() == 1, stage=job.name)
+
+    def reuse(self, job: StageJob, found: Path, publishing) -> TrainedStage:
+        stage = TrainedStage.reused(job, found)
+        if is_main_process() and Path(found) == job.checkpoint_dir:
+            self.index_and_publish(job, found, publishing)  # a kill may have come before either
+        if job.kind == "target" and self.needs_results(job):
+            self.evaluate_on_main(job, found)
+        return stage
+
+    def train(self, job: StageJob, source, publishing) -> TrainedStage:
         if self.force and is_main_process():  # a fresh start: no resume point, no health restart count
             shutil.rmtree(job.trainer_dir, ignore_errors=True)
             (job.stage_dir / "attempt.json").unlink(missing_ok=True)
@@ -148,14 +178,6 @@ class StageRunner:
         if is_main_process():
             self.index_and_publish(job, stage.checkpoint, publishing)
         barrier()
-        return stage
-
-    def reuse(self, job: StageJob, found: Path, publishing) -> TrainedStage:
-        stage = TrainedStage.reused(job, found)
-        if is_main_process() and Path(found) == job.checkpoint_dir:
-            self.index_and_publish(job, found, publishing)  # a kill may have come before either
-        if job.kind == "target" and self.needs_results(job):
-            self.evaluate_on_main(job, found)
         return stage
 
     def run_stage(self, name: str, expect_hash: str | None = None) -> TrainedStage:
@@ -251,9 +273,6 @@ class StageRunner:
             print(f"report: {path}")
         except HfIttError as err:  # a report problem never loses the results already written
             logger.warning("report not written: %s", err)
-
-
-HASH_FILE = "stage_hash.txt"
 
 
 def set_aside_stale_trainer_dir(job: StageJob) -> None:

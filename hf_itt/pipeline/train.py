@@ -17,6 +17,7 @@ from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.training import task_trace
 from hf_itt.training.distributed import barrier, is_main_process, rank
 from hf_itt.health.callbacks import health_callbacks, health_report
+from hf_itt.pipeline.checkpoints import last_checkpoint
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.training.task_trace import TaskTrace
 
@@ -139,31 +140,6 @@ def stopped_error(job: StageJob, report):
                                f"(its Trainer checkpoints are in {job.trainer_dir}; delete them to start afresh).")
 
 
-def last_checkpoint(trainer_dir: Path) -> str | None:
-    """The newest COMPLETE Trainer checkpoint: a kill can leave the newest one half-written.
-
-    The Trainer writes trainer_state.json after the weights, optimizer and RNG states, so a checkpoint
-    whose trainer_state.json parses is complete, unless its sampler_state.json (MultiTaskTrainer
-    writes it after the Trainer's files) is torn.
-    """
-    import json
-    import re
-
-    if not trainer_dir.is_dir():
-        return None
-    numbered = [(int(m.group(1)), p) for p in trainer_dir.iterdir() if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
-    for _, folder in sorted(numbered, reverse=True):
-        try:
-            json.loads((folder / "trainer_state.json").read_text())
-            if (folder / "sampler_state.json").exists():
-                json.loads((folder / "sampler_state.json").read_text())
-        except (OSError, ValueError):
-            logger.warning("%s is incomplete (killed while saving?); resuming from an earlier checkpoint", folder)
-            continue
-        return str(folder)
-    return None
-
-
 def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer."""
     from transformers import AutoTokenizer, set_seed
@@ -236,6 +212,7 @@ def dev_metric_functions(job: StageJob) -> dict:
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
                       health: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
+    from hf_itt.fileio import apply_umask
     from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
     from hf_itt.hub.model_card import write_model_card
     from hf_itt.training.modeling import MultiTaskModel
@@ -261,6 +238,7 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
                              stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
         metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
     write_model_card(partial, manifest, job.repo_id)
+    apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage
     finish_manifest(partial, manifest)
     if job.checkpoint_dir.exists():
         shutil.rmtree(job.checkpoint_dir)
