@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.errors import ConfigError, DataError, HfIttError
 from hf_itt.evaluation.results import TaskResult, missing_split
 from hf_itt.evaluation.scorers import ScoringContext, score_split
 
@@ -161,25 +161,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retrieval-layer", type=int, default=None,
                         help="hidden_states index for retrieval (default: 14/24 of the depth)")
     parser.add_argument("--max-examples", type=int, default=None, help="cap rows per language")
+    parser.add_argument("--task-dirs", action="append", default=[], metavar="DIR",
+                        help="also register the task spec YAMLs of this folder (repeatable), for --tasks")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from hf_itt.evaluation.results_table import print_results
+    from hf_itt.tasks.registry import get_task, register_task_dir
 
     args = build_parser().parse_args(argv)
+    for folder in args.task_dirs:
+        register_task_dir(folder)
+    tasks = [get_task(task).name for task in args.tasks.split(",")]  # unknown names fail before the model loads
     model, tokenizer = load_for_evaluation(args.model)
     ctx = ScoringContext(model=model, tokenizer=tokenizer, batch_size=args.batch_size,
                          retrieval_layer=args.retrieval_layer)
     data_files = parse_data_files(args.data_files)
     meta = ResultMeta(checkpoint=args.model, base_model=getattr(model.config, "_name_or_path", args.model))
     results = []
-    for task in args.tasks.split(","):
+    for task in tasks:
         request = EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
                                     splits=args.splits.split(","), data_files=data_files.get(task),
                                     max_examples=args.max_examples)
         results += evaluate_task(ctx, request, meta, out_dir=args.out)
     print_results(results)
+    if not any(result.languages for result in results):
+        raise DataError(f"nothing was scored for {args.tasks} ({args.splits}): "
+                        + ("every language failed (see above)" if results else "no task has these splits")
+                        + "; check --splits, --languages and --data-files")
     return 0
 
 

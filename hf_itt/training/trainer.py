@@ -195,8 +195,9 @@ class MultiTaskTrainer(Trainer):
         workers = self.args.dataloader_num_workers
         extra = {"prefetch_factor": self.args.dataloader_prefetch_factor,
                  "persistent_workers": self.args.dataloader_persistent_workers} if workers > 0 else {}
+        pin = self.args.dataloader_pin_memory and self.args.device.type != "cpu"  # torch warns on CPU otherwise
         loader = DataLoader(self.train_dataset, batch_sampler=batch_sampler, collate_fn=self.data_collator,
-                            num_workers=workers, pin_memory=self.args.dataloader_pin_memory, **extra)
+                            num_workers=workers, pin_memory=pin, **extra)
         return self.accelerator.prepare(loader)
 
     # ---- loss and logs --------------------------------------------------------------------------
