@@ -78,6 +78,27 @@ def test_model_card_parses_with_lineage_and_metrics(chain):
     assert {(r.dataset_name, r.metric_type) for r in results} >= {("mnli", "accuracy"), ("hellaswag", "accuracy")}
 
 
+def test_qa_stage_reports_exact_match_and_f1_on_dev(chain):
+    _, config, stages = chain
+    squad = read_manifest(config.run_dir / "stages" / "squad" / "checkpoint")
+    assert {"exact_match", "f1", "loss"} <= set(squad.metrics["squad_v1"])
+    assert all(0 <= squad.metrics["squad_v1"][key] <= 100 for key in ("exact_match", "f1"))
+
+
+def test_cards_pass_the_hub_metadata_checks_and_targets_carry_their_results(chain):
+    from tests.test_model_card import assert_hub_valid_card
+
+    _, config, _ = chain
+    for stage in ("joint", "squad", "pos"):
+        assert_hub_valid_card((config.run_dir / "stages" / stage / "checkpoint" / "README.md").read_text())
+    target = config.run_dir / "targets" / "xnli" / "checkpoint"
+    card = assert_hub_valid_card((target / "README.md").read_text())
+    found = {(r.dataset_name, r.dataset_split) for r in card.data.eval_results}
+    assert ("xnli (en)", "validation") in found and card.data.base_model == "local/tiny-chain-pos"
+    labels = json.loads((target / "config.json").read_text())["id2label"]
+    assert labels == {"0": "entailment", "1": "neutral", "2": "contradiction"}  # names, not LABEL_0
+
+
 def test_rerun_retrains_nothing(chain):
     _, config, _ = chain
     checkpoint = config.run_dir / "stages" / "squad" / "checkpoint" / "model.safetensors"

@@ -10,6 +10,7 @@ import string
 from hf_itt.config.experiment import (PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig,
                            StageConfig)
 from hf_itt.errors import ConfigError, TaskError
+from hf_itt.config.runtime_checks import check_runtime
 from hf_itt.config.training_args import check_training_keys
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -31,6 +32,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
     check_hub(config)
     if not config.stages and not config.targets.tasks:
         raise ConfigError("the experiment has no stages and no targets.tasks: nothing to run")
+    check_runtime(config)
 
 
 def check_name(value: str, where: str) -> None:
