@@ -1,12 +1,13 @@
 """Generate the reference pages of the user guide from the code, so they never drift from it.
 
-    python scripts/docgen.py            # (re)write docs/reference.md and docs/tasks.md
+    python scripts/docgen.py            # (re)write docs/reference.md, docs/tasks.md and docs/columns.md
     python scripts/docgen.py --check    # exit 1, naming the stale files, when they are out of date
 
 ``docs/reference.md`` walks the experiment dataclasses of ``hf_itt.config.experiment`` (every field's YAML path,
 type, default and ``help``), then documents the override syntax and the presets of
 ``hf_itt/config/presets/presets.yaml`` with the source comment of every value. ``docs/tasks.md`` lists every
-built-in task of the registry.
+built-in task of the registry. ``docs/columns.md`` is the column contract of every task type: the
+rows loading produces and the features the trainer consumes (``column_contract``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from hf_itt.config import experiment as config_module
 from hf_itt.config import overrides as config_overrides
 from hf_itt.config.presets import PRESETS_FILE, all_presets
+from hf_itt.task_types.collators import MODEL_KEYS
+from hf_itt.tasks import schema
 from hf_itt.tasks.registry import BUILTIN_DIR, TaskRegistry
 from hf_itt.tasks.spec import TaskSpec
 
@@ -326,9 +329,129 @@ def render_tasks() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# ------------------------------------------------------------------------------------------ columns.md
+
+
+@dataclasses.dataclass
+class ColumnContract:
+    """The columns of one task type: ``rows`` as loading produces them, ``features`` as the trainer reads them."""
+
+    task_type: str
+    rows: str
+    features: str
+
+    def feature_columns(self, role: str = "train") -> list[str]:
+        """Column names of the features for ``role`` ("train" or "eval"), notes and shapes left out."""
+        text = self.features
+        if "train:" in text:
+            text = text.split("eval:")[1] if role == "eval" else text.split("train:")[1].split("eval:")[0]
+        text = re.sub(r"\([^)]*\)|\[[^]]*\]", "", text)
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def column_contract() -> list[ColumnContract]:
+    """Every task type's columns. The one function to change when task types become plug-ins (each module
+    of hf_itt/task_types/ declaring its canonical and feature columns): read them from that registry here,
+    and the page, its check and tests/test_columns.py stay as they are. Today: the two tables of
+    ``hf_itt.tasks.schema``'s docstring."""
+    rows_part, features_part = (schema.__doc__ or "").split("Tokenized features", 1)
+    rows, features = _type_entries(rows_part), _type_entries(features_part)
+    return [ColumnContract(task_type, rows.get(task_type, ""), features.get(task_type, ""))
+            for task_type in schema.TASK_TYPES]
+
+
+def _type_entries(text: str) -> dict[str, str]:
+    """``{type: its text}`` from lines that start with a type name, continued by indented lines."""
+    entries: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        first = line.split(" ", 1)[0]
+        if first in schema.TASK_TYPES:
+            current = first
+            entries[current] = [line[len(first):].strip()]
+        elif current and line.startswith(" ") and line.strip():
+            entries[current].append(line.strip())
+        elif not line.strip():
+            current = None
+    return {task_type: " ".join(lines) for task_type, lines in entries.items()}
+
+
+COLUMNS_INTRO = """\
+# Columns per task type
+
+What each kind of head reads. hf_itt's own loading turns any source into the **rows** below, and its
+preprocessing (`hf_itt.task_types.features.preprocess`) turns rows into the **features**; when you bring
+your own tokenized datasets to `MultiTaskTrainer` ([your own script](your_script.md)), give each task's
+dataset the feature columns of its type. The collator pads a batch the way its type needs and passes
+the **model inputs** on; any other column (an id, the text) is ignored, so it may stay in the dataset.
+
+Which task a dataset belongs to: pass `train_dataset={"task": dataset, ...}` (one dataset per head), or
+one dataset with a `task` column (head names) or a `task_ids` column (head indices in
+`model.config.task_names` order), or one dataset when the model has a single head. A dataset with a task
+column needs tasks whose columns have the same types (several classification tasks, say): one Arrow table
+cannot hold a multiple-choice row and a classification row in one column.
+
+Conventions the features follow (those of the transformers example scripts):
+
+- `labels` of tagging hold one label per token, and **-100 on every token but the first sub-word of each
+  word** (special tokens included); losses and accuracy skip -100.
+- extractive QA trains on `start_positions` / `end_positions` (token indices; the CLS index when the
+  answer is not in the window); its evaluation features carry `example_id` (one example spans several
+  windows of `doc_stride` overlap) and `offset_mapping` (character spans, `None` outside the context), which
+  decode the predicted spans back into answer text.
+- multiple choice holds **one row per question** with `input_ids` / `attention_mask` of shape
+  `[n_choices][len]` (each choice paired with the question) and one `labels` index; the model scores each
+  choice and a softmax picks one.
+- a multi-task batch is one task: `task_ids` is added by the trainer, never needed in your data.
+"""
+
+
+def split_schema(text: str) -> tuple[str, str]:
+    """(the ``{...}`` row schema, the note after it) of a rows entry; nested braces are kept."""
+    depth = 0
+    for position, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0 and char == "}":
+            return text[:position + 1], " ".join(text[position + 1:].replace("``", "`").split())
+    return text, ""
+
+
+def code_shapes(text: str) -> str:
+    """Shapes (``[n_choices][len]``) and inline schemas in code spans, so Markdown leaves them alone."""
+    return re.sub(r"((?:\[[^\]]+\])+|\{[^}]*\})", r"`\1`", text)
+
+
+def model_inputs(task_type: str) -> str:
+    keys = list(MODEL_KEYS[task_type])
+    shown = [("labels (or label)" if key == "labels" and "label" in keys else
+              "token_type_ids (encoders that use them)" if key == "token_type_ids" else key)
+             for key in keys if key != "label"]
+    return ", ".join(shown)
+
+
+def render_columns() -> str:
+    lines = [GENERATED_NOTE.format(source="the column contract of hf_itt/tasks/schema.py and the collators"), "",
+             *COLUMNS_INTRO.splitlines(), ""]
+    for contract in column_contract():
+        row_schema, note = split_schema(contract.rows)
+        lines += [f"## {contract.task_type}", "", f"- rows: `{row_schema}`" + (f"; {code_shapes(note)}" if note else "")]
+        if "train:" in contract.features:
+            lines += ["- features:",
+                      f"    - training: {', '.join(contract.feature_columns('train'))}",
+                      f"    - evaluation: {code_shapes(contract.features.split('eval:')[1].strip())}"]
+        elif contract.features:
+            lines.append(f"- features: {code_shapes(contract.features)}")
+        if contract.task_type in MODEL_KEYS:
+            lines.append(f"- model inputs (what the collator passes on): {model_inputs(contract.task_type)}")
+        else:
+            lines.append("- model inputs: none (scored from the encoder's hidden states; no head, no training)")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
-GENERATED = {"reference.md": render_reference, "tasks.md": render_tasks}
+GENERATED = {"reference.md": render_reference, "tasks.md": render_tasks, "columns.md": render_columns}
 
 
 def stale_files(docs_dir: Path = DOCS_DIR) -> list[str]:
