@@ -141,6 +141,8 @@ class MultiTaskTrainer(Trainer):
         self.main_metrics = dict(main_metrics or {})
         self.steps_per_epoch, self.same_task_per_update = settings.steps_per_epoch, settings.same_task_per_update
         _set_ddp_unused_parameter_search(args, model, self.train_datasets)
+        if args is not None and args.dataloader_pin_memory and args.device.type == "cpu":
+            args.dataloader_pin_memory = False  # nothing to pin for; torch warns at every dataloader otherwise
         if data_collator is None:
             data_collator = MultiTaskCollator(processing_class, [s["type"] for s in model.config.tasks.values()],
                                               seed=getattr(args, "seed", 0))
@@ -195,9 +197,8 @@ class MultiTaskTrainer(Trainer):
         workers = self.args.dataloader_num_workers
         extra = {"prefetch_factor": self.args.dataloader_prefetch_factor,
                  "persistent_workers": self.args.dataloader_persistent_workers} if workers > 0 else {}
-        pin = self.args.dataloader_pin_memory and self.args.device.type != "cpu"  # torch warns on CPU otherwise
         loader = DataLoader(self.train_dataset, batch_sampler=batch_sampler, collate_fn=self.data_collator,
-                            num_workers=workers, pin_memory=pin, **extra)
+                            num_workers=workers, pin_memory=self.args.dataloader_pin_memory, **extra)
         return self.accelerator.prepare(loader)
 
     # ---- loss and logs --------------------------------------------------------------------------
