@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,10 +141,10 @@ def test_second_experiment_reuses_the_shared_prefix(chain, tiny_checkpoint, tmp_
     assert_same_weights(stages[0].checkpoint, stages[1].checkpoint)
 
 
-def run_cli(tiny_checkpoint, root: Path) -> subprocess.Popen:
+def run_cli(tiny_checkpoint, root: Path, stdout=subprocess.DEVNULL) -> subprocess.Popen:
     command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(CHAIN), "--no-report",
                f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})  # as in-process
 
 
@@ -158,9 +159,11 @@ def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "run" / "stages" / "squad" / "checkpoint").exists() or process.returncode == 0
-    rerun = run_cli(tiny_checkpoint, tmp_path)
-    _, stderr = rerun.communicate(timeout=400)
+    rerun = run_cli(tiny_checkpoint, tmp_path, stdout=subprocess.PIPE)
+    stdout, stderr = rerun.communicate(timeout=400)
     assert rerun.returncode == 0, stderr[-3000:]
+    assert "[itt] joint: reused" in stdout  # one line per stage; the resumed one says where it resumes from
+    assert re.search(r"^\[itt\] squad: resuming from \S+/stages/squad/trainer/checkpoint-\d+ \(hash", stdout, re.M)
     for stage in ("joint", "squad", "pos"):
         assert_same_weights(tmp_path / "run" / "stages" / stage / "checkpoint", config.run_dir / "stages" / stage / "checkpoint")
     assert_same_weights(tmp_path / "run" / "targets" / "xnli" / "checkpoint", config.run_dir / "targets" / "xnli" / "checkpoint")

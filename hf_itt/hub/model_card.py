@@ -40,31 +40,33 @@ PLACEHOLDER_PATH = "<path to this folder>"
 
 
 def build_model_card(manifest: StageManifest, repo_id: str | None = None, revision: str | None = None,
-                     license: str | None = None, kind: str = "itt", results: list | None = None) -> ModelCard:
+                     license: str | None = None, kind: str = "itt", results: list | None = None,
+                     local_results: bool = False) -> ModelCard:
     """The card of a stage; ``repo_id``/``revision``: where it is (or will be) published; ``kind``: "itt" (an
-    exported encoder) or "target" (encoder + head); ``results``: the target's zero-shot ``TaskResult``s."""
+    exported encoder) or "target" (encoder + head); ``results``: the target's zero-shot ``TaskResult``s,
+    scored on local files when ``local_results`` (then they name no Hub dataset)."""
     repo_id = repo_id or manifest.publish.repo_id
     revision = revision or manifest.publish.revision or "main"
     data = card_metadata(manifest, model_name=repo_id or f"{manifest.experiment}-{manifest.stage}",
-                         license=license, kind=kind, results=results)
+                         license=license, kind=kind, results=results, local_results=local_results)
     body = card_body(manifest, repo_id, revision, kind, results)
     return ModelCard(redact_text(f"---\n{data.to_yaml()}\n---\n{body}"))
 
 
 def write_model_card(stage_dir: str | Path, manifest: StageManifest, repo_id: str | None = None,
                      revision: str | None = None, license: str | None = None, kind: str = "itt",
-                     results: list | None = None) -> Path:
+                     results: list | None = None, local_results: bool = False) -> Path:
     """Atomically write ``stage_dir/README.md`` (the card is not checksummed: it may be rewritten later)."""
     from hf_itt.fileio import atomic_write_text
 
-    card = build_model_card(manifest, repo_id, revision, license, kind, results)
+    card = build_model_card(manifest, repo_id, revision, license, kind, results, local_results)
     return atomic_write_text(Path(stage_dir) / CARD_NAME, str(card))
 
 
 def card_metadata(manifest: StageManifest, model_name: str, license: str | None = None, kind: str = "itt",
-                  results: list | None = None) -> ModelCardData:
+                  results: list | None = None, local_results: bool = False) -> ModelCardData:
     base_model = _hub_base_model(manifest)
-    eval_results = _eval_results(manifest) + _result_entries(results or [])
+    eval_results = _eval_results(manifest) + _result_entries(results or [], local_results)
     return ModelCardData(
         library_name="transformers",
         pipeline_tag=_pipeline_tag(manifest, kind),
@@ -151,16 +153,18 @@ def _eval_results(manifest: StageManifest) -> list[EvalResult]:
     return results
 
 
-def _result_entries(results: list) -> list[EvalResult]:
+def _result_entries(results: list, local: bool = False) -> list[EvalResult]:
     """One entry per (task, split, language) with the task's primary metric (zero-shot results)."""
+    from hf_itt.errors import TaskError
     from hf_itt.tasks.registry import get_task
 
     entries = []
     for result in results:
         try:
             spec = get_task(result.task)
-            task_type, source = spec.type, _dataset_id(spec.sources[0].path if spec.sources else None)
-        except Exception:  # a task registered only in the run that wrote the result
+            task_type = spec.type
+            source = None if local else _dataset_id(spec.sources[0].path if spec.sources else None)
+        except TaskError:  # a task registered only in the run that wrote the result
             task_type, source = None, None
         for lang, scores in sorted(result.languages.items()):
             value = scores.get(result.primary_metric)

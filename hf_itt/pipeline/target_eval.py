@@ -49,4 +49,4 @@ def add_results_to_card(job: StageJob, results, config: ExperimentConfig) -> Non
 
     manifest = read_manifest(job.checkpoint_dir)
     write_model_card(job.checkpoint_dir, manifest, job.repo_id, license=config.hub.license, kind="target",
-                     results=results)
+                     results=results, local_results=bool(config.targets.data_files.get(job.target)))
