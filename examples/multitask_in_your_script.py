@@ -13,6 +13,13 @@ Offline demo on a tiny model built on the spot (a few seconds on a CPU):
 With a real encoder (needs the Hub or a local copy):
 
     python examples/multitask_in_your_script.py --model xlm-roberta-base --max_steps 2000 --output_dir runs/demo
+
+On several processes, as any Trainer script (each rank trains the same task at every step):
+
+    accelerate launch --num_processes 2 examples/multitask_in_your_script.py --output_dir /tmp/mt-demo
+    torchrun --nproc_per_node 2 examples/multitask_in_your_script.py --output_dir /tmp/mt-demo
+
+docs/your_script.md walks through the same calls.
 """
 
 from __future__ import annotations
@@ -24,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
-from transformers import AutoTokenizer, TrainingArguments
+from transformers import AutoModel, AutoTokenizer
 
-from hf_itt import MultiTaskModel, MultiTaskTrainer
+from hf_itt import MultiTaskModel, MultiTaskTrainer, MultiTaskTrainingArguments
 
 LABELS = ["negative", "positive"]
 POS_TAGS = ["DET", "NOUN", "VERB", "ADJ"]
@@ -106,6 +113,7 @@ def parse_args(argv=None):
     parser.add_argument("--max_steps", type=int, default=60)
     parser.add_argument("--train_size", type=int, default=200, help="training rows per task")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--use_cpu", action="store_true", help="train on the CPU even when a GPU is there")
     return parser.parse_args(argv)
 
 
@@ -115,36 +123,42 @@ def main(argv=None) -> dict:
     raw = {"sentiment": sentiment_rows, "facts": choice_rows, "pos": tagging_rows}
     train_raw = {task: make(args.train_size, rng) for task, make in raw.items()}
     dev_raw = {task: make(max(8, args.train_size // 4), rng) for task, make in raw.items()}
+    training_args = MultiTaskTrainingArguments(  # before the model: DeepSpeed ZeRO-3 needs it first
+        output_dir=str(out), task_sampling=args.sampler, sampling_temperature=2.0, sampling_cap=100,
+        max_steps=args.max_steps, per_device_train_batch_size=16, learning_rate=3e-3, warmup_steps=0.1,
+        eval_strategy="steps", eval_steps=max(1, args.max_steps // 2), save_strategy="steps",
+        save_steps=max(1, args.max_steps // 2), load_best_model_at_end=True, metric_for_best_model="average",
+        logging_steps=10, report_to=[], seed=args.seed, use_cpu=args.use_cpu)
     model_path = args.model
     if model_path is None:  # offline stand-in for xlm-roberta: tokenizer + random 2-layer encoder
         from hf_itt.demo.tiny import build_checkpoint
         texts = [" ".join([r.get("text_a", ""), r.get("text_b", ""), r.get("prompt", ""), *r.get("choices", []),
                            *r.get("tokens", [])]) for rows in train_raw.values() for r in rows]
-        model_path = build_checkpoint(out / "tiny-encoder", texts, vocab_size=120)
+        with training_args.main_process_first(desc="tiny encoder"):  # one process writes it, the others read
+            model_path = build_checkpoint(out / "tiny-encoder", texts, vocab_size=120)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenize = {"sentiment": tokenize_pairs, "facts": tokenize_choices, "pos": tokenize_tags}
     train = {task: tokenize[task](tokenizer, rows) for task, rows in train_raw.items()}
     dev = {task: tokenize[task](tokenizer, rows) for task, rows in dev_raw.items()}
 
-    training_args = TrainingArguments(  # before the model: DeepSpeed ZeRO-3 needs it first
-        output_dir=str(out), max_steps=args.max_steps, per_device_train_batch_size=16, learning_rate=3e-3,
-        warmup_steps=0.1, eval_strategy="steps", eval_steps=max(1, args.max_steps // 2), save_strategy="steps",
-        save_steps=max(1, args.max_steps // 2), load_best_model_at_end=True, metric_for_best_model="average",
-        logging_steps=10, report_to=[], seed=args.seed)
     model = MultiTaskModel.from_encoder(model_path, {
         "sentiment": {"type": "classification", "labels": LABELS},
         "facts": {"type": "multiple_choice", "num_choices": 3},
         "pos": {"type": "tagging", "labels": POS_TAGS},
     })
-    trainer = MultiTaskTrainer(
-        model, training_args, train_datasets=train, eval_datasets=dev, processing_class=tokenizer,
-        sampler=args.sampler, sampler_kwargs={"temperature": 2.0, "cap": 100},
-        compute_metrics_per_task={task: accuracy for task in train})
+    trainer = MultiTaskTrainer(model, training_args, train_dataset=train, eval_dataset=dev,
+                               processing_class=tokenizer, compute_metrics=accuracy)
     trainer.train()
-    metrics = trainer.evaluate()
-    trainer.save_model()  # the whole multi-task model: MultiTaskModel.from_pretrained(output_dir)
-    model.export_encoder(out / "encoder", tokenizer)  # plain AutoModel checkpoint: the next stage starts here
-    print(json.dumps({k: v for k, v in metrics.items() if k.endswith(("accuracy", "average", "loss"))}, indent=2))
+    metrics = trainer.evaluate()                                  # eval_<task>_accuracy, eval_loss, eval_average
+    predictions = trainer.predict(dev["sentiment"], task="sentiment")
+    trainer.save_model()  # the whole multi-task model: AutoModel.from_pretrained(output_dir) after `import hf_itt`
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(out)
+        model.export_encoder(out / "encoder", tokenizer)  # plain AutoModel checkpoint: the next stage starts here
+        reloaded = AutoModel.from_pretrained(out)
+        assert reloaded.config.tasks["pos"]["labels"] == POS_TAGS
+        print(json.dumps({k: v for k, v in metrics.items() if k.endswith(("accuracy", "average", "loss"))}
+                         | {"predicted_sentiment_rows": len(predictions.predictions)}, indent=2))
     return metrics
 
 

@@ -11,6 +11,7 @@ _EXPORTS = {
     "MultiTaskModel": "hf_itt.training.modeling",
     "MultiTaskConfig": "hf_itt.training.modeling",
     "MultiTaskTrainer": "hf_itt.training.trainer",
+    "MultiTaskTrainingArguments": "hf_itt.training.arguments",
     "TaskSampler": "hf_itt.training.sampling",
     "StageRunner": "hf_itt.pipeline.runner",
     "ExperimentConfig": "hf_itt.config.experiment",

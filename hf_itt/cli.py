@@ -2,14 +2,20 @@
 
     python run_itt.py --config run_scripts/demo.yaml [key=value ...] [--force] [--dry-run]
     deepspeed run_itt.py --config run_scripts/<exp>.yaml      (the launcher adds --local_rank=N)
-    hf-itt tasks | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR | plan GRID...
-    hf-itt export-submission RUN_DIR... --out DIR
+    hf-itt tasks [NAME...] | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR
+    hf-itt plan GRID... | export-submission RUN_DIR... --out DIR
+    hf-itt --version;  hf-itt COMMAND --help
+
+Conventions: bad input prints one ``hf_itt error: ...`` line and exits 2; a closed pipe
+(``hf-itt tasks | head``) ends quietly; hf_itt's warnings print as ``hf_itt warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
+import os
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -50,14 +56,17 @@ def run_parser() -> argparse.ArgumentParser:
                         help="with --stage: refuse to run unless the job's stage hash is this one (the plan's)")
     parser.add_argument("--wait-for-lock", action="store_true",
                         help="if another run is using the output folder, wait for it to finish instead of failing")
+    parser.add_argument("--version", action="version", version=version_text())
     # the deepspeed launcher inserts --local_rank=N before the script's own arguments
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser
 
 
 def run_main(argv: list[str] | None = None) -> int:
+    parser = run_parser()
+    check_flag_style(list(sys.argv[1:] if argv is None else argv), parser)
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
-    args = run_parser().parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(argv)
     from hf_itt.config.experiment import load_experiments
     from hf_itt.pipeline.runner import StageRunner
     from hf_itt.training.distributed import is_main_process
@@ -200,22 +209,101 @@ def run_prepare(config) -> None:
         wait_for_file(marker)
 
 
-def tasks_main(argv: list[str]) -> int:
-    from hf_itt.tasks.registry import all_tasks
+def tasks_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-itt tasks", description="List the registered tasks, or describe some.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="tasks to describe (default: list them all)")
+    parser.add_argument("--task-dirs", action="append", default=[], metavar="DIR",
+                        help="also register the task spec YAMLs of this folder (repeatable)")
+    return parser
 
-    for spec in all_tasks():
-        train = spec.train_task or "-"
-        print(f"{spec.name:16} {spec.type:17} {len(spec.languages):3} langs  metric={spec.metric:17} train={train}")
+
+def tasks_main(argv: list[str]) -> int:
+    from hf_itt.tasks.registry import all_tasks, get_task, register_task_dir
+
+    args = tasks_parser().parse_args(argv)
+    for folder in args.task_dirs:
+        register_task_dir(folder)
+    if not args.names:
+        for spec in all_tasks():
+            train = spec.train_task or "-"
+            print(f"{spec.name:16} {spec.type:17} {len(spec.languages):3} langs  metric={spec.metric or '-':17} "
+                  f"train={train}")
+        return 0
+    for name in args.names:
+        print(describe_task(get_task(name)))
     return 0
+
+
+def describe_task(spec) -> str:
+    sources = ", ".join(f"{s.path}" + (f" ({s.name})" if s.name else "") for s in spec.sources) or "local files only"
+    facts = [("type", spec.type), ("metric", spec.metric), ("languages", " ".join(spec.all_languages())),
+             ("source", sources), ("English training task", spec.train_task or "-"),
+             ("labels", " ".join(spec.labels) if spec.labels else "-"), ("max_length", spec.max_length)]
+    if spec.num_choices:
+        facts.append(("num_choices", spec.num_choices))
+    description = " ".join((spec.description or "").split())
+    return "\n".join([spec.name + (f": {description}" if description else ""),
+                      *(f"  {key}: {value}" for key, value in facts)])
+
+
+def validate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-itt validate",
+                                     description="Check experiment YAMLs (every check run_itt.py makes before "
+                                                 "training) without running them.")
+    parser.add_argument("configs", nargs="+", metavar="CONFIG", help="experiment YAML files")
+    return parser
 
 
 def validate_main(argv: list[str]) -> int:
-    from hf_itt.config.experiment import load_experiment
+    from hf_itt.config.experiment import load_experiments
 
-    for path in argv:
-        config = load_experiment(path)
-        print(f"ok  {path}: {len(config.stages)} stage(s), targets: {', '.join(config.targets.tasks) or '-'}")
+    for path in validate_parser().parse_args(argv).configs:
+        for config in load_experiments(path):
+            print(f"ok  {path} [{config.experiment}]: {len(config.stages)} stage(s), "
+                  f"targets: {', '.join(config.targets.tasks) or '-'}")
     return 0
+
+
+def version_text() -> str:
+    from importlib import metadata
+
+    from hf_itt import __version__
+
+    versions = []
+    for package in ("transformers", "torch"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} not installed")
+    return f"hf_itt {__version__} ({', '.join(versions)})"
+
+
+def check_flag_style(argv: list[str], parser: argparse.ArgumentParser) -> None:
+    """``--seed 2`` (run_glue.py style) is not an option here: say which ``key=value`` override it means."""
+    known = set(parser._option_string_actions)
+    for position, token in enumerate(argv):
+        flag, has_value, value = token.partition("=")
+        if not token.startswith("--") or flag in known:
+            continue
+        if not has_value:
+            following = argv[position + 1] if position + 1 < len(argv) else ""
+            value = following if following and not following.startswith("-") and "=" not in following else "true"
+        raise ConfigError(flag_hint(flag[2:].replace("-", "_"), value))
+
+
+def flag_hint(key: str, value: str) -> str:
+    from hf_itt.config.experiment import ExperimentConfig
+    from hf_itt.config.training_args import training_argument_fields
+
+    top_level = {f.name for f in dataclasses.fields(ExperimentConfig) if not f.metadata.get("internal")}
+    if key in top_level:
+        return f"--{key} is not an option: run_itt.py takes config overrides as key=value, so write {key}={value}"
+    if key in training_argument_fields():
+        return (f"--{key} is not an option: TrainingArguments are set in the YAML or as overrides, e.g. "
+                f"defaults.training.{key}={value} (every stage and target) or stages.0.training.{key}={value} "
+                "(one stage)")
+    return (f"unknown option --{key}: run_itt.py takes --config FILE, --dry-run, --force, --no-report, "
+            "--experiments and key=value overrides (docs/reference.md)")
 
 
 # Environment failures a user fixes (disk, permissions): one message, no traceback.
@@ -224,6 +312,9 @@ RESUME_HINT = "rerun the same command: finished stages are kept and training res
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hf_itt.console import setup_console
+
+    setup_console()
     argv = list(sys.argv[1:] if argv is None else argv)
     return guarded(dispatch, argv)
 
@@ -240,6 +331,8 @@ def guarded(command, argv: list[str]) -> int:
         return command(argv)
     except HfIttError as err:
         return report_error(str(err))
+    except BrokenPipeError:  # `hf-itt tasks | head`: the reader left, nothing is wrong
+        return quiet_broken_pipe()
     except OSError as err:
         if err.errno not in ENVIRONMENT_ERRNOS:
             raise
@@ -265,6 +358,13 @@ def on_sigterm(handler):
     return signal.signal(signal.SIGTERM, handler)
 
 
+def quiet_broken_pipe() -> int:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again (Python docs' recipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + 13  # as a process killed by SIGPIPE
+
+
 def report_error(message: str) -> int:
     print(f"hf_itt error: {' '.join(message.split())}", file=sys.stderr)
     return 2
@@ -279,8 +379,25 @@ def environment_message(err: OSError) -> str:
             f"the folder's permissions, then {RESUME_HINT}")
 
 
+USAGE = """usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan,export-submission} ...
+       (COMMAND --help for its options)
+  run       same as run_itt.py: --config FILE [key=value ...]
+  tasks     list registered tasks, or describe some: hf-itt tasks mnli xnli
+  validate  check experiment YAMLs without running them
+  evaluate  zero-shot evaluation of any checkpoint
+  report    tables and plots over runs
+  memory    DeepSpeed memory planner
+  publish   publish finished-but-unpublished stages of a run
+  plan      a grid of experiments x seeds as unique stages: counts, GPU-hours; run it locally or on SLURM
+  export-submission  XTREME / XTREME-R submission files from saved predictions
+hf-itt --version prints the versions of hf_itt, transformers and torch."""
+
+
 def dispatch(argv: list[str]) -> int:
     command = argv[0] if argv else "--help"
+    if command in ("--version", "-V"):
+        print(version_text())
+        return 0
     if command == "run":
         return run_main(argv[1:])
     if command == "tasks":
@@ -291,22 +408,18 @@ def dispatch(argv: list[str]) -> int:
         from importlib import import_module
 
         return import_module(SUBCOMMANDS[command]).main(argv[1:]) or 0
-    print("usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan,export-submission} ...\n"
-          "  run       same as run_itt.py: --config FILE [key=value ...]\n"
-          "  tasks     list registered tasks\n"
-          "  validate  check experiment YAMLs without running them\n"
-          "  evaluate  zero-shot evaluation of any checkpoint (python -m hf_itt.evaluate --help)\n"
-          "  report    tables and plots over runs (python -m hf_itt.report --help)\n"
-          "  memory    DeepSpeed memory planner (python -m hf_itt.memory --help)\n"
-          "  publish   publish finished-but-unpublished stages of a run\n"
-          "  plan      a grid of experiments x seeds as unique stages: counts, GPU-hours; run it locally or on SLURM\n"
-          "  export-submission  XTREME / XTREME-R submission files from saved predictions "
-          "(hf-itt export-submission --help)")
-    return 0 if command in ("--help", "-h") else 2
+    if command in ("--help", "-h"):
+        print(USAGE)
+        return 0
+    print(USAGE, file=sys.stderr)
+    return report_error(f"unknown command {command!r}")
 
 
 def run_entry(argv: list[str] | None = None) -> int:
     """Entry of run_itt.py: the `run` sub-command with user errors printed without a traceback."""
+    from hf_itt.console import setup_console
+
+    setup_console()
     return guarded(run_main, list(sys.argv[1:] if argv is None else argv))
 
 

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.errors import ConfigError, DataError, HfIttError
 from hf_itt.evaluation.bucc import (BuccSettings, check_distractors, choose_threshold, is_bucc, require_test_threshold,
                                    saved_dev_thresholds)
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
@@ -85,7 +85,7 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
     dev_thresholds = bucc_test_thresholds(spec, request.splits, meta, out_dir, protocol, bucc)
     for split in sorted(request.splits, key=lambda s: s != "validation"):
         if not spec.has_split(split):
-            logger.warning("%s has no %s split; skipped", spec.name, split)
+            logger.info("%s has no %s split; skipped", spec.name, split)  # the results table shows no row
             continue
         outcome = score_languages(spec, ctx, request, languages, split, dev_thresholds, bucc,
                                   out_dir if save_predictions else None)
@@ -240,21 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     bucc.add_argument("--bucc-test-oracle", action="store_true",
                       help="score test without a validation threshold by optimising it on the test gold "
                            "(recorded as threshold source test-oracle)")
+    parser.add_argument("--task-dirs", action="append", default=[], metavar="DIR",
+                        help="also register the task spec YAMLs of this folder (repeatable), for --tasks")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from hf_itt.evaluation.results_table import print_results
-
-    from hf_itt.tasks.registry import get_task
+    from hf_itt.tasks.registry import get_task, register_task_dir
 
     args = build_parser().parse_args(argv)
+    for folder in args.task_dirs:
+        register_task_dir(folder)
+    tasks = [get_task(task).name for task in args.tasks.split(",")]  # unknown names fail before the model loads
     data_files = parse_data_files(args.data_files)
     bucc = BuccSettings(duplicates=args.bucc_duplicates, allow_gold_only=args.bucc_allow_gold_only,
                         test_oracle=args.bucc_test_oracle)
     requests = [EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
                                   splits=args.splits.split(","), data_files=data_files.get(task),
-                                  max_examples=args.max_examples) for task in args.tasks.split(",")]
+                                  max_examples=args.max_examples) for task in tasks]
     protocol = bucc_protocol(args.retrieval_layer, ScoringContext.retrieval_max_length, bucc)
     for request in requests:  # refuse BUCC test without a threshold before loading the model
         bucc_test_thresholds(get_task(request.task), request.splits, ResultMeta(checkpoint=args.model), args.out,
@@ -268,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         results += evaluate_task(ctx, request, meta, out_dir=args.out, bucc=bucc,
                                  save_predictions=not args.no_predictions)
     print_results(results)
+    if not any(result.languages for result in results):
+        raise DataError(f"nothing was scored for {args.tasks} ({args.splits}): "
+                        + ("every language failed (see above)" if results else "no task has these splits")
+                        + "; check --splits, --languages and --data-files")
     return 0
 
 

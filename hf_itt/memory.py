@@ -1,8 +1,10 @@
 """Memory planner: which DeepSpeed config fits an encoder + heads on a given GPU, computed offline.
 
     python -m hf_itt.memory --model xlm-roberta-large --gpus 8 --nodes 1 --batch 4 --seq-len 256 --bf16
+    python -m hf_itt.memory --model bert-base-multilingual-cased     (BERT, XLM-R and DeBERTa shapes)
 
-Model states (weights, gradients, Adam moments) use the formulas of DeepSpeed's own estimators,
+Activations are fp32 unless ``--bf16`` (bf16 or fp16 training: 2 bytes); the model states follow
+DeepSpeed's estimators, which assume mixed precision either way. Model states (weights, gradients, Adam moments) use the formulas of DeepSpeed's own estimators,
 ``estimate_zero2_model_states_mem_needs`` (deepspeed/runtime/zero/stage_1_and_2.py) and
 ``estimate_zero3_model_states_mem_needs`` (deepspeed/runtime/zero/stage3.py); tests/test_memory.py
 checks the figures against those functions. Activations per GPU, encoder layers only, for micro-batch
@@ -31,7 +33,13 @@ BUFFER_FACTOR = 1.5  # DeepSpeed's additional_buffer_factor default for CPU memo
 
 @dataclass(frozen=True)
 class EncoderShape:
-    """The dimensions of a BERT/RoBERTa-style encoder that decide its size."""
+    """The dimensions of a BERT / RoBERTa / DeBERTa-style encoder that decide its size.
+
+    ``absolute_positions``: a learned position embedding per position (BERT, XLM-R; DeBERTa-v3 has none).
+    ``relative_positions``: rows of DeBERTa's shared relative-position table (0: none), with its LayerNorm.
+    ``relative_projections``: DeBERTa-v2 without ``share_att_key``: extra position key/query projections
+    per layer (0, 1 or 2).
+    """
 
     vocab_size: int
     hidden_size: int
@@ -40,43 +48,72 @@ class EncoderShape:
     intermediate_size: int
     max_positions: int
     type_vocab_size: int = 1
+    absolute_positions: bool = True
+    relative_positions: int = 0
+    relative_projections: int = 0
 
 
-KNOWN_SHAPES = {  # public XLM-R dimensions, so the planner needs neither the Hub nor a download
+def _deberta_v3(vocab_size: int, hidden: int, layers: int, heads: int) -> EncoderShape:
+    return EncoderShape(vocab_size, hidden, layers, heads, 4 * hidden, 512, type_vocab_size=0,
+                        absolute_positions=False, relative_positions=2 * 256)
+
+
+KNOWN_SHAPES = {  # public dimensions (their config.json), so the planner needs neither the Hub nor a download
     "xlm-roberta-large": EncoderShape(250_002, 1024, 24, 16, 4096, 514),
     "xlm-roberta-base": EncoderShape(250_002, 768, 12, 12, 3072, 514),
+    "bert-base-uncased": EncoderShape(30_522, 768, 12, 12, 3072, 512, type_vocab_size=2),
+    "bert-base-cased": EncoderShape(28_996, 768, 12, 12, 3072, 512, type_vocab_size=2),
+    "bert-large-uncased": EncoderShape(30_522, 1024, 24, 16, 4096, 512, type_vocab_size=2),
+    "bert-large-cased": EncoderShape(28_996, 1024, 24, 16, 4096, 512, type_vocab_size=2),
+    "bert-base-multilingual-cased": EncoderShape(119_547, 768, 12, 12, 3072, 512, type_vocab_size=2),
+    "deberta-v3-base": _deberta_v3(128_100, 768, 12, 12),
+    "deberta-v3-large": _deberta_v3(128_100, 1024, 24, 16),
+    "mdeberta-v3-base": _deberta_v3(251_000, 768, 12, 12),
 }
 
 
 def shape_from_config(config) -> EncoderShape:
     """An ``EncoderShape`` from a transformers config object or its ``config.json`` dict."""
     get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+    relative = bool(get("relative_attention", False))
+    relative_rows = 0
+    if relative:
+        buckets, max_relative = get("position_buckets", -1) or -1, get("max_relative_positions", -1) or -1
+        relative_rows = 2 * (buckets if buckets > 0 else max_relative if max_relative > 0
+                             else get("max_position_embeddings"))
+    attention_types = get("pos_att_type") or []
+    projections = 0 if get("share_att_key", False) or not relative else \
+        sum(kind in attention_types for kind in ("c2p", "p2c"))
+    type_vocab = get("type_vocab_size", None)
     try:
         return EncoderShape(get("vocab_size"), get("hidden_size"), get("num_hidden_layers"),
                             get("num_attention_heads"), get("intermediate_size"), get("max_position_embeddings"),
-                            get("type_vocab_size", 1) or 1)
+                            2 if type_vocab is None else int(type_vocab),
+                            absolute_positions=bool(get("position_biased_input", True)),
+                            relative_positions=relative_rows, relative_projections=projections)
     except TypeError:
         raise ConfigError("The model config lacks encoder dimensions (vocab_size, hidden_size, num_hidden_layers, "
                           "num_attention_heads, intermediate_size, max_position_embeddings).") from None
 
 
 def encoder_shape(model: str, config_json: str | Path | None = None) -> EncoderShape:
-    """Known XLM-R sizes by name; otherwise a ``config.json`` file, a local folder or the Hub cache (offline)."""
+    """Known BERT / XLM-R / DeBERTa sizes by name (with or without their Hub namespace); otherwise a
+    ``config.json`` file, a local folder or the Hub cache (offline)."""
     if config_json:
         path = Path(config_json)
         if not path.is_file():
             raise ConfigError(f"Model config file not found: {path}.")
         return shape_from_config(json.loads(path.read_text(encoding="utf-8")))
-    name = model.split("/")[-1] if model.lower().startswith("facebookai/") else model
+    name = model.split("/")[-1] if model.count("/") == 1 and not Path(model).exists() else model
     if name in KNOWN_SHAPES:
         return KNOWN_SHAPES[name]
     from transformers import AutoConfig
 
     try:
         return shape_from_config(AutoConfig.from_pretrained(model, local_files_only=True))
-    except OSError:
+    except (OSError, ValueError):
         raise ConfigError(f"No config for model {model!r} offline: give a local folder, --config-json PATH, or one of "
-                          f"{sorted(KNOWN_SHAPES)}.") from None
+                          f"{', '.join(sorted(KNOWN_SHAPES))}.") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,16 +150,21 @@ class ParameterCount:
 
 
 def count_parameters(shape: EncoderShape, heads=(("classification", 3),), pooler: bool = False) -> ParameterCount:
-    """Parameters of an ``XLMRobertaModel`` (+ optional pooler) and the given ``(kind, num_labels)`` heads."""
+    """Parameters of a ``BertModel`` / ``XLMRobertaModel`` / ``DebertaV2Model`` (+ optional pooler) and the
+    given ``(kind, num_labels)`` heads."""
     h, f = shape.hidden_size, shape.intermediate_size
     layer_norm = 2 * h
-    word, position, token_type = shape.vocab_size * h, shape.max_positions * h, shape.type_vocab_size * h
-    attention = 4 * (h * h + h) + layer_norm
+    word, token_type = shape.vocab_size * h, shape.type_vocab_size * h
+    position = shape.max_positions * h if shape.absolute_positions else 0
+    relative = shape.relative_positions * h
+    attention = (4 + shape.relative_projections) * (h * h + h) + layer_norm
     feed_forward = (h * f + f) + (f * h + h) + layer_norm
     encoder = word + position + token_type + layer_norm + shape.num_layers * (attention + feed_forward)
+    encoder += (relative + layer_norm) if relative else 0
     encoder += (h * h + h) if pooler else 0
     head_counts = [head_parameters(kind, h, labels) for kind, labels in heads]
-    largest = max([word, position, token_type, h * h + h, h * f + f, f * h + h] + [big for _, big in head_counts])
+    largest = max([word, position, token_type, relative, h * h + h, h * f + f, f * h + h]
+                  + [big for _, big in head_counts])
     return ParameterCount(encoder, sum(n for n, _ in head_counts), largest)
 
 
@@ -235,7 +277,8 @@ def format_plan(plan: MemoryPlan) -> str:
         f"vocab {s.vocab_size:,}",
         f"parameters: {p.total:,} ({p.encoder:,} encoder + {p.heads:,} heads); largest layer {p.largest_layer:,}",
         f"setup: {gpus}; micro-batch {plan.batch} x {plan.seq_len} tokens per GPU, "
-        f"{'bf16' if plan.bytes_per_value == 2 else 'fp32'}, {plan.attention} attention",
+        f"{'bf16/fp16 activations (--bf16)' if plan.bytes_per_value == 2 else 'fp32 activations (--bf16 for bf16/fp16)'}"
+        f", {plan.attention} attention",
         "",
         "| DeepSpeed config | model states per GPU (GiB) | CPU per node (GiB) | + activations (GiB) "
         "| + activations, grad. checkpointing (GiB) |",
@@ -268,15 +311,18 @@ def _parse_head(text: str) -> tuple[str, int]:
     return kind, int(labels or 2)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Per-GPU memory of ZeRO-2/3 (+offload) for an encoder with heads.")
-    parser.add_argument("--model", default="xlm-roberta-large", help="known name, local folder or cached Hub id")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hf_itt.memory",
+                                     description="Per-GPU memory of ZeRO-2/3 (+offload) for an encoder with heads, "
+                                                 "computed offline (BERT, XLM-R and DeBERTa shapes).")
+    parser.add_argument("--model", default="xlm-roberta-large",
+                        help=f"a known name ({', '.join(sorted(KNOWN_SHAPES))}), a local folder or a cached Hub id")
     parser.add_argument("--config-json", help="a config.json with the encoder dimensions (overrides --model)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per node")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--batch", type=int, default=4, help="micro-batch per GPU")
     parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--bf16", action="store_true", help="16-bit activations (fp32 otherwise)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 or fp16 training: 2-byte activations (default: fp32)")
     parser.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa")
     parser.add_argument("--head", action="append", type=_parse_head, metavar="KIND[:LABELS]",
                         help=f"a task head, repeatable; KIND in {HEAD_KINDS} (default: classification:3)")
@@ -286,7 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     plan = plan_memory(args.model, args.gpus, args.nodes, args.batch, args.seq_len, args.bf16, args.gpu_mem_gb,
                        args.head or [("classification", 3)], args.pooler, args.attention, args.config_json)
     print(format_plan(plan))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from hf_itt.cli import main as cli_main
+
+    sys.exit(cli_main(["memory", *sys.argv[1:]]))

@@ -1,19 +1,21 @@
 """Generate the reference pages of the user guide from the code, so they never drift from it.
 
-    python scripts/docgen.py            # (re)write docs/reference.md and docs/tasks.md
+    python scripts/docgen.py            # (re)write docs/reference.md, docs/tasks.md and docs/columns.md
     python scripts/docgen.py --check    # exit 1, naming the stale files, when they are out of date
 
 ``docs/reference.md`` walks the experiment dataclasses of ``hf_itt.config.experiment`` (every field's YAML path,
 type, default and ``help``), then documents the override syntax and the presets of
 ``hf_itt/config/presets/presets.yaml`` with the source comment of every value. ``docs/tasks.md`` lists every
 built-in task of the registry, with what the official scorer does for each benchmark task and where hf_itt
-matches or differs (``scripts/official_scoring.yaml``).
+matches or differs (``scripts/official_scoring.yaml``). ``docs/columns.md`` is the column contract of every
+task type: the rows loading produces and the features the trainer consumes (``column_contract``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import re
 import sys
 import typing
@@ -25,6 +27,7 @@ if not __package__:  # run as `python scripts/docgen.py`: document this checkout
 from hf_itt.config import experiment as config_module  # noqa: E402
 from hf_itt.config import overrides as config_overrides  # noqa: E402
 from hf_itt.config.presets import PRESETS_FILE, all_presets  # noqa: E402
+from hf_itt.task_types import get_type, type_names  # noqa: E402
 from hf_itt.tasks.registry import BUILTIN_DIR, TaskRegistry  # noqa: E402
 from hf_itt.tasks.spec import TaskSpec  # noqa: E402
 from scripts.official_scoring import benchmark_scoring_section, official_scoring, scoring_notes  # noqa: E402
@@ -333,9 +336,128 @@ def render_tasks() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# ------------------------------------------------------------------------------------------ columns.md
+
+
+@dataclasses.dataclass
+class ColumnContract:
+    """The columns of one task type: ``rows`` as loading produces them, ``features`` as the trainer reads them."""
+
+    task_type: str
+    rows: str
+    features: str
+
+    def feature_columns(self, role: str = "train") -> list[str]:
+        """Column names of the features for ``role`` ("train" or "eval"), notes and shapes left out."""
+        text = self.features
+        if "train:" in text:
+            text = text.split("eval:")[1] if role == "eval" else text.split("train:")[1].split("eval:")[0]
+        text = re.sub(r"\([^)]*\)|\[[^]]*\]", "", text)
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def column_contract() -> list[ColumnContract]:
+    """Every registered task type's columns, from its own module: the ``rows`` and ``features`` entries of
+    the docstring of hf_itt/task_types/<type>.py (tests/test_columns.py checks them against what the type
+    declares and produces)."""
+    contracts = []
+    for name in type_names():
+        entries = _docstring_entries(inspect.getmodule(type(get_type(name))).__doc__ or "")
+        contracts.append(ColumnContract(name, entries.get("rows", ""), entries.get("features", "")))
+    return contracts
+
+
+def _docstring_entries(text: str) -> dict[str, str]:
+    """``{key: its text}`` from lines that start with a key word, continued by indented lines."""
+    entries: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and "  " in line:
+            current, _, rest = line.partition(" ")
+            entries[current] = [rest.strip()]
+        elif current and line.startswith(" ") and line.strip():
+            entries[current].append(line.strip())
+        else:
+            current = None
+    return {key: " ".join(lines) for key, lines in entries.items()}
+
+
+COLUMNS_INTRO = """\
+# Columns per task type
+
+What each kind of head reads. hf_itt's own loading turns any source into the **rows** below, and its
+preprocessing (`hf_itt.task_types.features.preprocess`) turns rows into the **features**; when you bring
+your own tokenized datasets to `MultiTaskTrainer` ([your own script](your_script.md)), give each task's
+dataset the feature columns of its type. The collator pads a batch the way its type needs and passes
+the **model inputs** on; any other column (an id, the text) is ignored, so it may stay in the dataset.
+
+Which task a dataset belongs to: pass `train_dataset={"task": dataset, ...}` (one dataset per head), or
+one dataset with a `task` column (head names) or a `task_ids` column (head indices in
+`model.config.task_names` order), or one dataset when the model has a single head. A dataset with a task
+column needs tasks whose columns have the same types (several classification tasks, say): one Arrow table
+cannot hold a multiple-choice row and a classification row in one column.
+
+Conventions the features follow (those of the transformers example scripts):
+
+- `labels` of tagging hold one label per token, and **-100 on every token but the first sub-word of each
+  word** (special tokens included); losses and accuracy skip -100.
+- extractive QA trains on `start_positions` / `end_positions` (token indices; the CLS index when the
+  answer is not in the window); its evaluation features carry `example_id` (one example spans several
+  windows of `doc_stride` overlap) and `offset_mapping` (character spans, `None` outside the context), which
+  decode the predicted spans back into answer text.
+- multiple choice holds **one row per question** with `input_ids` / `attention_mask` of shape
+  `[n_choices][len]` (each choice paired with the question) and one `labels` index; the model scores each
+  choice and a softmax picks one.
+- a multi-task batch is one task: `task_ids` is added by the trainer, never needed in your data.
+"""
+
+
+def split_schema(text: str) -> tuple[str, str]:
+    """(the ``{...}`` row schema, the note after it) of a rows entry; nested braces are kept."""
+    depth = 0
+    for position, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0 and char == "}":
+            return text[:position + 1], " ".join(text[position + 1:].replace("``", "`").split())
+    return text, ""
+
+
+def code_shapes(text: str) -> str:
+    """Shapes (``[n_choices][len]``) and inline schemas in code spans, so Markdown leaves them alone."""
+    return re.sub(r"((?:\[[^\]]+\])+|\{[^}]*\})", r"`\1`", text)
+
+
+def model_inputs(task_type: str) -> str:
+    keys = list(get_type(task_type).model_inputs)
+    shown = [("labels (or label)" if key == "labels" and "label" in keys else
+              "token_type_ids (encoders that use them)" if key == "token_type_ids" else key)
+             for key in keys if key != "label"]
+    return ", ".join(shown)
+
+
+def render_columns() -> str:
+    lines = [GENERATED_NOTE.format(source="the task-type modules of hf_itt/task_types/"), "",
+             *COLUMNS_INTRO.splitlines(), ""]
+    for contract in column_contract():
+        row_schema, note = split_schema(contract.rows)
+        lines += [f"## {contract.task_type}", "", f"- rows: `{row_schema}`" + (f"; {code_shapes(note)}" if note else "")]
+        if "train:" in contract.features:
+            lines += ["- features:",
+                      f"    - training: {', '.join(contract.feature_columns('train'))}",
+                      f"    - evaluation: {code_shapes(contract.features.split('eval:')[1].strip())}"]
+        elif contract.features:
+            lines.append(f"- features: {code_shapes(contract.features)}")
+        if get_type(contract.task_type).trainable:
+            lines.append(f"- model inputs (what the collator passes on): {model_inputs(contract.task_type)}")
+        else:
+            lines.append("- model inputs: none (scored from the encoder's hidden states; no head, no training)")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
-GENERATED = {"reference.md": render_reference, "tasks.md": render_tasks}
+GENERATED = {"reference.md": render_reference, "tasks.md": render_tasks, "columns.md": render_columns}
 
 
 def stale_files(docs_dir: Path = DOCS_DIR) -> list[str]:

@@ -247,8 +247,8 @@ def test_documented_commands_parse():
 # ------------------------------------------------------------------------------------------ recipes
 
 
-def recipe_blocks():
-    text = (DOCS / "recipes.md").read_text(encoding="utf-8")
+def recipe_blocks(page: str = "recipes.md"):
+    text = (DOCS / page).read_text(encoding="utf-8")
     return [(text[:match.start()].count("\n") + 1, match["kind"], match["path"], match["body"])
             for match in TEST_BLOCK.finditer(text)]
 
@@ -288,3 +288,17 @@ def test_recipe_blocks_run(tmp_path, monkeypatch):
         monkeypatch.setattr(registry, "_default", None)  # built-in tasks only, as in a new process
         run_block(kind, path, body, f"docs/recipes.md line {line} ({kind})")
     assert (tmp_path / "out" / "encoder" / "config.json").is_file()
+
+
+def test_your_own_script_page_runs_as_one_script(tmp_path, monkeypatch):
+    """docs/your_script.md: train -> evaluate -> predict -> save -> reload with the plain Trainer calls."""
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    blocks = recipe_blocks("your_script.md")
+    assert [kind for _, kind, _, _ in blocks] == ["python"] * len(blocks) and len(blocks) >= 5
+    namespace = {"__name__": "__docs__"}  # one script: later blocks use what earlier ones defined
+    for line, _, _, body in blocks:
+        exec(compile(body, f"docs/your_script.md line {line}", "exec"), namespace)  # noqa: S102
+    assert (tmp_path / "out" / "final" / "config.json").is_file()

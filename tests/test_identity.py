@@ -89,6 +89,9 @@ CHANGES_IN = {
     "targets.per_task_training": ["targets.per_task_training={{xnli: {{num_train_epochs: 3}}}}"],
     "targets.preset": ["targets.preset=xlmr-large-target"],
     "targets.max_train_examples": ["targets.max_train_examples=50"],
+    "targets.max_eval_examples": ["targets.max_eval_examples=7", "targets.training.load_best_model_at_end=true",
+                                  "targets.training.eval_strategy=steps", "targets.training.save_strategy=steps",
+                                  f"targets.data_files.mnli.validation={MNLI_DEV}"],
     "health.enabled": ["health.enabled=false"],
     "health.on_collapse": ["health.on_collapse=warn"],
     "health.collapse_threshold": ["health.collapse_threshold=0.9"],
@@ -132,6 +135,7 @@ CHANGES_OUT = {
     "hub.repo_template": ["hub.repo_template={{namespace}}/{{stage}}-{{hash}}"],
     "hub.private": ["hub.private=false"],
     "hub.reuse": ["hub.reuse=false"],
+    "hub.license": ["hub.license=mit"],
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ TINY = memory.EncoderShape(vocab_size=120, hidden_size=32, num_layers=2, num_hea
                            max_positions=40)
 LARGE = count_parameters(KNOWN_SHAPES["xlm-roberta-large"])
 SETUPS = [(1, 1), (8, 1), (4, 2)]  # (gpus per node, nodes)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _hf_config(shape: memory.EncoderShape, **kwargs):
@@ -98,14 +101,59 @@ def test_count_equals_instantiated_tiny_model(model_class, heads, pooler):
     assert (counted.total, counted.largest_layer) == model_to_params(model)
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN_SHAPES))
-def test_known_xlmr_sizes_equal_the_real_architecture(name):
-    from transformers import XLMRobertaModel
+def _family_model(shape: memory.EncoderShape, **extra):
+    """The transformers encoder of ``shape``'s family: DeBERTa-v2/v3 when it has relative positions."""
+    from transformers import BertConfig, BertModel, DebertaV2Config, DebertaV2Model, XLMRobertaModel
 
+    dims = dict(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
+                num_attention_heads=shape.num_heads, intermediate_size=shape.intermediate_size,
+                max_position_embeddings=shape.max_positions, type_vocab_size=shape.type_vocab_size)
+    if shape.relative_positions:
+        config = DebertaV2Config(**dims, relative_attention=True, position_buckets=shape.relative_positions // 2,
+                                 norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"],
+                                 position_biased_input=shape.absolute_positions, **extra)
+        return config, DebertaV2Model(config)
+    if shape.type_vocab_size == 2:
+        config = BertConfig(**dims, **extra)
+        return config, BertModel(config, add_pooling_layer=False)
+    config = _hf_config(shape, **extra)
+    return config, XLMRobertaModel(config, add_pooling_layer=False)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_SHAPES))
+def test_known_sizes_equal_the_real_architecture(name):
     shape = KNOWN_SHAPES[name]
     with torch.device("meta"):  # full size, no memory
-        model = XLMRobertaModel(_hf_config(shape), add_pooling_layer=True)
-    assert count_parameters(shape, heads=[], pooler=True).total == _numel(model)
+        config, model = _family_model(shape)
+    assert count_parameters(shape, heads=[]).total == _numel(model)
+    assert shape_from_config(config.to_dict()) == shape  # the same shape read back from its config.json
+
+
+def test_deberta_v2_without_shared_attention_keys_counts_its_position_projections():
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    config = DebertaV2Config(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=40, relative_attention=True,
+                             max_relative_positions=-1, pos_att_type=["c2p", "p2c"], share_att_key=False,
+                             norm_rel_ebd="layer_norm", type_vocab_size=0)
+    shape = shape_from_config(config)
+    assert shape.relative_projections == 2 and shape.absolute_positions
+    assert count_parameters(shape, heads=[]).total == _numel(DebertaV2Model(config))
+
+
+def test_readme_memory_table_is_what_its_command_prints_in_the_stated_dtype(capsys):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"`python -m hf_itt\.memory (--model xlm-roberta-large[^`]*)`", readme)[1].split()
+    assert "--bf16" in command and "bf16 activations" in readme
+    table = {row[0]: row[1:] for row in re.findall(r"^\| (zero\w+) \| ([\d. /]+) \| ([\d. /]+) \|$", readme, re.M)}
+    assert set(table) == {"zero2", "zero2_offload", "zero3", "zero3_offload"}
+    for column, gpus in enumerate(("1", "8")):
+        memory.main([*[a for a in command if a not in ("--gpus", "8")], "--gpus", gpus])
+        out = capsys.readouterr().out
+        assert "bf16/fp16 activations" in out
+        for name, cells in table.items():
+            row = re.search(rf"^\| ds_configs/{name}\.json \| (.+) \|$", out, re.M)[1]
+            assert " / ".join(row.split(" | ")) == cells[column].strip(), (name, gpus)
 
 
 def test_head_count_adds_up():
@@ -179,3 +227,20 @@ def test_shapes_from_config_json_and_errors(tmp_path):
         encoder_shape("x", config_json=tmp_path / "missing.json")
     with pytest.raises(ConfigError, match="offline"):
         encoder_shape(str(tmp_path / "no-such-model"))
+    assert encoder_shape("google-bert/bert-base-uncased") == KNOWN_SHAPES["bert-base-uncased"]
+    assert encoder_shape("microsoft/mdeberta-v3-base") == KNOWN_SHAPES["mdeberta-v3-base"]
+
+
+@pytest.mark.parametrize("model, code", [("bert-base-multilingual-cased", 0), ("microsoft/deberta-v3-large", 0),
+                                         ("no-org/no-such-model", 2)])
+def test_memory_command_plans_bert_and_deberta_and_fails_in_one_line(model, code):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "hf_itt.memory", "--model", model], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
+    assert done.returncode == code, done.stderr
+    if code:
+        assert done.stderr.startswith("hf_itt error: No config for model") and "Traceback" not in done.stderr
+    else:
+        assert "fp32 activations" in done.stdout and "recommendation" in done.stdout

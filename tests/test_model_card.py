@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -83,4 +86,74 @@ def test_card_without_metrics_has_no_model_index():
     card = ModelCard(str(build_model_card(manifest)))
     assert "model-index" not in card.data.to_dict() and "no dev evaluation" in card.text
     assert "from: runs/grid/s1" not in card.text  # the parent is not what one continues from
-    assert "from: /data/s2" in str(build_model_card(manifest, local_path="/data/s2"))
+    assert "from: <path to this folder>" in card.text  # no machine path: the card travels with the folder
+
+
+# ------------------------------------------------------------------------ what the Hub checks, offline
+
+HUB_LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")  # the Hub's license ids: mit, apache-2.0, cc-by-sa-4.0, other
+ISO_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")
+
+
+def assert_hub_valid_card(text: str) -> ModelCard:
+    """The metadata checks huggingface_hub runs offline (strict parse of the YAML and the model-index into
+    EvalResults), plus the Hub's value rules for ids, license and language; and no machine path anywhere."""
+    from huggingface_hub.utils import validate_repo_id
+
+    card = ModelCard(text, ignore_metadata_errors=False)
+    data = card.data
+    assert data.library_name == "transformers" and data.license and HUB_LICENSE.match(data.license)
+    for repo_id in ([data.base_model] if isinstance(data.base_model, str) else data.base_model or []):
+        validate_repo_id(repo_id)
+    for dataset in data.datasets or []:
+        validate_repo_id(dataset)
+    assert data.language and all(ISO_LANGUAGE.match(lang) for lang in data.language), data.language
+    assert data.tags and "hf_itt" in data.tags
+    model_index = data.to_dict().get("model-index")
+    if model_index:
+        name, results = model_index_to_eval_results(model_index)
+        assert name and results and all(isinstance(r.metric_value, (int, float)) for r in results)
+    assert not re.search(r"(^|[\s`'\"(])(/|\./|\.\./|~/)[\w.-]+/", text, re.M), "a machine path in the card"
+    assert "runs/" not in text and str(Path.home()) not in text
+    return card
+
+
+def test_card_holds_no_machine_path_and_names_a_local_base_by_content():
+    manifest = stage_manifest()
+    manifest.source = "/scratch/me/runs/grid/s1/checkpoint"
+    manifest.identity["base_model"] = "local:" + "ab12" * 16
+    manifest.lineage[0]["ref"] = "/scratch/me/models/xlmr@main"
+    text = str(build_model_card(manifest))
+    card = assert_hub_valid_card(text)
+    assert "/scratch" not in text and "`local:ab12ab12ab12`" in text
+    assert card.data["hf_itt"]["lineage"][0]["ref"] == "local:ab12ab12ab12"
+    assert card.data.base_model is None  # no ancestor on the Hub: none is claimed
+
+
+def test_card_names_hub_datasets_license_and_pipeline():
+    manifest = stage_manifest()
+    manifest.tasks[0]["source"] = "nyu-mll/glue/mnli"  # how stage jobs record a source with its config
+    manifest.tasks.append({"name": "ccg", "type": "tagging", "source": "ccgbank", "data_files": {"train": "x"}})
+    card = assert_hub_valid_card(str(build_model_card(manifest, repo_id="me/grid-s2", license="mit")))
+    assert card.data.datasets == ["nyu-mll/glue", "rajpurkar/squad"]  # local files name no dataset
+    assert card.data.license == "mit" and card.data.pipeline_tag == "feature-extraction"
+    assert build_model_card(manifest).data.license == "other"
+
+
+def test_target_card_carries_zero_shot_results_in_its_model_index():
+    from hf_itt.evaluation.results import TaskResult
+
+    manifest = stage_manifest()
+    manifest.tasks = [{"name": "xnli", "type": "classification", "source": "nyu-mll/glue/mnli", "lang": "en"}]
+    manifest.metrics = {"xnli": {"accuracy": 84.0}}
+    result = TaskResult(experiment="grid", seed=3, base_model=BASE, metric_version="1", itt={}, checkpoint="",
+                        task="xnli", split="test", primary_metric="accuracy",
+                        languages={"de": {"accuracy": 77.5}, "sw": {"accuracy": 66.25}})
+    card = assert_hub_valid_card(str(build_model_card(manifest, kind="target", results=[result])))
+    _, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    found = {(r.dataset_name, r.dataset_config, r.dataset_split): r.metric_value for r in results}
+    assert found == {("xnli", None, "validation"): 84.0, ("xnli (de)", "de", "test"): 77.5,
+                     ("xnli (sw)", "sw", "test"): 66.25}
+    assert {r.dataset_type for r in results} == {"nyu-mll/glue", "facebook/xnli"}
+    assert card.data.pipeline_tag == "text-classification" and "fine-tuned head" in card.text
+    assert "| xnli | test | accuracy | sw | 66.25 |" in card.text

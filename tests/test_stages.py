@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,27 @@ def test_model_card_parses_with_lineage_and_metrics(chain):
     assert {(r.dataset_name, r.metric_type) for r in results} >= {("mnli", "accuracy"), ("hellaswag", "accuracy")}
 
 
+def test_qa_stage_reports_exact_match_and_f1_on_dev(chain):
+    _, config, stages = chain
+    squad = read_manifest(config.run_dir / "stages" / "squad" / "checkpoint")
+    assert {"exact_match", "f1", "loss"} <= set(squad.metrics["squad_v1"])
+    assert all(0 <= squad.metrics["squad_v1"][key] <= 100 for key in ("exact_match", "f1"))
+
+
+def test_cards_pass_the_hub_metadata_checks_and_targets_carry_their_results(chain):
+    from tests.test_model_card import assert_hub_valid_card
+
+    _, config, _ = chain
+    for stage in ("joint", "squad", "pos"):
+        assert_hub_valid_card((config.run_dir / "stages" / stage / "checkpoint" / "README.md").read_text())
+    target = config.run_dir / "targets" / "xnli" / "checkpoint"
+    card = assert_hub_valid_card((target / "README.md").read_text())
+    found = {(r.dataset_name, r.dataset_split) for r in card.data.eval_results}
+    assert ("xnli (en)", "validation") in found and card.data.base_model == "local/tiny-chain-pos"
+    labels = json.loads((target / "config.json").read_text())["id2label"]
+    assert labels == {"0": "entailment", "1": "neutral", "2": "contradiction"}  # names, not LABEL_0
+
+
 def test_rerun_retrains_nothing(chain):
     _, config, _ = chain
     checkpoint = config.run_dir / "stages" / "squad" / "checkpoint" / "model.safetensors"
@@ -122,10 +144,10 @@ def test_second_experiment_reuses_the_shared_prefix(chain, tiny_checkpoint, tmp_
     assert_same_weights(stages[0].checkpoint, stages[1].checkpoint)
 
 
-def run_cli(tiny_checkpoint, root: Path) -> subprocess.Popen:
+def run_cli(tiny_checkpoint, root: Path, stdout=subprocess.DEVNULL) -> subprocess.Popen:
     command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(CHAIN), "--no-report",
                f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})  # as in-process
 
 
@@ -140,9 +162,11 @@ def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "run" / "stages" / "squad" / "checkpoint").exists() or process.returncode == 0
-    rerun = run_cli(tiny_checkpoint, tmp_path)
-    _, stderr = rerun.communicate(timeout=400)
+    rerun = run_cli(tiny_checkpoint, tmp_path, stdout=subprocess.PIPE)
+    stdout, stderr = rerun.communicate(timeout=400)
     assert rerun.returncode == 0, stderr[-3000:]
+    assert "[itt] joint: reused" in stdout  # one line per stage; the resumed one says where it resumes from
+    assert re.search(r"^\[itt\] squad: resuming from \S+/stages/squad/trainer/checkpoint-\d+ \(hash", stdout, re.M)
     for stage in ("joint", "squad", "pos"):
         assert_same_weights(tmp_path / "run" / "stages" / stage / "checkpoint", config.run_dir / "stages" / stage / "checkpoint")
     assert_same_weights(tmp_path / "run" / "targets" / "xnli" / "checkpoint", config.run_dir / "targets" / "xnli" / "checkpoint")

@@ -25,6 +25,8 @@ from hf_itt.config.health import HealthConfig
 SAMPLING_STRATEGIES = ("uniform", "proportional", "temperature", "capped", "annealed", "weights")
 PUBLISHERS = ("local", "hub", "none")
 REFERENCE_PATTERN = re.compile(r"^[^@\s]+(@[^@\s]+)?$")
+# Dev rows a stage evaluates on while it trains (eval_strategy / load_best_model_at_end), per task.
+DEFAULT_MAX_DEV_EXAMPLES = 500
 
 
 @dataclass
@@ -47,7 +49,9 @@ class TaskEntry:
     data_files: dict[str, str | list[str]] | str | None = field(default=None, metadata={
         "help": "Local files replacing the Hub source: a path, or {train: path, validation: path}."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
-    max_eval_examples: int | None = field(default=None, metadata={"help": "Keep the first N dev rows."})
+    max_eval_examples: int | None = field(default=DEFAULT_MAX_DEV_EXAMPLES, metadata={
+        "help": "Dev rows evaluated during training (eval_strategy, load_best_model_at_end): the first N; "
+                "null: all of them."})
     weight: float | None = field(default=None, metadata={"help": "Sampling weight (strategy 'weights')."})
 
 
@@ -97,6 +101,9 @@ class TargetsConfig:
         "help": "Per-task TrainingArguments over `training` (e.g. epochs for udpos)."})
     preset: str | None = field(default=None, metadata={"help": "Named preset for target fine-tuning."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap English training rows."})
+    max_eval_examples: int | None = field(default=DEFAULT_MAX_DEV_EXAMPLES, metadata={
+        "help": "English dev rows evaluated during fine-tuning (eval_strategy, load_best_model_at_end): the "
+                "first N; null: all of them."})
     deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed config for target fine-tuning."})
 
 
@@ -134,6 +141,9 @@ class HubConfig:
     repo_template: str = field(default="{namespace}/{experiment}-{stage}", metadata={
         "help": "Repo id template; fields: namespace, experiment, stage, hash."})
     private: bool = field(default=True, metadata={"help": "Create Hub repos as private."})
+    license: str = field(default="other", metadata={
+        "help": "license of the model cards (a Hub license id such as mit, XLM-R's); 'other' until you set it "
+                "after checking the base model's and the datasets' licenses."})
     reuse: bool = field(default=True, metadata={
         "help": "Reuse stages with the same hash found in the local index or published; false: only this run's own."})
 

@@ -12,6 +12,7 @@ from hf_itt.config.experiment import (PUBLISHERS, REFERENCE_PATTERN, SAMPLING_ST
 from hf_itt.config.model_limits import check_max_lengths
 from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
 from hf_itt.errors import ConfigError, TaskError
+from hf_itt.config.runtime_checks import check_runtime
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EVAL_SPLITS = ("validation", "test")
@@ -36,6 +37,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
     if not config.stages and not config.targets.tasks:
         raise ConfigError("the experiment has no stages and no targets.tasks: nothing to run")
     check_training_arguments(config)
+    check_runtime(config)
     if model_is_ready(config):
         check_max_lengths(config)
 

@@ -26,8 +26,12 @@ def format_score(value: float | None) -> str:
 
 
 def print_results(results: list[TaskResult], title: str = "Zero-shot results") -> None:
+    table = results_table(results, title)
     console = Console()
-    console.print(results_table(results, title))
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if needed > console.width:  # a narrow terminal or a log file (80 columns): widen, never cut a name
+        console = Console(width=needed)
+    console.print(table)
     for result in results:
         for lang, reason in result.failed.items():
             console.print(f"[yellow]{result.task} {result.split} {lang}: not scored: {reason}[/yellow]")

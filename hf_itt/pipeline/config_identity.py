@@ -42,6 +42,7 @@ IN_THE_HASH = {
     "targets.per_task_training": "training_args of that target",
     "targets.preset": "training_args and max_length of every target",
     "targets.max_train_examples": "tasks[].options.max_train of every target",
+    "targets.max_eval_examples": "tasks[].options.max_dev of every target, only when load_best_model_at_end",
     # The health checks only change the weights through a 'restart' (the stage reruns with seed+1,
     # decided by the thresholds); 'warn' changes nothing and 'stop' exports nothing. So `health` is
     # in the identity exactly when an action is 'restart' (health_identity).
@@ -78,6 +79,7 @@ OUTSIDE_THE_HASH = {
     "hub.namespace": "a repo name part",
     "hub.repo_template": "repo names",
     "hub.private": "repo visibility",
+    "hub.license": "the licence the model cards state",
     "hub.reuse": "whether stages of other runs may be reused (never whether they are the same)",
 }
 

@@ -148,7 +148,7 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
     train_spec = get_task(spec.train_task)
     data_files = resolve_data_files(config, targets.data_files.get(spec.train_task))
     job.tasks = [TaskPlan(head=task, spec=spec, source_spec=train_spec, data_files=data_files,
-                          max_train=targets.max_train_examples)]
+                          max_train=targets.max_train_examples, max_dev=targets.max_eval_examples)]
     job.training, job.max_length = training, preset_length
     job.deepspeed = config.resolve_path(targets.deepspeed or config.defaults.deepspeed)
     return with_hash(config, job, previous, world_size, allow_missing_data)

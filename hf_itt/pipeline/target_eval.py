@@ -41,4 +41,16 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
     results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc,
                             save_predictions=evaluation.save_predictions)
     print_results(results, title=f"{config.experiment} (seed {config.seed}): {job.target}")
+    if job.kind == "target" and not job.is_retrieval and Path(model_path) == job.checkpoint_dir:
+        add_results_to_card(job, results, config)
     return results
+
+
+def add_results_to_card(job: StageJob, results, config: ExperimentConfig) -> None:
+    """Rewrite the target checkpoint's card with its zero-shot scores in the model-index."""
+    from hf_itt.hub.manifest import read_manifest
+    from hf_itt.hub.model_card import write_model_card
+
+    manifest = read_manifest(job.checkpoint_dir)
+    write_model_card(job.checkpoint_dir, manifest, job.repo_id, license=config.hub.license, kind="target",
+                     results=results, local_results=bool(config.targets.data_files.get(job.target)))

@@ -77,7 +77,10 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
         trainer, tokenizer = build_trainer(job, source, config, seed=config.seed + attempt)
         callbacks = health_callbacks(config.health, trainer, attempt=attempt)
         trace = TaskTrace(trainer.model) if task_trace.enabled() else None
-        trainer.train(resume_from_checkpoint=last_checkpoint(job.trainer_dir))
+        resume = last_checkpoint(job.trainer_dir)
+        if is_main_process():
+            print(start_line(job, resume, attempt), flush=True)
+        trainer.train(resume_from_checkpoint=resume)
         if trace is not None:
             trace.save(job.trainer_dir, rank())
         report = health_report(callbacks)
@@ -99,6 +102,14 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
             evaluate_target(job, job.checkpoint_dir, config)
     barrier()
     return TrainedStage(job, job.checkpoint_dir, "trained", metrics)
+
+
+def start_line(job: StageJob, resume: str | None, attempt: int) -> str:
+    """The one line a stage prints when its training starts (the summary line ends it)."""
+    tasks = "+".join(plan.head for plan in job.tasks)
+    what = f"resuming from {resume}" if resume else "training"
+    retry = f", health restart {attempt}" if attempt else ""
+    return f"[{job.kind}] {job.name}: {what} (hash {job.stage_hash[:10]}, tasks {tasks}{retry})"
 
 
 ATTEMPT_FILE = "attempt.json"
@@ -146,6 +157,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
 
     from hf_itt.training.model_loading import check_vocabulary, loading_errors
     from hf_itt.training.modeling import MultiTaskModel
+    from hf_itt.pipeline.dev_metrics import dev_metric_functions, main_dev_metrics
     from hf_itt.pipeline.stage_data import TaskData, tokenize_task
     from hf_itt.training.trainer import MultiTaskTrainer
     from hf_itt.config.training_args import build_training_arguments
@@ -159,17 +171,19 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=revision)
     with_dev = args.eval_strategy != "no" or args.load_best_model_at_end
     data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
-                          lang=None, max_length=job.max_length, max_train=plan.max_train, max_dev=plan.max_dev or 500,
+                          lang=None, max_length=job.max_length, max_train=plan.max_train, max_dev=plan.max_dev,
                           with_dev=with_dev, training_args=args) for plan in job.tasks]
     set_seed(seed)  # heads are initialised here, before the Trainer seeds anything
     with loading_errors(encoder, "encoder"):
         model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
     check_vocabulary(tokenizer, model, str(tokenizer_source), str(encoder))
+    dev_sets = {d.name: d.dev for d in data if d.dev is not None}
+    metric_functions = dev_metric_functions(job, dev_sets, tokenizer)
     trainer = MultiTaskTrainer(
-        model, args, train_datasets={d.name: d.train for d in data},
-        eval_datasets={d.name: d.dev for d in data if d.dev is not None} or None,
+        model, args, train_dataset={d.name: d.train for d in data}, eval_dataset=dev_sets or None,
         sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(job),
-        processing_class=tokenizer, compute_metrics_per_task=dev_metric_functions(job))
+        processing_class=tokenizer, compute_metrics_per_task=metric_functions,
+        main_metrics=main_dev_metrics(job, metric_functions))
     return trainer, tokenizer
 
 
@@ -203,12 +217,6 @@ def dev_metrics(trainer, job: StageJob) -> dict:
     return metrics
 
 
-def dev_metric_functions(job: StageJob) -> dict:
-    """compute_metrics per head, from each task's type (types without dev metrics report the loss only)."""
-    functions = {plan.head: plan.spec.task_type.dev_metrics for plan in job.tasks}
-    return {head: function for head, function in functions.items() if function is not None}
-
-
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
                       health: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
@@ -220,6 +228,7 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
     partial = job.stage_dir / "checkpoint.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model = MultiTaskModel.from_pretrained(full_dir)
+    name_labels(model.config)
     if job.kind == "target":
         model.save_pretrained(partial)       # evaluation needs the head
         tokenizer.save_pretrained(partial)
@@ -237,7 +246,7 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
         lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
                              stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
         metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
-    write_model_card(partial, manifest, job.repo_id)
+    write_model_card(partial, manifest, job.repo_id, license=config.hub.license, kind=job.kind)
     apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage
     finish_manifest(partial, manifest)
     if job.checkpoint_dir.exists():
@@ -245,6 +254,14 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
     partial.rename(job.checkpoint_dir)
     read_manifest(job.checkpoint_dir)  # fail now, not in the next stage, if anything went wrong
     return job.checkpoint_dir
+
+
+def name_labels(config) -> None:
+    """id2label / label2id of a single-head model from its label names (pipelines and the Hub read them)."""
+    labelled = [spec for spec in config.tasks.values() if spec.get("labels")]
+    if len(config.tasks) == 1 and labelled:
+        config.id2label = dict(enumerate(labelled[0]["labels"]))
+        config.label2id = {label: index for index, label in config.id2label.items()}
 
 
 def read_parent_manifest(source):

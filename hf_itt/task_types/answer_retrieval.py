@@ -1,13 +1,16 @@
 """Answer retrieval over a multilingual pool, with a trained dual encoder: LAReQA, Mewsli-X (XTREME-R).
 
-rows       queries {"query_id": str, "query": str, "gold_ids": list[str]}, plus a second dataset of
+rows       {"query_id": str, "query": str, "gold_ids": list[str]} (the queries), plus a second dataset of
            candidates {"candidate_id": str, "text": str, "context": str} (``candidate_pool``), read
            through a task converter (``hf_itt.tasks.converters``)
 training   English (query, positive candidate) pairs {"query", "candidate", "context"}: from SQuAD rows
            (LAReQA: question -> the sentence holding the answer, with its paragraph) or from a
            query/candidate task (Mewsli-X: Wikipedia mention -> its entity)
-features   queries: the query alone (``query_max_length`` tokens); candidates: answer text and context
-           as ONE segment, ``(text + context).replace("\\n", "")``, as XTREME-R encodes them (``max_length``)
+features   train: input_ids, attention_mask, candidate_input_ids, candidate_attention_mask (a query and
+           its positive candidate)
+           eval:  input_ids, attention_mask, example_id (a query, or a candidate)
+encoding   a query alone (``query_max_length`` tokens); a candidate's answer text and context as ONE segment,
+           ``(text + context).replace("\\n", "")``, as XTREME-R encodes them (``max_length``)
 model      XTREME-R's dual encoder (``BertForRetrieval``): both towers are the shared encoder; an
            embedding is the L2-normalised pooled <s> state (dense + tanh); the loss is the softmax
            cross-entropy of each query against the candidates of its batch (in-batch negatives), on

@@ -144,10 +144,16 @@ class TaskType:
         are saved for ``hf-itt export-submission``."""
         raise DataError(f"task {spec.name}: no zero-shot scorer for type {self.name!r}")
 
-    # compute_metrics of the Trainer's evaluation on training-format dev features: a method
-    # ``dev_metrics(eval_prediction) -> {name: value}`` in types that have one; None = loss only (the
-    # Trainer then gathers no predictions, which matters for MLM's vocabulary-sized logits)
-    dev_metrics: ClassVar[Callable | None] = None
+    # What the Trainer's evaluation on the dev set reports besides the loss (``eval_<task>_<name>``), and
+    # the one of them that ``eval_average`` averages over tasks; () / None = the loss only
+    dev_metric_names: ClassVar[tuple[str, ...]] = ()
+    main_dev_metric: ClassVar[str | None] = None
+
+    def dev_metrics(self, spec, dev_features, dev_rows: Callable, tokenizer, max_length: int | None):
+        """The ``compute_metrics`` of the task's dev set (training-format ``dev_features``; ``dev_rows()``
+        loads its canonical rows), or None for the loss only: the Trainer then gathers no predictions,
+        which matters for MLM's vocabulary-sized logits."""
+        return None
 
     def collapse_finding(self, outputs: dict, rows: list[dict], labels, tokenizer, limits):
         """A ``metrics.collapse.Finding`` when the dev predictions collapsed, else None."""

@@ -123,8 +123,11 @@ class Classification(TaskType):
         scores = metric_score(spec.metric, predictions, list(data["label"]))
         return ScoredSplit(scores, label_predictions([spec.labels[i] for i in predictions]))
 
-    def dev_metrics(self, eval_prediction):
-        return accuracy_over_labelled(eval_prediction)
+    dev_metric_names = ("accuracy",)
+    main_dev_metric = "accuracy"
+
+    def dev_metrics(self, spec, dev_features, dev_rows, tokenizer, max_length):
+        return accuracy_over_labelled
 
     def collapse_finding(self, outputs, rows, labels, tokenizer, limits):
         predicted = [int(np.argmax(x)) for x in outputs["logits"]]

@@ -4,13 +4,14 @@ rows       {"id": str, "context": str, "question": str,
             "answers": {"text": list[str], "answer_start": list[int]}}   (empty lists = no answer)
 features   train: input_ids, attention_mask, start_positions, end_positions
            eval:  input_ids, attention_mask, example_id, offset_mapping (None outside the context)
-           long contexts become overlapping windows (``qa_features``), 384 tokens, stride 128
+windows    long contexts become overlapping windows (``qa_features``), 384 tokens, stride 128
 head       linear -> start / end logits over tokens (XLMRobertaForQuestionAnswering's layout)
 score      the spec's metric (squad, squad_v2, mlqa) of the best span over all windows (``qa_decoding``)
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Any, Sequence
 
@@ -24,6 +25,7 @@ from hf_itt.task_types.base import ENCODER_INPUTS, ScoringTools, TaskType, as_in
 from hf_itt.task_types.qa_decoding import best_span, decode_qa
 from hf_itt.task_types.qa_features import qa_window_settings, tokenize_qa
 
+logger = logging.getLogger(__name__)
 MAX_ANSWER_TOKENS = 30
 
 
@@ -91,6 +93,23 @@ class ExtractiveQA(TaskType):
     def tokenize(self, batch, *, tokenizer, **settings):
         return tokenize_qa(batch, tokenizer=tokenizer, **settings)
 
+    dev_metric_names = ("exact_match", "f1")
+    main_dev_metric = "f1"
+
+    def dev_metrics(self, spec, dev_features, dev_rows, tokenizer, max_length):
+        """SQuAD EM / F1 on the dev set as run_qa computes them: the Trainer evaluates training features
+        (start/end positions: the loss); the same rows as evaluation features (the same windows, plus
+        example_id and offset_mapping) decode the predicted spans."""
+        from hf_itt.task_types.features import preprocess  # defers datasets
+
+        rows = dev_rows()
+        features = preprocess(rows, spec, tokenizer, split_role="eval", max_length=max_length)
+        if len(features) != len(dev_features):
+            logger.warning("task %s: dev EM/F1 skipped (%d evaluation windows for %d training windows)", spec.name,
+                           len(features), len(dev_features))
+            return None
+        return QADevMetrics(rows, features.select_columns(["example_id", "offset_mapping"]), spec.metric)
+
     def build_head(self, num_labels, encoder_config):
         from hf_itt.task_types.heads import ExtractiveQAHead  # defers torch
 
@@ -111,6 +130,23 @@ class ExtractiveQA(TaskType):
 
     def collapse_finding(self, outputs, rows, labels, tokenizer, limits):
         return qa_finding(outputs["start_logits"], outputs["end_logits"], rows, tokenizer, limits)
+
+
+class QADevMetrics:
+    """EM / F1 of a QA dev set from the start and end logits of its features (in order)."""
+
+    def __init__(self, rows, eval_features, metric: str = "squad"):
+        self.rows, self.features, self.metric = rows, eval_features, metric
+        self.references = {row_id: answers["text"] for row_id, answers in zip(rows["id"], rows["answers"])}
+
+    def __call__(self, eval_prediction) -> dict[str, float]:
+        start_logits, end_logits = eval_prediction.predictions[:2]
+        decoded = decode_qa(self.rows, self.features, start_logits, end_logits, version_2=self.metric == "squad_v2")
+        if self.metric == "squad_v2":
+            return metric_score("squad_v2", decoded.predictions, self.references, na_probs=decoded.null_score_diffs)
+        if self.metric == "mlqa":  # English dev rows: MLQA's English normalisation
+            return metric_score("mlqa", decoded.predictions, self.references, "en")
+        return metric_score("squad", decoded.predictions, self.references)
 
 
 # ---- collapse: empty answers, one start position or one answer text for nearly all examples ------------

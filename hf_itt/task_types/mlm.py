@@ -1,8 +1,8 @@
 """Masked language modelling: the MLM ablation of the reference study (ITT only, no zero-shot score).
 
 rows       {"text": str}
-features   input_ids, attention_mask, special_tokens_mask: texts concatenated and cut into chunks of
-           ``max_length`` (run_mlm's group_texts)
+features   input_ids, attention_mask, special_tokens_mask (texts concatenated and cut into chunks of
+           max_length, run_mlm's group_texts)
 batches    DataCollatorForLanguageModeling draws the masks; a training batch's masks are seeded by
            (seed, the batch's example indices), so a resumed run masks exactly the tokens the
            uninterrupted run masked (Trainer restores its RNG only after fetching the first batches);

@@ -1,8 +1,9 @@
 """Token tagging: UD-POS, PAN-X / WikiANN NER, CCG supertags.
 
 rows       {"tokens": list[str], "tags": list[int]}   (tags index ``spec.labels``)
-features   input_ids, attention_mask, labels [len] (-100 except on each word's first sub-word);
-           eval features add example_id and word_ids; long sentences become windows of whole words
+features   train: input_ids, attention_mask, labels [len] (-100 except on each word's first sub-word)
+           eval:  input_ids, attention_mask, labels [len], example_id (the row), word_ids (word per token)
+windows    a sentence longer than max_length becomes windows of whole words
 head       dropout, linear -> token logits; label -100 is ignored
 score      one predicted tag per word (``qa_decoding.decode_tagging_predictions``), scored with the
            spec's metric (seqeval_f1 for NER, pos_f1 for UD-POS)
@@ -84,8 +85,11 @@ class Tagging(TaskType):
         gold_tags = [[names[i] for i in sentence] for sentence in data["tags"]]
         return ScoredSplit(metric_score(spec.metric, pred_tags, gold_tags), tag_predictions(pred_tags))
 
-    def dev_metrics(self, eval_prediction):
-        return accuracy_over_labelled(eval_prediction)
+    dev_metric_names = ("accuracy",)
+    main_dev_metric = "accuracy"
+
+    def dev_metrics(self, spec, dev_features, dev_rows, tokenizer, max_length):
+        return accuracy_over_labelled
 
     def collapse_finding(self, outputs, rows, labels, tokenizer, limits):
         predicted, gold = [], []  # labelled tokens only
