@@ -18,7 +18,7 @@ from hf_itt.metrics.collapse import class_finding
 from hf_itt.task_types.extractive_qa import qa_finding
 from hf_itt.health.divergence import DivergenceGuard, checkpoint_finite, last_good_checkpoint
 from hf_itt.training.trainer import MultiTaskTrainer
-from test_trainer import TOY_TASKS, toy_args, toy_dataset, toy_model
+from test_trainer import TOY_TASKS, toy_args, toy_dataset
 
 torch.set_num_threads(1)
 

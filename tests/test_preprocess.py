@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from datasets import Dataset, load_from_disk
 
-import hf_itt.task_types.features as preprocess_module
 from hf_itt.task_types import get_type
 from hf_itt.errors import ConfigError, DataError, TaskError
 from hf_itt.task_types.qa_decoding import decode_qa_predictions, decode_tagging_predictions, gold_answers_from_features

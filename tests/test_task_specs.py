@@ -9,7 +9,7 @@ import pytest
 from hf_itt.errors import TaskError
 from hf_itt.metrics.scoring import metric_names
 from hf_itt.task_types import type_names
-from hf_itt.tasks import registry, schema
+from hf_itt.tasks import registry
 from hf_itt.tasks.registry import TaskRegistry, all_tasks, get_task, list_tasks
 from hf_itt.tasks.spec import TaskSpec
 

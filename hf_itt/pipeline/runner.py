@@ -25,6 +25,7 @@ from hf_itt.training.distributed import barrier, is_main_process, world_size
 from hf_itt.errors import HfIttError
 from hf_itt.evaluation.bucc import stale_protocol
 from hf_itt.evaluation.results import TaskResult, is_missing_split
+from hf_itt.metrics.scoring import METRIC_VERSION
 from hf_itt.pipeline.checkpoints import HASH_FILE, resume_point
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.pipeline.train import TrainedStage, train_stage
