@@ -15,7 +15,7 @@ _EXPORTS = {
     "TaskSampler": "hf_itt.training.sampling",
     "StageRunner": "hf_itt.pipeline.runner",
     "ExperimentConfig": "hf_itt.config.experiment",
-    "load_experiment": "hf_itt.config.experiment",
+    "load_experiment": "hf_itt.config.loading",
     "get_task": "hf_itt.tasks.registry",
     "list_tasks": "hf_itt.tasks.registry",
     "HfIttError": "hf_itt.errors",

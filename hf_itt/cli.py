@@ -26,7 +26,7 @@ SUBCOMMANDS = {
     "evaluate": "hf_itt.evaluate",
     "report": "hf_itt.report.build",
     "memory": "hf_itt.memory",
-    "publish": "hf_itt.hub.publish",
+    "publish": "hf_itt.publish",
     "export-submission": "hf_itt.report.submission",
     "plan": "hf_itt.pipeline.plan",
 }
@@ -67,7 +67,8 @@ def run_main(argv: list[str] | None = None) -> int:
     check_flag_style(list(sys.argv[1:] if argv is None else argv), parser)
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
     args = parser.parse_intermixed_args(argv)
-    from hf_itt.config.experiment import load_experiments
+    from hf_itt.config.loading import load_experiments
+    from hf_itt.pipeline.prepare import prepare_and_check
     from hf_itt.pipeline.runner import StageRunner
     from hf_itt.training.distributed import is_main_process
 
@@ -120,15 +121,6 @@ def write_failures(configs):
             raise CheckpointError(f"torch could not write a checkpoint ({' '.join(str(err).split())}): check that "
                                   f"the disk of output_dir is not full or over quota, then {RESUME_HINT}") from err
         raise
-
-
-def prepare_and_check(configs) -> None:
-    run_prepare(configs[0])
-    if configs[0].prepare:  # the hook built the base model: check what needed it at load
-        from hf_itt.config.model_limits import check_max_lengths
-
-        for config in configs:
-            check_max_lengths(config)
 
 
 @contextmanager
@@ -186,29 +178,6 @@ def check_writable(folder: Path, key: str) -> None:
                           f"({key}=...) or fix its permissions") from None
 
 
-def run_prepare(config) -> None:
-    """The experiment's `prepare:` hook, on rank 0 first (it builds files every rank then reads)."""
-    if not config.prepare:
-        return
-    from importlib import import_module
-
-    from hf_itt.training.distributed import is_main_process, wait_for_file
-    from hf_itt.errors import ConfigError
-
-    module, _, function = config.prepare.partition(":")
-    try:
-        hook = getattr(import_module(module), function)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"prepare {config.prepare!r} cannot be imported ({err}); check the module and function") from None
-    marker = config.run_dir / ".prepared"
-    if is_main_process():
-        hook(config)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    else:
-        wait_for_file(marker)
-
-
 def tasks_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-itt tasks", description="List the registered tasks, or describe some.")
     parser.add_argument("names", nargs="*", metavar="NAME", help="tasks to describe (default: list them all)")
@@ -255,7 +224,7 @@ def validate_parser() -> argparse.ArgumentParser:
 
 
 def validate_main(argv: list[str]) -> int:
-    from hf_itt.config.experiment import load_experiments
+    from hf_itt.config.loading import load_experiments
 
     for path in validate_parser().parse_args(argv).configs:
         for config in load_experiments(path):

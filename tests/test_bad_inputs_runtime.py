@@ -338,7 +338,7 @@ def test_a_run_folder_in_use(runner):
 
 def test_a_stage_in_training_elsewhere_under_a_launcher(runner, monkeypatch):
     """Under a launcher rank 0 cannot wait for another run's stage (its other ranks would time out)."""
-    from hf_itt.config.experiment import load_experiment
+    from hf_itt.config.loading import load_experiment
     from hf_itt.pipeline.jobs import build_jobs
     from hf_itt.pipeline.locks import stage_lock
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.evaluate import EvaluationRequest, ResultMeta, evaluate_task
+from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task
 from hf_itt.evaluation.bucc import BuccSettings
 from hf_itt.predictions import extracted_pairs, load_predictions
 from hf_itt.evaluation.results import TaskResult
@@ -177,7 +177,7 @@ def test_a_run_rescores_bucc_when_its_settings_changed():
 
 
 def test_experiment_yaml_carries_the_bucc_options_and_rejects_unknown_rules(tmp_path):
-    from hf_itt.config.experiment import load_experiment
+    from hf_itt.config.loading import load_experiment
 
     path = tmp_path / "exp.yaml"
     path.write_text("experiment: e\nmodel: {name_or_path: xlm-roberta-large}\ntargets: {tasks: [bucc2018]}\n"

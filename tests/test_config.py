@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_itt.config.experiment import load_experiment
+from hf_itt.config.loading import load_experiment
 from hf_itt.config.overrides import apply_overrides
 from hf_itt.errors import ConfigError
 
@@ -99,7 +99,7 @@ def test_override_syntax_errors():
 
 
 def test_one_file_can_hold_several_experiments(tmp_path):
-    from hf_itt.config.experiment import load_experiments
+    from hf_itt.config.loading import load_experiments
 
     path = write(tmp_path, BASE + "experiments:\n  - {experiment: a}\n  - {experiment: b, seed: 4, stages: null}\n")
     first, second = load_experiments(path, ["hub.publisher=none"])
@@ -113,7 +113,7 @@ def test_one_file_can_hold_several_experiments(tmp_path):
 
 
 def test_the_demo_config_validates_before_its_prepare_hook_ran():
-    from hf_itt.config.experiment import load_experiments
+    from hf_itt.config.loading import load_experiments
 
     demo = Path(__file__).resolve().parents[1] / "run_scripts" / "demo.yaml"
     configs = load_experiments(demo)

@@ -4,7 +4,7 @@ Recipe blocks are marked in docs/recipes.md by an HTML comment right before a fe
 
     <!-- test: file PATH -->          write the block to PATH (inside a temporary folder)
     <!-- test: task-file PATH -->     write it, register it as a task file, check every entry
-    <!-- test: experiment PATH -->    write it, load and validate it with hf_itt.config.experiment.load_experiment
+    <!-- test: experiment PATH -->    write it, load and validate it with hf_itt.config.loading.load_experiment
     <!-- test: python -->             execute it
 
 Blocks run in page order in one temporary working folder (later blocks read files earlier ones
@@ -254,7 +254,7 @@ def recipe_blocks(page: str = "recipes.md"):
 
 
 def run_block(kind: str, path: str | None, body: str, where: str) -> None:
-    from hf_itt.config.experiment import load_experiment
+    from hf_itt.config.loading import load_experiment
     from hf_itt.tasks.registry import get_task, register_task_file
 
     if kind in ("file", "task-file", "experiment"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hf_itt.errors import CheckpointError
-from hf_itt.evaluate import EvaluationRequest, ResultMeta, evaluate_task
+from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task
 from hf_itt.training.modeling import MultiTaskModel
 from hf_itt.evaluation.predict import predict_features
 from hf_itt.task_types.features import preprocess

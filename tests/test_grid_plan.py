@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_itt.config.experiment import load_experiment
+from hf_itt.config.loading import load_experiment
 from hf_itt.errors import ConfigError
 from hf_itt.pipeline.compute import ComputeModel, count_parameters
 from hf_itt.pipeline.graph import build_graph, load_runs

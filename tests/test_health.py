@@ -11,8 +11,9 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from hf_itt.errors import ConfigError
-from hf_itt.health.callbacks import (HealthCallback, HealthConfig, HealthEvent, health_callbacks, health_events,
-                           health_outcome, health_report)
+from hf_itt.config.health import HealthConfig
+from hf_itt.health.base import HealthCallback, HealthEvent
+from hf_itt.health.callbacks import health_callbacks, health_events, health_outcome, health_report
 from hf_itt.health.collapse import CollapseAlarm, capped_rows, find_collapse
 from hf_itt.metrics.collapse import class_finding
 from hf_itt.task_types.extractive_qa import qa_finding
@@ -46,7 +47,7 @@ def health_run(checkpoint, tokenizer, out, tasks=("nli", "copa", "pos"), config=
 
 
 def health_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "hf_itt.health.callbacks" and r.levelno == logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "hf_itt.health" and r.levelno == logging.WARNING]
 
 
 # ---- collapse statistics ------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def test_find_collapse_runs_the_real_heads(tiny_checkpoint, tiny_tokenizer):
 
 # ---- collapse alarm in real runs ----------------------------------------------------------------
 def test_a_huge_learning_rate_collapses_and_the_alarm_stops_the_run(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health")
     trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, learning_rate=1.0,
                                     config=HealthConfig(on_collapse="stop"))
     assert trainer.state.global_step == 20  # stopped at the first evaluation
@@ -145,7 +146,7 @@ def test_a_huge_learning_rate_collapses_and_the_alarm_stops_the_run(tiny_checkpo
 
 
 def test_a_sane_learning_rate_on_the_same_data_raises_no_alarm(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health")
     trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, max_steps=80, eval_steps=40,
                                     config=HealthConfig(on_collapse="stop"))
     assert trainer.state.global_step == 80 and health_outcome(callbacks) == "ok"
@@ -155,7 +156,7 @@ def test_a_sane_learning_rate_on_the_same_data_raises_no_alarm(tiny_checkpoint, 
 
 
 def test_warn_only_logs_once_and_training_goes_on(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health")
     trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, tasks=("nli",), learning_rate=1.0,
                                     max_steps=30, eval_steps=10, config=HealthConfig(on_collapse="warn"))
     assert trainer.state.global_step == 30 and health_outcome(callbacks) == "ok"
@@ -214,7 +215,7 @@ def checkpoint_steps(out) -> list[int]:
 
 def test_a_nan_loss_stops_training_at_that_step_and_no_checkpoint_follows(tiny_checkpoint, tiny_tokenizer, tmp_path,
                                                                             caplog):
-    caplog.set_level(logging.WARNING, logger="hf_itt.health.callbacks")
+    caplog.set_level(logging.WARNING, logger="hf_itt.health")
     trainer, callbacks = poisoned_run(tiny_checkpoint, tiny_tokenizer, tmp_path, guarded=True)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert all(math.isfinite(loss) for loss in losses)  # logging_nan_inf_filter hid the NaN from the logs

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_itt.config.experiment import load_experiment
+from hf_itt.config.loading import load_experiment
 from hf_itt.pipeline.config_identity import IN_THE_HASH, OUTSIDE_THE_HASH
 from hf_itt.pipeline.jobs import build_jobs
 from scripts.docgen import walk_config

@@ -125,7 +125,7 @@ def test_a_run_waits_for_a_stage_another_run_is_training_then_reuses_it(tiny_che
     """The stage lock is held by this test process (as a run training the stage would hold it); the
     stage appears in the shared hub index meanwhile; the run in another folder waits, then reuses it."""
     from hf_itt.cli import main
-    from hf_itt.config.experiment import load_experiment
+    from hf_itt.config.loading import load_experiment
     from hf_itt.pipeline.index import record
     from hf_itt.pipeline.jobs import build_jobs
 

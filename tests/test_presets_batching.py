@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hf_itt.config.experiment import load_experiment
+from hf_itt.config.loading import load_experiment
 from hf_itt.config.presets import all_presets
 from hf_itt.pipeline.jobs import build_jobs
 from hf_itt.training.trainer import MultiTaskTrainer

@@ -117,7 +117,7 @@ def test_a_manifest_with_an_invalid_field_is_not_reused(hub, tiny_checkpoint, ca
 
 def test_a_manifest_claiming_another_hash_is_retrained_not_reused(hub, tiny_checkpoint, caplog):
     """The stage trained at lr 1e-3 relabelled (checksum and all) with the hash of the lr 2e-3 stage."""
-    from hf_itt.config.experiment import load_experiment
+    from hf_itt.config.loading import load_experiment
     from hf_itt.pipeline.jobs import build_jobs
 
     root, stage = hub

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_itt.config.experiment import load_experiment, load_experiments
+from hf_itt.config.loading import load_experiment, load_experiments
 
 RUN_SCRIPTS = Path(__file__).resolve().parents[1] / "run_scripts"
 CONFIGS = sorted(p for p in RUN_SCRIPTS.rglob("*.yaml")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from hf_itt.config.experiment import DEFAULT_MAX_DEV_EXAMPLES, load_experiment
+from hf_itt.config.experiment import DEFAULT_MAX_DEV_EXAMPLES
+from hf_itt.config.loading import load_experiment
 from hf_itt.config.runtime_checks import dev_metric_names
 from hf_itt.errors import ConfigError
 from hf_itt.task_types import get_type

@@ -14,7 +14,7 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from hf_itt.config.experiment import load_experiment
+from hf_itt.config.loading import load_experiment
 from hf_itt.hub.manifest import read_manifest
 from hf_itt.pipeline.runner import StageRunner
 

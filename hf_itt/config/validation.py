@@ -7,11 +7,11 @@ import difflib
 import re
 import string
 
-from hf_itt.config.experiment import (PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig,
-                           StageConfig)
+from hf_itt.config.experiment import PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig, StageConfig
 from hf_itt.config.model_limits import check_max_lengths
 from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
 from hf_itt.errors import ConfigError, TaskError
+from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
 from hf_itt.config.runtime_checks import check_runtime
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -304,9 +304,9 @@ def check_evaluation(config: ExperimentConfig) -> None:
             raise ConfigError(f"evaluation.splits: {split!r} is not one of {', '.join(EVAL_SPLITS)}")
     if config.evaluation.batch_size <= 0:
         raise ConfigError("evaluation.batch_size must be a positive number")
-    from hf_itt.evaluation.bucc import BuccSettings
-
-    BuccSettings(duplicates=config.evaluation.bucc_duplicates)  # raises on an unknown rule
+    if config.evaluation.bucc_duplicates not in BUCC_DUPLICATE_MODES:
+        raise ConfigError(f"evaluation.bucc_duplicates {config.evaluation.bucc_duplicates!r} is not one of "
+                          f"{', '.join(BUCC_DUPLICATE_MODES)}")
 
 
 def check_hub(config: ExperimentConfig) -> None:

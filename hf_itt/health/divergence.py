@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hf_itt.health.callbacks import DOCS_HINT, HealthCallback, HealthConfig, HealthEvent, any_rank
+from hf_itt.config.health import HealthConfig
+from hf_itt.health.base import DOCS_HINT, HealthCallback, HealthEvent, any_rank
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 

@@ -240,7 +240,7 @@ def _holds_stage(folder: Path, stage_hash: str) -> bool:
     checksum, every file's), and its identity block hashes to its stage hash. Anything else means
     "train it again", with a warning naming the file, never a crash and never the reuse of a stage
     whose manifest claims a hash its identity does not give."""
-    from hf_itt.pipeline.identity import hash_identity
+    from hf_itt.hub.stage_hash import hash_identity
 
     if not (folder / MANIFEST_NAME).is_file():
         return False

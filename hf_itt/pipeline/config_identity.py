@@ -96,7 +96,7 @@ def health_identity(health) -> dict | None:
 def spec_digest(spec) -> str | None:
     """None for a built-in spec as shipped (its name and ``version`` identify it); otherwise a digest of
     the spec's content, so that editing a user task file (labels, columns, templates) retrains."""
-    from hf_itt.pipeline.identity import canonical_json
+    from hf_itt.hub.stage_hash import canonical_json
 
     builtin = builtin_specs().get(spec.name)
     if builtin is not None and dataclasses.replace(spec, lang=builtin.lang) == builtin:

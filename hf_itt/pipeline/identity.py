@@ -27,17 +27,15 @@ way). ``tests/test_manifest.py`` fails when transformers has a field that is in 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hf_itt.errors import ConfigError, DataError
+from hf_itt.hub.stage_hash import hash_identity, plain
 
 IDENTITY_VERSION = 1
-HASH_LENGTH = 16
 
 # Fields that decide which updates are applied to the weights (documentation + the drift test).
 WEIGHT_TRAINING_ARGS = frozenset({
@@ -89,11 +87,6 @@ IGNORED_TRAINING_ARGS = frozenset({
 })
 
 
-def hash_identity(identity: Mapping[str, Any], length: int = HASH_LENGTH) -> str:
-    """Short hex sha256 of the canonical JSON of a ``stage_identity`` payload."""
-    return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()[:length]
-
-
 def stage_identity(*, base_model: str, base_revision: str | None, previous_stage_hash: str | None,
                    tasks: Sequence[Mapping[str, Any]], sampler: Mapping[str, Any] | Any | None,
                    training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None,
@@ -113,7 +106,7 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
         "base_revision": base_revision,
         "previous_stage_hash": previous_stage_hash,
         "tasks": [dict(task) for task in tasks],
-        "sampler": _plain(sampler),
+        "sampler": plain(sampler),
         "training_args": relevant_training_args(training_args),
         "seed": seed,
         "world_size": world_size,
@@ -121,7 +114,7 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
     if tokenizer is not None:
         identity["tokenizer"] = tokenizer
     if health is not None:
-        identity["health"] = _plain(health)
+        identity["health"] = plain(health)
     return identity
 
 
@@ -194,7 +187,7 @@ def task_identity(name: str, *, task_type: str | None = None, source: str | None
         "revision": revision,
         "lang": lang if isinstance(lang, str) else list(lang),
         "data_files": data_file_hashes(data_files, task=name),
-        "options": _plain(dict(options or {})),
+        "options": plain(dict(options or {})),
     }
 
 
@@ -216,11 +209,6 @@ def relevant_training_args(training_args: Mapping[str, Any] | Any) -> dict:
         key: value for key, value in sorted(values.items())
         if key not in IGNORED_TRAINING_ARGS and (keep_conditional or key not in CONDITIONAL_TRAINING_ARGS)
     }
-
-
-def canonical_json(value: Any) -> str:
-    """Key-sorted, whitespace-free JSON: the same content always gives the same bytes."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _training_values(training_args: Mapping[str, Any] | Any) -> dict:
@@ -254,31 +242,12 @@ def _normalise_training_value(key: str, value: Any) -> Any:
 
         # only the keys that change which examples form a batch; the rest is execution detail
         value = AcceleratorConfig(**value) if isinstance(value, Mapping) else value or AcceleratorConfig()
-        return {name: _plain(getattr(value, name)) for name in ("split_batches", "even_batches", "use_seedable_sampler")}
+        return {name: plain(getattr(value, name)) for name in ("split_batches", "even_batches", "use_seedable_sampler")}
     if key in ("lr_scheduler_kwargs", "optim_args") and value in (None, {}, ""):
         return None
     if key == "label_names" and value is not None:
         return list(value)
-    return _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: enums to their values, dataclasses and mappings to dicts, tuples and sets to lists."""
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (set, frozenset)):  # iteration order of a set changes between processes
-        return sorted((_plain(item) for item in value), key=canonical_json)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
+    return plain(value)
 
 
 def _as_list(paths: Any) -> list:

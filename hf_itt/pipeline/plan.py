@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_prepare_hooks(runs) -> None:
     """As --dry-run does: a `prepare:` hook builds data or a base model that the stage hashes read."""
-    from hf_itt.cli import run_prepare
+    from hf_itt.pipeline.prepare import run_prepare
 
     seen = set()
     for run in runs:

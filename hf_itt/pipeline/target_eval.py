@@ -18,7 +18,7 @@ def itt_mode(stages: list[list[str]]) -> str:
 
 
 def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentConfig):
-    from hf_itt.evaluate import EvaluationRequest, ResultMeta, evaluate_task, load_for_evaluation
+    from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task, load_for_evaluation
     from hf_itt.evaluation.bucc import BuccSettings
     from hf_itt.evaluation.results_table import print_results
     from hf_itt.evaluation.scorers import ScoringContext

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,8 +192,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"submission written to {summary.out}")
     return 0
 
-
-if __name__ == "__main__":
-    from hf_itt.cli import main as cli_main
-
-    sys.exit(cli_main(["export-submission", *sys.argv[1:]]))

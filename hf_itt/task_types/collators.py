@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from hf_itt.errors import ConfigError
-from hf_itt.task_types import get_type, trainable_type_names
+from hf_itt.task_types.registry import get_type, trainable_type_names
 
 
 class MultiTaskCollator:

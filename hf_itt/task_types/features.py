@@ -17,7 +17,8 @@ from datasets import Dataset, Features
 from datasets.fingerprint import Hasher
 
 from hf_itt.errors import CheckpointError, ConfigError, DataError
-from hf_itt.task_types import get_type, qa_features, tagging_features
+from hf_itt.task_types import qa_features, tagging_features
+from hf_itt.task_types.registry import get_type
 from hf_itt.task_types.base import FALLBACK_MAX_LENGTH
 
 MIN_MAX_LENGTH = 8  # room for special tokens plus a few real ones

@@ -21,6 +21,7 @@ from collections import defaultdict
 from hf_itt.errors import DataError, TaskError
 from hf_itt.task_types.answer_retrieval import split_sentences
 from hf_itt.tasks import formats
+from hf_itt.tasks.hub_source import load_hub_split
 
 
 def get_converter(name: str):
@@ -70,8 +71,6 @@ def _lareqa_local(spec, role, code, data_files):
 
 def _lareqa_hub(spec, role, code):
     """Rebuild SQuAD nesting from the Hub's flat rows: one paragraph per distinct context, in order."""
-    from hf_itt.tasks.loading import load_hub_split
-
     source = next((s for s in spec.sources if role in s.splits and s.serves(code)), None)
     if source is None:
         raise DataError(f"task {spec.name} has no {role!r} split on the Hub; pass `data_files:`")

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hf_itt.errors import DataError, HubError
+from hf_itt.errors import DataError
 from hf_itt.tasks import formats, schema
+from hf_itt.tasks.converters import get_converter
+from hf_itt.tasks.hub_source import load_hub_split
+from hf_itt.tasks.registry import get_task
 from hf_itt.tasks.rows import RowConverter
 from hf_itt.tasks.spec import TaskSpec, template_fields
 
@@ -28,8 +31,6 @@ def load_split(spec: TaskSpec | str, split: str, lang: str | None = None, data_f
     lang = _language(spec, lang)
     spec = resolve_labels(spec, data_files)
     if spec.converter:
-        from hf_itt.tasks.converters import get_converter
-
         rows = get_converter(spec.converter)(spec, role, lang, data_files)
         parts = [_convert_rows(spec, rows, None, lang, f"converter {spec.converter}", canonical=True)]
     elif data_files is None:
@@ -44,8 +45,6 @@ def load_answer_retrieval(spec: TaskSpec | str, split: str, lang: str | None = N
     spec = _as_spec(spec)
     if not spec.task_type.candidate_pool:
         raise DataError(f"task {spec.name} is a {spec.type} task, not one with a candidate pool; use load_split")
-    from hf_itt.tasks.converters import get_converter
-
     role, lang = _role(spec, split), _language(spec, lang)
     queries, candidates = get_converter(spec.converter)(spec, role, lang, data_files)
     features = canonical_features(spec)
@@ -104,47 +103,12 @@ def candidate_features():
     return Features({"candidate_id": Value("string"), "text": Value("string"), "context": Value("string")})
 
 
-def load_hub_split(spec: TaskSpec, source, lang: str, split_name: str):
-    """``datasets.load_dataset`` for one source split, with Hub trouble turned into one clear HubError."""
-    import datasets
-
-    config = source.config_for(lang, spec.code_for(lang))
-    where = source.path + (f"/{config}" if config else "")
-    try:
-        return datasets.load_dataset(source.path, config, split=split_name, revision=source.revision)
-    except datasets.exceptions.DatasetNotFoundError as err:
-        raise HubError(f"task {spec.name}: dataset {where} was not found on the Hugging Face Hub or is gated "
-                       f"(log in with `hf auth login`); pass local files with `data_files:` ({err})") from None
-    except ValueError as err:  # unknown config or split
-        raise DataError(f"task {spec.name}: {where} has no config/split {split_name!r}: {err}") from None
-    except Exception as err:
-        if _is_connection_error(err):
-            raise HubError(
-                f"could not reach the Hugging Face Hub for {spec.name} ({where}); pass local files with "
-                f"`data_files:` (see docs), or check the network / HF_HUB_OFFLINE ({type(err).__name__}: {err})"
-            ) from None
-        raise
-
-
-def _is_connection_error(err: Exception) -> bool:
-    if isinstance(err, (ConnectionError, TimeoutError, OSError)):
-        return True
-    try:
-        import httpx
-        from huggingface_hub.errors import HfHubHTTPError
-    except ImportError:  # pragma: no cover - both ship with huggingface_hub 1.x
-        return False
-    return isinstance(err, (httpx.HTTPError, HfHubHTTPError))
-
-
 # ------------------------------------------------------------------------------------------------ helpers
 
 
 def _as_spec(spec) -> TaskSpec:
     if isinstance(spec, TaskSpec):
         return spec
-    from hf_itt.tasks.registry import get_task
-
     return get_task(spec)
 
 

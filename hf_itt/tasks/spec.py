@@ -21,6 +21,7 @@ from hf_itt.errors import TaskError, did_you_mean
 from hf_itt.metrics.scoring import metric_names
 from hf_itt.task_types import get_type, type_names
 from hf_itt.tasks import schema
+from hf_itt.tasks.converters import CONVERTERS
 
 TEMPLATE_FIELDS = {"lang", "code"}  # placeholders allowed in Hub config names and file patterns
 EXTRA_DATA_KEYS = ("candidates", "labels")  # data_files keys besides the roles
@@ -225,8 +226,6 @@ def _validate(spec: TaskSpec) -> None:
         raise TaskError(f"{where}: doc_stride must be a positive integer, got {spec.doc_stride!r}")
     spec.task_type.check_spec(spec, where)
     if spec.converter:
-        from hf_itt.tasks.converters import CONVERTERS
-
         if spec.converter not in CONVERTERS:
             raise TaskError(f"{where}: unknown converter {spec.converter!r}{did_you_mean(spec.converter, CONVERTERS)}")
 
