@@ -16,11 +16,25 @@ import argparse
 import dataclasses
 import errno
 import os
+import signal
 import sys
+import tempfile
+import threading
 from contextlib import ExitStack, contextmanager
+from importlib import import_module, metadata
 from pathlib import Path
 
+from hf_itt import __version__
+from hf_itt.config.experiment import ExperimentConfig
+from hf_itt.config.loading import load_experiments
+from hf_itt.config.training_args import training_argument_fields
+from hf_itt.console import setup_console
 from hf_itt.errors import CheckpointError, ConfigError, HfIttError
+from hf_itt.pipeline.locks import run_lock
+from hf_itt.pipeline.prepare import prepare_and_check
+from hf_itt.tasks.registry import all_tasks, get_task, register_task_dir
+from hf_itt.training.distributed import is_main_process, world_size
+from hf_itt.write_errors import as_disk_full, is_torch_write_failure
 
 SUBCOMMANDS = {
     "evaluate": "hf_itt.evaluate",
@@ -67,10 +81,7 @@ def run_main(argv: list[str] | None = None) -> int:
     check_flag_style(list(sys.argv[1:] if argv is None else argv), parser)
     # intermixed: `--config X --no-report key=value` and `--config X key=value --force` both work
     args = parser.parse_intermixed_args(argv)
-    from hf_itt.config.loading import load_experiments
-    from hf_itt.pipeline.prepare import prepare_and_check
-    from hf_itt.pipeline.runner import StageRunner
-    from hf_itt.training.distributed import is_main_process
+    from hf_itt.pipeline.runner import StageRunner  # defers torch, transformers
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
     if args.stage and len(configs) != 1:
@@ -105,7 +116,6 @@ def run_main(argv: list[str] | None = None) -> int:
 @contextmanager
 def write_failures(configs):
     """torch and safetensors report a full disk in their own words: raise the OSError it is instead."""
-    from hf_itt.write_errors import as_disk_full, is_torch_write_failure
 
     try:
         yield
@@ -127,8 +137,6 @@ def write_failures(configs):
 def run_locks(configs, wait: bool):
     """Rank 0 holds the lock of every run folder of the file (in path order, so two runs of overlapping
     files cannot each hold one and wait for the other). Other ranks share their rank 0's folders."""
-    from hf_itt.pipeline.locks import run_lock
-    from hf_itt.training.distributed import is_main_process, world_size
 
     if wait and world_size() > 1:
         raise ConfigError("--wait-for-lock works in single-process runs only (under a launcher the other ranks "
@@ -154,7 +162,7 @@ def select_experiments(configs, names: str | None):
 
 def write_report(configs) -> None:
     """One report over every experiment of the file (each with its own results folder)."""
-    from hf_itt.report.build import build_report
+    from hf_itt.report.build import build_report  # defers matplotlib
 
     results = [config.run_dir / "results" for config in configs if any((config.run_dir / "results").glob("*.json"))]
     if not results:
@@ -167,7 +175,6 @@ def write_report(configs) -> None:
 
 def check_writable(folder: Path, key: str) -> None:
     """Fail before any training when a folder the run must write to cannot be created or written."""
-    import tempfile
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -187,7 +194,6 @@ def tasks_parser() -> argparse.ArgumentParser:
 
 
 def tasks_main(argv: list[str]) -> int:
-    from hf_itt.tasks.registry import all_tasks, get_task, register_task_dir
 
     args = tasks_parser().parse_args(argv)
     for folder in args.task_dirs:
@@ -224,7 +230,6 @@ def validate_parser() -> argparse.ArgumentParser:
 
 
 def validate_main(argv: list[str]) -> int:
-    from hf_itt.config.loading import load_experiments
 
     for path in validate_parser().parse_args(argv).configs:
         for config in load_experiments(path):
@@ -234,9 +239,7 @@ def validate_main(argv: list[str]) -> int:
 
 
 def version_text() -> str:
-    from importlib import metadata
 
-    from hf_itt import __version__
 
     versions = []
     for package in ("transformers", "torch"):
@@ -261,8 +264,6 @@ def check_flag_style(argv: list[str], parser: argparse.ArgumentParser) -> None:
 
 
 def flag_hint(key: str, value: str) -> str:
-    from hf_itt.config.experiment import ExperimentConfig
-    from hf_itt.config.training_args import training_argument_fields
 
     top_level = {f.name for f in dataclasses.fields(ExperimentConfig) if not f.metadata.get("internal")}
     if key in top_level:
@@ -281,7 +282,6 @@ RESUME_HINT = "rerun the same command: finished stages are kept and training res
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hf_itt.console import setup_console
 
     setup_console()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -319,8 +319,6 @@ def raise_terminated(signum, frame):
 
 def on_sigterm(handler):
     """Install ``handler`` for SIGTERM (main thread only; elsewhere Python allows no handlers)."""
-    import signal
-    import threading
 
     if handler is None or threading.current_thread() is not threading.main_thread():
         return None
@@ -374,7 +372,6 @@ def dispatch(argv: list[str]) -> int:
     if command == "validate":
         return validate_main(argv[1:])
     if command in SUBCOMMANDS:
-        from importlib import import_module
 
         return import_module(SUBCOMMANDS[command]).main(argv[1:]) or 0
     if command in ("--help", "-h"):
@@ -386,7 +383,6 @@ def dispatch(argv: list[str]) -> int:
 
 def run_entry(argv: list[str] | None = None) -> int:
     """Entry of run_itt.py: the `run` sub-command with user errors printed without a traceback."""
-    from hf_itt.console import setup_console
 
     setup_console()
     return guarded(run_main, list(sys.argv[1:] if argv is None else argv))

@@ -1,3 +1,5 @@
+import difflib
+
 """User-facing errors: one clear message that names the problem and the fix.
 
 Every error a user can cause (bad config, bad data, Hub trouble) is an ``HfIttError``;
@@ -38,7 +40,6 @@ def did_you_mean(word, choices, n: int = 3, cutoff: float = 0.5) -> str:
 
     The one suggestion helper of every "unknown ..." message.
     """
-    import difflib
 
     close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=n, cutoff=cutoff)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""

@@ -18,10 +18,18 @@ import argparse
 
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluation.bucc import BuccSettings
+from hf_itt.evaluation.results_table import print_results
 from hf_itt.evaluation.scorers import ScoringContext
-from hf_itt.evaluation.zero_shot import (EvaluationRequest, ResultMeta, bucc_protocol, bucc_test_thresholds,
-                                         evaluate_task, load_for_evaluation)
+from hf_itt.evaluation.zero_shot import (
+    EvaluationRequest,
+    ResultMeta,
+    bucc_protocol,
+    bucc_test_thresholds,
+    evaluate_task,
+    load_for_evaluation,
+)
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
+from hf_itt.tasks.registry import get_task, register_task_dir
 
 
 def parse_data_files(items: list[str]) -> dict[str, str]:
@@ -65,8 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hf_itt.evaluation.results_table import print_results
-    from hf_itt.tasks.registry import get_task, register_task_dir
 
     args = build_parser().parse_args(argv)
     for folder in args.task_dirs:

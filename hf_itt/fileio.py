@@ -8,7 +8,9 @@ every weights file, which would leave published stages unreadable to a team shar
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -64,7 +66,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks so multi-GB weights do not fill memory."""
-    import hashlib
 
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -81,7 +82,6 @@ def atomic_publish_dir(source: str | Path, dest: str | Path, ignore=None) -> Pat
     removed after the swap: a reader may briefly find no ``dest``, never a partial one.
     ``ignore`` is passed to ``shutil.copytree`` (e.g. ``shutil.ignore_patterns(".*")``).
     """
-    import shutil
 
     source, dest = Path(source), Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 from hf_itt.errors import DataError
+from hf_itt.fileio import atomic_write_text
 
 FORMAT_VERSION = 1
 PREDICTIONS_DIR = "predictions"
@@ -113,7 +114,6 @@ def predictions_path(results_dir: str | Path, task: str, split: str, lang: str) 
 
 
 def save_predictions(path: str | Path, predictions: Predictions, *, task: str, split: str, lang: str) -> Path:
-    from hf_itt.fileio import atomic_write_text
 
     header = {"hf_itt_predictions": FORMAT_VERSION, "task": task, "split": split, "language": lang,
               "kind": predictions.kind, **predictions.meta}

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from hf_itt.errors import ConfigError, HubError
 from hf_itt.hub.manifest import MANIFEST_NAME, redact_text
+from hf_itt.pipeline.locks import run_lock
 
 STAGE_MANIFESTS = f"stages/*/checkpoint/{MANIFEST_NAME}"  # ITT stages, as the runner publishes them
 
 
 def parser() -> argparse.ArgumentParser:
-    from hf_itt.hub.publishers import DEFAULT_REPO_TEMPLATE
+    from hf_itt.hub.publishers import DEFAULT_REPO_TEMPLATE  # defers huggingface_hub
 
     parser = argparse.ArgumentParser(prog="hf-itt publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run folder (output_dir of the experiment)")
@@ -35,8 +36,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hf_itt.hub.publishers import make_publisher, publish_pending
-    from hf_itt.pipeline.locks import run_lock
+    from hf_itt.hub.publishers import make_publisher, publish_pending  # defers huggingface_hub
 
     args = parser().parse_args(argv)
     if not args.run_dir.is_dir():

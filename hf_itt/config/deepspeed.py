@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
 import json
 import os
@@ -161,7 +162,6 @@ def _training_value(training_args: Any, name: str):
 
 @functools.lru_cache(maxsize=1)
 def _trainer_defaults() -> dict:
-    import dataclasses
 
     from transformers import TrainingArguments
 

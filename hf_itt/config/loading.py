@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hf_itt.config.experiment import DefaultsConfig, EvaluationConfig, ExperimentConfig, HubConfig, ModelConfig, SamplingConfig, StageConfig, TargetsConfig, TaskEntry
+from hf_itt.config.experiment import (
+    DefaultsConfig,
+    EvaluationConfig,
+    ExperimentConfig,
+    HubConfig,
+    ModelConfig,
+    SamplingConfig,
+    StageConfig,
+    TargetsConfig,
+    TaskEntry,
+)
 from hf_itt.config.field_types import check_type
 from hf_itt.config.health import HealthConfig
 from hf_itt.config.overrides import apply_overrides
@@ -165,7 +176,6 @@ def convert_field(f: dataclasses.Field, value: Any, where: str, cls: type):
 
 
 def schema_types(cls: type) -> dict[str, Any]:
-    import typing
 
     return typing.get_type_hints(cls)
 

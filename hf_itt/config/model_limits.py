@@ -13,7 +13,9 @@ import json
 import logging
 from pathlib import Path
 
+from hf_itt.config.presets import get_preset
 from hf_itt.errors import ConfigError
+from hf_itt.tasks.registry import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +90,6 @@ class PositionLimit:
 
 def check_max_lengths(config) -> None:
     """Every stage's and target's max_length (given, from a preset, or the task's default) fits the model."""
-    from hf_itt.config.presets import get_preset
-    from hf_itt.tasks.registry import get_task
 
     limit = PositionLimit(config.model.name_or_path, config.model.revision)
     for index, stage in enumerate(config.stages):

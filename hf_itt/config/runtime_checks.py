@@ -18,9 +18,11 @@ import difflib
 from collections.abc import Iterator
 
 from hf_itt.config.experiment import ExperimentConfig
+from hf_itt.config.presets import get_preset
 from hf_itt.config.training_args import merged_training
 from hf_itt.errors import ConfigError
 from hf_itt.task_types import get_type
+from hf_itt.tasks.registry import get_task
 
 # integration -> the package to install, where its name differs from the integration's
 PACKAGES = {"comet_ml": "comet-ml", "azure_ml": "azureml-core", "flyte": "flytekit", "kubeflow": "kfp",
@@ -36,8 +38,6 @@ def check_runtime(config: ExperimentConfig) -> None:
 
 def resolved_trainings(config: ExperimentConfig) -> Iterator[tuple[str, dict, dict[str, str]]]:
     """(where, merged TrainingArguments fields, {head: task type}) of every stage and trained target."""
-    from hf_itt.config.presets import get_preset
-    from hf_itt.tasks.registry import get_task
 
     def preset_training(name: str | None) -> dict:
         return (get_preset(name).get("training") or {}) if name else {}
@@ -57,8 +57,10 @@ def resolved_trainings(config: ExperimentConfig) -> Iterator[tuple[str, dict, di
 
 
 def check_report_to(report_to, where: str) -> None:
-    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
-                                                             get_available_reporting_integrations)
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
 
     names = [report_to] if isinstance(report_to, str) else list(report_to or [])
     available = set(get_available_reporting_integrations())

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
+import os
+import types
+import typing
 from functools import lru_cache
 from typing import Any
 
+from hf_itt.config.field_types import check_type
 from hf_itt.errors import ConfigError
 
 REMOVED_IN_V5 = {
@@ -66,7 +71,6 @@ SEEDS = ("seed", "data_seed")
 
 
 def check_training_value(key: str, value: Any, where: str) -> None:
-    from hf_itt.config.field_types import check_type
 
     if value is None:
         return
@@ -93,7 +97,6 @@ def check_training_value(key: str, value: Any, where: str) -> None:
 @lru_cache(maxsize=1)
 def training_argument_types() -> dict[str, Any]:
     """The annotation of every TrainingArguments field, with enums and objects read as strings or Any."""
-    import typing
 
     from transformers import TrainingArguments
 
@@ -101,9 +104,6 @@ def training_argument_types() -> dict[str, Any]:
 
 
 def _plain_hint(hint: Any) -> Any:
-    import enum
-    import types
-    import typing
 
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -149,7 +149,6 @@ def validate_training_arguments(training: dict[str, Any], seed: int, where: str)
     the hardware itself is checked when the stage starts, still before its data. Under a launcher the
     distributed state the build initialises is reset, so the stage's own build sets it up for real.
     """
-    import os
 
     import torch
 

@@ -6,13 +6,20 @@ from __future__ import annotations
 import difflib
 import re
 import string
+from pathlib import Path
 
+from hf_itt.config.deepspeed import resolve_deepspeed_config
 from hf_itt.config.experiment import PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig, StageConfig
 from hf_itt.config.model_limits import check_max_lengths
+from hf_itt.config.presets import get_preset
+from hf_itt.config.runtime_checks import check_runtime
 from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
 from hf_itt.errors import ConfigError, TaskError
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
-from hf_itt.config.runtime_checks import check_runtime
+from hf_itt.tasks.formats import ROLE_ALIASES
+from hf_itt.tasks.registry import get_task, register_task_dir
+from hf_itt.tasks.schema import ROLES
+from hf_itt.tasks.spec import EXTRA_DATA_KEYS
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EVAL_SPLITS = ("validation", "test")
@@ -44,14 +51,12 @@ def validate_experiment(config: ExperimentConfig) -> None:
 
 def model_is_ready(config: ExperimentConfig) -> bool:
     """A `prepare:` hook may build the base model; it is checked again once the hook ran."""
-    from pathlib import Path
 
     return not config.prepare or Path(config.model.name_or_path).is_dir()
 
 
 def check_training_arguments(config: ExperimentConfig) -> None:
     """Build every stage's and target's TrainingArguments (defaults < preset < own) once, for real."""
-    from hf_itt.config.presets import get_preset
 
     def layers(preset: str | None, *own: dict | None) -> dict:
         return merged_training(config.defaults.training, get_preset(preset).get("training") if preset else None, *own)
@@ -88,9 +93,6 @@ def check_paths(config: ExperimentConfig) -> None:
 
 
 def check_data_files(data_files, where: str) -> None:
-    from hf_itt.tasks.formats import ROLE_ALIASES
-    from hf_itt.tasks.schema import ROLES
-    from hf_itt.tasks.spec import EXTRA_DATA_KEYS
 
     if data_files is None:
         return
@@ -167,7 +169,6 @@ def check_name(value: str, where: str) -> None:
 
 def check_model(config: ExperimentConfig) -> None:
     """A base model or tokenizer given as a path must be a saved model folder (a Hub id is checked when loaded)."""
-    from pathlib import Path
 
     if config.prepare:  # the prepare hook builds the model folder
         return
@@ -185,7 +186,6 @@ def check_model(config: ExperimentConfig) -> None:
 
 def looks_like_path(value: str) -> bool:
     """Hub ids are 'name' or 'namespace/name'; anything else with a slash, or an existing folder, is a path."""
-    from pathlib import Path
 
     return (value.startswith(("/", "./", "../", "~")) or value.count("/") > 1 or "\\" in value
             or Path(value).expanduser().is_dir())
@@ -195,9 +195,7 @@ REGISTERED_DIRS: set[str] = set()  # several experiments of one file share their
 
 
 def register_task_dirs(config: ExperimentConfig) -> None:
-    from pathlib import Path
 
-    from hf_itt.tasks.registry import register_task_dir
 
     for folder in config.task_dirs:
         path = config.resolve_path(folder)
@@ -209,7 +207,6 @@ def register_task_dirs(config: ExperimentConfig) -> None:
 
 
 def lookup_task(name: str, where: str):
-    from hf_itt.tasks.registry import get_task
 
     try:
         return get_task(name)
@@ -229,7 +226,6 @@ def check_stages(config: ExperimentConfig) -> None:
 
 
 def check_stage(stage: StageConfig, where: str) -> None:
-    from hf_itt.config.presets import get_preset
 
     if stage.from_ is not None:
         if not REFERENCE_PATTERN.match(stage.from_):
@@ -293,7 +289,6 @@ def check_targets(config: ExperimentConfig) -> None:
             raise ConfigError(f"targets.languages.{name}: {name} has no language {unknown[0]!r} "
                               f"(it has: {' '.join(sorted(known))})")
     if targets.preset:
-        from hf_itt.config.presets import get_preset
 
         get_preset(targets.preset)
 
@@ -320,7 +315,6 @@ def check_deepspeed(path: str | None, training: dict, where: str) -> None:
     """A missing file, a contradiction with TrainingArguments or ZeRO-3 without 16-bit save: fail now."""
     if not path:
         return
-    from hf_itt.config.deepspeed import resolve_deepspeed_config
 
     try:
         resolve_deepspeed_config(path, training, check_import=False)

@@ -14,6 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from hf_itt.demo.tiny import build_tokenizer, encoder_config
 from hf_itt.demo.world import INDEX_FILE, build_world, load_world
 from hf_itt.fileio import atomic_write_text
 
@@ -45,7 +46,6 @@ def build_base_model(out_dir: str | Path, world: dict, steps: int = MLM_DEFAULTS
     import torch
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, XLMRobertaForMaskedLM
 
-    from hf_itt.demo.tiny import build_tokenizer, encoder_config
 
     options = {**MLM_DEFAULTS, "steps": steps, **mlm_options}
     lines = Path(world["tasks"]["mlm"]["train"]).read_text(encoding="utf-8").splitlines()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hf_itt.demo.build import BASE_DIR, build
 from hf_itt.errors import ConfigError
 
 
 def prepare(config) -> Path:
     import torch
 
-    from hf_itt.demo.build import BASE_DIR, build
 
     # The demo's matrices are tiny: one thread is as fast as several, and immune to a busy CPU, where
     # threads spin-wait against each other and the run gets several times slower.

@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+
 from hf_itt.errors import ConfigError, DataError
+from hf_itt.evaluation.results import TaskResult
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,6 @@ def saved_dev_thresholds(path: str | Path, *, checkpoint: str, stage_hash: str, 
                          recorded: dict) -> dict[str, float]:
     """{lang: threshold} of a saved validation result of the same model, metric version and BUCC
     settings (``recorded``: the result's ``protocol`` without thresholds); {} otherwise."""
-    from hf_itt.evaluation.results import TaskResult
 
     path = Path(path)
     if not path.is_file():

@@ -34,6 +34,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hf_itt.fileio import atomic_write_text
+
 RESULT_SCHEMA_VERSION = 1
 
 
@@ -61,7 +63,6 @@ class TaskResult:
             self.summary = summarize(self.languages, self.primary_metric)
 
     def save(self, path: str | Path) -> Path:
-        from hf_itt.fileio import atomic_write_text
 
         return atomic_write_text(path, json.dumps(asdict(self), indent=2, ensure_ascii=False, sort_keys=True))
 

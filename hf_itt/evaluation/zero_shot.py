@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
-from hf_itt.evaluation.bucc import (BuccSettings, check_distractors, choose_threshold, is_bucc, require_test_threshold,
-                                   saved_dev_thresholds)
+from hf_itt.evaluation.bucc import (
+    BuccSettings,
+    check_distractors,
+    choose_threshold,
+    is_bucc,
+    require_test_threshold,
+    saved_dev_thresholds,
+)
 from hf_itt.evaluation.results import TaskResult, missing_split
 from hf_itt.evaluation.scorers import ScoringContext, score_split
 from hf_itt.hub.publishers import resolve_reference
@@ -22,6 +28,7 @@ from hf_itt.metrics.scoring import METRIC_VERSION, primary_key
 from hf_itt.predictions import predictions_path, save_predictions, split_outcome
 from hf_itt.tasks.loading import load_task_data
 from hf_itt.tasks.registry import get_task
+from hf_itt.training.model_loading import check_vocabulary, loading_errors
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +181,7 @@ def load_for_evaluation(model_ref: str, revision: str | None = None):
     """(model, tokenizer) from a folder or Hub id: a MultiTaskModel checkpoint or a bare encoder."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from hf_itt.training.model_loading import check_vocabulary, loading_errors
-    from hf_itt.training.modeling import MultiTaskConfig  # registers the multi-task architecture with AutoModel
+    from hf_itt.training.modeling import MultiTaskConfig  # defers transformers
 
     path = resolve_reference(model_ref if revision is None else f"{model_ref}@{revision}")
     with loading_errors(path, "model"):

@@ -25,8 +25,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hf_itt.evaluation.predict import predict_features
 from hf_itt.config.health import HealthConfig
+from hf_itt.evaluation.predict import predict_features
 from hf_itt.health.base import DOCS_HINT, HealthCallback, HealthEvent, any_rank
 from hf_itt.metrics.collapse import Finding
 from hf_itt.task_types import get_type

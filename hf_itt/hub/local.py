@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from hf_itt.errors import HubError
+from hf_itt.fileio import atomic_publish_dir
 
 # Branch-like revisions only: they become folder names locally and branch names on the Hub.
 REVISION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -58,7 +59,6 @@ class LocalPublisher:
 
     def publish(self, stage_dir: str | Path, repo_id: str, revision: str = "main",
                 commit_message: str = "") -> PublishedRef:
-        from hf_itt.fileio import atomic_publish_dir
 
         stage_dir = Path(stage_dir)
         if not stage_dir.is_dir():

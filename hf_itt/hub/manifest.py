@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import types
+import typing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.errors import CheckpointError
+from hf_itt.fileio import atomic_write_text, sha256_file
 
 MANIFEST_NAME = "stage_manifest.json"
 MANIFEST_SCHEMA_VERSION = 2  # 2: the manifest carries manifest_sha256, a checksum of its own content
@@ -102,7 +104,6 @@ class StageManifest:
 
 def write_manifest(stage_dir: str | Path, manifest: StageManifest) -> Path:
     """Atomically write ``stage_dir/stage_manifest.json`` (call it after every other file is written)."""
-    from hf_itt.fileio import atomic_write_text
 
     data = manifest.to_dict()
     data["manifest_sha256"] = manifest.manifest_sha256 = manifest_digest(data)
@@ -145,7 +146,6 @@ def read_manifest(stage_dir: str | Path) -> StageManifest:
 
 def check_field_types(data: dict[str, Any]) -> None:
     """Each known field of the JSON type the dataclass declares (TypeError naming the first that is not)."""
-    import typing
 
     hints = typing.get_type_hints(StageManifest)
     kinds = {dict: dict, list: list, str: str, int: int}
@@ -188,7 +188,6 @@ def verify_checkpoint(stage_dir: str | Path) -> StageManifest:
 
 def compute_checksums(stage_dir: str | Path) -> dict[str, dict[str, Any]]:
     """sha256 and size of every regular file under ``stage_dir`` (hidden files, manifest and card left out)."""
-    from hf_itt.fileio import sha256_file
 
     root = Path(stage_dir)
     checksums = {}
@@ -250,7 +249,6 @@ def _may_hold_secret(value: Any) -> bool:
 
 
 def _verify_file(root: Path, name: str, expected: dict[str, Any], fix: str) -> None:
-    from hf_itt.fileio import sha256_file
 
     path = root / name
     if not path.is_file():

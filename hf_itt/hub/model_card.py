@@ -17,7 +17,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hf_itt.errors import TaskError
+from hf_itt.fileio import atomic_write_text
 from hf_itt.hub.manifest import StageManifest, redact_secrets, redact_text
+from hf_itt.tasks.registry import get_task
 
 CARD_NAME = "README.md"
 BASE_TAGS = ["hf_itt", "intermediate-task-training"]
@@ -57,7 +60,6 @@ def write_model_card(stage_dir: str | Path, manifest: StageManifest, repo_id: st
                      revision: str | None = None, license: str | None = None, kind: str = "itt",
                      results: list | None = None, local_results: bool = False) -> Path:
     """Atomically write ``stage_dir/README.md`` (the card is not checksummed: it may be rewritten later)."""
-    from hf_itt.fileio import atomic_write_text
 
     card = build_model_card(manifest, repo_id, revision, license, kind, results, local_results)
     return atomic_write_text(Path(stage_dir) / CARD_NAME, str(card))
@@ -155,8 +157,6 @@ def _eval_results(manifest: StageManifest) -> list[EvalResult]:
 
 def _result_entries(results: list, local: bool = False) -> list[EvalResult]:
     """One entry per (task, split, language) with the task's primary metric (zero-shot results)."""
-    from hf_itt.errors import TaskError
-    from hf_itt.tasks.registry import get_task
 
     entries = []
     for result in results:

@@ -24,10 +24,16 @@ from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError, HubError
 from hf_itt.hub.local import LocalPublisher, PublishedRef, Publisher, check_revision
-from hf_itt.hub.remote import HubPublisher, download_snapshot
 from hf_itt.hub.manifest import (
-    MANIFEST_NAME, read_manifest, redact_text, utc_now, verify_checkpoint, write_manifest,
+    MANIFEST_NAME,
+    read_manifest,
+    redact_text,
+    utc_now,
+    verify_checkpoint,
+    write_manifest,
 )
+from hf_itt.hub.remote import HubPublisher, download_snapshot
+from hf_itt.hub.stage_hash import hash_identity
 
 __all__ = [
     "AsyncPublisher", "DEFAULT_REPO_TEMPLATE", "HubPublisher", "LocalPublisher", "PublishOutcome", "PublishedRef",
@@ -240,7 +246,6 @@ def _holds_stage(folder: Path, stage_hash: str) -> bool:
     checksum, every file's), and its identity block hashes to its stage hash. Anything else means
     "train it again", with a warning naming the file, never a crash and never the reuse of a stage
     whose manifest claims a hash its identity does not give."""
-    from hf_itt.hub.stage_hash import hash_identity
 
     if not (folder / MANIFEST_NAME).is_file():
         return False

@@ -19,10 +19,11 @@ from collections import Counter
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.metrics.scoring import tatoeba_scores
 from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores
+from hf_itt.metrics.scoring import tatoeba_scores
 from hf_itt.predictions import ScoredSplit, pair_predictions
 
 __all__ = ["embed_sentences", "default_retrieval_layer", "cosine_knn", "tatoeba_predictions",
@@ -51,7 +52,6 @@ def embed_sentences(model, tokenizer, sentences: Sequence[str], *, layer: int, b
     (default: the model's device; the model itself is not moved).
     """
     import torch
-    from tqdm.auto import tqdm
 
     _check_layer(model, layer)
     if not sentences:

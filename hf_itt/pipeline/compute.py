@@ -23,6 +23,9 @@ from dataclasses import dataclass, field, fields
 from hf_itt.errors import HfIttError
 from hf_itt.pipeline import fact_sheet
 from hf_itt.pipeline.graph import StageGraph, StageNode
+from hf_itt.pipeline.stage_data import first_rows, fit_to_target, load_rows, resolve_data_files
+from hf_itt.tasks.loading import load_split
+from hf_itt.tasks.registry import get_task
 
 # Dense bf16 peak of the GPUs a plan can be priced on (vendor data sheets, without sparsity).
 GPUS = {"a100": ("NVIDIA A100", 312e12), "h100": ("NVIDIA H100 SXM", 989e12)}
@@ -147,8 +150,7 @@ class ComputeModel:
             choices = f" x {spec.num_choices} choices" if spec.num_choices else ""
             size.tokens_source = f"<={length}{choices} tok (max_length bound)"
             return size
-        from hf_itt.pipeline.stage_data import fit_to_target, first_rows
-        from hf_itt.task_types.features import preprocess
+        from hf_itt.task_types.features import preprocess  # defers datasets
 
         sample = fit_to_target(first_rows(rows, self.sample_rows), plan.source_spec, spec)
         features = preprocess(sample, spec.task_type.training_spec(plan.source_spec, spec), tokenizer,
@@ -175,7 +177,6 @@ class ComputeModel:
 
     # ---- evaluation -----------------------------------------------------------------------------
     def add_evaluation(self, cost: NodeCost, node: StageNode) -> None:
-        from hf_itt.tasks.registry import get_task
 
         job, evaluation = node.job, node.run.config.evaluation
         spec = get_task(job.target)
@@ -202,8 +203,6 @@ class ComputeModel:
     @staticmethod
     def eval_rows(node: StageNode, spec, split: str, lang: str) -> tuple[int | None, str]:
         """Rows of the local evaluation files when the experiment names them, else the fact sheet's."""
-        from hf_itt.pipeline.stage_data import resolve_data_files
-        from hf_itt.tasks.loading import load_split
 
         config = node.run.config
         data_files = resolve_data_files(config, config.targets.data_files.get(spec.name))
@@ -219,7 +218,6 @@ def local_rows(plan):
     """The training rows of ``plan`` when its data files are local and readable (None otherwise)."""
     if plan.data_files is None:
         return None
-    from hf_itt.pipeline.stage_data import load_rows
 
     try:
         return load_rows(plan.source_spec, "train", plan.data_files, None, plan.max_train)
@@ -234,8 +232,8 @@ def token_count(ids) -> int:
 def trained_features(job, features: dict[str, int], world_size: int) -> tuple[float, dict[str, float]]:
     """Features the stage trains on in total, and the share of each task (the real sampler's probabilities
     averaged over epochs), as MultiTaskTrainer's batch sampler draws them."""
-    from hf_itt.pipeline.train import sampler_options
-    from hf_itt.training.sampling import make_sampler
+    from hf_itt.pipeline.train import sampler_options  # defers torch, transformers
+    from hf_itt.training.sampling import make_sampler  # defers torch
 
     args = training_values(job.training)
     batch = args["per_device_train_batch_size"] * args["gradient_accumulation_steps"] * max(1, world_size)

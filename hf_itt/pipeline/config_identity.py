@@ -13,6 +13,9 @@ import hashlib
 from functools import lru_cache
 from typing import Any
 
+from hf_itt.hub.stage_hash import canonical_json
+from hf_itt.tasks.registry import BUILTIN_DIR, TaskRegistry
+
 # path -> how it enters the identity (pipeline/jobs.py builds the payload)
 IN_THE_HASH = {
     "seed": "seed (and the Trainer's data_seed)",
@@ -96,7 +99,6 @@ def health_identity(health) -> dict | None:
 def spec_digest(spec) -> str | None:
     """None for a built-in spec as shipped (its name and ``version`` identify it); otherwise a digest of
     the spec's content, so that editing a user task file (labels, columns, templates) retrains."""
-    from hf_itt.hub.stage_hash import canonical_json
 
     builtin = builtin_specs().get(spec.name)
     if builtin is not None and dataclasses.replace(spec, lang=builtin.lang) == builtin:
@@ -111,7 +113,6 @@ BUILTIN_SPEC_FILES = ("intermediate.yaml", "xtreme.yaml", "xtreme_r.yaml")
 @lru_cache(maxsize=1)
 def builtin_specs() -> dict[str, Any]:
     """The specs hf_itt ships, read afresh (the process registry may hold user overrides of them)."""
-    from hf_itt.tasks.registry import BUILTIN_DIR, TaskRegistry
 
     registry = TaskRegistry()
     for name in BUILTIN_SPEC_FILES:

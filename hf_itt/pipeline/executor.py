@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_itt.errors import ConfigError
+from hf_itt.errors import ConfigError, HfIttError
 from hf_itt.fileio import atomic_write_text
 from hf_itt.pipeline.graph import StageGraph, StageNode
 
@@ -136,8 +136,7 @@ def results_dirs(graph: StageGraph) -> list[Path]:
 
 
 def write_report(graph: StageGraph, out: str) -> None:
-    from hf_itt.errors import HfIttError
-    from hf_itt.report.build import build_report
+    from hf_itt.report.build import build_report  # defers matplotlib
 
     folders = [folder for folder in results_dirs(graph) if any(folder.glob("*.json"))]
     if not folders:

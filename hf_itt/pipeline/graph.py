@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.config.experiment import ExperimentConfig
+from hf_itt.config.loading import load_experiments
 from hf_itt.errors import ConfigError
 from hf_itt.pipeline.jobs import StageJob, build_jobs, job_ref
 
@@ -106,7 +107,6 @@ class StageGraph:
 
 def load_runs(paths: list[str], seeds: list[int] | None = None, overrides: tuple[str, ...] = ()) -> list[GridRun]:
     """Every (experiment, seed) of grid files (``.txt``: one YAML per line, relative to the file) and YAMLs."""
-    from hf_itt.config.loading import load_experiments
 
     runs: list[GridRun] = []
     for config_file in expand_grid_files(paths):

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from hf_itt.errors import HubError
+from hf_itt.hub.manifest import read_manifest
 from hf_itt.pipeline.graph import StageGraph, StageNode
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class UncheckedPublisher:
 
 def runners_for(graph: StageGraph, check_hub: bool) -> tuple[dict, list[str]]:
     """One StageRunner per run (by label) and notes on what could not be checked."""
-    from hf_itt.pipeline.runner import StageRunner
+    from hf_itt.pipeline.runner import StageRunner  # defers torch, transformers
 
     runners, notes = {}, set()
     for run in graph.runs:
@@ -68,6 +69,5 @@ def node_status(node: StageNode, runner) -> str:
         return "todo"
     if node.kind == "target":
         return "evaluate" if runner.needs_results(job) else "done"
-    from hf_itt.hub.manifest import read_manifest
 
     return "published" if read_manifest(found).status == "published" else "finished"

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.errors import ConfigError, DataError
+from hf_itt.fileio import sha256_file
 from hf_itt.hub.stage_hash import hash_identity, plain
 
 IDENTITY_VERSION = 1
@@ -152,7 +153,6 @@ def model_folder_hash(folder: Path, patterns: tuple[str, ...] = MODEL_FILE_PATTE
                       key_name: str = "model.name_or_path") -> str:
     """sha256 over the names and contents of ``patterns`` in ``folder``, memoised per process
     by (path, size, mtime) so that a grid of experiments on one large base reads it once."""
-    from hf_itt.fileio import sha256_file
 
     files = sorted({path for pattern in patterns for path in folder.glob(pattern) if path.is_file()})
     if not files:
@@ -255,7 +255,6 @@ def _as_list(paths: Any) -> list:
 
 
 def _content_hash(path: str | Path, task: str, split: str) -> str:
-    from hf_itt.fileio import sha256_file
 
     try:
         return sha256_file(path)

@@ -13,11 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.config.experiment import ExperimentConfig, StageConfig, TaskEntry
-from hf_itt.errors import ConfigError, DataError
-from hf_itt.pipeline.identity import (base_model_identity, hash_identity, model_folder_hash, stage_identity,
-                                      task_identity, tokenizer_identity)
+from hf_itt.config.presets import get_preset
 from hf_itt.config.training_args import merged_training
+from hf_itt.errors import ConfigError, DataError
+from hf_itt.pipeline.config_identity import health_identity, spec_digest
+from hf_itt.pipeline.identity import (
+    base_model_identity,
+    hash_identity,
+    model_folder_hash,
+    stage_identity,
+    task_identity,
+    tokenizer_identity,
+)
+from hf_itt.pipeline.stage_data import resolve_data_files
 from hf_itt.task_types.plugins import code_identity
+from hf_itt.tasks.formats import resolve_paths
+from hf_itt.tasks.registry import get_task
 
 
 @dataclass
@@ -66,7 +77,7 @@ def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data
     """The experiment's jobs in run order. ``allow_missing_data`` (planning only): a local data file that
     cannot be read enters the hash by its path and the job lists why in ``unresolved`` (so do the jobs
     after it), instead of raising DataError; such a hash is provisional and never used to run."""
-    from hf_itt.hub.publishers import repo_id_for
+    from hf_itt.hub.publishers import repo_id_for  # defers huggingface_hub
 
     jobs, previous, itt_stages = [], None, []
     for stage in config.stages:
@@ -97,7 +108,6 @@ def from_job(config: ExperimentConfig, stage: StageConfig) -> StageJob:
 
 
 def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> tuple[dict, int | None]:
-    from hf_itt.config.presets import get_preset
 
     preset_values = get_preset(preset) if preset else {}
     preset_training = dict(preset_values.get("training") or {})
@@ -118,8 +128,6 @@ def itt_job(config: ExperimentConfig, stage: StageConfig, previous: StageJob | N
 
 
 def itt_task_plan(config: ExperimentConfig, entry: TaskEntry) -> TaskPlan:
-    from hf_itt.pipeline.stage_data import resolve_data_files
-    from hf_itt.tasks.registry import get_task
 
     spec = get_task(entry.name)
     if entry.lang:
@@ -131,8 +139,6 @@ def itt_task_plan(config: ExperimentConfig, entry: TaskEntry) -> TaskPlan:
 
 def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, world_size: int,
                allow_missing_data: bool = False) -> StageJob:
-    from hf_itt.pipeline.stage_data import resolve_data_files
-    from hf_itt.tasks.registry import get_task
 
     targets = config.targets
     spec = get_task(task)
@@ -156,7 +162,6 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
 
 def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int,
               allow_missing_data: bool = False) -> StageJob:
-    from hf_itt.pipeline.config_identity import health_identity
 
     job.unresolved = list(previous.unresolved) if previous else []
     best_of_dev = bool(job.training.get("load_best_model_at_end"))  # dev data then picks the weights
@@ -173,7 +178,6 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
 
 def task_options(job: StageJob, plan: TaskPlan, best_of_dev: bool) -> dict:
     """What else decides a task's training examples; keys added later enter only when they are set."""
-    from hf_itt.pipeline.config_identity import spec_digest
 
     options = {"trained_on": plan.source_spec.name, "version": plan.source_spec.version,
                "max_train": plan.max_train, "max_length": job.max_length, "weight": plan.weight}
@@ -212,7 +216,6 @@ def source_name(spec) -> str | None:
 def training_files(plan: TaskPlan, with_dev: bool = False) -> dict | None:
     """The concrete files that train ``plan`` (their contents enter the hash; paths do not); the dev
     files too when ``with_dev`` (load_best_model_at_end: the dev set picks the exported checkpoint)."""
-    from hf_itt.tasks.formats import resolve_paths
 
     if plan.data_files is None:
         return None

@@ -31,6 +31,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from hf_itt.errors import LockError
+from hf_itt.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,6 @@ def held(path: Path, wait: bool, busy: Callable[[str], str], waiting: str) -> It
 
 
 def write_holder(path: Path) -> None:
-    from hf_itt.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps({
         "pid": os.getpid(), "host": socket.gethostname(),

@@ -14,9 +14,21 @@ import re
 from collections import Counter, defaultdict
 
 from hf_itt.errors import ConfigError
-from hf_itt.pipeline.compute import (DEFAULT_UTILIZATION, EVAL_FLOPS_PER_PARAM, GPUS, TRAIN_FLOPS_PER_PARAM,
-                                     ComputeModel, NodeCost, count_parameters, gpu_hours)
+from hf_itt.pipeline.compute import (
+    DEFAULT_UTILIZATION,
+    EVAL_FLOPS_PER_PARAM,
+    GPUS,
+    TRAIN_FLOPS_PER_PARAM,
+    ComputeModel,
+    NodeCost,
+    count_parameters,
+    gpu_hours,
+)
+from hf_itt.pipeline.executor import run_local
 from hf_itt.pipeline.graph import StageGraph, build_graph, load_runs
+from hf_itt.pipeline.grid_status import fill_status
+from hf_itt.pipeline.prepare import run_prepare
+from hf_itt.pipeline.slurm import submit
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.\[\]-]*=")
 
@@ -73,17 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = load_runs(paths, args.seeds, overrides)
     run_prepare_hooks(runs)
     graph = build_graph(runs, world_size=args.gpus)
-    from hf_itt.pipeline.grid_status import fill_status
 
     notes = fill_status(graph, check_hub=args.check_hub or args.execute is not None)
     print_plan(graph, args, notes)
     if args.execute == "local":
-        from hf_itt.pipeline.executor import run_local
 
         return run_local(graph, workers=args.workers, gpus_per_worker=args.gpus_per_worker, logs=args.logs,
                          report=args.report)
     if args.execute == "slurm":
-        from hf_itt.pipeline.slurm import submit
 
         submit(graph, gpus=args.gpus, logs=args.logs, report=args.report, sbatch_args=args.sbatch_args)
     return 0
@@ -91,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_prepare_hooks(runs) -> None:
     """As --dry-run does: a `prepare:` hook builds data or a base model that the stage hashes read."""
-    from hf_itt.pipeline.prepare import run_prepare
 
     seen = set()
     for run in runs:

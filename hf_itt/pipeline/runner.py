@@ -17,18 +17,23 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from hf_itt.config.experiment import ExperimentConfig
-from hf_itt.training.distributed import barrier, is_main_process, world_size
-from hf_itt.errors import HfIttError
+from hf_itt.errors import HfIttError, StageOrderError
 from hf_itt.evaluation.bucc import stale_protocol
 from hf_itt.evaluation.results import TaskResult, is_missing_split
+from hf_itt.hub.manifest import read_manifest, redact_text
 from hf_itt.metrics.scoring import METRIC_VERSION
 from hf_itt.pipeline.checkpoints import HASH_FILE, resume_point
-from hf_itt.pipeline.jobs import StageJob
-from hf_itt.pipeline.train import TrainedStage, train_stage
+from hf_itt.pipeline.index import lookup, record
+from hf_itt.pipeline.jobs import StageJob, build_jobs, select_job
+from hf_itt.pipeline.locks import stage_lock
+from hf_itt.pipeline.target_eval import evaluate_target
+from hf_itt.pipeline.train import TrainedStage, encoder_source, train_stage
+from hf_itt.training.distributed import barrier, is_main_process, world_size
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ class StageRunner:
     """Run an experiment: ``StageRunner(load_experiment(path)).run()``."""
 
     def __init__(self, config: ExperimentConfig, force: bool = False, publisher=None):
-        from hf_itt.hub.publishers import make_publisher
+        from hf_itt.hub.publishers import make_publisher  # defers huggingface_hub
 
         self.config, self.force = config, force
         self.run_dir = config.run_dir
@@ -61,7 +66,6 @@ class StageRunner:
     # ---- planning -------------------------------------------------------------------------------
     def jobs(self) -> list[StageJob]:
         """One job per ITT stage and per fine-tuned target, each with its hash (chained)."""
-        from hf_itt.pipeline.jobs import build_jobs
 
         return build_jobs(self.config, world_size())
 
@@ -87,8 +91,7 @@ class StageRunner:
 
     def find_finished(self, job: StageJob) -> Path | None:
         """A verified checkpoint of ``job``'s hash: in this run, the local hash index, or published."""
-        from hf_itt.hub.publishers import find_reusable_stage
-        from hf_itt.pipeline.index import lookup
+        from hf_itt.hub.publishers import find_reusable_stage  # defers huggingface_hub
 
         local = [job.checkpoint_dir]
         if not self.config.hub.reuse:  # only this run's own finished stages
@@ -120,7 +123,6 @@ class StageRunner:
 
     def print_unpublished(self, outcomes) -> None:
         """A failed publish never fails the run (the stage is on disk), but it must not go unnoticed."""
-        from hf_itt.hub.manifest import redact_text
 
         failed = [outcome for outcome in outcomes if not outcome.ok]
         if not failed:
@@ -152,9 +154,7 @@ class StageRunner:
     def claim(self, job: StageJob):
         """The stage's lock among the runs sharing this hub folder; a single process waits for it (then
         reuses the stage), a multi-process launch fails at once (its other ranks cannot wait that long)."""
-        from contextlib import nullcontext
 
-        from hf_itt.pipeline.locks import stage_lock
 
         if not is_main_process():
             return nullcontext(False)
@@ -185,7 +185,6 @@ class StageRunner:
         """Run one job of the experiment (``itt:<stage>`` or ``target:<task>``), as a grid executor or a
         SLURM job does: the ITT stages before it must be finished already (a parent is never trained
         here, so each stage of a grid is trained by its own job), then the job trains or is reused."""
-        from hf_itt.pipeline.jobs import select_job
 
         jobs = self.jobs()
         position = select_job(jobs, name, expect_hash)
@@ -205,7 +204,6 @@ class StageRunner:
             return TrainedStage.from_reference(job)
         found = self.find_finished(job)
         if found is None:
-            from hf_itt.errors import StageOrderError
 
             raise StageOrderError(f"stage {job.name!r} (hash {job.stage_hash}) of {self.config.experiment} is not "
                                   f"finished, so the stages after it cannot start; run it first (a grid runs "
@@ -215,8 +213,6 @@ class StageRunner:
     def index_and_publish(self, job: StageJob, checkpoint, publishing) -> None:
         """Record the stage in the hash index (a target too: another experiment with the same chain reuses
         its fine-tuned model) and publish an ITT stage unless its manifest says it already is."""
-        from hf_itt.hub.manifest import read_manifest
-        from hf_itt.pipeline.index import record
 
         record(self.index_dir, job.stage_hash, checkpoint)
         if job.kind == "itt" and self.publisher is not None and read_manifest(checkpoint).status != "published":
@@ -243,7 +239,6 @@ class StageRunner:
         return False
 
     def evaluate_on_main(self, job: StageJob, model_path) -> None:
-        from hf_itt.pipeline.target_eval import evaluate_target
 
         if is_main_process():
             evaluate_target(job, model_path, self.config)
@@ -251,7 +246,6 @@ class StageRunner:
 
     def evaluate_only(self, job: StageJob, source) -> TrainedStage:
         """Retrieval targets embed with the last ITT encoder (or the base model): nothing to train."""
-        from hf_itt.pipeline.train import encoder_source
 
         if self.needs_results(job):
             self.evaluate_on_main(job, encoder_source(source, self.config)[0])
@@ -264,7 +258,7 @@ class StageRunner:
         return itt[-1] if itt else None
 
     def write_report(self) -> None:
-        from hf_itt.report.build import build_report
+        from hf_itt.report.build import build_report  # defers matplotlib
 
         results = self.run_dir / "results"
         if not any(results.glob("*.json")):
@@ -292,7 +286,7 @@ def set_aside_stale_trainer_dir(job: StageJob) -> None:
 
 
 def _publishing(publisher):
-    from hf_itt.hub.publishers import AsyncPublisher
+    from hf_itt.hub.publishers import AsyncPublisher  # defers huggingface_hub
 
     return AsyncPublisher(publisher) if publisher is not None else _NoPublisher()
 

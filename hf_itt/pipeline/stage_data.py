@@ -10,6 +10,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from hf_itt.tasks.loading import load_task_data
 
 
 @dataclass
@@ -37,7 +38,6 @@ def resolve_data_files(config, data_files):
 def load_rows(spec, split: str, data_files, lang: str | None, limit: int | None):
     """The split's rows (a candidate-pool task: its queries and candidates), the first ``limit`` rows
     (queries) only when a limit is given."""
-    from hf_itt.tasks.loading import load_task_data
 
     data = load_task_data(spec, split, lang=lang, data_files=data_files)
     return data if limit is None else first_rows(data, limit)
@@ -60,7 +60,7 @@ def fit_to_target(rows, source_spec, target_spec):
 def tokenize_task(data: TaskData, source_spec, tokenizer, *, data_files, lang, max_length, max_train, max_dev,
                   with_dev: bool, training_args=None) -> TaskData:
     """Fill ``data.train`` (and ``data.dev``) with features of ``source_spec``'s rows, labelled for ``data.spec``."""
-    from hf_itt.task_types.features import preprocess
+    from hf_itt.task_types.features import preprocess  # defers datasets
 
     guard = training_args.main_process_first(desc=f"tokenize {data.name}") if training_args else contextlib.nullcontext()
     spec = data.spec.task_type.training_spec(source_spec, data.spec)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from hf_itt.config.experiment import ExperimentConfig
+from hf_itt.evaluation.bucc import BuccSettings
+from hf_itt.evaluation.results_table import print_results
+from hf_itt.hub.manifest import read_manifest
 from hf_itt.pipeline.jobs import StageJob
+from hf_itt.pipeline.stage_data import resolve_data_files
 
 
 def itt_mode(stages: list[list[str]]) -> str:
@@ -18,11 +22,13 @@ def itt_mode(stages: list[list[str]]) -> str:
 
 
 def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentConfig):
-    from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task, load_for_evaluation
-    from hf_itt.evaluation.bucc import BuccSettings
-    from hf_itt.evaluation.results_table import print_results
-    from hf_itt.evaluation.scorers import ScoringContext
-    from hf_itt.pipeline.stage_data import resolve_data_files
+    from hf_itt.evaluation.scorers import ScoringContext  # defers datasets, torch
+    from hf_itt.evaluation.zero_shot import (  # defers datasets, huggingface_hub, torch
+        EvaluationRequest,
+        ResultMeta,
+        evaluate_task,
+        load_for_evaluation,
+    )
 
     model, tokenizer = load_for_evaluation(str(model_path), revision=None if Path(str(model_path)).exists()
                                            else config.model.revision)
@@ -48,8 +54,7 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
 
 def add_results_to_card(job: StageJob, results, config: ExperimentConfig) -> None:
     """Rewrite the target checkpoint's card with its zero-shot scores in the model-index."""
-    from hf_itt.hub.manifest import read_manifest
-    from hf_itt.hub.model_card import write_model_card
+    from hf_itt.hub.model_card import write_model_card  # defers huggingface_hub
 
     manifest = read_manifest(job.checkpoint_dir)
     write_model_card(job.checkpoint_dir, manifest, job.repo_id, license=config.hub.license, kind="target",

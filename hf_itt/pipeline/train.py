@@ -7,19 +7,32 @@ encoder, tokenizer, heads, card) -> manifest written last -> renamed to ``checkp
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hf_itt.config.deepspeed import prepare_deepspeed_launch, resolve_deepspeed_config
 from hf_itt.config.experiment import ExperimentConfig
+from hf_itt.config.training_args import build_training_arguments
+from hf_itt.errors import CheckpointError, TrainingHealthError
+from hf_itt.fileio import apply_umask, atomic_write_text
+from hf_itt.health.callbacks import health_callbacks, health_report
+from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
+from hf_itt.pipeline.checkpoints import last_checkpoint
+from hf_itt.pipeline.dev_metrics import dev_metric_functions, main_dev_metrics
+from hf_itt.pipeline.jobs import StageJob
+from hf_itt.pipeline.stage_data import TaskData, tokenize_task
+from hf_itt.pipeline.target_eval import evaluate_target
 from hf_itt.training import task_trace
 from hf_itt.training.distributed import barrier, is_main_process, rank
-from hf_itt.health.callbacks import health_callbacks, health_report
-from hf_itt.pipeline.checkpoints import last_checkpoint
-from hf_itt.pipeline.jobs import StageJob
+from hf_itt.training.model_loading import check_vocabulary, loading_errors
+from hf_itt.training.modeling import MultiTaskModel
 from hf_itt.training.task_trace import TaskTrace
+from hf_itt.training.trainer import MultiTaskTrainer
 
 logger = logging.getLogger(__name__)
 HEADS_FILE = "heads.safetensors"
@@ -35,13 +48,12 @@ class TrainedStage:
 
     @classmethod
     def from_reference(cls, job: StageJob) -> "TrainedStage":
-        from hf_itt.hub.publishers import resolve_reference
+        from hf_itt.hub.publishers import resolve_reference  # defers huggingface_hub
 
         return cls(job, resolve_reference(job.source), "downloaded")
 
     @classmethod
     def reused(cls, job: StageJob, folder: Path) -> "TrainedStage":
-        from hf_itt.hub.manifest import read_manifest
 
         return cls(job, Path(folder), "reused", read_manifest(folder).metrics)
 
@@ -69,7 +81,6 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
     seed (the failed attempt's Trainer folder is kept as ``trainer.attempt<k>``), "stopped" raises
     TrainingHealthError and nothing is exported.
     """
-    from hf_itt.pipeline.target_eval import evaluate_target
 
     started, reports = time.time(), []
     attempt = read_attempt(job)
@@ -117,9 +128,7 @@ ATTEMPT_FILE = "attempt.json"
 
 def read_attempt(job: StageJob) -> int:
     """Which health restart of the stage is running (survives a killed run)."""
-    import json
 
-    import re
 
     path = job.stage_dir / ATTEMPT_FILE
     recorded = json.loads(path.read_text())["attempt"] if path.is_file() else 0
@@ -130,9 +139,7 @@ def read_attempt(job: StageJob) -> int:
 
 
 def start_next_attempt(job: StageJob, attempt: int) -> int:
-    import json
 
-    from hf_itt.fileio import atomic_write_text
 
     barrier()
     if is_main_process():
@@ -143,7 +150,6 @@ def start_next_attempt(job: StageJob, attempt: int) -> int:
 
 
 def stopped_error(job: StageJob, report):
-    from hf_itt.errors import TrainingHealthError
 
     events = "; ".join(event["message"] for event in report.to_dict()["events"]) or "no details"
     return TrainingHealthError(f"{job.kind} stage {job.name!r} was stopped by the health checks: {events}. Nothing "
@@ -155,12 +161,6 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer."""
     from transformers import AutoTokenizer, set_seed
 
-    from hf_itt.training.model_loading import check_vocabulary, loading_errors
-    from hf_itt.training.modeling import MultiTaskModel
-    from hf_itt.pipeline.dev_metrics import dev_metric_functions, main_dev_metrics
-    from hf_itt.pipeline.stage_data import TaskData, tokenize_task
-    from hf_itt.training.trainer import MultiTaskTrainer
-    from hf_itt.config.training_args import build_training_arguments
 
     training, deepspeed = deepspeed_setup(job)
     args = build_training_arguments(training, str(job.trainer_dir), seed, deepspeed=deepspeed,
@@ -191,7 +191,6 @@ def deepspeed_setup(job: StageJob) -> tuple[dict, dict | None]:
     """The stage's DeepSpeed config, validated against its training arguments before any model exists."""
     if not job.deepspeed:
         return job.training, None
-    from hf_itt.config.deepspeed import prepare_deepspeed_launch, resolve_deepspeed_config
 
     training = {**job.training, **prepare_deepspeed_launch()}
     return training, resolve_deepspeed_config(job.deepspeed, training)
@@ -220,10 +219,7 @@ def dev_metrics(trainer, job: StageJob) -> dict:
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
                       health: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
-    from hf_itt.fileio import apply_umask
-    from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
-    from hf_itt.hub.model_card import write_model_card
-    from hf_itt.training.modeling import MultiTaskModel
+    from hf_itt.hub.model_card import write_model_card  # defers huggingface_hub
 
     partial = job.stage_dir / "checkpoint.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -265,8 +261,6 @@ def name_labels(config) -> None:
 
 
 def read_parent_manifest(source):
-    from hf_itt.errors import CheckpointError
-    from hf_itt.hub.manifest import read_manifest
 
     if source is None or source.checkpoint is None:
         return None

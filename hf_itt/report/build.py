@@ -19,13 +19,23 @@ import textwrap
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, HfIttError
+from hf_itt.evaluation.results import TaskResult
 from hf_itt.report.best_itt import best_itt_table
 from hf_itt.report.plots import plot_gains, plot_language_heatmap
 from hf_itt.report.tables import (
-    ResultGrid, Table, benchmark_table, delta_table, describe_itt, format_cell, gains, language_delta_matrix,
-    missing_combinations, score_table, sequential_joint_table, tasks_without_baseline,
+    ResultGrid,
+    Table,
+    benchmark_table,
+    delta_table,
+    describe_itt,
+    format_cell,
+    gains,
+    language_delta_matrix,
+    missing_combinations,
+    score_table,
+    sequential_joint_table,
+    tasks_without_baseline,
 )
-from hf_itt.evaluation.results import TaskResult
 from hf_itt.report.thresholds import threshold_table
 
 SPLITS = ("validation", "test")

@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.predictions import Predictions, extracted_pairs, load_predictions
 from hf_itt.evaluation.results import TaskResult
+from hf_itt.fileio import atomic_publish_dir
+from hf_itt.predictions import Predictions, extracted_pairs, load_predictions
 from hf_itt.report.benchmark import BENCHMARK_LANGUAGES
+from hf_itt.tasks.registry import get_task
 
 # hf_itt task -> (submission folder, file extension, prediction kind)
 SUBMISSION_TASKS = {
@@ -64,7 +66,6 @@ class ExportSummary:
 
 def benchmark_test_split(task: str) -> str:
     """The hf_itt split holding the benchmark's test set: ``test``, or the task's only split."""
-    from hf_itt.tasks.registry import get_task
 
     return "test" if get_task(task).has_split("test") else "validation"
 
@@ -94,8 +95,7 @@ def pick_results(loaded: list[tuple[Path, TaskResult]], benchmark: str,
 
 def export_submission(paths: list[str | Path], out: str | Path, benchmark: str = "xtreme") -> ExportSummary:
     """Write the submission folder ``out`` from the results (and their predictions) under ``paths``."""
-    from hf_itt.fileio import atomic_publish_dir
-    from hf_itt.report.build import load_results
+    from hf_itt.report.build import load_results  # defers matplotlib
 
     if benchmark not in BENCHMARK_CHOICES:
         raise ConfigError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARK_CHOICES)}")

@@ -15,9 +15,9 @@ from statistics import fmean, stdev, variance
 
 import numpy as np
 
-from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, benchmark_average
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluation.results import TaskResult
+from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, benchmark_average
 
 CONFIDENCE = 0.95
 SUMMARY_COLUMNS = (("mean_all", "all languages"), ("mean_non_en", "non-English"), ("en", "English"))

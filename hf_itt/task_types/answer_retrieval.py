@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from hf_itt.errors import DataError, TaskError
 from hf_itt.metrics.retrieval import map_at_k
 from hf_itt.metrics.retrieval_search import cosine_knn
@@ -189,7 +191,6 @@ class AnswerRetrieval(TaskType):
 
     @staticmethod
     def _head_embeddings(spec, rows, tools):
-        import numpy as np
 
         _, outputs = tools.predict(spec, rows)
         return np.stack(outputs["logits"])

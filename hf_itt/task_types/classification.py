@@ -18,7 +18,6 @@ from hf_itt.predictions import ScoredSplit, label_predictions
 from hf_itt.task_types.base import ScoringTools, TaskType
 
 
-
 def check_labels(labels, indices, task: str, num_labels: int | None, allowed=(-1,)) -> None:
     if not num_labels:
         return

@@ -16,7 +16,6 @@ from torch.nn import functional as F
 from hf_itt.task_types.tagging_features import IGNORE_INDEX
 
 
-
 def head_dropout(encoder_config) -> float:
     dropout = getattr(encoder_config, "classifier_dropout", None)
     return getattr(encoder_config, "hidden_dropout_prob", 0.1) if dropout is None else dropout

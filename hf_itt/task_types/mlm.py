@@ -18,7 +18,6 @@ from hf_itt.task_types.base import ENCODER_INPUTS, TaskType
 from hf_itt.task_types.tagging_features import special_token_wrappers
 
 
-
 class SeededMaskCollator:
     """DataCollatorForLanguageModeling whose masks are seeded by the batch's example indices."""
 

@@ -19,7 +19,6 @@ from hf_itt.task_types.base import ScoringTools, TaskType
 from hf_itt.task_types.classification import accuracy_over_labelled, check_labels
 
 
-
 class MultipleChoice(TaskType):
     name = "multiple_choice"
     columns = ("prompt", "choices", "label")

@@ -22,7 +22,6 @@ from hf_itt.task_types.qa_decoding import decode_tagging_predictions
 from hf_itt.task_types.tagging_features import IGNORE_INDEX, tokenize_tagging
 
 
-
 class Tagging(TaskType):
     name = "tagging"
     columns = ("tokens", "tags")

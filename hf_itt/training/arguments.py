@@ -40,7 +40,7 @@ class MultiTaskTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        from hf_itt.training.sampling import SAMPLERS
+        from hf_itt.training.sampling import SAMPLERS  # defers torch
 
         if self.task_sampling not in SAMPLERS:
             raise ConfigError(f"task_sampling {self.task_sampling!r} is unknown; valid: {', '.join(SAMPLERS)}")

@@ -7,6 +7,8 @@ Trainer (or DeepSpeed) created it, so ``barrier`` is a no-op before that and in 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 
 def rank() -> int:
@@ -31,8 +33,6 @@ def barrier() -> None:
 
 def wait_for_file(path, timeout: float = 7200.0, poll: float = 1.0) -> None:
     """Block until rank 0 has written ``path`` (before any process group exists, no barrier is possible)."""
-    import time
-    from pathlib import Path
 
     deadline = time.time() + timeout
     while not Path(path).exists():

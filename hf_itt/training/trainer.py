@@ -37,12 +37,12 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.errors import CheckpointError, ConfigError, DataError
 from hf_itt.fileio import atomic_write_text
+from hf_itt.task_types import get_type
+from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.training.arguments import sampling_settings
 from hf_itt.training.sampling import LockstepBatchSampler, MultiTaskDataset, TaskSampler, make_sampler
-from hf_itt.task_types import get_type
 from hf_itt.training.task_datasets import as_task_datasets, one_task
 
 logger = logging.getLogger(__name__)
