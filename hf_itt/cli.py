@@ -89,7 +89,8 @@ def run_main(argv: list[str] | None = None) -> int:
                           f"with --experiments NAME")
     if args.expect_hash and not args.stage:
         raise ConfigError("--expect-hash needs --stage (the job whose hash it checks)")
-    runners = [StageRunner(config, force=args.force) for config in configs]  # a Hub publisher checks its token
+    # a Hub publisher checks its token, except in a dry run (nothing is published)
+    runners = [StageRunner(config, force=args.force, dry_run=args.dry_run) for config in configs]
     if args.dry_run:
         prepare_and_check(configs)
         for runner in runners:

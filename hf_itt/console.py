@@ -17,6 +17,7 @@ DDP's "find_unused_parameters=True ... did not find any unused parameters" is av
 from __future__ import annotations
 
 import logging
+import sys
 import re
 
 # Weights of pre-training / pooling heads that a bare encoder (AutoModel) does not have.
@@ -62,12 +63,25 @@ def install_warning_filters() -> None:
             logger.addFilter(log_filter)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the sys.stderr of the moment (not the one at setup), so a CLI called in-process twice, or
+    under a test runner that swaps the stream, never writes to a closed stream."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it
+        pass
+
+
 def setup_console() -> None:
     """The command line's logging: the filters, and hf_itt's warnings as ``hf_itt warning: ...`` lines."""
     install_warning_filters()
     logger = logging.getLogger("hf_itt")
     if not any(getattr(handler, "_hf_itt_console", False) for handler in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(_Formatter())
         handler._hf_itt_console = True
         logger.addHandler(handler)

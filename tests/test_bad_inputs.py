@@ -14,7 +14,7 @@ import pytest
 from tests.bad_inputs_harness import (BAD, NLI, TRAINING, YamlText, experiment, finished, runner, then_target,  # noqa: F401
                                       with_stage, with_training)
 
-VALID_TOP = ("defaults, evaluation, experiment, health, hub, model, output_dir, prepare, report_dir, seed, stages, "
+VALID_TOP = ("benchmarks, defaults, evaluation, experiment, health, hub, model, output_dir, prepare, report_dir, seed, stages, "
              "targets, task_dirs")
 FIVE = [{"experiment": name} for name in ("baseline", "related", "unrelated", "joint", "sequential")]
 

@@ -73,6 +73,7 @@ CHANGES_IN = {
     "stages[].preset": ["stages.1.preset=xlmr-large-itt"],
     "stages[].from": ["stages.0.from=someone/itt-start@v2"],
     "stages[].max_length": ["stages.1.max_length=128"],
+    "stages[].tasks[].max_length": ["stages.1.tasks.0.max_length=64"],
     "stages[].tasks[].name": ["stages.1.tasks.0.name=qqp"],
     "stages[].tasks[].lang": ["stages.1.tasks.0.lang=de"],
     "stages[].tasks[].data_files": [f"stages.1.tasks.0.data_files.train={MNLI_DEV}"],
@@ -89,6 +90,7 @@ CHANGES_IN = {
     "targets.per_task_training": ["targets.per_task_training={{xnli: {{num_train_epochs: 3}}}}"],
     "targets.preset": ["targets.preset=xlmr-large-target"],
     "targets.max_train_examples": ["targets.max_train_examples=50"],
+    "targets.max_length": ["targets.max_length={{xnli: 128}}"],
     "targets.max_eval_examples": ["targets.max_eval_examples=7", "targets.training.load_best_model_at_end=true",
                                   "targets.training.eval_strategy=steps", "targets.training.save_strategy=steps",
                                   f"targets.data_files.mnli.validation={MNLI_DEV}"],
@@ -112,6 +114,7 @@ CHANGES_IN = {
 CHANGES_OUT = {
     "experiment": ["experiment=renamed"],
     "output_dir": ["output_dir=elsewhere/{{experiment}}"],
+    "benchmarks": ["benchmarks=[xtreme]"],
     "report_dir": ["report_dir=reports"],
     "task_dirs": ["task_dirs=[{task_dir}]"],
     "prepare": ["prepare=os.path:join"],

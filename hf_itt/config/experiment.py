@@ -44,6 +44,9 @@ class TaskEntry:
     max_eval_examples: int | None = field(default=DEFAULT_MAX_DEV_EXAMPLES, metadata={
         "help": "Dev rows evaluated during training (eval_strategy, load_best_model_at_end): the first N; "
                 "null: all of them."})
+    max_length: int | None = field(default=None, metadata={
+        "help": "Max tokens of this task's features; default: the stage's max_length, else the task's own "
+                "(its spec: 384 for QA, 128 for XCOPA, 256 for most)."})
     weight: float | None = field(default=None, metadata={"help": "Sampling weight (strategy 'weights')."})
 
 
@@ -73,7 +76,9 @@ class StageConfig:
         "help": "DeepSpeed config for this stage, e.g. ds_configs/zero2.json."})
     from_: str | None = field(default=None, metadata={
         "yaml": "from", "help": "Use a published checkpoint (repo@revision or folder) instead of training."})
-    max_length: int | None = field(default=None, metadata={"help": "Max tokens; default per task spec."})
+    max_length: int | None = field(default=None, metadata={
+        "help": "Max tokens of every task of the stage; default: each task's own (its spec: 384 for QA, 256 for "
+                "most). A preset never sets it."})
 
 
 @dataclass
@@ -93,6 +98,8 @@ class TargetsConfig:
         "help": "Per-task TrainingArguments over `training` (e.g. epochs for udpos)."})
     preset: str | None = field(default=None, metadata={"help": "Named preset for target fine-tuning."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap English training rows."})
+    max_length: dict[str, int] = field(default_factory=dict, metadata={
+        "help": "Per-task max tokens of fine-tuning, {task: N}; default: the task's own (its spec)."})
     max_eval_examples: int | None = field(default=DEFAULT_MAX_DEV_EXAMPLES, metadata={
         "help": "English dev rows evaluated during fine-tuning (eval_strategy, load_best_model_at_end): the "
                 "first N; null: all of them."})
@@ -158,6 +165,10 @@ class ExperimentConfig:
 
     experiment: str = field(default="", metadata={"help": "Experiment name (output folder, repo names)."})
     seed: int = field(default=42, metadata={"help": "Seed of every stage (each stage hash includes it)."})
+    benchmarks: list[str] = field(default_factory=lambda: ["xtreme", "xtreme_r"], metadata={
+        "help": "Benchmarks the experiment reports (xtreme, xtreme_r): each target is evaluated in the languages "
+                "of those it belongs to (targets.languages narrows a task); a language without data is "
+                "recorded as missing, by name."})
     model: ModelConfig = field(default_factory=ModelConfig)
     output_dir: str = field(default="runs/{experiment}/seed{seed}", metadata={
         "help": "Run folder, relative to the working directory as the Trainer's output_dir is (data paths are "

@@ -14,17 +14,17 @@ from hf_itt.config.model_limits import check_max_lengths
 from hf_itt.config.presets import get_preset
 from hf_itt.config.runtime_checks import check_runtime
 from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
-from hf_itt.errors import ConfigError, TaskError
+from hf_itt.errors import ConfigError, TaskError, did_you_mean
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
+from hf_itt.task_types.base import MIN_MAX_LENGTH
 from hf_itt.tasks.formats import ROLE_ALIASES
 from hf_itt.tasks.registry import get_task, register_task_dir
-from hf_itt.tasks.schema import ROLES
+from hf_itt.tasks.schema import BENCHMARKS, ROLES
 from hf_itt.tasks.spec import EXTRA_DATA_KEYS
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EVAL_SPLITS = ("validation", "test")
 TEMPLATE_FIELDS = {"namespace", "experiment", "stage", "hash"}
-MIN_MAX_LENGTH = 8  # as hf_itt.task_types.features: room for special tokens plus a few real ones
 
 
 def validate_experiment(config: ExperimentConfig) -> None:
@@ -147,7 +147,8 @@ def check_numbers(config: ExperimentConfig) -> None:
         checks.append((stage.sampling.anneal_alpha_end, 0, f"stages[{i}].sampling.anneal_alpha_end", ">= 0"))
         for j, task in enumerate(stage.tasks):
             where = f"stages[{i}].tasks[{j}]"
-            checks += [(task.max_train_examples, 1, f"{where}.max_train_examples", "a positive number"),
+            checks += [(task.max_length, MIN_MAX_LENGTH, f"{where}.max_length", f"at least {MIN_MAX_LENGTH}"),
+                       (task.max_train_examples, 1, f"{where}.max_train_examples", "a positive number"),
                        (task.max_eval_examples, 1, f"{where}.max_eval_examples", "a positive number")]
             if task.weight is not None and not task.weight > 0:
                 raise ConfigError(f"{where}.weight is {task.weight}; use a weight > 0 (drop a task instead of "
@@ -267,7 +268,17 @@ def check_sampling(stage: StageConfig, where: str) -> None:
                               f"{dict(zip([t.name for t in stage.tasks], weights))}")
 
 
+def check_benchmarks(config: ExperimentConfig) -> None:
+    if not config.benchmarks:
+        raise ConfigError(f"benchmarks is empty; list the ones the experiment reports: {', '.join(BENCHMARKS)}")
+    for benchmark in config.benchmarks:
+        if benchmark not in BENCHMARKS:
+            raise ConfigError(f"benchmarks: {benchmark!r} is not one of {', '.join(BENCHMARKS)}"
+                              f"{did_you_mean(benchmark, BENCHMARKS)}")
+
+
 def check_targets(config: ExperimentConfig) -> None:
+    check_benchmarks(config)
     targets = config.targets
     check_training_keys(targets.training, "targets.training")
     check_deepspeed(targets.deepspeed, targets.training, "targets.deepspeed")
@@ -277,9 +288,14 @@ def check_targets(config: ExperimentConfig) -> None:
         check_training_keys(training, f"targets.per_task_training.{task}")
     for i, name in enumerate(targets.tasks):
         spec = lookup_task(name, f"targets.tasks[{i}]")
-        if spec.train_task is None and spec.type not in ("retrieval",):
+        if spec.train_task is None and spec.task_type.trainable:
             raise ConfigError(f"targets.tasks[{i}]: {name} has no English training task; "
                               "it cannot be a target (targets are XTREME/XTREME-R tasks such as xnli, tatoeba)")
+    for name, length in targets.max_length.items():
+        if name not in targets.tasks:
+            raise ConfigError(f"targets.max_length.{name}: {name} is not in targets.tasks {targets.tasks}")
+        if not isinstance(length, int) or length < MIN_MAX_LENGTH:
+            raise ConfigError(f"targets.max_length.{name} is {length!r}; use an integer of at least {MIN_MAX_LENGTH}")
     for name, languages in targets.languages.items():
         if name not in targets.tasks:
             raise ConfigError(f"targets.languages.{name}: {name} is not in targets.tasks {targets.tasks}")

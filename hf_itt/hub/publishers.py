@@ -69,12 +69,14 @@ def repo_id_for(template: str, *, namespace: str, experiment: str, stage: str, s
 
 
 def make_publisher(kind: str, *, local_root: str | Path = "hub_local", private: bool = True,
-                   token: str | None = None) -> Publisher | None:
-    """The publisher for ``hub.publisher``: "local", "hub" or "none" (no publishing)."""
+                   token: str | None = None, publishing: bool = True) -> Publisher | None:
+    """The publisher for ``hub.publisher``: "local", "hub" or "none" (no publishing). ``publishing=False``
+    (a dry run, a plan): only looked up, so no token is required."""
     if kind == "local":
         return LocalPublisher(local_root)
     if kind == "hub":
-        check_hub_access(token)
+        if publishing:
+            check_hub_access(token)
         return HubPublisher(token=token, private=private)
     if kind == "none":
         return None

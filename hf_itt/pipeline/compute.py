@@ -128,14 +128,14 @@ class ComputeModel:
         cost.train_tokens += total * sum(probabilities[head] * sizes[head].tokens_per_feature for head in sizes)
 
     def task_size(self, plan, job, config) -> TaskSize:
-        key = (plan.source_spec.name, plan.head, repr(plan.data_files), plan.max_train, job.max_length,
+        key = (plan.source_spec.name, plan.head, repr(plan.data_files), plan.max_train, plan.max_length,
                config.model.tokenizer or config.model.name_or_path)
         if key not in self._sizes:
             self._sizes[key] = self.measure(plan, job, config)
         return self._sizes[key]
 
     def measure(self, plan, job, config) -> TaskSize:
-        spec, length = plan.spec, job.max_length or plan.spec.max_length
+        spec, length = plan.spec, plan.max_length or plan.spec.max_length
         rows = local_rows(plan)
         if rows is None:
             count, source = fact_sheet.train_rows(plan.source_spec.name)

@@ -14,7 +14,7 @@ def dev_metric_functions(job, dev_sets: dict, tokenizer) -> dict:
         if dev_sets.get(plan.head) is None:
             continue
         rows = lambda plan=plan: load_rows(plan.source_spec, "validation", plan.data_files, None, plan.max_dev)  # noqa: E731
-        function = plan.spec.task_type.dev_metrics(plan.spec, dev_sets[plan.head], rows, tokenizer, job.max_length)
+        function = plan.spec.task_type.dev_metrics(plan.spec, dev_sets[plan.head], rows, tokenizer, plan.max_length)
         if function is not None:
             functions[plan.head] = function
     return functions

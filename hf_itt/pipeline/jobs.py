@@ -42,6 +42,7 @@ class TaskPlan:
     max_train: int | None = None
     max_dev: int | None = None
     weight: float | None = None
+    max_length: int | None = None  # set by the user for this task or stage; None: the task's own (its spec)
 
 
 @dataclass
@@ -107,34 +108,36 @@ def from_job(config: ExperimentConfig, stage: StageConfig) -> StageJob:
                     stage_hash=hash_identity({"from": identity}), source=reference)
 
 
-def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> tuple[dict, int | None]:
+def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> dict:
+    """TrainingArguments of a stage or target: defaults < preset < its own."""
 
     preset_values = get_preset(preset) if preset else {}
     preset_training = dict(preset_values.get("training") or {})
     if not config.defaults.group_by_length:  # the switch: presets without length-grouped batches
         preset_training.pop("train_sampling_strategy", None)
-    return merged_training(config.defaults.training, preset_training, own), preset_values.get("max_length")
+    return merged_training(config.defaults.training, preset_training, own)
 
 
 def itt_job(config: ExperimentConfig, stage: StageConfig, previous: StageJob | None, world_size: int,
             allow_missing_data: bool = False) -> StageJob:
-    training, preset_length = stage_training(config, stage.preset, stage.training)
-    plans = [itt_task_plan(config, entry) for entry in stage.tasks]
+    training = stage_training(config, stage.preset, stage.training)
+    plans = [itt_task_plan(config, entry, stage.max_length) for entry in stage.tasks]
     job = StageJob(name=stage.name, kind="itt", stage_dir=config.run_dir / "stages" / stage.name,
                    tasks=plans, training=training, sampling=asdict(stage.sampling),
                    deepspeed=config.resolve_path(stage.deepspeed or config.defaults.deepspeed),
-                   max_length=stage.max_length or preset_length)
+                   max_length=stage.max_length)
     return with_hash(config, job, previous, world_size, allow_missing_data)
 
 
-def itt_task_plan(config: ExperimentConfig, entry: TaskEntry) -> TaskPlan:
+def itt_task_plan(config: ExperimentConfig, entry: TaskEntry, stage_length: int | None = None) -> TaskPlan:
 
     spec = get_task(entry.name)
     if entry.lang:
         spec = spec.with_overrides(lang=entry.lang)
     data_files = resolve_data_files(config, entry.data_files)
     return TaskPlan(head=entry.name, spec=spec, source_spec=spec, data_files=data_files,
-                    max_train=entry.max_train_examples, max_dev=entry.max_eval_examples, weight=entry.weight)
+                    max_train=entry.max_train_examples, max_dev=entry.max_eval_examples, weight=entry.weight,
+                    max_length=entry.max_length or stage_length)
 
 
 def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, world_size: int,
@@ -143,19 +146,21 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
     targets = config.targets
     spec = get_task(task)
     job = StageJob(name=task, kind="target", stage_dir=config.run_dir / "targets" / task, target=task,
-                   languages=targets.languages.get(task), is_retrieval=not spec.task_type.trainable)
+                   languages=targets.languages.get(task) or spec.languages_in(config.benchmarks),
+                   is_retrieval=not spec.task_type.trainable)
     if job.is_retrieval:  # no training: identified by the encoder it embeds with
         base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
         job.stage_hash = previous.stage_hash if previous else hash_identity({"base": base, "revision": revision})
         job.unresolved = list(previous.unresolved) if previous else []
         return job
-    training, preset_length = stage_training(config, targets.preset,
-                                             merged_training(targets.training, targets.per_task_training.get(task)))
+    training = stage_training(config, targets.preset, merged_training(targets.training,
+                                                                      targets.per_task_training.get(task)))
     train_spec = get_task(spec.train_task)
     data_files = resolve_data_files(config, targets.data_files.get(spec.train_task))
     job.tasks = [TaskPlan(head=task, spec=spec, source_spec=train_spec, data_files=data_files,
-                          max_train=targets.max_train_examples, max_dev=targets.max_eval_examples)]
-    job.training, job.max_length = training, preset_length
+                          max_train=targets.max_train_examples, max_dev=targets.max_eval_examples,
+                          max_length=targets.max_length.get(task))]
+    job.training = training
     job.deepspeed = config.resolve_path(targets.deepspeed or config.defaults.deepspeed)
     return with_hash(config, job, previous, world_size, allow_missing_data)
 
@@ -180,7 +185,7 @@ def task_options(job: StageJob, plan: TaskPlan, best_of_dev: bool) -> dict:
     """What else decides a task's training examples; keys added later enter only when they are set."""
 
     options = {"trained_on": plan.source_spec.name, "version": plan.source_spec.version,
-               "max_train": plan.max_train, "max_length": job.max_length, "weight": plan.weight}
+               "max_train": plan.max_train, "max_length": plan.max_length, "weight": plan.weight}
     for key, spec in (("spec", plan.source_spec), ("head_spec", plan.spec)):
         digest = spec_digest(spec)
         if digest is not None and (key == "spec" or plan.spec is not plan.source_spec):

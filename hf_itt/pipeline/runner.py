@@ -52,14 +52,14 @@ class StagePlan:
 class StageRunner:
     """Run an experiment: ``StageRunner(load_experiment(path)).run()``."""
 
-    def __init__(self, config: ExperimentConfig, force: bool = False, publisher=None):
+    def __init__(self, config: ExperimentConfig, force: bool = False, publisher=None, dry_run: bool = False):
         from hf_itt.hub.publishers import make_publisher  # defers huggingface_hub
 
         self.config, self.force = config, force
         self.run_dir = config.run_dir
         local_root = config.resolve_path(config.hub.local_root) or config.hub.local_root
         self.publisher = publisher if publisher is not None else make_publisher(
-            config.hub.publisher, local_root=local_root, private=config.hub.private)
+            config.hub.publisher, local_root=local_root, private=config.hub.private, publishing=not dry_run)
         self.index_dir = Path(local_root) / "by-hash"
         self._tokenizer = None
 

@@ -171,7 +171,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=revision)
     with_dev = args.eval_strategy != "no" or args.load_best_model_at_end
     data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
-                          lang=None, max_length=job.max_length, max_train=plan.max_train, max_dev=plan.max_dev,
+                          lang=None, max_length=plan.max_length, max_train=plan.max_train, max_dev=plan.max_dev,
                           with_dev=with_dev, training_args=args) for plan in job.tasks]
     set_seed(seed)  # heads are initialised here, before the Trainer seeds anything
     with loading_errors(encoder, "encoder"):
@@ -236,7 +236,8 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
     manifest = StageManifest(
         experiment=config.experiment, stage=job.name, stage_hash=job.stage_hash,
         config={"training": job.training, "sampling": job.sampling, "deepspeed": job.deepspeed,
-                "max_length": job.max_length, "seed": config.seed},
+                "max_length": {plan.head: plan.max_length or plan.spec.max_length for plan in job.tasks},
+                "seed": config.seed},
         identity=job.identity, tasks=job.identity.get("tasks", []),
         source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
         lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,

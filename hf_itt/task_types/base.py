@@ -26,6 +26,7 @@ from hf_itt.errors import DataError, TaskError
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FALLBACK_MAX_LENGTH = 256
+MIN_MAX_LENGTH = 8  # room for special tokens plus a few real ones
 
 
 @dataclass

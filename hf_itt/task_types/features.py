@@ -18,10 +18,9 @@ from datasets.fingerprint import Hasher
 
 from hf_itt.errors import CheckpointError, ConfigError, DataError
 from hf_itt.task_types import qa_features, tagging_features
-from hf_itt.task_types.base import FALLBACK_MAX_LENGTH
+from hf_itt.task_types.base import FALLBACK_MAX_LENGTH, MIN_MAX_LENGTH
 from hf_itt.task_types.registry import get_type
 
-MIN_MAX_LENGTH = 8  # room for special tokens plus a few real ones
 SPLIT_ROLES = ("train", "eval")
 
 

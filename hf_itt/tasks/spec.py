@@ -180,6 +180,14 @@ class TaskSpec:
             return list(self.languages_xtreme_r)
         return list(self.languages)
 
+    def languages_in(self, benchmarks: list[str]) -> list[str]:
+        """The languages a run reporting ``benchmarks`` evaluates: those of every listed benchmark the task
+        belongs to (XTREME-R's additions when it reports XTREME-R), its own list when it is in none of them."""
+        chosen = [benchmark for benchmark in benchmarks if benchmark in self.benchmarks]
+        if not chosen:
+            return list(self.languages)
+        return list(dict.fromkeys(lang for benchmark in chosen for lang in self.languages_for(benchmark)))
+
     def code_for(self, lang: str) -> str:
         return self.lang_codes.get(lang, lang)
 
