@@ -31,7 +31,8 @@ from hf_itt.config.training_args import training_argument_fields
 from hf_itt.console import setup_console
 from hf_itt.errors import CheckpointError, ConfigError, HfIttError
 from hf_itt.pipeline.locks import run_lock
-from hf_itt.pipeline.prepare import prepare_and_check
+from hf_itt.config.data_paths import check_data_paths
+from hf_itt.pipeline.prepare import missing_data, prepare_and_check
 from hf_itt.tasks.registry import all_tasks, get_task, register_task_dir
 from hf_itt.training.distributed import is_main_process, world_size
 from hf_itt.write_errors import as_disk_full, is_torch_write_failure
@@ -92,9 +93,12 @@ def run_main(argv: list[str] | None = None) -> int:
     # a Hub publisher checks its token, except in a dry run (nothing is published)
     runners = [StageRunner(config, force=args.force, dry_run=args.dry_run) for config in configs]
     if args.dry_run:
-        prepare_and_check(configs)
+        prepare_and_check(configs, data=False)
         for runner in runners:
             runner.print_plan()
+            problem = missing_data(runner.config)
+            if problem:
+                print(f"  missing data (the run would stop here): {problem}")
         return 0
     for config in configs:
         check_writable(config.run_dir, "output_dir")
@@ -234,8 +238,9 @@ def validate_main(argv: list[str]) -> int:
 
     for path in validate_parser().parse_args(argv).configs:
         for config in load_experiments(path):
+            data = "data checked after its prepare hook" if config.prepare else check_data_paths(config) or "data found"
             print(f"ok  {path} [{config.experiment}]: {len(config.stages)} stage(s), "
-                  f"targets: {', '.join(config.targets.tasks) or '-'}")
+                  f"targets: {', '.join(config.targets.tasks) or '-'}; {data}")
     return 0
 
 

@@ -41,8 +41,10 @@ DATA_CASES = {
     "unsupported-format": (then_stage(**task("mnli", train=BAD / "mnli.xlsx")),
         "task mnli: cannot read <bad>/mnli.xlsx: unsupported file format '.xlsx'; supported: .jsonl .json .csv "
         ".tsv .parquet .conllu .conll .iob .txt, Tatoeba and BUCC text files"),
-    "data-file-missing": (then_stage(**task("mnli", train=BAD / "no_such_file.jsonl")),
-        "task mnli: data file <bad>/no_such_file.jsonl for 'train' does not exist"),
+    "data-file-missing": (then_stage(**task("mnli", train=BAD / "no_such_file.jsonl")),  # refused at load
+        "stages[1].tasks[0].data_files.train: '<bad>/no_such_file.jsonl' does not exist (looked at "
+        "<bad>/no_such_file.jsonl); fix the path (relative paths are relative to the experiment YAML) or create "
+        "the data first"),
     "answer-outside-context": (then_stage(**task("squad_v1", train=BAD / "squad_offset_outside.jsonl")),
         "task squad_v1: file <bad>/squad_offset_outside.jsonl, row 1: answer 'France' at answer_start 500 runs "
         "past the context (60 characters)"),

@@ -5,16 +5,30 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from hf_itt.config.data_paths import check_data_paths
 from hf_itt.config.model_limits import check_max_lengths
 from hf_itt.errors import ConfigError
 from hf_itt.training.distributed import is_main_process, wait_for_file
 
 
-def prepare_and_check(configs) -> None:
+def prepare_and_check(configs, data: bool = True) -> None:
+    """Run the prepare hook, then the checks that needed what it builds: model limits, and (``data``) that
+    every local data path exists (a dry run lists missing data instead: ``missing_data``)."""
     run_prepare(configs[0])
-    if configs[0].prepare:  # the hook built the base model: check what needed it at load
-        for config in configs:
+    for config in configs:
+        if config.prepare:  # the hook built the base model
             check_max_lengths(config)
+        if data:
+            check_data_paths(config)
+
+
+def missing_data(config) -> str | None:
+    """Why the experiment's local data is incomplete (the check's message), or None."""
+    try:
+        check_data_paths(config)
+    except ConfigError as err:
+        return str(err)
+    return None
 
 
 def run_prepare(config) -> None:
