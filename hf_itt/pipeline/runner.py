@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import textwrap
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from hf_itt.pipeline.checkpoints import HASH_FILE, resume_point
 from hf_itt.pipeline.index import lookup, record
 from hf_itt.pipeline.jobs import StageJob, build_jobs, select_job
 from hf_itt.pipeline.locks import stage_lock
+from hf_itt.pipeline.protocol import format_table, protocol_rows
 from hf_itt.pipeline.target_eval import evaluate_target
 from hf_itt.pipeline.train import TrainedStage, encoder_source, train_stage
 from hf_itt.training.distributed import barrier, is_main_process, world_size
@@ -55,7 +57,7 @@ class StageRunner:
     def __init__(self, config: ExperimentConfig, force: bool = False, publisher=None, dry_run: bool = False):
         from hf_itt.hub.publishers import make_publisher  # defers huggingface_hub
 
-        self.config, self.force = config, force
+        self.config, self.force, self.dry_run = config, force, dry_run
         self.run_dir = config.run_dir
         local_root = config.resolve_path(config.hub.local_root) or config.hub.local_root
         self.publisher = publisher if publisher is not None else make_publisher(
@@ -67,7 +69,8 @@ class StageRunner:
     def jobs(self) -> list[StageJob]:
         """One job per ITT stage and per fine-tuned target, each with its hash (chained)."""
 
-        return build_jobs(self.config, world_size())
+        # a dry run plans with the data it can see: an unreadable file gives a provisional hash, named below
+        return build_jobs(self.config, world_size(), allow_missing_data=self.dry_run)
 
     def plan(self) -> list[StagePlan]:
         plans = []
@@ -80,14 +83,19 @@ class StageRunner:
                 action, found = "download", job.source
             elif job.kind == "target" and job.is_retrieval:
                 action = "evaluate-only"
+            if job.unresolved:  # a dry run with data it cannot read: the hash is not the run's
+                action += " (provisional hash: data missing)"
             plans.append(StagePlan(job.name, job.kind, job.stage_hash, action, str(found or "")))
         return plans
 
     def print_plan(self) -> None:
+        """The stages (hash, what will happen) and the protocol they follow (``hf_itt.pipeline.protocol``)."""
         print(f"experiment {self.config.experiment} (seed {self.config.seed}) -> {self.run_dir}")
         for plan in self.plan():
             where = f"  [{plan.where}]" if plan.where else ""
             print(f"  {plan.kind:6} {plan.name:24} {plan.stage_hash}  {plan.action}{where}")
+        print("protocol:")
+        print(textwrap.indent(format_table(protocol_rows(self.config, self.jobs())), "  "))
 
     def find_finished(self, job: StageJob) -> Path | None:
         """A verified checkpoint of ``job``'s hash: in this run, the local hash index, or published."""

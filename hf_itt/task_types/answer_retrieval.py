@@ -131,6 +131,10 @@ class AnswerRetrieval(TaskType):
             raise DataError(f"task {source_spec.name}: no (query, answer) pair could be built for {target_spec.name}")
         return Dataset.from_dict(pairs)
 
+    def describe_length(self, spec, max_length):
+        query = getattr(spec, "query_max_length", None) or min(DEFAULT_QUERY_LENGTH, max_length)
+        return f"{query} / {max_length} (query / candidate)"
+
     def feature_settings(self, spec, tokenizer, max_length, doc_stride):
         query_length = getattr(spec, "query_max_length", None) or min(DEFAULT_QUERY_LENGTH, max_length)
         return {"query_max_length": int(query_length)}

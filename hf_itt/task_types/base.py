@@ -107,6 +107,10 @@ class TaskType:
 
         return {"input_ids": List(Value("int32")), "attention_mask": List(Value("int8"))}
 
+    def describe_length(self, spec, max_length: int) -> str:
+        """The sequence length of the task's features in words (the protocol table of ``--dry-run``)."""
+        return str(max_length)
+
     def feature_settings(self, spec, tokenizer, max_length: int, doc_stride: int | None) -> dict:
         """Extra keyword arguments of ``tokenize`` (e.g. QA windows)."""
         return {}

@@ -87,6 +87,9 @@ class ExtractiveQA(TaskType):
                  else {"example_id": Value("string"), "offset_mapping": List(List(integer))})
         return {**super().feature_columns(train), **extra}
 
+    def describe_length(self, spec, max_length):
+        return f"{max_length} (stride {spec.doc_stride})"
+
     def feature_settings(self, spec, tokenizer, max_length, doc_stride):
         return qa_window_settings(tokenizer, spec.name, max_length, doc_stride, getattr(spec, "doc_stride", None))
 
