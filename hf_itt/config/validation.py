@@ -17,7 +17,7 @@ from hf_itt.config.training_args import check_training_keys, merged_training, va
 from hf_itt.errors import ConfigError, TaskError
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
 from hf_itt.tasks.formats import ROLE_ALIASES
-from hf_itt.tasks.registry import get_task, register_task_dir
+from hf_itt.tasks.registry import encoder_targets, get_task, register_task_dir
 from hf_itt.tasks.schema import ROLES
 from hf_itt.tasks.spec import EXTRA_DATA_KEYS
 
@@ -280,6 +280,8 @@ def check_targets(config: ExperimentConfig) -> None:
         if spec.train_task is None and spec.type not in ("retrieval",):
             raise ConfigError(f"targets.tasks[{i}]: {name} has no English training task; "
                               "it cannot be a target (targets are XTREME/XTREME-R tasks such as xnli, tatoeba)")
+        if spec.retrieval_encoder and not set(encoder_targets(spec.retrieval_encoder)) & set(targets.tasks):
+            raise ConfigError(f"targets.tasks[{i}]: {missing_encoder_target(name, spec.retrieval_encoder)}")
     for name, languages in targets.languages.items():
         if name not in targets.tasks:
             raise ConfigError(f"targets.languages.{name}: {name} is not in targets.tasks {targets.tasks}")
@@ -291,6 +293,12 @@ def check_targets(config: ExperimentConfig) -> None:
     if targets.preset:
 
         get_preset(targets.preset)
+
+
+def missing_encoder_target(task: str, encoder_task: str) -> str:
+    providers = " or ".join(encoder_targets(encoder_task)) or f"a target trained on {encoder_task}"
+    return (f"{task} embeds with this chain's model fine-tuned on {encoder_task}, and no target of the experiment "
+            f"trains one: add {providers} to targets.tasks")
 
 
 def check_evaluation(config: ExperimentConfig) -> None:
