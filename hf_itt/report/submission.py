@@ -142,9 +142,10 @@ def write_task(root: Path, task: str, result_path: Path, record: TaskResult, lan
             raise DataError(f"{result_path} has no prediction file for {lang}; re-run the evaluation with "
                             f"evaluation.save_predictions true (predictions are saved when the scorer returns them)")
         header, predictions = load_predictions(result_path.parent / record.predictions[lang])
-        if (header["task"], header["split"], header["language"], predictions.kind) != (task, record.split, lang, kind):
+        expected = (record.task, record.split, lang, kind)  # record.task: tatoeba_xtreme_r stands for tatoeba
+        if (header["task"], header["split"], header["language"], predictions.kind) != expected:
             raise DataError(f"{record.predictions[lang]} holds {header['task']} {header['split']} {header['language']} "
-                            f"{predictions.kind}, not the {task} {record.split} {lang} {kind} of {result_path}")
+                            f"{predictions.kind}, not the {' '.join(expected)} of {result_path}")
         target = root / folder / f"test-{lang}.{ext}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(task, predictions), encoding="utf-8")
