@@ -161,7 +161,7 @@ def test_a_kill_between_health_restart_steps_keeps_the_attempt_count(tmp_path):
 
     from hf_itt.pipeline.train import read_attempt
 
-    job = SimpleNamespace(stage_dir=tmp_path)
+    job = SimpleNamespace(folder=tmp_path)  # a phase: the stage folder of a one-phase job
     assert read_attempt(job) == 0
     (tmp_path / "attempt.json").write_text(json.dumps({"attempt": 1}))
     (tmp_path / "trainer.attempt0").mkdir()

@@ -32,7 +32,7 @@ def test_grid_lists_existing_files_and_the_study_design():
     sequential = {tuple(t[0] for t in stages) for stages in modes.values() if len(stages) > 1}
     joint = {tuple(stages[0]) for stages in modes.values() if len(stages) == 1 and len(stages[0]) > 1}
     assert ("squad_v1", "mnli") in sequential and ("squad_v1", "mnli") in joint  # joint vs sequential pairs
-    assert all(len(c.targets.tasks) == 12 for c in configs.values())
+    assert all(len(c.targets.tasks) == 13 for c in configs.values())  # tatoeba_xtreme_r: XTREME-R's protocol
 
 
 def test_seed_override_and_shared_prefix_hash():

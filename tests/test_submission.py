@@ -177,3 +177,20 @@ def test_cli_prints_what_it_wrote_and_one_line_errors(tmp_path):
                              "--out", str(tmp_path / "sub2")], **env_run)
     assert failed.returncode == 2 and failed.stderr.startswith("hf_itt error: report input")
     assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_xtreme_r_tatoeba_is_the_tatoeba_xtreme_r_result_when_there_is_one(tmp_path):
+    results = tmp_path / "run" / "results"
+    for task, retrieved in (("tatoeba", [0, 1]), ("tatoeba_xtreme_r", [1, 0])):
+        record = TaskResult(experiment="mock", seed=0, base_model="mock", metric_version="2", itt={},
+                            checkpoint="mock", task=task, split="validation", primary_metric="accuracy",
+                            languages={"de": {"accuracy": 50.0}})
+        path = preds.predictions_path(results, task, "validation", "de")
+        preds.save_predictions(path, preds.index_predictions(retrieved, "tgt->src"), task=task, split="validation",
+                               lang="de")
+        record.predictions = {"de": path.relative_to(results).as_posix()}
+        record.save(results / f"{task}.validation.json")
+    export_submission([tmp_path / "run"], tmp_path / "r", "xtreme_r")
+    export_submission([tmp_path / "run"], tmp_path / "x", "xtreme")
+    assert (tmp_path / "r" / "tatoeba" / "test-de.tsv").read_text().split() == ["1", "0"]  # XTREME-R's protocol
+    assert (tmp_path / "x" / "tatoeba" / "test-de.tsv").read_text().split() == ["0", "1"]

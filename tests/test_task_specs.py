@@ -33,7 +33,8 @@ def fresh_default(monkeypatch):
 def test_every_builtin_task_is_registered_and_valid():
     expected = {"anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "cosmosqa", "commonsenseqa", "ccg",
                 "mlm", "xnli", "pawsx", "pawsx_en", "udpos", "udpos_en", "panx", "panx_en", "xquad", "mlqa", "tydiqa",
-                "tydiqa_en", "bucc2018", "tatoeba", "xcopa", "copa", "siqa", "lareqa", "mewsli_x", "mewsli_x_wiki"}
+                "tydiqa_en", "bucc2018", "tatoeba", "xcopa", "copa", "siqa", "lareqa", "mewsli_x", "mewsli_x_wiki",
+                "tatoeba_xtreme_r"}
     assert set(list_tasks()) == expected
     for spec in all_tasks():
         assert spec.type in type_names() and (spec.metric in metric_names() or not spec.task_type.default_metric)
@@ -62,11 +63,11 @@ def test_benchmarks_train_tasks_and_metrics():
     xtreme_r = sorted(s.name for s in all_tasks() if "xtreme_r" in s.benchmarks)
     assert xtreme == sorted(["xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba"])
     assert xtreme_r == sorted(["xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba", "lareqa",
-                               "mewsli_x"])
+                               "mewsli_x", "tatoeba_xtreme_r"])  # XTREME-R's Tatoeba protocol (TASKS.md 3.5)
     train = {s.name: s.train_task for s in all_tasks() if s.benchmarks}
     assert train == {"xnli": "mnli", "pawsx": "pawsx_en", "udpos": "udpos_en", "panx": "panx_en", "xquad": "squad_v1",
                      "mlqa": "squad_v1", "tydiqa": "tydiqa_en", "bucc2018": None, "tatoeba": None, "xcopa": "copa",
-                     "lareqa": "squad_v1", "mewsli_x": "mewsli_x_wiki"}
+                     "lareqa": "squad_v1", "mewsli_x": "mewsli_x_wiki", "tatoeba_xtreme_r": None}
     assert get_task("xcopa").extra_train_tasks == ["siqa"]
     metrics = {s.name: s.metric for s in all_tasks()}
     assert metrics["udpos"] == "pos_f1" and metrics["panx"] == "seqeval_f1" and metrics["mlqa"] == "mlqa"

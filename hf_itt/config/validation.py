@@ -18,7 +18,7 @@ from hf_itt.errors import ConfigError, TaskError, did_you_mean
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
 from hf_itt.task_types.base import MIN_MAX_LENGTH
 from hf_itt.tasks.formats import ROLE_ALIASES
-from hf_itt.tasks.registry import get_task, register_task_dir
+from hf_itt.tasks.registry import encoder_targets, get_task, register_task_dir
 from hf_itt.tasks.schema import BENCHMARKS, ROLES
 from hf_itt.tasks.spec import EXTRA_DATA_KEYS
 
@@ -291,6 +291,8 @@ def check_targets(config: ExperimentConfig) -> None:
         if spec.train_task is None and spec.task_type.trainable:
             raise ConfigError(f"targets.tasks[{i}]: {name} has no English training task; "
                               "it cannot be a target (targets are XTREME/XTREME-R tasks such as xnli, tatoeba)")
+        if spec.retrieval_encoder and not set(encoder_targets(spec.retrieval_encoder)) & set(targets.tasks):
+            raise ConfigError(f"targets.tasks[{i}]: {missing_encoder_target(name, spec.retrieval_encoder)}")
     for name, length in targets.max_length.items():
         if name not in targets.tasks:
             raise ConfigError(f"targets.max_length.{name}: {name} is not in targets.tasks {targets.tasks}")
@@ -307,6 +309,12 @@ def check_targets(config: ExperimentConfig) -> None:
     if targets.preset:
 
         get_preset(targets.preset)
+
+
+def missing_encoder_target(task: str, encoder_task: str) -> str:
+    providers = " or ".join(encoder_targets(encoder_task)) or f"a target trained on {encoder_task}"
+    return (f"{task} embeds with this chain's model fine-tuned on {encoder_task}, and no target of the experiment "
+            f"trains one: add {providers} to targets.tasks")
 
 
 def check_evaluation(config: ExperimentConfig) -> None:

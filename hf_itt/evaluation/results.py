@@ -25,6 +25,9 @@ Written by evaluation, read by the report. Fields:
                      (the threshold itself is ``languages[lang]["threshold"]``)
     predictions      {lang: path of the language's prediction file, relative to this file's folder}
                      (format: ``hf_itt.predictions``); {} when none were saved
+    encoder          str   retrieval results of a run: the model that embedded the sentences, "itt-stage
+                     <stage>", "base model" or "target xquad (fine-tuned on squad_v1)" (XTREME-R's
+                     Tatoeba); "" for fine-tuned targets and outside a run
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class TaskResult:
     stage_hash: str = ""
     protocol: dict = field(default_factory=dict)
     predictions: dict[str, str] = field(default_factory=dict)
+    encoder: str = ""
     schema_version: int = RESULT_SCHEMA_VERSION
 
     def __post_init__(self):

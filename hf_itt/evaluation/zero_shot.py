@@ -54,6 +54,7 @@ class ResultMeta:
     checkpoint: str = ""
     itt: dict = field(default_factory=lambda: {"mode": "none", "stages": []})
     stage_hash: str = ""
+    encoder: str = ""                      # retrieval: what embedded the sentences (see TaskResult)
 
 
 @dataclass
@@ -95,7 +96,7 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
                             task=spec.name, split=split, primary_metric=primary_key(spec.metric),
                             languages=outcome.scores, failed=outcome.failed, stage_hash=meta.stage_hash,
                             protocol={**protocol, "threshold_source": outcome.threshold_source} if protocol else {},
-                            predictions=outcome.predictions)
+                            predictions=outcome.predictions, encoder=meta.encoder)
         if out_dir is not None:
             result.save(Path(out_dir) / f"{spec.name}.{split}.json")
         results.append(result)

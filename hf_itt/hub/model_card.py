@@ -254,7 +254,9 @@ def _tasks_table(tasks: list[dict[str, Any]]) -> str:
     for task in tasks:
         source = "local files" if task.get("data_files") else task.get("source") or ""
         lang = task.get("lang")
-        rows.append(f"| {task['name']} | {task.get('type') or ''} | {source} | {task.get('config') or ''} | "
+        trained_on = (task.get("options") or {}).get("trained_on")  # a target's head learns from another task
+        name = f"{task['name']} (trained on {trained_on})" if trained_on and trained_on != task["name"] else task["name"]
+        rows.append(f"| {name} | {task.get('type') or ''} | {source} | {task.get('config') or ''} | "
                     f"{task.get('revision') or ''} | {lang if isinstance(lang, str) else ', '.join(lang or [])} |")
     return "\n".join(rows)
 

@@ -18,7 +18,7 @@ Not counted: dev evaluations during training, retrieval candidates without a fac
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from hf_itt.errors import HfIttError
 from hf_itt.pipeline import fact_sheet
@@ -112,7 +112,10 @@ class ComputeModel:
 
     # ---- training -------------------------------------------------------------------------------
     def add_training(self, cost: NodeCost, node: StageNode, world_size: int) -> None:
-        job, config = node.job, node.run.config
+        for phase in node.job.phases():  # a phased target trains each phase in full, one after another
+            self.add_phase_training(cost, replace(node.job, tasks=phase.tasks), node.run.config, world_size)
+
+    def add_phase_training(self, cost: NodeCost, job, config, world_size: int) -> None:
         sizes = {plan.head: self.task_size(plan, job, config) for plan in job.tasks}
         for plan in job.tasks:
             size = sizes[plan.head]

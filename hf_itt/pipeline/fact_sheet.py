@@ -36,8 +36,9 @@ EVAL_ROWS: dict[str, tuple[dict, str]] = {
     "tatoeba": ({"validation": 1_000}, "TASKS.md 2.9 [V-card] (1,000 pairs, fewer for a few languages)"),
     "xcopa": ({"validation": 100, "test": 500}, "TASKS.md 3.1 [V-card]"),
 }
+EVAL_ROWS["tatoeba_xtreme_r"] = EVAL_ROWS["tatoeba"]  # the same pairs, XTREME-R's languages and encoder
 # Sequences a row stands for at evaluation: both sentences of a retrieval pair.
-SEQUENCES_PER_ROW = {"tatoeba": 2}
+SEQUENCES_PER_ROW = {"tatoeba": 2, "tatoeba_xtreme_r": 2}
 
 
 def train_rows(task: str) -> tuple[int | None, str]:

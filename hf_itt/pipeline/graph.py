@@ -9,7 +9,8 @@ the other runs reuse it through the index, as a sequential run of the grid would
 - ``itt``: an ITT stage; its parent is the ITT stage it starts from (none: the base model).
 - ``target``: a target fine-tuning, then its zero-shot evaluation in the owner's run folder.
 - ``eval``: an evaluation into one run's results folder: a retrieval target (embedded straight from the
-  last ITT encoder), or a fine-tuned target whose model another run trains (it reuses the model).
+  last ITT encoder, or from the model of a fine-tuned target of the run: XTREME-R's Tatoeba, whose parent
+  is that target), or a fine-tuned target whose model another run trains (it reuses the model).
 
 Naive count: every (run, job) pair, which a grid of independent runs would each execute.
 """
@@ -149,7 +150,7 @@ def build_graph(runs: list[GridRun], world_size: int = 1) -> StageGraph:
     graph = StageGraph(runs, {}, {"itt": 0, "target": 0, "eval": 0}, world_size)
     scopes: list[str] = []
     for run in runs:
-        parent = None
+        parent, target_keys = None, {}
         for job in build_jobs(run.config, world_size, allow_missing_data=True):
             if job.kind == "from":  # a download inside each dependant's job, not a stage to schedule
                 parent = None
@@ -157,8 +158,11 @@ def build_graph(runs: list[GridRun], world_size: int = 1) -> StageGraph:
             kind = "eval" if job.is_retrieval else job.kind
             graph.naive[kind] += 1
             key = scoped_key(job.stage_hash, reuse_scope(run.config), scopes)
-            if kind == "eval":
-                node = add_node(graph, f"eval:{run.label}/{job.name}", "eval", job, run, parent)
+            if kind == "target":
+                target_keys[job.name] = key
+            if kind == "eval":  # embedded with the last ITT encoder, or with a fine-tuned target's model
+                node = add_node(graph, f"eval:{run.label}/{job.name}", "eval", job, run,
+                                target_keys[job.encoder_target] if job.encoder_target else parent)
             elif key in graph.nodes and kind == "target":  # another run trains it: evaluate here
                 node = add_node(graph, f"eval:{run.label}/{job.name}", "eval", job, run, key)
             else:

@@ -1,9 +1,10 @@
 """Turn an ExperimentConfig into an ordered list of jobs, each with its chained stage hash.
 
 A job is an ITT stage (``itt``), a published checkpoint used as a stage (``from``), or a target task
-(``target``: fine-tuning on its English training task, then zero-shot evaluation; retrieval targets,
-LAReQA and Mewsli-X included, are evaluated straight from the last ITT encoder). Hashes chain: each job's hash covers the previous
-ITT stage's hash, so a changed early stage changes everything after it.
+(``target``: fine-tuning on its English training task(s), one phase each, then zero-shot evaluation;
+retrieval targets are evaluated straight from the last ITT encoder, or, with a ``retrieval_encoder``,
+from the model of a fine-tuned target of the run, planned after it). Hashes chain: each job's hash covers
+the previous ITT stage's hash, so a changed early stage changes everything after it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from hf_itt.config.experiment import ExperimentConfig, StageConfig, TaskEntry
 from hf_itt.config.presets import get_preset
 from hf_itt.config.training_args import merged_training
+from hf_itt.config.validation import missing_encoder_target
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.pipeline.config_identity import health_identity, spec_digest
 from hf_itt.pipeline.identity import (
@@ -25,10 +27,11 @@ from hf_itt.pipeline.identity import (
     task_identity,
     tokenizer_identity,
 )
+from hf_itt.pipeline.phases import Phase, split_phases
 from hf_itt.pipeline.stage_data import resolve_data_files
 from hf_itt.task_types.plugins import code_identity
 from hf_itt.tasks.formats import resolve_paths
-from hf_itt.tasks.registry import get_task
+from hf_itt.tasks.registry import encoder_targets, get_task
 
 
 @dataclass
@@ -43,6 +46,7 @@ class TaskPlan:
     max_dev: int | None = None
     weight: float | None = None
     max_length: int | None = None  # set by the user for this task or stage; None: the task's own (its spec)
+    phase: int = 0            # a phased target trains its phases one after another (XCOPA: siqa, then copa)
 
 
 @dataclass
@@ -63,6 +67,8 @@ class StageJob:
     languages: list[str] | None = None
     is_retrieval: bool = False
     itt_stages: list[list[str]] = field(default_factory=list)  # task names of each ITT stage so far
+    encoder: str = ""                  # retrieval: what it embeds with ("itt-stage squad", "base model", ...)
+    encoder_target: str | None = None  # retrieval: the fine-tuned target whose model it embeds with
     unresolved: list[str] = field(default_factory=list)  # why the hash is provisional (planning only)
 
     @property
@@ -72,6 +78,14 @@ class StageJob:
     @property
     def checkpoint_dir(self) -> Path:
         return self.stage_dir / "checkpoint"
+
+    def phases(self) -> list[Phase]:
+        """The Trainer runs of this job in order: one, unless it is a phased target."""
+        return split_phases(self.tasks, self.stage_dir)
+
+    @property
+    def phased(self) -> bool:
+        return len({plan.phase for plan in self.tasks}) > 1
 
 
 def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data: bool = False) -> list[StageJob]:
@@ -91,11 +105,34 @@ def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data
                                       experiment=config.experiment, stage=stage.name, stage_hash=job.stage_hash)
         jobs.append(job)
         previous = job
-    for task in config.targets.tasks:
-        job = target_job(config, task, previous, world_size, allow_missing_data)
+    targets: list[StageJob] = []
+    for task in sorted(config.targets.tasks, key=lambda name: get_task(name).retrieval_encoder is not None):
+        job = target_job(config, task, previous, world_size, allow_missing_data)  # encoder users after the rest
+        if get_task(task).retrieval_encoder:
+            embed_with_target(job, targets)
         job.itt_stages = [list(names) for names in itt_stages]
-        jobs.append(job)
-    return jobs
+        targets.append(job)
+    return jobs + targets
+
+
+def encoder_label(previous: StageJob | None) -> str:
+    """What a retrieval target embeds with when it embeds with the chain's encoder."""
+    if previous is None:
+        return "base model"
+    return f"itt-stage {previous.name}" if previous.kind == "itt" else f"stage {previous.name} (from {previous.source})"
+
+
+def embed_with_target(job: StageJob, targets: list[StageJob]) -> StageJob:
+    """Point a retrieval target at the model of the chain's target fine-tuned on its ``retrieval_encoder``
+    task (XTREME-R's Tatoeba: the SQuAD v1.1 model of xquad or mlqa); its hash is that model's."""
+    encoder_task = get_task(job.target).retrieval_encoder
+    providers = encoder_targets(encoder_task)
+    found = next((other for other in targets if other.name in providers and not other.is_retrieval), None)
+    if found is None:
+        raise ConfigError(missing_encoder_target(job.target, encoder_task))
+    job.encoder_target, job.stage_hash, job.unresolved = found.name, found.stage_hash, list(found.unresolved)
+    job.encoder = f"target {found.name} (fine-tuned on {encoder_task})"
+    return job
 
 
 def from_job(config: ExperimentConfig, stage: StageConfig) -> StageJob:
@@ -152,17 +189,24 @@ def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, w
         base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
         job.stage_hash = previous.stage_hash if previous else hash_identity({"base": base, "revision": revision})
         job.unresolved = list(previous.unresolved) if previous else []
+        job.encoder = encoder_label(previous)
         return job
     training = stage_training(config, targets.preset, merged_training(targets.training,
                                                                       targets.per_task_training.get(task)))
-    train_spec = get_task(spec.train_task)
-    data_files = resolve_data_files(config, targets.data_files.get(spec.train_task))
-    job.tasks = [TaskPlan(head=task, spec=spec, source_spec=train_spec, data_files=data_files,
+    job.tasks = [TaskPlan(head=task, spec=spec, source_spec=get_task(name),
+                          data_files=resolve_data_files(config, targets.data_files.get(name)),
                           max_train=targets.max_train_examples, max_dev=targets.max_eval_examples,
-                          max_length=targets.max_length.get(task))]
+                          max_length=targets.max_length.get(task), phase=number)
+                 for number, name in enumerate(training_tasks(spec), start=1)]
     job.training = training
     job.deepspeed = config.resolve_path(targets.deepspeed or config.defaults.deepspeed)
     return with_hash(config, job, previous, world_size, allow_missing_data)
+
+
+def training_tasks(spec) -> list[str]:
+    """The English tasks a target trains on, in order: XTREME-R's earlier ones (``extra_train_tasks``, e.g.
+    SIQA before COPA for XCOPA), then its ``train_task``; each is one phase of the target job."""
+    return [*spec.extra_train_tasks, spec.train_task]
 
 
 def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int,
@@ -192,6 +236,8 @@ def task_options(job: StageJob, plan: TaskPlan, best_of_dev: bool) -> dict:
             options[key] = digest
     if best_of_dev:
         options["max_dev"] = plan.max_dev
+    if job.phased:  # the phases' order decides the weights (the list order carries it too)
+        options["phase"] = plan.phase
     plugin_code = code_identity(plan.spec.task_type)
     if plugin_code is not None:  # a type from a user's file: its code decides the weights (built-in ones: the version)
         options["type_code"] = plugin_code

@@ -50,7 +50,9 @@ def protocol_rows(config: ExperimentConfig, jobs: list[StageJob]) -> list[Protoc
 def training_row(job: StageJob, encoder: str) -> ProtocolRow:
     training = job.training
     trained_on = " + ".join(plan.source_spec.name for plan in job.tasks)
-    if job.kind == "itt":
+    if job.phased:  # XTREME-R's XCOPA: SIQA, then COPA
+        trained_on = " -> ".join("+".join(phase.trained_on) for phase in job.phases())
+    elif job.kind == "itt":
         trained_on = ("joint: " if len(job.tasks) > 1 else "") + trained_on
     epochs = (f"max_steps {training['max_steps']}" if training.get("max_steps", -1) > 0
               else format_number(training.get("num_train_epochs", 3.0)))
@@ -58,7 +60,7 @@ def training_row(job: StageJob, encoder: str) -> ProtocolRow:
     own_encoder = "its dual encoder (fine-tuned)" if any(plan.spec.task_type.candidate_pool for plan in job.tasks) \
         else "-"
     return ProtocolRow(f"{job.kind} {job.name}", trained_on, epochs, format_number(training.get("learning_rate", 5e-5)),
-                       batch, ", ".join(length_of(plan) for plan in job.tasks), selection(training),
+                       batch, lengths_of(job.tasks), selection(training),
                        own_encoder if job.kind == "target" else f"from {encoder}")
 
 
@@ -66,7 +68,14 @@ def retrieval_row(config: ExperimentConfig, job: StageJob, encoder: str) -> Prot
     layer = config.evaluation.retrieval_layer
     where = f"layer {layer}" if layer is not None else "layer 14/24 of the depth"
     return ProtocolRow(f"{job.kind} {job.name}", "- (evaluated from the encoder)", "-", "-", "-",
-                       str(config.evaluation.retrieval_max_length), "-", f"{encoder}, {where}, mean-pooled")
+                       str(config.evaluation.retrieval_max_length), "-", f"{job.encoder if job.encoder_target else encoder}, "
+                       f"{where}, mean-pooled")
+
+
+def lengths_of(plans) -> str:
+    """One length when all tasks share it, else each task's in order."""
+    lengths = [length_of(plan) for plan in plans]
+    return lengths[0] if len(set(lengths)) == 1 else ", ".join(lengths)
 
 
 def length_of(plan) -> str:

@@ -9,6 +9,7 @@ train it once. Run layout (``config.run_dir``)::
     stages/<stage>/trainer/        Trainer output_dir: checkpoint-N (resume), logs
     stages/<stage>/checkpoint/     exported encoder + tokenizer + heads.safetensors + manifest + card
     targets/<task>/trainer/, targets/<task>/checkpoint/   target fine-tuning (full model, with head)
+    targets/<task>/trainer/phase<i>-<task>/               a phased target's Trainer runs (XCOPA: siqa, copa)
     results/<task>.<split>.json    zero-shot results; report/ the report
 """
 
@@ -19,7 +20,7 @@ import shutil
 import textwrap
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_itt.config.experiment import ExperimentConfig
@@ -28,11 +29,12 @@ from hf_itt.evaluation.bucc import stale_protocol
 from hf_itt.evaluation.results import TaskResult, is_missing_split
 from hf_itt.hub.manifest import read_manifest, redact_text
 from hf_itt.metrics.scoring import METRIC_VERSION
-from hf_itt.pipeline.checkpoints import HASH_FILE, resume_point
+from hf_itt.pipeline.checkpoints import HASH_FILE, last_checkpoint, resume_point
 from hf_itt.pipeline.index import lookup, record
 from hf_itt.pipeline.jobs import StageJob, build_jobs, select_job
 from hf_itt.pipeline.locks import stage_lock
 from hf_itt.pipeline.protocol import format_table, protocol_rows
+from hf_itt.pipeline.phases import progress as phase_progress
 from hf_itt.pipeline.target_eval import evaluate_target
 from hf_itt.pipeline.train import TrainedStage, encoder_source, train_stage
 from hf_itt.training.distributed import barrier, is_main_process, world_size
@@ -49,6 +51,7 @@ class StagePlan:
     stage_hash: str
     action: str        # "train" | "resume" | "reuse" | "download" | "evaluate-only"
     where: str = ""    # reused folder, published reference, or the checkpoint a resume starts from
+    phases: list[str] = field(default_factory=list)  # a phased target's Trainer runs, in order
 
 
 class StageRunner:
@@ -76,17 +79,28 @@ class StageRunner:
         plans = []
         for job in self.jobs():
             found = None if self.force else self.find_finished(job)
-            resume = None if self.force or found else resume_point(job.trainer_dir, job.stage_hash)
+            resume = None if self.force or found else self.resume_point(job)
             action = "reuse" if found else ("resume" if resume else "train")
-            found = found or (Path(resume).name if resume else None)
+            found = found or (None if not resume else resume if job.phased else Path(resume).name)
             if job.kind == "from":
                 action, found = "download", job.source
             elif job.kind == "target" and job.is_retrieval:
-                action = "evaluate-only"
+                action, found = "evaluate-only", f"encoder: {job.encoder}"
             if job.unresolved:  # a dry run with data it cannot read: the hash is not the run's
                 action += " (provisional hash: data missing)"
-            plans.append(StagePlan(job.name, job.kind, job.stage_hash, action, str(found or "")))
+            phases = [phase.name for phase in job.phases()] if job.phased else []
+            plans.append(StagePlan(job.name, job.kind, job.stage_hash, action, str(found or ""), phases))
         return plans
+
+    @staticmethod
+    def resume_point(job: StageJob) -> str | None:
+        """The checkpoint a rerun resumes from; for a phased target, how far its phases got."""
+        if not job.phased:
+            return resume_point(job.trainer_dir, job.stage_hash)
+        marker = job.trainer_dir / HASH_FILE
+        if not marker.is_file() or marker.read_text().strip() != job.stage_hash:
+            return None  # nothing yet, or another configuration's phases (set aside when the job starts)
+        return phase_progress(job.phases(), job.stage_hash, last_checkpoint)
 
     def print_plan(self) -> None:
         """The stages (hash, what will happen) and the protocol they follow (``hf_itt.pipeline.protocol``)."""
@@ -94,6 +108,8 @@ class StageRunner:
         for plan in self.plan():
             where = f"  [{plan.where}]" if plan.where else ""
             print(f"  {plan.kind:6} {plan.name:24} {plan.stage_hash}  {plan.action}{where}")
+            if plan.phases:
+                print(f"  {'':6} {'':24} phases: {' -> '.join(plan.phases)}")
         print("protocol:")
         print(textwrap.indent(format_table(protocol_rows(self.config, self.jobs())), "  "))
 
@@ -147,7 +163,7 @@ class StageRunner:
         if job.kind == "from":
             return TrainedStage.from_reference(job)
         if job.kind == "target" and job.is_retrieval:
-            return self.evaluate_only(job, source)
+            return self.evaluate_only(job, self.encoder_target(job, done) if job.encoder_target else source)
         found = None if self.force else self.find_finished(job)
         if found is not None:
             return self.reuse(job, found, publishing)
@@ -158,6 +174,11 @@ class StageRunner:
             if found is not None:  # the run we waited for trained it
                 return self.reuse(job, found, publishing)
             return self.train(job, source, publishing)
+
+    @staticmethod
+    def encoder_target(job: StageJob, done: list[TrainedStage]) -> TrainedStage:
+        """The fine-tuned target whose model ``job`` embeds with (planned before it)."""
+        return next(stage for stage in done if stage.job.kind == "target" and stage.job.name == job.encoder_target)
 
     def claim(self, job: StageJob):
         """The stage's lock among the runs sharing this hub folder; a single process waits for it (then
@@ -196,7 +217,9 @@ class StageRunner:
 
         jobs = self.jobs()
         position = select_job(jobs, name, expect_hash)
-        done = [self.finished_prefix(job) for job in jobs[:position] if job.kind in ("itt", "from")]
+        needed = ("itt", "from")  # and the fine-tuned target a retrieval target embeds with
+        done = [self.finished_prefix(job) for job in jobs[:position]
+                if job.kind in needed or job.name == jobs[position].encoder_target]
         publishing = _publishing(self.publisher)
         with publishing:
             started = time.time()

@@ -41,7 +41,7 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
                                 max_examples=evaluation.max_eval_examples)
     meta = ResultMeta(experiment=config.experiment, seed=config.seed, base_model=config.model.name_or_path,
                       checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
-                      stage_hash=job.stage_hash)
+                      stage_hash=job.stage_hash, encoder=job.encoder)
     bucc = BuccSettings(duplicates=evaluation.bucc_duplicates, allow_gold_only=evaluation.bucc_allow_gold_only,
                         test_oracle=evaluation.bucc_test_oracle)
     results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc,

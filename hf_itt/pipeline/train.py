@@ -12,7 +12,7 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hf_itt.config.deepspeed import prepare_deepspeed_launch, resolve_deepspeed_config
@@ -25,6 +25,7 @@ from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, re
 from hf_itt.pipeline.checkpoints import last_checkpoint
 from hf_itt.pipeline.dev_metrics import dev_metric_functions, main_dev_metrics
 from hf_itt.pipeline.jobs import StageJob
+from hf_itt.pipeline.phases import Phase, finished_record, weights_digest, write_record
 from hf_itt.pipeline.stage_data import TaskData, tokenize_task
 from hf_itt.pipeline.target_eval import evaluate_target
 from hf_itt.training import task_trace
@@ -75,76 +76,121 @@ def encoder_source(source, config: ExperimentConfig) -> tuple[str, str | None]:
 
 
 def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage:
-    """Train ``job`` from ``source`` (the previous stage, or None for the base model).
+    """Train ``job`` from ``source`` (the previous stage, or None for the base model), phase by phase
+    (``hf_itt.pipeline.phases``: one phase unless the job is a phased target), then export it."""
 
-    The health checks may end an attempt: "restart" reruns the stage from its source with the next
+    started, previous, record = time.time(), None, {}
+    records = []
+    for phase in job.phases():
+        record = finished_record(phase, job.stage_hash)
+        if record is None:
+            record = train_phase(job, phase, source, previous, config)
+        elif is_main_process():
+            print(f"[{job.kind}] {job.name}: {phase.name} already finished (hash {job.stage_hash[:10]})", flush=True)
+        records.append(record)
+        previous = phase
+    if is_main_process():
+        export_checkpoint(job, previous.full_dir, load_tokenizer(previous.full_dir), record["metrics"], source,
+                          config, time.time() - started, stage_health(records), phase_summary(records))
+        if job.kind == "target":
+            evaluate_target(job, job.checkpoint_dir, config)
+    barrier()
+    return TrainedStage(job, job.checkpoint_dir, "trained", record["metrics"])
+
+
+def train_phase(job: StageJob, phase: Phase, source, previous: Phase | None, config: ExperimentConfig) -> dict:
+    """One Trainer run, from the job's source (the first phase) or the phase before's whole model.
+
+    The health checks may end an attempt: "restart" reruns the phase from where it started with the next
     seed (the failed attempt's Trainer folder is kept as ``trainer.attempt<k>``), "stopped" raises
     TrainingHealthError and nothing is exported.
     """
 
-    started, reports = time.time(), []
-    attempt = read_attempt(job)
+    reports, attempt = [], read_attempt(phase)
     while True:
-        trainer, tokenizer = build_trainer(job, source, config, seed=config.seed + attempt)
+        trainer, tokenizer = build_trainer(job, phase, source, previous, config, seed=config.seed + attempt)
+        start_weights = weights_digest(trainer.model) if task_trace.enabled() else None
         callbacks = health_callbacks(config.health, trainer, attempt=attempt)
         trace = TaskTrace(trainer.model) if task_trace.enabled() else None
-        resume = last_checkpoint(job.trainer_dir)
+        resume = last_checkpoint(phase.trainer_dir)
         if is_main_process():
-            print(start_line(job, resume, attempt), flush=True)
+            print(start_line(job, phase, resume, attempt), flush=True)
         trainer.train(resume_from_checkpoint=resume)
         if trace is not None:
-            trace.save(job.trainer_dir, rank())
+            trace.save(phase.trainer_dir, rank())
         report = health_report(callbacks)
         reports.append(report.to_dict())
         if report.outcome == "ok":
             break
         if report.outcome == "stopped":
             raise stopped_error(job, report)
-        attempt = start_next_attempt(job, attempt)
-    metrics = dev_metrics(trainer, job)
-    full_dir = job.stage_dir / "full"
-    trainer.save_model(str(full_dir))  # every rank: ZeRO-3 gathers the weights here
+        attempt = start_next_attempt(phase, attempt)
+    metrics = dev_metrics(trainer, phase.tasks)
+    trainer.save_model(str(phase.full_dir))  # every rank: ZeRO-3 gathers the weights here
     barrier()
+    record = {"metrics": metrics}
     if is_main_process():
-        tokenizer.save_pretrained(full_dir)
-        health = {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}
-        export_checkpoint(job, full_dir, tokenizer, metrics, source, config, time.time() - started, health)
-        if job.kind == "target":
-            evaluate_target(job, job.checkpoint_dir, config)
+        tokenizer.save_pretrained(phase.full_dir)
+        weights = {"start": start_weights, "end": weights_digest(trainer.model)} if start_weights else None
+        record = write_record(phase, job.stage_hash, str(previous.full_dir) if previous else encoder_source(
+            source, config)[0], metrics, {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}, weights)
     barrier()
-    return TrainedStage(job, job.checkpoint_dir, "trained", metrics)
+    return record
 
 
-def start_line(job: StageJob, resume: str | None, attempt: int) -> str:
-    """The one line a stage prints when its training starts (the summary line ends it)."""
-    tasks = "+".join(plan.head for plan in job.tasks)
+def stage_health(records: list[dict]) -> dict:
+    """The manifest's health block: the last phase's, with every phase's when there are several."""
+    health = dict(records[-1].get("health") or {"outcome": "ok"})
+    if len(records) > 1:
+        health["phases"] = {record["name"]: record.get("health", {}) for record in records}
+    return health
+
+
+def phase_summary(records: list[dict]) -> list[dict] | None:
+    """What the manifest says about the phases of a phased job (None for a single phase)."""
+    if len(records) < 2:
+        return None
+    return [{"name": record["name"], "trained_on": record["trained_on"], "metrics": record["metrics"]}
+            for record in records]
+
+
+def load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer  # defers transformers
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def start_line(job: StageJob, phase: Phase, resume: str | None, attempt: int) -> str:
+    """The one line a stage (or each phase of a phased target) prints when its training starts."""
+    tasks = "+".join(plan.head for plan in phase.tasks)
     what = f"resuming from {resume}" if resume else "training"
     retry = f", health restart {attempt}" if attempt else ""
-    return f"[{job.kind}] {job.name}: {what} (hash {job.stage_hash[:10]}, tasks {tasks}{retry})"
+    step = f" {phase.name} ({phase.number}/{phase.count}, on {'+'.join(phase.trained_on)})" if phase.phased else ""
+    return f"[{job.kind}] {job.name}:{step} {what} (hash {job.stage_hash[:10]}, tasks {tasks}{retry})"
 
 
 ATTEMPT_FILE = "attempt.json"
 
 
-def read_attempt(job: StageJob) -> int:
-    """Which health restart of the stage is running (survives a killed run)."""
+def read_attempt(phase: Phase) -> int:
+    """Which health restart of the phase is running (survives a killed run)."""
 
 
-    path = job.stage_dir / ATTEMPT_FILE
+    path = phase.folder / ATTEMPT_FILE
     recorded = json.loads(path.read_text())["attempt"] if path.is_file() else 0
     # A kill between moving trainer/ aside and writing attempt.json leaves only the folder as a record.
-    set_aside = [int(m.group(1)) + 1 for p in job.stage_dir.glob("trainer.attempt*")
+    set_aside = [int(m.group(1)) + 1 for p in phase.folder.glob("trainer.attempt*")
                  if (m := re.fullmatch(r"trainer\.attempt(\d+)", p.name))]
     return max([recorded, *set_aside])
 
 
-def start_next_attempt(job: StageJob, attempt: int) -> int:
+def start_next_attempt(phase: Phase, attempt: int) -> int:
 
 
     barrier()
     if is_main_process():
-        job.trainer_dir.rename(job.stage_dir / f"trainer.attempt{attempt}")
-        atomic_write_text(job.stage_dir / ATTEMPT_FILE, json.dumps({"attempt": attempt + 1}))
+        phase.trainer_dir.rename(phase.folder / f"trainer.attempt{attempt}")
+        atomic_write_text(phase.folder / ATTEMPT_FILE, json.dumps({"attempt": attempt + 1}))
     barrier()
     return attempt + 1
 
@@ -157,13 +203,15 @@ def stopped_error(job: StageJob, report):
                                f"(its Trainer checkpoints are in {job.trainer_dir}; delete them to start afresh).")
 
 
-def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
-    """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer."""
+def build_trainer(job: StageJob, phase: Phase, source, previous: Phase | None, config: ExperimentConfig, seed: int):
+    """TrainingArguments first (ZeRO-3 needs them before the model), then data, model, trainer. The model is
+    the source encoder with fresh heads, or (a later phase) the whole model the phase before saved."""
     from transformers import AutoTokenizer, set_seed
 
 
+    view = replace(job, tasks=phase.tasks)  # the phase's tasks only: dev metrics, sampler weights
     training, deepspeed = deepspeed_setup(job)
-    args = build_training_arguments(training, str(job.trainer_dir), seed, deepspeed=deepspeed,
+    args = build_training_arguments(training, str(phase.trainer_dir), seed, deepspeed=deepspeed,
                                     where=f"{job.kind} {job.name} training")
     encoder, revision = encoder_source(source, config)
     tokenizer_source = config.model.tokenizer or encoder
@@ -172,18 +220,22 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     with_dev = args.eval_strategy != "no" or args.load_best_model_at_end
     data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
                           lang=None, max_length=plan.max_length, max_train=plan.max_train, max_dev=plan.max_dev,
-                          with_dev=with_dev, training_args=args) for plan in job.tasks]
+                          with_dev=with_dev, training_args=args) for plan in phase.tasks]
     set_seed(seed)  # heads are initialised here, before the Trainer seeds anything
-    with loading_errors(encoder, "encoder"):
-        model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
+    heads = {plan.head: plan.spec for plan in phase.tasks}
+    if previous is None:
+        with loading_errors(encoder, "encoder"):
+            model = MultiTaskModel.from_encoder(encoder, heads, revision=revision)
+    else:
+        model = MultiTaskModel.from_pretrained(previous.full_dir, tasks=heads)
     check_vocabulary(tokenizer, model, str(tokenizer_source), str(encoder))
     dev_sets = {d.name: d.dev for d in data if d.dev is not None}
-    metric_functions = dev_metric_functions(job, dev_sets, tokenizer)
+    metric_functions = dev_metric_functions(view, dev_sets, tokenizer)
     trainer = MultiTaskTrainer(
         model, args, train_dataset={d.name: d.train for d in data}, eval_dataset=dev_sets or None,
-        sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(job),
+        sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(view),
         processing_class=tokenizer, compute_metrics_per_task=metric_functions,
-        main_metrics=main_dev_metrics(job, metric_functions))
+        main_metrics=main_dev_metrics(view, metric_functions))
     return trainer, tokenizer
 
 
@@ -203,13 +255,13 @@ def sampler_options(job: StageJob) -> dict:
     return options
 
 
-def dev_metrics(trainer, job: StageJob) -> dict:
+def dev_metrics(trainer, tasks: list) -> dict:
     """Final dev metrics per task ({task: {metric: value}}) for the manifest and model card."""
     if not trainer.eval_datasets:
         return {}
     flat = trainer.evaluate()
     metrics: dict = {}
-    for plan in job.tasks:
+    for plan in tasks:
         prefix = f"eval_{plan.head}_"
         metrics[plan.head] = {k[len(prefix):]: v for k, v in flat.items()
                               if k.startswith(prefix) and k[len(prefix):] not in BOOKKEEPING}
@@ -217,7 +269,7 @@ def dev_metrics(trainer, job: StageJob) -> dict:
 
 
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
-                      health: dict | None = None) -> Path:
+                      health: dict | None = None, phases: list[dict] | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
     from hf_itt.hub.model_card import write_model_card  # defers huggingface_hub
 
@@ -237,11 +289,11 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
         experiment=config.experiment, stage=job.name, stage_hash=job.stage_hash,
         config={"training": job.training, "sampling": job.sampling, "deepspeed": job.deepspeed,
                 "max_length": {plan.head: plan.max_length or plan.spec.max_length for plan in job.tasks},
-                "seed": config.seed},
+                "seed": config.seed, **({"phases": phases} if phases else {})},
         identity=job.identity, tasks=job.identity.get("tasks", []),
         source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
         lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
-                             stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
+                             stage_hash=job.stage_hash, tasks=list(dict.fromkeys(plan.head for plan in job.tasks))),
         metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
     write_model_card(partial, manifest, job.repo_id, license=config.hub.license, kind=job.kind)
     apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage

@@ -21,6 +21,9 @@ from hf_itt.errors import ConfigError, DataError
 
 QA_TASKS = ("xquad", "mlqa", "tydiqa")
 TASK_ALIASES = {"mewslix": "mewsli_x", "bucc": "bucc2018", "bucc18": "bucc2018"}  # as in the task specs
+# A benchmark's own protocol of a task, counted as that task in the benchmark (and in no other) and preferred
+# to the generic result: XTREME-R's Tatoeba embeds with the SQuAD-fine-tuned model (TASKS.md 3.5).
+BENCHMARK_VARIANTS: dict[str, dict[str, str]] = {"xtreme_r": {"tatoeba_xtreme_r": "tatoeba"}}
 
 _XTREME_LANGS = {
     "pawsx": "de en es fr ja ko zh",
@@ -130,10 +133,10 @@ def benchmark_average(task_scores: Mapping[str, Mapping[str, Mapping[str, float]
     if benchmark not in BENCHMARK_LANGUAGES:
         raise ConfigError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARK_LANGUAGES)}")
     task_langs = BENCHMARK_LANGUAGES[benchmark]
-    task_scores = {TASK_ALIASES.get(task, task): value for task, value in task_scores.items()}
+    task_scores, ignored = benchmark_tasks(task_scores, benchmark)
     scores: dict[str, float] = {}
     missing_languages: dict[str, list[str]] = {}
-    ignored = [task for task in task_scores if task not in task_langs]
+    ignored += [task for task in task_scores if task not in task_langs]
     for task, langs in task_langs.items():
         if task not in task_scores:
             continue
@@ -162,6 +165,26 @@ def benchmark_average(task_scores: Mapping[str, Mapping[str, Mapping[str, float]
         ignored=ignored,
         partial_mean=partial_mean,
     )
+
+
+def benchmark_tasks(task_scores: Mapping, benchmark: str) -> tuple[dict, list[str]]:
+    """``task_scores`` under the benchmark's task names (aliases resolved; a benchmark variant such as
+    ``tatoeba_xtreme_r`` stands for its task in its benchmark), and the results it puts aside for that."""
+    variants = BENCHMARK_VARIANTS.get(benchmark, {})
+    named = {TASK_ALIASES.get(task, task): value for task, value in task_scores.items()}
+    replaced = {variants[task] for task in named if task in variants}
+    ignored = [f"{task} (counted as {', '.join(v for v, t in variants.items() if t == task and v in named)})"
+               for task in named if task in replaced]
+    kept = {variants.get(task, task): value for task, value in named.items() if task not in replaced}
+    return kept, ignored
+
+
+def result_task(task: str, benchmark: str, available) -> str | None:
+    """Which result stands for benchmark task ``task``: the benchmark's variant when present, else the task."""
+    for variant, generic in BENCHMARK_VARIANTS.get(benchmark, {}).items():
+        if generic == task and variant in available:
+            return variant
+    return task if task in available else None
 
 
 def _mean(values: list[float]) -> float | None:

@@ -26,6 +26,7 @@ Predictions come from the files the evaluation wrote next to its results
 only split for XQuAD, TyDiQA-GoldP and Tatoeba (``validation`` on the Hub). Rows are written in
 the order hf_itt evaluated them, which is the official order only when the data is the official
 test files (Tatoeba's official English side, for one, is sorted). LAReQA has no submission format.
+XTREME-R's tatoeba folder holds the ``tatoeba_xtreme_r`` results when there are any (its protocol).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluation.results import TaskResult
 from hf_itt.fileio import atomic_publish_dir
 from hf_itt.predictions import Predictions, extracted_pairs, load_predictions
-from hf_itt.report.benchmark import BENCHMARK_LANGUAGES
+from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, result_task
 from hf_itt.tasks.registry import get_task
 
 # hf_itt task -> (submission folder, file extension, prediction kind)
@@ -79,8 +80,10 @@ def pick_results(loaded: list[tuple[Path, TaskResult]], benchmark: str,
         if task not in SUBMISSION_TASKS:
             summary.skipped[task] = "no submission file format (the official script cannot score it)"
             continue
-        split = benchmark_test_split(task)
-        found = [(path, record) for path, record in loaded if record.task == task and record.split == split]
+        # the benchmark's own protocol of the task when evaluated (XTREME-R's Tatoeba: tatoeba_xtreme_r)
+        source = result_task(task, benchmark, {record.task for _, record in loaded}) or task
+        split = benchmark_test_split(source)
+        found = [(path, record) for path, record in loaded if record.task == source and record.split == split]
         if not found:
             other = sorted({record.split for _, record in loaded if record.task == task})
             summary.skipped[task] = (f"no {split} results (found: {', '.join(other)}); evaluate with "
@@ -139,9 +142,10 @@ def write_task(root: Path, task: str, result_path: Path, record: TaskResult, lan
             raise DataError(f"{result_path} has no prediction file for {lang}; re-run the evaluation with "
                             f"evaluation.save_predictions true (predictions are saved when the scorer returns them)")
         header, predictions = load_predictions(result_path.parent / record.predictions[lang])
-        if (header["task"], header["split"], header["language"], predictions.kind) != (task, record.split, lang, kind):
+        expected = (record.task, record.split, lang, kind)  # record.task: tatoeba_xtreme_r stands for tatoeba
+        if (header["task"], header["split"], header["language"], predictions.kind) != expected:
             raise DataError(f"{record.predictions[lang]} holds {header['task']} {header['split']} {header['language']} "
-                            f"{predictions.kind}, not the {task} {record.split} {lang} {kind} of {result_path}")
+                            f"{predictions.kind}, not the {' '.join(expected)} of {result_path}")
         target = root / folder / f"test-{lang}.{ext}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(task, predictions), encoding="utf-8")

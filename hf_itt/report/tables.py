@@ -17,7 +17,7 @@ import numpy as np
 
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluation.results import TaskResult
-from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, benchmark_average
+from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, BENCHMARK_VARIANTS, benchmark_average, result_task
 
 CONFIDENCE = 0.95
 SUMMARY_COLUMNS = (("mean_all", "all languages"), ("mean_non_en", "non-English"), ("en", "English"))
@@ -184,7 +184,20 @@ def score_table(grid: ResultGrid) -> Table:
                 continue
             cells = [_estimate(grid.scores(experiment, task, key)) for key, _ in SUMMARY_COLUMNS]
             table.rows.append([task, experiment, describe_itt(grid.itt(experiment))] + cells)
+    table.notes += encoder_notes(grid)
     return table
+
+
+def encoder_notes(grid: ResultGrid) -> list[str]:
+    """What embedded the sentences of each retrieval result: the ITT encoder, the base model, or a
+    fine-tuned target's model (XTREME-R's Tatoeba), as the result records say."""
+    labels: dict[str, dict[str, set[str]]] = {}
+    for (experiment, task, _), record in sorted(grid.records.items()):
+        if record.encoder:
+            labels.setdefault(task, {}).setdefault(record.encoder, set()).add(experiment)
+    return [f"{task} embedded with: " + "; ".join(f"{label} ({', '.join(sorted(experiments))})"
+                                                  for label, experiments in sorted(by_label.items()))
+            for task, by_label in sorted(labels.items())]
 
 
 def _estimate(scores: dict[int, float]) -> Estimate | None:
@@ -308,12 +321,13 @@ def benchmark_table(grid: ResultGrid, baseline: str | None) -> Table:
                   ["benchmark", "experiment", "average", "partial mean (tasks present)", "Δ vs baseline",
                    "missing tasks"])
     for benchmark, title in BENCHMARK_TITLES.items():
-        members = list(BENCHMARK_LANGUAGES[benchmark])
-        covered = [task for task in members if task in grid.tasks]
+        sources = {task: result_task(task, benchmark, grid.tasks) for task in BENCHMARK_LANGUAGES[benchmark]}
+        covered = [task for task, source in sources.items() if source]
         if not covered:
             continue
-        missing = [task for task in members if task not in covered]
-        averages = {exp: benchmark_by_seed(grid, exp, covered, benchmark) for exp in grid.experiments}
+        missing = [task for task, source in sources.items() if not source]
+        averages = {exp: benchmark_by_seed(grid, exp, [sources[task] for task in covered], benchmark)
+                    for exp in grid.experiments}
         for experiment, (by_seed, _) in averages.items():
             delta = None
             if baseline and experiment != baseline:
@@ -321,7 +335,7 @@ def benchmark_table(grid: ResultGrid, baseline: str | None) -> Table:
             estimate = _estimate(by_seed)
             table.rows.append([title, experiment, None if missing else estimate, estimate if missing else None,
                                delta, ", ".join(missing) or "none"])
-        table.notes += _coverage_notes(title, covered, missing, averages)
+        table.notes += _coverage_notes(title, covered, missing, averages) + _variant_notes(benchmark, sources)
     table.notes.append("a seed counts only when it has every task averaged; QA tasks count (EM + F1) / 2")
     return table
 
@@ -343,6 +357,18 @@ def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str],
         for task, languages in average.missing_languages.items():
             missing_languages.setdefault(task, set()).update(languages)
     return averages, missing_languages
+
+
+def _variant_notes(benchmark: str, sources: dict[str, str | None]) -> list[str]:
+    """Which result stands for a task the benchmark has its own protocol of (XTREME-R's Tatoeba)."""
+    title, notes = BENCHMARK_TITLES[benchmark], []
+    for variant, task in BENCHMARK_VARIANTS.get(benchmark, {}).items():
+        if sources.get(task) == variant:
+            notes.append(f"{title}: {task} counts the {variant} results ({title}'s own protocol)")
+        elif sources.get(task) == task:
+            notes.append(f"{title}: {task} counts the {task} results, not {title}'s own protocol ({variant}: "
+                         f"see its task description)")
+    return notes
 
 
 def _coverage_notes(title: str, covered: list[str], missing: list[str], averages) -> list[str]:

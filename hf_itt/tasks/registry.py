@@ -104,7 +104,7 @@ class TaskRegistry:
 
     def _check_references(self, specs: list[TaskSpec], path: Path) -> None:
         for spec in specs:
-            for ref in [spec.train_task, *spec.extra_train_tasks]:
+            for ref in [spec.train_task, *spec.extra_train_tasks, spec.retrieval_encoder]:
                 if ref is not None and ref not in self:
                     raise TaskError(f"{path}: task {spec.name!r} names training task {ref!r}, which is not registered")
 
@@ -152,6 +152,14 @@ def list_tasks() -> list[str]:
 def all_tasks() -> list[TaskSpec]:
     registry = default_registry()
     return [registry.get(name) for name in registry.names()]
+
+
+def encoder_targets(task: str) -> list[str]:
+    """The targets whose fine-tuned model is "the model fine-tuned on ``task``": trained on ``task`` alone, with
+    its type (``squad_v1``: xquad and mlqa; a LAReQA dual encoder trained on SQuAD pairs is not one)."""
+    wanted = get_task(task)
+    return [spec.name for spec in all_tasks() if spec.train_task == wanted.name and not spec.extra_train_tasks
+            and spec.type == wanted.type]
 
 
 def register_task_file(path: str | Path) -> list[str]:

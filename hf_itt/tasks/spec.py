@@ -109,7 +109,10 @@ class TaskSpec:
     file_patterns: dict[str, str] = field(default_factory=dict)  # role -> file (glob) inside a data directory
     metric: str | None = None
     train_task: str | None = None  # English training task of a target task
-    extra_train_tasks: list[str] = field(default_factory=list)  # optional earlier stages of the reference recipe
+    extra_train_tasks: list[str] = field(default_factory=list)  # trained before train_task, in the same target job
+    # an evaluation-only task embedded with the model of this chain's target fine-tuned on this task
+    # (XTREME-R's Tatoeba: squad_v1) instead of the ITT encoder
+    retrieval_encoder: str | None = None
     benchmarks: list[str] = field(default_factory=list)
     max_length: int | None = None
     query_max_length: int | None = None  # answer retrieval: tokens of a query (max_length: of a candidate)
@@ -232,6 +235,9 @@ def _validate(spec: TaskSpec) -> None:
         raise TaskError(f"{where}: query_max_length must be a positive integer, got {spec.query_max_length!r}")
     if not isinstance(spec.doc_stride, int) or spec.doc_stride <= 0:
         raise TaskError(f"{where}: doc_stride must be a positive integer, got {spec.doc_stride!r}")
+    if spec.retrieval_encoder is not None and spec.task_type.trainable:
+        raise TaskError(f"{where}: `retrieval_encoder` is for tasks evaluated without training (retrieval); a "
+                        f"{spec.type} task is fine-tuned itself")
     spec.task_type.check_spec(spec, where)
     if spec.converter:
         if spec.converter not in CONVERTERS:
