@@ -51,6 +51,7 @@ class ResultMeta:
     checkpoint: str = ""
     itt: dict = field(default_factory=lambda: {"mode": "none", "stages": []})
     stage_hash: str = ""
+    training: dict = field(default_factory=dict)  # hf_itt.pipeline.budget.chain_training of the checkpoint
 
 
 @dataclass
@@ -94,7 +95,7 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
                             task=spec.name, split=split, primary_metric=primary_key(spec.metric),
                             languages=outcome.scores, failed=outcome.failed, stage_hash=meta.stage_hash,
                             protocol={**protocol, "threshold_source": outcome.threshold_source} if protocol else {},
-                            predictions=outcome.predictions)
+                            predictions=outcome.predictions, training=meta.training)
         if out_dir is not None:
             result.save(Path(out_dir) / f"{spec.name}.{split}.json")
         results.append(result)

@@ -89,7 +89,9 @@ def test_reference_shows_every_preset_value_with_its_source():
     text = (DOCS / "reference.md").read_text(encoding="utf-8")
     for name, preset in all_presets().items():
         section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
-        for key, value in {**preset["training"], "max_length": preset["max_length"]}.items():
+        values = {**preset["training"], **{k: v for k, v in preset.items() if k not in ("training", "description")}}
+        assert {"max_length", "early_stopping_patience"} <= set(values), name
+        for key, value in values.items():
             row = next((line for line in section.splitlines() if line.startswith(f"| `{key}` |")), None)
             assert row is not None, f"{name}.{key} missing"
             assert f"`{docgen.format_value(value)}`" in row and re.search(r"\[(jiant|xtreme|ours)\]", row), row

@@ -13,6 +13,7 @@ from hf_itt.config.model_limits import check_max_lengths
 from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
 from hf_itt.errors import ConfigError, TaskError
 from hf_itt.config.runtime_checks import check_runtime
+from hf_itt.config.model_selection import check_model_selection
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EVAL_SPLITS = ("validation", "test")
@@ -38,6 +39,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
         raise ConfigError("the experiment has no stages and no targets.tasks: nothing to run")
     check_training_arguments(config)
     check_runtime(config)
+    check_model_selection(config)
     if model_is_ready(config):
         check_max_lengths(config)
 

@@ -25,6 +25,11 @@ Written by evaluation, read by the report. Fields:
                      (the threshold itself is ``languages[lang]["threshold"]``)
     predictions      {lang: path of the language's prediction file, relative to this file's folder}
                      (format: ``hf_itt.predictions``); {} when none were saved
+    training         what the evaluated model's chain cost (``hf_itt.pipeline.budget.chain_training``):
+                     {"itt": [{"stage", "tasks", "budget"} per ITT stage, in order], "target": the target
+                     fine-tuning's entry or None}; ``budget`` holds updates, effective_batch_size,
+                     examples_seen, selected_step ... (None for a stage that did not record one); {} when
+                     the checkpoint has no stage manifest (a base model, results of older runs)
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class TaskResult:
     stage_hash: str = ""
     protocol: dict = field(default_factory=dict)
     predictions: dict[str, str] = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
     schema_version: int = RESULT_SCHEMA_VERSION
 
     def __post_init__(self):

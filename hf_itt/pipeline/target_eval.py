@@ -22,6 +22,7 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
     from hf_itt.evaluation.bucc import BuccSettings
     from hf_itt.evaluation.results_table import print_results
     from hf_itt.evaluation.scorers import ScoringContext
+    from hf_itt.pipeline.budget import chain_training
     from hf_itt.pipeline.stage_data import resolve_data_files
 
     model, tokenizer = load_for_evaluation(str(model_path), revision=None if Path(str(model_path)).exists()
@@ -35,7 +36,7 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
                                 max_examples=evaluation.max_eval_examples)
     meta = ResultMeta(experiment=config.experiment, seed=config.seed, base_model=config.model.name_or_path,
                       checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
-                      stage_hash=job.stage_hash)
+                      stage_hash=job.stage_hash, training=chain_training(model_path))
     bucc = BuccSettings(duplicates=evaluation.bucc_duplicates, allow_gold_only=evaluation.bucc_allow_gold_only,
                         test_oracle=evaluation.bucc_test_oracle)
     results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc,

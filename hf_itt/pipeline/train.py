@@ -17,6 +17,7 @@ from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.training import task_trace
 from hf_itt.training.distributed import barrier, is_main_process, rank
 from hf_itt.health.callbacks import health_callbacks, health_report
+from hf_itt.pipeline.budget import training_budget
 from hf_itt.pipeline.checkpoints import last_checkpoint
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.training.task_trace import TaskTrace
@@ -91,13 +92,14 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
             raise stopped_error(job, report)
         attempt = start_next_attempt(job, attempt)
     metrics = dev_metrics(trainer, job)
+    budget = training_budget(trainer.args, trainer.state)
     full_dir = job.stage_dir / "full"
     trainer.save_model(str(full_dir))  # every rank: ZeRO-3 gathers the weights here
     barrier()
     if is_main_process():
         tokenizer.save_pretrained(full_dir)
         health = {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}
-        export_checkpoint(job, full_dir, tokenizer, metrics, source, config, time.time() - started, health)
+        export_checkpoint(job, full_dir, tokenizer, metrics, source, config, time.time() - started, health, budget)
         if job.kind == "target":
             evaluate_target(job, job.checkpoint_dir, config)
     barrier()
@@ -184,6 +186,10 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
         sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(job),
         processing_class=tokenizer, compute_metrics_per_task=metric_functions,
         main_metrics=main_dev_metrics(job, metric_functions))
+    if job.early_stopping_patience:  # checked at load: load_best_model_at_end is on
+        from hf_itt.training.early_stopping import ResumableEarlyStopping
+
+        trainer.add_callback(ResumableEarlyStopping(job.early_stopping_patience))
     return trainer, tokenizer
 
 
@@ -218,7 +224,7 @@ def dev_metrics(trainer, job: StageJob) -> dict:
 
 
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
-                      health: dict | None = None) -> Path:
+                      health: dict | None = None, budget: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
     from hf_itt.fileio import apply_umask
     from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
@@ -240,12 +246,14 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
     manifest = StageManifest(
         experiment=config.experiment, stage=job.name, stage_hash=job.stage_hash,
         config={"training": job.training, "sampling": job.sampling, "deepspeed": job.deepspeed,
-                "max_length": job.max_length, "seed": config.seed},
+                "max_length": job.max_length, "seed": config.seed,
+                "early_stopping_patience": job.early_stopping_patience},
         identity=job.identity, tasks=job.identity.get("tasks", []),
         source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
         lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
-                             stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks]),
-        metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
+                             stage_hash=job.stage_hash, tasks=[plan.head for plan in job.tasks], budget=budget,
+                             kind=job.kind),
+        metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {}, budget=budget or {})
     write_model_card(partial, manifest, job.repo_id, license=config.hub.license, kind=job.kind)
     apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage
     finish_manifest(partial, manifest)
