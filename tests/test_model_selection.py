@@ -80,8 +80,8 @@ def paper_config(tiny_checkpoint, root: Path, *overrides: str, training: str = "
         f"hub.local_root={root}/hub", "defaults.deepspeed=", "targets.tasks=[]", "targets.per_task_training={}",
         "targets.data_files={}",
         f"stages.0.tasks=[{{name: mnli, data_files: {{train: '{MNLI_TRAIN}', validation: '{MNLI_DEV}'}}}}]",
-        "stages.0.training={bf16: false, use_cpu: true, disable_tqdm: true, per_device_train_batch_size: 2, "
-        f"gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2{training}}}",
+        ("stages.0.training={bf16: false, use_cpu: true, disable_tqdm: true, per_device_train_batch_size: 2, "
+         f"gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2{training}}}"),
         *overrides])
 
 
