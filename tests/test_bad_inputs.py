@@ -48,7 +48,8 @@ CASES = {
                               f"config: unknown field 'stagez'; did you mean 'stages', 'targets'? (valid: {VALID_TOP})"),
     "unknown-stage-key": (with_stage(learning_rate=1e-5), (),
                           "config.stages[0]: unknown field 'learning_rate'; did you mean 'training'? (valid: "
-                          "deepspeed, from, max_length, name, preset, sampling, tasks, training)"),
+                          "deepspeed, early_stopping_patience, from, max_length, name, preset, sampling, tasks, "
+                          "training)"),
     "seed-not-a-number": (experiment(seed="abc"), (), "config.seed: expected an integer, got 'abc'"),
     "seed-negative": (experiment(seed=-1), (), "seed is -1; use an integer in [0, 2**32)"),
     "flag-not-a-bool": (experiment(hub={"publisher": "local", "private": "yes"}), (),
@@ -121,6 +122,21 @@ CASES = {
                                 "stages[0] (nli): invalid TrainingArguments: --load_best_model_at_end requires the save "
                                 "and eval strategy to match, except when --save_strategy=\"best\", but found - "
                                 "Evaluation strategy: IntervalStrategy.STEPS - Save strategy: SaveStrategy.EPOCH"),
+    # ---- model selection (hf_itt.config.model_selection)
+    "early-stopping-without-best-model": (with_stage(early_stopping_patience=3), (),
+                                          "stages[0] (nli): early_stopping_patience 3 needs load_best_model_at_end: "
+                                          "true (the best evaluation's weights are exported, as jiant does); set it "
+                                          "in `training:` with eval_strategy and save_strategy 'steps', or set "
+                                          "early_stopping_patience: 0"),
+    "early-stopping-negative": (with_stage(early_stopping_patience=-1), (),
+                                "stages[0].early_stopping_patience is -1; use a number of evaluations >= 1, or 0 for "
+                                "no early stopping"),
+    "selection-without-dev-file": (with_stage(training={"load_best_model_at_end": True, "eval_strategy": "steps",
+                                                        "save_strategy": "steps", "eval_steps": 1}), (),
+                                   "stages[0] (nli): load_best_model_at_end picks the weights on the dev set, but "
+                                   "data_files of mnli has no validation entry (it has ['train']); add `validation: "
+                                   "path/to/dev file`, or turn selection off for it (training: "
+                                   "{load_best_model_at_end: false, eval_strategy: 'no'} and early_stopping_patience: 0)"),
     # ---- tasks, stages, targets
     "unknown-task": (experiment(stages=[{"name": "nli", "tasks": ["mnlii"]}]), (),
                      "stages[0].tasks[0]: unknown task 'mnlii'; did you mean 'mnli', 'xnli', 'mlm'? Known tasks: <known tasks>. "

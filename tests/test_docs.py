@@ -90,7 +90,9 @@ def test_reference_shows_every_preset_value_with_its_source():
     for name, preset in all_presets().items():
         section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
         assert "max_length" not in preset  # a task keeps its own length (presets.yaml says why)
-        for key, value in preset["training"].items():
+        values = {**preset["training"], **{k: v for k, v in preset.items() if k not in ("training", "description")}}
+        assert "early_stopping_patience" in values, name
+        for key, value in values.items():
             row = next((line for line in section.splitlines() if line.startswith(f"| `{key}` |")), None)
             assert row is not None, f"{name}.{key} missing"
             assert f"`{docgen.format_value(value)}`" in row and re.search(r"\[(jiant|xtreme|ours)\]", row), row

@@ -113,7 +113,7 @@ def test_paper_grid_plan_counts_and_gpu_hours(capsys):
                        r"\(ITT (\d+), targets (\d+)\)", out)
     assert counts, out[:2000]
     unique, unique_itt, _, naive, naive_itt, _ = map(int, counts.groups())
-    assert naive_itt == stages == 72 and unique_itt < naive_itt and unique < naive
+    assert naive_itt == stages == 75 and unique_itt < naive_itt and unique < naive
     hours = float(re.search(r"GPU-hours, unique stages: ([\d,.]+)", out).group(1).replace(",", ""))
     naive_hours = float(re.search(r"naive \(every run trains its own stages\): ([\d,.]+)", out).group(1).replace(",", ""))
     assert 0 < hours < naive_hours
@@ -142,7 +142,7 @@ def test_run_grid_sh_plan_prints_the_plan():
                                                                "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "unique stages:" in done.stdout and "naive count:" in done.stdout and "GPU-hours" in done.stdout
-    assert "grid: 40 runs" in done.stdout
+    assert "grid: 42 runs" in done.stdout
 
 
 def test_a_stage_job_refuses_to_start_before_its_parent(tiny_checkpoint, tmp_path, capsys):

@@ -61,6 +61,10 @@ def task_dir(tmp_path) -> Path:
     return folder
 
 
+# Model selection on the target's English dev set (the base config's target trains without it).
+TARGET_SELECTION = ["targets.training.load_best_model_at_end=true", "targets.training.eval_strategy=steps",
+                    "targets.training.save_strategy=steps", f"targets.data_files.mnli.validation={MNLI_DEV}"]
+
 # A change of every field that enters the hash (``{tmp}`` is the test's folder).
 CHANGES_IN = {
     "seed": ["seed=6"],
@@ -74,6 +78,7 @@ CHANGES_IN = {
     "stages[].from": ["stages.0.from=someone/itt-start@v2"],
     "stages[].max_length": ["stages.1.max_length=128"],
     "stages[].tasks[].max_length": ["stages.1.tasks.0.max_length=64"],
+    "stages[].early_stopping_patience": ["stages.1.early_stopping_patience=3"],  # the preset's is 30
     "stages[].tasks[].name": ["stages.1.tasks.0.name=qqp"],
     "stages[].tasks[].lang": ["stages.1.tasks.0.lang=de"],
     "stages[].tasks[].data_files": [f"stages.1.tasks.0.data_files.train={MNLI_DEV}"],
@@ -88,12 +93,13 @@ CHANGES_IN = {
     "targets.data_files": [f"targets.data_files.mnli.train={MNLI_DEV}"],
     "targets.training": ["targets.training.learning_rate=3e-5"],
     "targets.per_task_training": ["targets.per_task_training={{xnli: {{num_train_epochs: 3}}}}"],
-    "targets.preset": ["targets.preset=xlmr-large-target"],
+    "targets.preset": ["targets.preset=xlmr-large-target", f"targets.data_files.mnli.validation={MNLI_DEV}"],
     "targets.max_train_examples": ["targets.max_train_examples=50"],
     "targets.max_length": ["targets.max_length={{xnli: 128}}"],
     "targets.max_eval_examples": ["targets.max_eval_examples=7", "targets.training.load_best_model_at_end=true",
                                   "targets.training.eval_strategy=steps", "targets.training.save_strategy=steps",
                                   f"targets.data_files.mnli.validation={MNLI_DEV}"],
+    "targets.early_stopping_patience": ["targets.early_stopping_patience=2", *TARGET_SELECTION],
     "health.enabled": ["health.enabled=false"],
     "health.on_collapse": ["health.on_collapse=warn"],
     "health.collapse_threshold": ["health.collapse_threshold=0.9"],
@@ -221,3 +227,12 @@ def test_configs_without_the_new_identity_keys_keep_their_hashes(tmp_path):
                           "training": {"num_train_epochs": 2}}}
     assert hashes(tmp_path, config=config) == [("nli", "c868826434636dff"), ("qa", "c5d69b2a212651bf"),
                                                ("xnli", "b315f9c5af5a9e29"), ("tatoeba", "c5d69b2a212651bf")]
+
+
+def test_early_stopping_patience_enters_the_hash_only_when_it_stops_training(tmp_path):
+    """Each patience is another stage; 0 (off) hashes like a config written before the key existed."""
+    with_selection = hashes(tmp_path, *TARGET_SELECTION)
+    patience = {n: hashes(tmp_path, *TARGET_SELECTION, f"targets.early_stopping_patience={n}") for n in (0, 2, 5)}
+    assert patience[0] == with_selection
+    assert patience[2][:2] == patience[5][:2] == with_selection[:2]       # the ITT stages are untouched
+    assert len({tuple(patience[n][2:]) for n in (0, 2, 5)}) == 3            # the target (and all after it) moves

@@ -157,3 +157,18 @@ def test_target_card_carries_zero_shot_results_in_its_model_index():
     assert {r.dataset_type for r in results} == {"nyu-mll/glue", "facebook/xnli"}
     assert card.data.pipeline_tag == "text-classification" and "fine-tuned head" in card.text
     assert "| xnli | test | accuracy | sw | 66.25 |" in card.text
+
+
+def test_card_states_the_selection_and_what_the_stage_ran():
+    from dataclasses import replace
+
+    manifest = stage_manifest()
+    budget = {"updates": 7000, "effective_batch_size": 32, "examples_seen": 224_000, "planned_updates": 36_816,
+              "epochs": 0.57, "stopped_early": True, "selected_step": 4000, "metric_for_best_model": "average",
+              "best_metric": 84.25}
+    manifest = replace(manifest, budget=budget, identity={**manifest.identity, "early_stopping_patience": 3})
+    text = str(build_model_card(manifest, repo_id="me/grid-s2"))
+    assert "| early_stopping_patience | 3 |" in text
+    assert "| updates run | 7,000 of 36,816 planned (stopped early) |" in text
+    assert "| examples seen | 224,000 (effective batch 32) |" in text
+    assert "| exported weights | step 4,000 (best average = 84.25) |" in text

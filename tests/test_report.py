@@ -395,3 +395,51 @@ def test_demo_shaped_report_renders_the_best_itt_table(tmp_path):
     assert "### Best intermediate task per target (selected on validation, reported on test)" in text
     assert "| demo_xnli | itt-related | mnli | 70.0 (n=1) | test | 69.0 (n=1) | 49.0 (n=1) | +20.00 (n=1) |" in text
     assert "| demo_tatoeba | itt-related | mnli | 70.0 (n=1) | validation (no test results" in text
+
+
+# --------------------------------------------------------------------------------- training budgets
+
+
+def stage_entry(stage, tasks, updates, batch=32, planned=None, selected=None):
+    budget = {"updates": updates, "effective_batch_size": batch, "examples_seen": updates * batch,
+              "planned_updates": planned or updates, "epochs": 1.0, "stopped_early": updates < (planned or updates),
+              "selected_step": selected or updates, "metric_for_best_model": "average", "best_metric": 0.5}
+    return {"stage": stage, "tasks": tasks, "budget": budget}
+
+
+def test_budget_table_states_each_arms_updates_and_examples_seen(tmp_path):
+    """Budgets ride in the result files (``training``): one per (experiment, seed), summed over ITT stages."""
+    from hf_itt.report.budget import budget_table
+
+    training = {  # experiment -> seed -> ITT entries
+        "seq": {1: [stage_entry("squad-v1", ["squad_v1"], 8_214), stage_entry("mnli", ["mnli"], 36_816)],
+                2: [stage_entry("squad-v1", ["squad_v1"], 8_214), stage_entry("mnli", ["mnli"], 30_000, planned=36_816,
+                                                                              selected=0)]},
+        "joint": {1: [stage_entry("joint", ["mnli", "squad_v1"], 20_000, planned=45_030, selected=12_000)]},
+    }
+    for experiment in ("baseline", "seq", "joint", "single"):
+        for seed in (1, 2):
+            result = make_result(experiment, "xnli", seed)
+            if experiment in training and seed in training[experiment]:
+                result.training = {"itt": training[experiment][seed], "target": stage_entry("xnli", ["xnli"], 100)}
+            result.save(tmp_path / experiment / f"seed{seed}" / "xnli.validation.json")
+    table = budget_table(ResultGrid(load_results([tmp_path], "validation")))
+    seq = find_row(table, "seq")
+    assert seq[2] == f"{(45_030 + 38_214) / 2:,.0f} (38,214–45,030)"
+    assert seq[3] == f"{(45_030 + 38_214) * 16:,.0f} ({38_214 * 32:,}–{45_030 * 32:,})"
+    assert seq[4] == "squad-v1: 8,214 × 32; mnli: 36,816 × 32 [seed 1]" and seq[5] == "1, 2"
+    joint = find_row(table, "joint")
+    assert joint[2:4] == ["20,000", "640,000"]
+    assert joint[4] == "joint: 20,000 × 32 of 45,030 (early stop) (step 12,000)"
+    assert joint[5] == "1; not recorded for 2"
+    assert find_row(table, "single")[2:] == ["not recorded", "not recorded", "not recorded", "none; not recorded for 1, 2"]
+    assert find_row(table, "baseline")[2:5] == ["0", "0", "no ITT stage"]
+    report = build_report([tmp_path], tmp_path / "out").read_text()
+    assert "### Training budget of each arm" in report and "| joint | mnli + squad_v1 | 20,000 | 640,000 |" in report
+
+
+def test_results_written_before_budgets_were_recorded_still_load(tmp_path):
+    data = {key: value for key, value in vars(make_result("seq", "xnli", 1)).items() if key != "training"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert TaskResult.load(path).training == {}

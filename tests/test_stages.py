@@ -71,6 +71,23 @@ def test_each_stage_starts_from_the_previous_export(chain):
     assert squad.identity["previous_stage_hash"] == stages[0].job.stage_hash
 
 
+def test_results_state_what_every_stage_of_their_chain_ran(chain):
+    """Each stage records its updates and examples seen (4 updates x batch 2 here); the results carry them."""
+    _, config, _ = chain
+    ran = {"updates": 4, "effective_batch_size": 2, "examples_seen": 8, "planned_updates": 4, "stopped_early": False,
+           "selected_step": 4, "metric_for_best_model": None, "best_metric": None}
+    assert {k: v for k, v in read_manifest(config.run_dir / "stages" / "squad" / "checkpoint").budget.items()
+            if k != "epochs"} == ran
+    for target in ("xnli", "tatoeba"):
+        training = json.loads((config.run_dir / "results" / f"{target}.validation.json").read_text())["training"]
+        assert [(entry["stage"], entry["tasks"]) for entry in training["itt"]] == [
+            ("joint", ["mnli", "hellaswag"]), ("squad", ["squad_v1"]), ("pos", ["udpos_en"])]
+        assert all({k: v for k, v in entry["budget"].items() if k != "epochs"} == ran for entry in training["itt"])
+        target_entry = training["target"]
+        assert (target_entry and target_entry["stage"], target_entry and target_entry["budget"]["updates"]) == (
+            ("xnli", 4) if target == "xnli" else (None, None))
+
+
 def test_model_card_parses_with_lineage_and_metrics(chain):
     _, config, _ = chain
     card = ModelCard.load(config.run_dir / "stages" / "joint" / "checkpoint" / "README.md")

@@ -19,6 +19,9 @@ PUBLISHERS = ("local", "hub", "none")
 REFERENCE_PATTERN = re.compile(r"^[^@\s]+(@[^@\s]+)?$")
 # Dev rows a stage evaluates on while it trains (eval_strategy / load_best_model_at_end), per task.
 DEFAULT_MAX_DEV_EXAMPLES = 500
+EARLY_STOPPING_HELP = ("Stop training after this many evaluations in a row without a new best metric_for_best_model "
+                       "(jiant's no_improvements_for_n_evals); needs load_best_model_at_end. 0: off; null: the "
+                       "preset's value (off without one).")
 
 
 @dataclass
@@ -79,6 +82,7 @@ class StageConfig:
     max_length: int | None = field(default=None, metadata={
         "help": "Max tokens of every task of the stage; default: each task's own (its spec: 384 for QA, 256 for "
                 "most). A preset never sets it."})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": EARLY_STOPPING_HELP})
 
 
 @dataclass
@@ -104,6 +108,7 @@ class TargetsConfig:
         "help": "English dev rows evaluated during fine-tuning (eval_strategy, load_best_model_at_end): the "
                 "first N; null: all of them."})
     deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed config for target fine-tuning."})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": EARLY_STOPPING_HELP})
 
 
 @dataclass

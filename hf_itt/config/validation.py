@@ -11,6 +11,7 @@ from pathlib import Path
 from hf_itt.config.deepspeed import resolve_deepspeed_config
 from hf_itt.config.experiment import PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig, StageConfig
 from hf_itt.config.model_limits import check_max_lengths
+from hf_itt.config.model_selection import check_model_selection
 from hf_itt.config.presets import get_preset
 from hf_itt.config.runtime_checks import check_runtime
 from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
@@ -45,6 +46,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
         raise ConfigError("the experiment has no stages and no targets.tasks: nothing to run")
     check_training_arguments(config)
     check_runtime(config)
+    check_model_selection(config)
     if model_is_ready(config):
         check_max_lengths(config)
 

@@ -28,6 +28,11 @@ Written by evaluation, read by the report. Fields:
     encoder          str   retrieval results of a run: the model that embedded the sentences, "itt-stage
                      <stage>", "base model" or "target xquad (fine-tuned on squad_v1)" (XTREME-R's
                      Tatoeba); "" for fine-tuned targets and outside a run
+    training         what the evaluated model's chain cost (``hf_itt.pipeline.budget.chain_training``):
+                     {"itt": [{"stage", "tasks", "budget"} per ITT stage, in order], "target": the target
+                     fine-tuning's entry or None}; ``budget`` holds updates, effective_batch_size,
+                     examples_seen, selected_step ... (None for a stage that did not record one); {} when
+                     the checkpoint has no stage manifest (a base model, results of older runs)
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class TaskResult:
     protocol: dict = field(default_factory=dict)
     predictions: dict[str, str] = field(default_factory=dict)
     encoder: str = ""
+    training: dict = field(default_factory=dict)
     schema_version: int = RESULT_SCHEMA_VERSION
 
     def __post_init__(self):

@@ -55,6 +55,7 @@ class ResultMeta:
     itt: dict = field(default_factory=lambda: {"mode": "none", "stages": []})
     stage_hash: str = ""
     encoder: str = ""                      # retrieval: what embedded the sentences (see TaskResult)
+    training: dict = field(default_factory=dict)  # hf_itt.pipeline.budget.chain_training of the checkpoint
 
 
 @dataclass
@@ -96,7 +97,8 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
                             task=spec.name, split=split, primary_metric=primary_key(spec.metric),
                             languages=outcome.scores, failed=outcome.failed, stage_hash=meta.stage_hash,
                             protocol={**protocol, "threshold_source": outcome.threshold_source} if protocol else {},
-                            predictions=outcome.predictions, encoder=meta.encoder)
+                            predictions=outcome.predictions, encoder=meta.encoder,
+                            training=meta.training)
         if out_dir is not None:
             result.save(Path(out_dir) / f"{spec.name}.{split}.json")
         results.append(result)

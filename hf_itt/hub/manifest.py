@@ -27,6 +27,7 @@ from typing import Any
 
 from hf_itt.errors import CheckpointError
 from hf_itt.fileio import atomic_write_text, sha256_file
+from hf_itt.training.budget import check_budget
 
 MANIFEST_NAME = "stage_manifest.json"
 MANIFEST_SCHEMA_VERSION = 2  # 2: the manifest carries manifest_sha256, a checksum of its own content
@@ -60,6 +61,9 @@ class StageManifest:
     ``lineage``: ``[{"stage", "hash", "ref", "tasks"}, ...]`` from the base model to this stage
     (this stage last; see ``next_lineage``). ``metrics``: ``{task: {metric: value}}`` on dev sets.
     ``checksums``: ``{relative path: {"sha256", "size"}}`` of every file but the manifest and card.
+    ``budget``: updates, effective batch size, examples seen and the selected step of this stage's
+    training (``hf_itt.training.budget``; {} in manifests written before it was recorded). Each lineage
+    entry carries its stage's budget too, so a checkpoint's manifest states what its whole chain cost.
     """
 
     experiment: str
@@ -77,6 +81,7 @@ class StageManifest:
     checksums: dict[str, dict[str, Any]] = field(default_factory=dict)
     publish: PublishInfo = field(default_factory=PublishInfo)
     health: dict[str, Any] = field(default_factory=dict)  # {"outcome", "attempts": [HealthReport dicts]}
+    budget: dict[str, Any] = field(default_factory=dict)  # hf_itt.training.budget.training_budget
     schema_version: int = MANIFEST_SCHEMA_VERSION
     manifest_sha256: str | None = None  # sha256 of the canonical JSON of every other field (set on write)
 
@@ -161,6 +166,18 @@ def check_field_types(data: dict[str, Any]) -> None:
         if (value is None and type(None) in options) or (isinstance(value, wanted) and not isinstance(value, bool)):
             continue
         raise TypeError(f"field {name!r} is {value!r}")
+    check_budgets(data)
+
+
+def check_budgets(data: dict[str, Any]) -> None:
+    """The stage's ``budget`` and those of its lineage entries hold what ``training_budget`` writes."""
+    check_budget(data.get("budget") or {})
+    for entry in data.get("lineage") or []:
+        budget = entry.get("budget") if isinstance(entry, dict) else None
+        if budget is not None:
+            if not isinstance(budget, dict):
+                raise TypeError(f"lineage budget of stage {entry.get('stage')!r} is {budget!r}")
+            check_budget(budget)
 
 
 def finish_manifest(stage_dir: str | Path, manifest: StageManifest) -> StageManifest:
@@ -202,13 +219,20 @@ def compute_checksums(stage_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def next_lineage(parent: StageManifest | None, *, base_model: str, base_revision: str | None,
-                 stage: str, stage_hash: str, tasks: list[str]) -> list[dict[str, Any]]:
-    """This stage's lineage: the parent's (or just the base model) followed by this stage."""
+                 stage: str, stage_hash: str, tasks: list[str], budget: dict | None = None,
+                 kind: str | None = None) -> list[dict[str, Any]]:
+    """This stage's lineage: the parent's (or just the base model) followed by this stage (with its
+    ``kind``, itt or target, and ``budget`` when given)."""
     if parent is not None:
         ancestors = [dict(entry) for entry in parent.lineage]
     else:
         ancestors = [{"stage": "base", "hash": None, "ref": f"{base_model}@{base_revision or 'main'}", "tasks": []}]
-    return ancestors + [{"stage": stage, "hash": stage_hash, "ref": None, "tasks": list(tasks)}]
+    entry = {"stage": stage, "hash": stage_hash, "ref": None, "tasks": list(tasks)}
+    if kind is not None:
+        entry["kind"] = kind
+    if budget is not None:
+        entry["budget"] = dict(budget)
+    return ancestors + [entry]
 
 
 def package_versions() -> dict[str, str]:

@@ -38,6 +38,7 @@ ENCODER_PIPELINE = "feature-extraction"  # an ITT stage exports the bare encoder
 SHOWN_HYPERPARAMETERS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
     "warmup_steps", "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim", "bf16", "fp16",
+    "eval_steps", "metric_for_best_model",  # shown when load_best_model_at_end picks the weights (identity keeps them)
 )
 PLACEHOLDER_PATH = "<path to this folder>"
 
@@ -269,7 +270,22 @@ def _hyperparameters_table(manifest: StageManifest) -> str:
              if manifest.identity.get(key) is not None]
     if manifest.identity.get("sampler"):
         rows.append(f"| task sampling | {manifest.identity['sampler']} |")
-    return "\n".join(rows) if len(rows) > 2 else "(not recorded)"
+    if manifest.identity.get("early_stopping_patience"):
+        rows.append(f"| early_stopping_patience | {manifest.identity['early_stopping_patience']} |")
+    return "\n".join(rows + _budget_rows(manifest.budget)) if len(rows) > 2 or manifest.budget else "(not recorded)"
+
+
+def _budget_rows(budget: dict[str, Any]) -> list[str]:
+    """What the stage ran (``hf_itt.training.budget``): updates, examples seen, the exported step."""
+    if not budget:
+        return []
+    ran = f"{budget['updates']:,} of {budget['planned_updates']:,} planned" + (
+        " (stopped early)" if budget.get("stopped_early") else "")
+    return [f"| updates run | {ran} |",
+            f"| examples seen | {budget['examples_seen']:,} (effective batch {budget['effective_batch_size']}) |",
+            f"| exported weights | step {budget['selected_step']:,}"
+            + (f" (best {budget['metric_for_best_model']} = {budget['best_metric']:.4g})"
+               if budget.get("best_metric") is not None else "") + " |"]
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:

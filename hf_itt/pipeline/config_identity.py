@@ -25,10 +25,11 @@ IN_THE_HASH = {
     "defaults.training": "training_args (merged under each stage's and target's own)",
     "defaults.group_by_length": "training_args: a preset's train_sampling_strategy (batch composition)",
     "stages[].training": "training_args",
-    "stages[].preset": "training_args, by the preset's values",
+    "stages[].preset": "training_args and early_stopping_patience, by the preset's values",
     "stages[].from": "the stage hash itself: a Hub reference as written, a folder by its content",
     "stages[].max_length": "tasks[].options.max_length",
     "stages[].tasks[].max_length": "tasks[].options.max_length",
+    "stages[].early_stopping_patience": "early_stopping_patience (when > 0: it decides when training ends)",
     "stages[].tasks[].name": "tasks[].name, type, source and spec (a spec that is not built in, by content)",
     "stages[].tasks[].lang": "tasks[].lang",
     "stages[].tasks[].data_files": "tasks[].data_files: the content of the training files (dev files too "
@@ -44,10 +45,11 @@ IN_THE_HASH = {
     "targets.data_files": "the content of the English training task's files (key: that task)",
     "targets.training": "training_args of every target",
     "targets.per_task_training": "training_args of that target",
-    "targets.preset": "training_args of every target",
+    "targets.preset": "training_args and early_stopping_patience of every target",
     "targets.max_length": "tasks[].options.max_length of that target",
     "targets.max_train_examples": "tasks[].options.max_train of every target",
     "targets.max_eval_examples": "tasks[].options.max_dev of every target, only when load_best_model_at_end",
+    "targets.early_stopping_patience": "early_stopping_patience of every target (when > 0)",
     # The health checks only change the weights through a 'restart' (the stage reruns with seed+1,
     # decided by the thresholds); 'warn' changes nothing and 'stop' exports nothing. So `health` is
     # in the identity exactly when an action is 'restart' (health_identity).

@@ -91,15 +91,17 @@ IGNORED_TRAINING_ARGS = frozenset({
 def stage_identity(*, base_model: str, base_revision: str | None, previous_stage_hash: str | None,
                    tasks: Sequence[Mapping[str, Any]], sampler: Mapping[str, Any] | Any | None,
                    training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None,
-                   tokenizer: str | None = None, health: Mapping[str, Any] | None = None) -> dict:
+                   tokenizer: str | None = None, health: Mapping[str, Any] | None = None,
+                   early_stopping_patience: int | None = None) -> dict:
     """The canonical payload a stage hash is computed from (stored in the manifest to explain a hash).
 
     ``tasks`` are ``task_identity`` dicts (order kept: it is the order of the mixture);
     ``training_args`` is a ``TrainingArguments`` or a mapping of its fields (missing fields take the
     dataclass defaults, so ``{"learning_rate": 1e-5}`` hashes like ``TrainingArguments(learning_rate=1e-5)``).
-    ``tokenizer`` (``tokenizer_identity``) and ``health`` (``health_identity``) enter only when set:
-    None means the base model's own tokenizer and health settings that cannot change the weights, so
-    the hashes of stages trained before these keys existed stay the same.
+    ``tokenizer`` (``tokenizer_identity``), ``health`` (``health_identity``) and
+    ``early_stopping_patience`` (when > 0: it ends training early) enter only when set: None (or 0)
+    means the base model's own tokenizer, health settings that cannot change the weights and no early
+    stopping, so the hashes of stages trained before these keys existed stay the same.
     """
     identity = {
         "identity_version": IDENTITY_VERSION,
@@ -116,6 +118,8 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
         identity["tokenizer"] = tokenizer
     if health is not None:
         identity["health"] = plain(health)
+    if early_stopping_patience:
+        identity["early_stopping_patience"] = int(early_stopping_patience)
     return identity
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.config.experiment import ExperimentConfig, StageConfig, TaskEntry
+from hf_itt.config.model_selection import job_patience
 from hf_itt.config.presets import get_preset
 from hf_itt.config.training_args import merged_training
 from hf_itt.config.validation import missing_encoder_target
@@ -70,6 +71,7 @@ class StageJob:
     encoder: str = ""                  # retrieval: what it embeds with ("itt-stage squad", "base model", ...)
     encoder_target: str | None = None  # retrieval: the fine-tuned target whose model it embeds with
     unresolved: list[str] = field(default_factory=list)  # why the hash is provisional (planning only)
+    early_stopping_patience: int = 0   # evaluations without a new best before training stops (0: off)
 
     @property
     def trainer_dir(self) -> Path:
@@ -213,6 +215,7 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
               allow_missing_data: bool = False) -> StageJob:
 
     job.unresolved = list(previous.unresolved) if previous else []
+    job.early_stopping_patience = job_patience(config, job.kind, job.name)
     best_of_dev = bool(job.training.get("load_best_model_at_end"))  # dev data then picks the weights
     tasks = [plan_task_identity(job, plan, best_of_dev, allow_missing_data) for plan in job.tasks]
     base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
@@ -220,7 +223,8 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
         base_model=base, base_revision=revision,
         previous_stage_hash=previous.stage_hash if previous else None, tasks=tasks,
         sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size,
-        tokenizer=tokenizer_identity(config.model.tokenizer), health=health_identity(config.health))
+        tokenizer=tokenizer_identity(config.model.tokenizer), health=health_identity(config.health),
+        early_stopping_patience=job.early_stopping_patience)
     job.stage_hash = hash_identity(job.identity)
     return job
 

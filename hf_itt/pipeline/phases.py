@@ -78,12 +78,14 @@ def finished_record(phase: Phase, stage_hash: str) -> dict | None:
 
 
 def write_record(phase: Phase, stage_hash: str, started_from: str, metrics: dict, health: dict,
-                 weights: dict | None = None) -> dict:
+                 weights: dict | None = None, budget: dict | None = None) -> dict:
     """Written last, after the full model and tokenizer: its presence means the phase is done."""
     record = {"stage_hash": stage_hash, "phase": phase.number, "name": phase.name, "trained_on": phase.trained_on,
               "started_from": started_from, "metrics": metrics, "health": health}
     if weights:
         record["weights"] = weights
+    if budget:
+        record["budget"] = budget
     atomic_write_text(phase.record_path, json.dumps(record, indent=2, sort_keys=True))
     return record
 

@@ -8,6 +8,7 @@ from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.evaluation.bucc import BuccSettings
 from hf_itt.evaluation.results_table import print_results
 from hf_itt.hub.manifest import read_manifest
+from hf_itt.pipeline.budget import chain_training
 from hf_itt.pipeline.jobs import StageJob
 from hf_itt.pipeline.stage_data import resolve_data_files
 
@@ -41,7 +42,8 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
                                 max_examples=evaluation.max_eval_examples)
     meta = ResultMeta(experiment=config.experiment, seed=config.seed, base_model=config.model.name_or_path,
                       checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
-                      stage_hash=job.stage_hash, encoder=job.encoder)
+                      stage_hash=job.stage_hash, encoder=job.encoder,
+                      training=chain_training(model_path))
     bucc = BuccSettings(duplicates=evaluation.bucc_duplicates, allow_gold_only=evaluation.bucc_allow_gold_only,
                         test_oracle=evaluation.bucc_test_oracle)
     results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc,

@@ -21,7 +21,12 @@ from hf_itt.config.training_args import build_training_arguments
 from hf_itt.errors import CheckpointError, TrainingHealthError
 from hf_itt.fileio import apply_umask, atomic_write_text
 from hf_itt.health.callbacks import health_callbacks, health_report
-from hf_itt.hub.manifest import StageManifest, finish_manifest, next_lineage, read_manifest
+from hf_itt.hub.manifest import (
+    StageManifest,
+    finish_manifest,
+    next_lineage,
+    read_manifest,
+)
 from hf_itt.pipeline.checkpoints import last_checkpoint
 from hf_itt.pipeline.dev_metrics import dev_metric_functions, main_dev_metrics
 from hf_itt.pipeline.jobs import StageJob
@@ -29,7 +34,9 @@ from hf_itt.pipeline.phases import Phase, finished_record, weights_digest, write
 from hf_itt.pipeline.stage_data import TaskData, tokenize_task
 from hf_itt.pipeline.target_eval import evaluate_target
 from hf_itt.training import task_trace
+from hf_itt.training.budget import stage_budget, training_budget
 from hf_itt.training.distributed import barrier, is_main_process, rank
+from hf_itt.training.early_stopping import ResumableEarlyStopping
 from hf_itt.training.model_loading import check_vocabulary, loading_errors
 from hf_itt.training.modeling import MultiTaskModel
 from hf_itt.training.task_trace import TaskTrace
@@ -91,7 +98,8 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
         previous = phase
     if is_main_process():
         export_checkpoint(job, previous.full_dir, load_tokenizer(previous.full_dir), record["metrics"], source,
-                          config, time.time() - started, stage_health(records), phase_summary(records))
+                          config, time.time() - started, stage_health(records), phase_summary(records),
+                          stage_budget([record.get("budget") for record in records]))
         if job.kind == "target":
             evaluate_target(job, job.checkpoint_dir, config)
     barrier()
@@ -127,13 +135,15 @@ def train_phase(job: StageJob, phase: Phase, source, previous: Phase | None, con
         attempt = start_next_attempt(phase, attempt)
     metrics = dev_metrics(trainer, phase.tasks)
     trainer.save_model(str(phase.full_dir))  # every rank: ZeRO-3 gathers the weights here
+    budget = training_budget(trainer.args, trainer.state)
     barrier()
     record = {"metrics": metrics}
     if is_main_process():
         tokenizer.save_pretrained(phase.full_dir)
         weights = {"start": start_weights, "end": weights_digest(trainer.model)} if start_weights else None
         record = write_record(phase, job.stage_hash, str(previous.full_dir) if previous else encoder_source(
-            source, config)[0], metrics, {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}, weights)
+            source, config)[0], metrics, {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}, weights,
+            budget)
     barrier()
     return record
 
@@ -236,6 +246,8 @@ def build_trainer(job: StageJob, phase: Phase, source, previous: Phase | None, c
         sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(view),
         processing_class=tokenizer, compute_metrics_per_task=metric_functions,
         main_metrics=main_dev_metrics(view, metric_functions))
+    if job.early_stopping_patience:  # checked at load: load_best_model_at_end is on
+        trainer.add_callback(ResumableEarlyStopping(job.early_stopping_patience))
     return trainer, tokenizer
 
 
@@ -269,7 +281,8 @@ def dev_metrics(trainer, tasks: list) -> dict:
 
 
 def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
-                      health: dict | None = None, phases: list[dict] | None = None) -> Path:
+                      health: dict | None = None, phases: list[dict] | None = None,
+                      budget: dict | None = None) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
     from hf_itt.hub.model_card import write_model_card  # defers huggingface_hub
 
@@ -289,12 +302,15 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
         experiment=config.experiment, stage=job.name, stage_hash=job.stage_hash,
         config={"training": job.training, "sampling": job.sampling, "deepspeed": job.deepspeed,
                 "max_length": {plan.head: plan.max_length or plan.spec.max_length for plan in job.tasks},
-                "seed": config.seed, **({"phases": phases} if phases else {})},
+                "seed": config.seed, "early_stopping_patience": job.early_stopping_patience,
+                **({"phases": phases} if phases else {})},
         identity=job.identity, tasks=job.identity.get("tasks", []),
         source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
         lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
-                             stage_hash=job.stage_hash, tasks=list(dict.fromkeys(plan.head for plan in job.tasks))),
-        metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {})
+                             stage_hash=job.stage_hash, tasks=list(dict.fromkeys(plan.head for plan in job.tasks)),
+                             budget=budget, kind=job.kind),
+        metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {},
+        budget=budget or {})
     write_model_card(partial, manifest, job.repo_id, license=config.hub.license, kind=job.kind)
     apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage
     finish_manifest(partial, manifest)

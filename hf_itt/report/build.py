@@ -5,7 +5,8 @@ the given folders, keeps one split, groups the results that may be compared (sam
 metric version: groups are reported separately, never mixed) and writes ``report.md`` (or
 ``report.html``) with score and delta tables, benchmark averages (partial ones flagged), the best
 ITT per target (selected on validation, reported on test), BUCC threshold sources,
-sequential-vs-joint pairs, a list of missing runs, and PNG plots (SVG copies with ``--svg``).
+sequential-vs-joint pairs, each arm's training budget (updates and examples seen), a list of missing
+runs, and PNG plots (SVG copies with ``--svg``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from hf_itt.errors import ConfigError, HfIttError
 from hf_itt.evaluation.results import TaskResult
 from hf_itt.report.best_itt import best_itt_table
+from hf_itt.report.budget import budget_table
 from hf_itt.report.plots import plot_gains, plot_language_heatmap
 from hf_itt.report.tables import (
     ResultGrid,
@@ -161,7 +163,7 @@ def _group_blocks(grid: ResultGrid, key: tuple[str, str], baseline: str | None, 
         blocks.append(("table", thresholds))
     if baseline:
         blocks += _heatmap_blocks(grid, baseline, out, prefix, svg)
-    blocks += [("table", sequential_joint_table(grid, baseline))]
+    blocks += [("table", sequential_joint_table(grid, baseline)), ("table", budget_table(grid))]
     per_experiment = gains(grid, baseline) if baseline else {}
     if per_experiment:
         name = f"{prefix}gains.png"

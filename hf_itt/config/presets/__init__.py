@@ -11,6 +11,7 @@ import yaml
 from hf_itt.errors import ConfigError
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+PRESET_KEYS = ("description", "training", "early_stopping_patience")  # lengths: each task's own
 
 
 @lru_cache(maxsize=1)
@@ -24,4 +25,8 @@ def get_preset(name: str) -> dict:
         hint = difflib.get_close_matches(name, presets, n=3)
         raise ConfigError(f"unknown preset {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
                           + f" (available: {', '.join(sorted(presets))})")
+    unknown = sorted(set(presets[name]) - set(PRESET_KEYS))
+    if unknown:  # a typo in the shipped file would otherwise be ignored silently
+        raise ConfigError(f"preset {name!r} in {PRESETS_FILE} has the unknown key {unknown[0]!r}; "
+                          f"a preset holds {', '.join(PRESET_KEYS)}")
     return presets[name]
