@@ -74,10 +74,10 @@ def optimizer_state_mib(trainer) -> float:
 
 def main() -> None:
     import torch
+    from workloads import ITT_TASKS, quiet, random_task_dataset
 
     from hf_itt.config.deepspeed import prepare_deepspeed_launch
     from hf_itt.training.trainer import MultiTaskTrainer
-    from workloads import ITT_TASKS, quiet, random_task_dataset
 
     args = parse_args()
     hyper = dict(per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, learning_rate=1e-5,

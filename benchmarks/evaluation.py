@@ -23,9 +23,20 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
-
-from harness import (base_parser, build_model, cuda_sync, interleaved, load_tokenizer, machine_line, median,
-                     model_line, print_table, setup, shared_data, timed)
+from harness import (
+    base_parser,
+    build_model,
+    cuda_sync,
+    interleaved,
+    load_tokenizer,
+    machine_line,
+    median,
+    model_line,
+    print_table,
+    setup,
+    shared_data,
+    timed,
+)
 
 TIE_TOLERANCE = 1e-3
 HEADS = {"tatoeba_pairs": {"type": "classification", "num_labels": 2},
@@ -50,6 +61,7 @@ def parse_args(argv=None):
 def load_features(args, tokenizer) -> dict[str, dict]:
     """task -> language -> eval features."""
     import real_data
+
     from hf_itt.task_types.features import preprocess
     from hf_itt.tasks.registry import get_task
 
@@ -66,8 +78,13 @@ def load_features(args, tokenizer) -> dict[str, dict]:
 
 
 def plain_trainer(model, tokenizer, task_type: str, args, out: str):
-    from transformers import (DataCollatorForMultipleChoice, DataCollatorForTokenClassification,
-                              DataCollatorWithPadding, Trainer, TrainingArguments)
+    from transformers import (
+        DataCollatorForMultipleChoice,
+        DataCollatorForTokenClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     collator = {"multiple_choice": DataCollatorForMultipleChoice, "tagging": DataCollatorForTokenClassification
                 }.get(task_type, DataCollatorWithPadding)(tokenizer)

@@ -23,9 +23,19 @@ epoch. Useful tokens per second = epoch's real tokens / estimated epoch time. Ta
 from __future__ import annotations
 
 import numpy as np
-
-from harness import (base_parser, build_model, cuda_sync, load_tokenizer, machine_line, model_line, print_table,
-                     setup, shared_data, timed, verdict)
+from harness import (
+    base_parser,
+    build_model,
+    cuda_sync,
+    load_tokenizer,
+    machine_line,
+    model_line,
+    print_table,
+    setup,
+    shared_data,
+    timed,
+    verdict,
+)
 
 TARGET = 1.5
 # task -> (hf_itt spec providing the recipe and labels, head, max length of the pad-to-max baseline)

@@ -23,8 +23,18 @@ from __future__ import annotations
 
 import tempfile
 
-from harness import (base_parser, interleaved, load_tokenizer, machine_line, median, print_table, setup, shared_data,
-                     spread, timed)
+from harness import (
+    base_parser,
+    interleaved,
+    load_tokenizer,
+    machine_line,
+    median,
+    print_table,
+    setup,
+    shared_data,
+    spread,
+    timed,
+)
 
 MAX_LENGTH, DOC_STRIDE = 384, 128
 ROLES = ("train", "eval")
@@ -145,9 +155,8 @@ def agreement(ours, theirs, role: str) -> str:
 
 
 def main(argv=None) -> int:
-    from datasets import load_from_disk
-
     import real_data
+    from datasets import load_from_disk
 
     args = parse_args(argv)
     tokenizer = load_tokenizer(args.tiny)

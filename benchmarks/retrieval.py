@@ -25,7 +25,6 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-
 from harness import base_parser, interleaved, machine_line, median, print_table, setup, spread, timed, verdict
 
 TARGET = 20.0

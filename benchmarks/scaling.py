@@ -16,10 +16,30 @@ from __future__ import annotations
 
 import tempfile
 
-from harness import (base_parser, build_model, interleaved, load_tokenizer, machine_line, median, model_line,
-                     on_cuda, peak_rss_mib, print_table, reset_peak_rss, setup)
-from workloads import (TASK_SETS, TokenCounter, quiet, random_task_dataset, step_clock, step_summary, task_specs,
-                       training_arguments)
+from harness import (
+    base_parser,
+    build_model,
+    interleaved,
+    load_tokenizer,
+    machine_line,
+    median,
+    model_line,
+    on_cuda,
+    peak_rss_mib,
+    print_table,
+    reset_peak_rss,
+    setup,
+)
+from workloads import (
+    TASK_SETS,
+    TokenCounter,
+    quiet,
+    random_task_dataset,
+    step_clock,
+    step_summary,
+    task_specs,
+    training_arguments,
+)
 
 TASK_COUNTS, LENGTHS = (1, 3, 9), (128, 256, 384)
 

@@ -23,10 +23,29 @@ from __future__ import annotations
 import copy
 import tempfile
 
-from harness import (base_parser, build_model, load_tokenizer, release_free_memory, machine_line, median, model_line,
-                     print_table, setup, spread, verdict)
-from workloads import (ITT_TASKS, TokenCounter, quiet, random_task_dataset, step_clock, step_summary, task_specs,
-                       training_arguments)
+from harness import (
+    base_parser,
+    build_model,
+    load_tokenizer,
+    machine_line,
+    median,
+    model_line,
+    print_table,
+    release_free_memory,
+    setup,
+    spread,
+    verdict,
+)
+from workloads import (
+    ITT_TASKS,
+    TokenCounter,
+    quiet,
+    random_task_dataset,
+    step_clock,
+    step_summary,
+    task_specs,
+    training_arguments,
+)
 
 TARGET = 0.98
 CLASSIFIERS = {f"cls{i}": {"type": "classification", "num_labels": 3} for i in range(9)}

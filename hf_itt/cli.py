@@ -25,13 +25,13 @@ from importlib import import_module, metadata
 from pathlib import Path
 
 from hf_itt import __version__
+from hf_itt.config.data_paths import check_data_paths
 from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.config.loading import load_experiments
 from hf_itt.config.training_args import training_argument_fields
 from hf_itt.console import setup_console
 from hf_itt.errors import CheckpointError, ConfigError, HfIttError
 from hf_itt.pipeline.locks import run_lock
-from hf_itt.config.data_paths import check_data_paths
 from hf_itt.pipeline.prepare import missing_data, prepare_and_check
 from hf_itt.tasks.registry import all_tasks, get_task, register_task_dir
 from hf_itt.training.distributed import is_main_process, world_size

@@ -17,8 +17,8 @@ DDP's "find_unused_parameters=True ... did not find any unused parameters" is av
 from __future__ import annotations
 
 import logging
-import sys
 import re
+import sys
 
 # Weights of pre-training / pooling heads that a bare encoder (AutoModel) does not have.
 PRETRAINING_HEAD_PREFIXES = ("lm_head.", "cls.", "pooler.", "roberta.pooler.", "bert.pooler.", "lm_predictions.",

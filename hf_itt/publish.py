@@ -36,7 +36,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hf_itt.hub.publishers import make_publisher, publish_pending  # defers huggingface_hub
+    from hf_itt.hub.publishers import (  # defers huggingface_hub
+        make_publisher,
+        publish_pending,
+    )
 
     args = parser().parse_args(argv)
     if not args.run_dir.is_dir():

@@ -25,8 +25,8 @@ if not __package__:  # run as `python scripts/docgen.py`: document this checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_itt.config import experiment as config_module  # noqa: E402
-from hf_itt.config.loading import yaml_key  # noqa: E402
 from hf_itt.config import overrides as config_overrides  # noqa: E402
+from hf_itt.config.loading import yaml_key  # noqa: E402
 from hf_itt.config.presets import PRESETS_FILE, all_presets  # noqa: E402
 from hf_itt.task_types import get_type, type_names  # noqa: E402
 from hf_itt.tasks.registry import BUILTIN_DIR, TaskRegistry  # noqa: E402

@@ -86,8 +86,8 @@ class JointModel(nn.Module):
 def encoder_config(tiny: bool):
     from transformers import XLMRobertaConfig
 
-    from hf_itt.memory import KNOWN_SHAPES
     from hf_itt.demo.tiny import encoder_config as tiny_config
+    from hf_itt.memory import KNOWN_SHAPES
 
     if tiny:
         return tiny_config(vocab_size=1000)

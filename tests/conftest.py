@@ -52,10 +52,10 @@ def shared_data() -> Path:
 def isolated_task_registry():
     """Tasks, task types and metrics a test registers (user task_dirs, the demo's tasks, plug-ins) must not
     leak into later tests."""
-    from hf_itt.task_types import registry as task_types
     from hf_itt.config import validation as config_validation
     from hf_itt.metrics import scoring
     from hf_itt.task_types import plugins
+    from hf_itt.task_types import registry as task_types
     from hf_itt.tasks.registry import default_registry
 
     registry = default_registry()

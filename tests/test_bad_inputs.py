@@ -11,8 +11,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bad_inputs_harness import (BAD, NLI, TRAINING, YamlText, experiment, finished, runner, then_target,  # noqa: F401
-                                      with_stage, with_training)
+from tests.bad_inputs_harness import (  # noqa: F401
+    BAD,
+    NLI,
+    TRAINING,
+    YamlText,
+    experiment,
+    finished,
+    runner,
+    then_target,
+    with_stage,
+    with_training,
+)
 
 VALID_TOP = ("benchmarks, defaults, evaluation, experiment, health, hub, model, output_dir, prepare, report_dir, seed, stages, "
              "targets, task_dirs")
@@ -45,9 +55,9 @@ CASES = {
                              "one of them (YAML would silently use the last)"),
     # ---- schema: names and types of fields
     "unknown-top-level-key": (experiment(stagez=[]), (),
-                              f"config: unknown field 'stagez'; did you mean 'stages', 'targets'? (valid: {VALID_TOP})"),
+                              f"config: unknown field 'stagez' (did you mean 'stages', 'targets'?) (valid: {VALID_TOP})"),
     "unknown-stage-key": (with_stage(learning_rate=1e-5), (),
-                          "config.stages[0]: unknown field 'learning_rate'; did you mean 'training'? (valid: "
+                          "config.stages[0]: unknown field 'learning_rate' (did you mean 'training'?) (valid: "
                           "deepspeed, early_stopping_patience, from, max_length, name, preset, sampling, tasks, "
                           "training)"),
     "seed-not-a-number": (experiment(seed="abc"), (), "config.seed: expected an integer, got 'abc'"),
@@ -84,12 +94,12 @@ CASES = {
     "temperature-zero": (with_stage(sampling={"strategy": "temperature", "temperature": 0}), (),
                          "stages[0].sampling.temperature must be > 0, got 0.0"),
     "sampling-strategy-typo": (with_stage(sampling={"strategy": "temprature"}), (),
-                               "stages[0].sampling.strategy 'temprature' is unknown; did you mean temperature? (valid: "
+                               "stages[0].sampling.strategy 'temprature' is unknown (did you mean 'temperature'?) (valid: "
                                "uniform, proportional, temperature, capped, annealed, weights)"),
     "eval-batch-size-zero": (experiment(evaluation={"batch_size": 0}), (), "evaluation.batch_size must be a positive number"),
     # ---- TrainingArguments: keys, value types and ranges, then built for real
     "training-key-typo": (with_training(learning_rat=1e-5), (),
-                          "defaults.training.learning_rat: not a TrainingArguments field; did you mean learning_rate?"),
+                          "defaults.training.learning_rat: not a TrainingArguments field (did you mean 'learning_rate'?)"),
     "training-key-removed-in-v5": (with_training(warmup_ratio=0.1), (),
                                    "defaults.training.warmup_ratio: removed in transformers 5; use warmup_steps with a "
                                    "float in (0, 1), e.g. warmup_steps: 0.1"),
@@ -139,7 +149,7 @@ CASES = {
                                    "{load_best_model_at_end: false, eval_strategy: 'no'} and early_stopping_patience: 0)"),
     # ---- tasks, stages, targets
     "unknown-task": (experiment(stages=[{"name": "nli", "tasks": ["mnlii"]}]), (),
-                     "stages[0].tasks[0]: unknown task 'mnlii'; did you mean 'mnli', 'xnli', 'mlm'? Known tasks: <known tasks>. "
+                     "stages[0].tasks[0]: unknown task 'mnlii' (did you mean 'mnli', 'xnli', 'mlm'?). Known tasks: <known tasks>. "
                      "Add your own with hf_itt.tasks.registry.register_task_file(path) or register_task_dir(path)."),
     "retrieval-task-as-stage": (experiment(stages=[{"name": "r", "tasks": ["tatoeba"]}]), (),
                                 "stages[0].tasks[0]: tatoeba is a retrieval task with no training data; use it under "
@@ -155,7 +165,7 @@ CASES = {
                                    "folder and repo name)"),
     "nothing-to-run": (experiment(stages=[]), (), "the experiment has no stages and no targets.tasks: nothing to run"),
     "data-files-unknown-role": (with_stage(tasks=[{"name": "mnli", "data_files": {"trian": "x.jsonl"}}]), (),
-                                "stages[0].tasks[0].data_files: unknown role 'trian'; did you mean 'train'? (roles: "
+                                "stages[0].tasks[0].data_files: unknown role 'trian' (did you mean 'train'?) (roles: "
                                 "train, validation, test, dev, val, valid, candidates, labels)"),
     "data-files-a-number": (with_stage(tasks=[{"name": "mnli", "data_files": {"train": 5}}]), (),
                             "config.stages[0].tasks[0].data_files: expected a mapping or a string, got {'train': 5}"),
@@ -205,9 +215,9 @@ CASES = {
                                     "--experiments: 'b' not in this file; its experiments: a"),
     # ---- max_length against the model (config.json only; the tiny model has 514 positions = 512 tokens)
     "max-length-above-positions": (with_stage(max_length=600), (),
-                                   "stages[0] (nli): max_length 600 exceeds the 512 tokens the model <model> can hold "
-                                   "(max_position_embeddings 514 in its config.json); set max_length: 512 or less on "
-                                   "the stage"),
+                                   "stages[0] (nli), task mnli: max_length 600 exceeds the 512 tokens the model <model> "
+                                   "can hold (max_position_embeddings 514 in its config.json); set max_length: 512 or "
+                                   "less on the stage or the task"),
     "retrieval-length-above-positions": (then_target("tatoeba", languages={"tatoeba": ["de"]}),
                                          ("evaluation.retrieval_max_length=1024",),
                                          "targets tatoeba (evaluation.retrieval_max_length): max_length 1024 exceeds the "

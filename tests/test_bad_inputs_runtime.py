@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 
 from hf_itt.hub.manifest import verify_checkpoint
-from tests.bad_inputs_harness import (BAD, DATA, experiment, finished, runner, then_stage, then_target,  # noqa: F401
-                                      task)
+from tests.bad_inputs_harness import (  # noqa: F401
+    BAD,
+    DATA,
+    experiment,
+    finished,
+    runner,
+    task,
+    then_stage,
+    then_target,
+)
 
 # -------------------------------------------------------------------------------- data, after stage `nli`
 DATA_CASES = {

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hf_itt.report.benchmark import BENCHMARK_GROUPS, BENCHMARK_LANGUAGES, benchmark_average, task_score
 from hf_itt.errors import ConfigError, DataError
+from hf_itt.report.benchmark import (
+    BENCHMARK_GROUPS,
+    BENCHMARK_LANGUAGES,
+    benchmark_average,
+    task_score,
+)
 
 QA = {"xquad", "mlqa", "tydiqa"}
 PRIMARY = {"pawsx": "accuracy", "xnli": "accuracy", "xcopa": "accuracy", "tatoeba": "accuracy",
@@ -127,3 +132,40 @@ def test_language_lists_match_the_fact_sheet():
     sizes_r = {task: len(langs) for task, langs in BENCHMARK_LANGUAGES["xtreme_r"].items()}
     assert sizes_r == {"xnli": 15, "xcopa": 11, "udpos": 38, "panx": 48, "xquad": 12, "mlqa": 7, "tydiqa": 9,
                        "tatoeba": 41, "mewsli_x": 11, "lareqa": 0}
+
+
+# XTREME's evaluate.py (google-research/xtreme, scripts and evaluate.py; XTREME-R's additions from its
+# README and TASKS.md): the reference the specs' language lists are checked against.
+EVALUATE_PY_XTREME = {
+    "pawsx": "de en es fr ja ko zh",
+    "xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh",
+    "udpos": "af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo zh",
+    "panx": "ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo my "
+            "zh kk tr et fi hu",
+    "xquad": "en es de el ru tr ar vi th zh hi",
+    "mlqa": "en es de ar hi vi zh",
+    "tydiqa": "en ar bn fi id ko ru sw te",
+    "bucc2018": "de fr ru zh",
+    "tatoeba": "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw zh kk tr "
+               "et fi hu",
+}
+EVALUATE_PY_XTREME_R = {
+    "xnli": EVALUATE_PY_XTREME["xnli"],
+    "xcopa": "et ht id it qu sw ta th tr vi zh",
+    "udpos": EVALUATE_PY_XTREME["udpos"] + " lt pl uk wo ro",
+    "panx": EVALUATE_PY_XTREME["panx"] + " qu pl uk az lt pa gu ro",
+    "xquad": EVALUATE_PY_XTREME["xquad"] + " ro",
+    "mlqa": EVALUATE_PY_XTREME["mlqa"],
+    "tydiqa": EVALUATE_PY_XTREME["tydiqa"],
+    "tatoeba": EVALUATE_PY_XTREME["tatoeba"] + " az lt pl uk ro",
+    "mewsli_x": "ar de en es fa ja pl ro ta tr uk",
+    "lareqa": "",  # scored by its own retrieval script: evaluate.py lists no language
+}
+
+
+@pytest.mark.parametrize("benchmark, reference", [("xtreme", EVALUATE_PY_XTREME), ("xtreme_r", EVALUATE_PY_XTREME_R)])
+def test_languages_derived_from_the_task_specs_are_evaluate_pys(benchmark, reference):
+    derived = BENCHMARK_LANGUAGES[benchmark]
+    assert list(derived) == list(reference)  # evaluate.py's task order
+    assert {task: sorted(langs) for task, langs in derived.items()} == \
+        {task: sorted(langs.split()) for task, langs in reference.items()}

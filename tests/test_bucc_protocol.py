@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task
 from hf_itt.evaluation.bucc import BuccSettings
-from hf_itt.predictions import extracted_pairs, load_predictions
 from hf_itt.evaluation.results import TaskResult
-from hf_itt.metrics.retrieval_search import bucc_mine, embed_sentences
 from hf_itt.evaluation.scorers import ScoringContext
+from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task
 from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize
+from hf_itt.metrics.retrieval_search import bucc_mine, embed_sentences
+from hf_itt.predictions import extracted_pairs, load_predictions
 
 CORPUS = [line for line in (Path(__file__).parent / "fixtures" / "corpus.txt").read_text().splitlines() if line]
 

@@ -10,8 +10,14 @@ import pytest
 
 from hf_itt.config import deepspeed as dsc
 from hf_itt.config.deepspeed import (
-    BUILTIN_CONFIGS, builtin_config, check_world_size_on_resume, fill_auto_values, load_deepspeed_config,
-    resolve_deepspeed_config, saved_world_size, validate_deepspeed_config,
+    BUILTIN_CONFIGS,
+    builtin_config,
+    check_world_size_on_resume,
+    fill_auto_values,
+    load_deepspeed_config,
+    resolve_deepspeed_config,
+    saved_world_size,
+    validate_deepspeed_config,
 )
 from hf_itt.errors import ConfigError
 
@@ -30,7 +36,10 @@ def _auto_leaves(node, prefix=""):
 def _hf_filled(config: dict, args: dict, hidden_size: int = 32, num_training_steps: int = 10) -> dict:
     """The config after transformers' own HfTrainerDeepSpeedConfig filled it (process + finalize)."""
     from transformers import TrainingArguments
-    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig, unset_hf_deepspeed_config
+    from transformers.integrations.deepspeed import (
+        HfTrainerDeepSpeedConfig,
+        unset_hf_deepspeed_config,
+    )
 
     training_args = TrainingArguments(output_dir="unused", report_to=[], use_cpu=True, **args)
     hf_config = HfTrainerDeepSpeedConfig(json.loads(json.dumps(config)))

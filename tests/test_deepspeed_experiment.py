@@ -54,8 +54,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from tests.conftest import corpus_lines
     from hf_itt.demo.tiny import build_checkpoint
+    from tests.conftest import corpus_lines
 
     root = tmp_path_factory.mktemp("ds-experiment")
     checkpoint = build_checkpoint(root / "tiny", corpus_lines() * 3, vocab_size=600,

@@ -203,8 +203,8 @@ def command_lines(text: str):
 def check_command(tokens: list[str]) -> int:
     """Parse a documented command with the real argument parser; the number of commands checked."""
     from hf_itt import cli, evaluate
-    from hf_itt.report import build as report
     from hf_itt.config.overrides import parse_override
+    from hf_itt.report import build as report
     from hf_itt.tasks.registry import get_task
 
     checked = sum(check_command(shlex.split(token)) for token in tokens if " " in token)

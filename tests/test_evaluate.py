@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from hf_itt.errors import CheckpointError
-from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task
-from hf_itt.training.modeling import MultiTaskModel
 from hf_itt.evaluation.predict import predict_features
-from hf_itt.task_types.features import preprocess
 from hf_itt.evaluation.results import TaskResult
 from hf_itt.evaluation.scorers import ScoringContext
+from hf_itt.evaluation.zero_shot import EvaluationRequest, ResultMeta, evaluate_task
+from hf_itt.task_types.features import preprocess
 from hf_itt.tasks.loading import load_split
 from hf_itt.tasks.registry import get_task
+from hf_itt.training.modeling import MultiTaskModel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 

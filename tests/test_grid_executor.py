@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_grid_slurm import GRID, cluster, recorded_graph, submissions  # noqa: F401 (cluster: a fixture)
 
 from hf_itt.hub.manifest import read_manifest
-
-from test_grid_slurm import GRID, cluster, recorded_graph, submissions  # noqa: F401 (cluster: a fixture)
 
 pytestmark = pytest.mark.slow
 

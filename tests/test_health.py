@@ -8,18 +8,27 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_trainer import TOY_TASKS, toy_args, toy_dataset
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
-from hf_itt.errors import ConfigError
 from hf_itt.config.health import HealthConfig
+from hf_itt.errors import ConfigError
 from hf_itt.health.base import HealthCallback, HealthEvent
-from hf_itt.health.callbacks import health_callbacks, health_events, health_outcome, health_report
+from hf_itt.health.callbacks import (
+    health_callbacks,
+    health_events,
+    health_outcome,
+    health_report,
+)
 from hf_itt.health.collapse import CollapseAlarm, capped_rows, find_collapse
+from hf_itt.health.divergence import (
+    DivergenceGuard,
+    checkpoint_finite,
+    last_good_checkpoint,
+)
 from hf_itt.metrics.collapse import class_finding
 from hf_itt.task_types.extractive_qa import qa_finding
-from hf_itt.health.divergence import DivergenceGuard, checkpoint_finite, last_good_checkpoint
 from hf_itt.training.trainer import MultiTaskTrainer
-from test_trainer import TOY_TASKS, toy_args, toy_dataset
 
 torch.set_num_threads(1)
 

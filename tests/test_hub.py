@@ -10,17 +10,37 @@ import httpx2
 import numpy as np
 import pytest
 from huggingface_hub.errors import (
-    HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
 )
 from safetensors.numpy import save_file
 
 import hf_itt.hub.remote as hub_remote
 from hf_itt.errors import CheckpointError, ConfigError, HubError
-from hf_itt.hub.publishers import (
-    AsyncPublisher, HubPublisher, LocalPublisher, PublishedRef, Publisher, find_reusable_stage, make_publisher,
-    publish_pending, publish_stage, repo_id_for, resolve_reference,
+from hf_itt.hub.manifest import (
+    MANIFEST_NAME,
+    StageManifest,
+    finish_manifest,
+    next_lineage,
+    read_manifest,
+    write_manifest,
 )
-from hf_itt.hub.manifest import MANIFEST_NAME, StageManifest, finish_manifest, next_lineage, read_manifest, write_manifest
+from hf_itt.hub.publishers import (
+    AsyncPublisher,
+    HubPublisher,
+    LocalPublisher,
+    PublishedRef,
+    Publisher,
+    find_reusable_stage,
+    make_publisher,
+    publish_pending,
+    publish_stage,
+    repo_id_for,
+    resolve_reference,
+)
 
 TOKEN = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNm12345678"
 

@@ -28,8 +28,13 @@ def live_api():
 
 
 def test_publish_and_fetch_round_trip(tmp_path, live_api):
+    from hf_itt.hub.manifest import (
+        StageManifest,
+        finish_manifest,
+        read_manifest,
+        verify_checkpoint,
+    )
     from hf_itt.hub.publishers import HubPublisher, publish_stage, resolve_reference
-    from hf_itt.hub.manifest import StageManifest, finish_manifest, read_manifest, verify_checkpoint
 
     stage_dir = tmp_path / "stage"
     stage_dir.mkdir()

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hf_itt"
 
 # Lowest first: a module may import from its own layer and the ones before it.
 LAYERS = [
-    {"errors", "fileio", "predictions", "write_errors", "console"},
+    {"errors", "fileio", "predictions", "write_errors", "console", "task_samplers"},
     {"metrics"},
     {"task_types"},
     {"tasks"},

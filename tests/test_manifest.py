@@ -15,12 +15,25 @@ from safetensors.numpy import save_file
 
 from hf_itt.errors import CheckpointError, ConfigError, DataError
 from hf_itt.hub.manifest import (
-    MANIFEST_NAME, StageManifest, compute_checksums, finish_manifest, next_lineage, package_versions,
-    read_manifest, verify_checkpoint, write_manifest,
+    MANIFEST_NAME,
+    StageManifest,
+    compute_checksums,
+    finish_manifest,
+    next_lineage,
+    package_versions,
+    read_manifest,
+    verify_checkpoint,
+    write_manifest,
 )
 from hf_itt.pipeline.identity import (
-    CONDITIONAL_TRAINING_ARGS, IGNORED_TRAINING_ARGS, WEIGHT_TRAINING_ARGS, base_model_identity, hash_identity,
-    stage_hash, stage_identity, task_identity,
+    CONDITIONAL_TRAINING_ARGS,
+    IGNORED_TRAINING_ARGS,
+    WEIGHT_TRAINING_ARGS,
+    base_model_identity,
+    hash_identity,
+    stage_hash,
+    stage_identity,
+    task_identity,
 )
 
 TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"

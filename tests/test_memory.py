@@ -13,8 +13,15 @@ import torch
 from hf_itt import memory
 from hf_itt.errors import ConfigError
 from hf_itt.memory import (
-    KNOWN_SHAPES, activation_bytes, count_parameters, encoder_shape, model_states, plan_memory, shape_from_config,
-    zero2_model_states, zero3_model_states,
+    KNOWN_SHAPES,
+    activation_bytes,
+    count_parameters,
+    encoder_shape,
+    model_states,
+    plan_memory,
+    shape_from_config,
+    zero2_model_states,
+    zero3_model_states,
 )
 
 TINY = memory.EncoderShape(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
@@ -103,7 +110,13 @@ def test_count_equals_instantiated_tiny_model(model_class, heads, pooler):
 
 def _family_model(shape: memory.EncoderShape, **extra):
     """The transformers encoder of ``shape``'s family: DeBERTa-v2/v3 when it has relative positions."""
-    from transformers import BertConfig, BertModel, DebertaV2Config, DebertaV2Model, XLMRobertaModel
+    from transformers import (
+        BertConfig,
+        BertModel,
+        DebertaV2Config,
+        DebertaV2Model,
+        XLMRobertaModel,
+    )
 
     dims = dict(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
                 num_attention_heads=shape.num_heads, intermediate_size=shape.intermediate_size,

@@ -6,9 +6,17 @@ import math
 
 import pytest
 
-from hf_itt.metrics import scoring as metrics
 from hf_itt.errors import ConfigError, DataError, HfIttError
-from hf_itt.metrics.scoring import acc_and_f1, accuracy, map_at_k, pos_scores, primary_key, score, seqeval_f1
+from hf_itt.metrics import scoring as metrics
+from hf_itt.metrics.scoring import (
+    acc_and_f1,
+    accuracy,
+    map_at_k,
+    pos_scores,
+    primary_key,
+    score,
+    seqeval_f1,
+)
 
 
 def test_metric_version_is_a_string():

@@ -9,7 +9,14 @@ import string
 import pytest
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.metrics.qa import mixed_segmentation, mlqa_scores, normalize_mlqa, normalize_squad, squad_scores, squad_v2_scores
+from hf_itt.metrics.qa import (
+    mixed_segmentation,
+    mlqa_scores,
+    normalize_mlqa,
+    normalize_squad,
+    squad_scores,
+    squad_v2_scores,
+)
 
 XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 MLQA_LANGS_IN_XQUAD = ("ar", "de", "en", "es", "hi", "vi", "zh")

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_itt.task_types.qa_decoding import (argmax_predictions, decode_qa, decode_qa_predictions, decode_tagging_predictions,
-                                gold_answers_from_features)
+from hf_itt.task_types.qa_decoding import (
+    argmax_predictions,
+    decode_qa,
+    decode_qa_predictions,
+    decode_tagging_predictions,
+    gold_answers_from_features,
+)
 
 CONTEXT = "The river bank is near the capital city of France."
 WORD_OFFSETS = [(0, 3), (4, 9), (10, 14), (15, 17), (18, 22), (23, 26), (27, 34), (35, 39), (40, 42), (43, 50)]

@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 from datasets import Dataset, load_from_disk
 
-from hf_itt.task_types import get_type
 from hf_itt.errors import ConfigError, DataError, TaskError
-from hf_itt.task_types.qa_decoding import decode_qa_predictions, decode_tagging_predictions, gold_answers_from_features
+from hf_itt.task_types import get_type
 from hf_itt.task_types.features import preprocess
+from hf_itt.task_types.qa_decoding import (
+    decode_qa_predictions,
+    decode_tagging_predictions,
+    gold_answers_from_features,
+)
 
 UPOS = "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split()
 

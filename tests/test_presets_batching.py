@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
+from test_trainer import toy_args, toy_dataset, toy_model
+
 from hf_itt.config.loading import load_experiment
 from hf_itt.config.presets import all_presets
 from hf_itt.pipeline.jobs import build_jobs
 from hf_itt.training.trainer import MultiTaskTrainer
-
-from test_trainer import toy_args, toy_dataset, toy_model
 
 SEQ = Path(__file__).resolve().parents[1] / "run_scripts" / "paper" / "seq_squad_mnli.yaml"
 LOCAL = ["hub.publisher=local"]

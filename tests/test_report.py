@@ -18,12 +18,21 @@ import pytest
 from scipy import stats
 
 from hf_itt.errors import ConfigError
+from hf_itt.evaluation.results import TaskResult
 from hf_itt.report.build import build_report, choose_baseline, load_results, main
 from hf_itt.report.tables import (
-    ResultGrid, benchmark_table, delta_table, language_delta_matrix, mean_ci, missing_combinations,
-    score_table, seed_delta, sequential_joint_pairs, sequential_joint_table, tasks_without_baseline,
+    ResultGrid,
+    benchmark_table,
+    delta_table,
+    language_delta_matrix,
+    mean_ci,
+    missing_combinations,
+    score_table,
+    seed_delta,
+    sequential_joint_pairs,
+    sequential_joint_table,
+    tasks_without_baseline,
 )
-from hf_itt.evaluation.results import TaskResult
 
 T_975_DF2 = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom (3 seeds)
 SEEDS = (1, 2, 3)
@@ -187,7 +196,7 @@ def test_benchmark_restricts_languages_per_benchmark(tmp_path):
     table = benchmark_table(ResultGrid(load_results([tmp_path], "validation")), "baseline")
     xtreme, xtreme_r = find_row(table, "XTREME", "baseline"), find_row(table, "XTREME-R", "baseline")
     seed_mean = np.mean(SEEDS)
-    assert xtreme[3].mean == pytest.approx(np.mean([sum(qa_scores[l]) / 2 for l in ("en", "de")]) + seed_mean)
+    assert xtreme[3].mean == pytest.approx(np.mean([sum(qa_scores[lang]) / 2 for lang in ("en", "de")]) + seed_mean)
     assert xtreme_r[3].mean == pytest.approx(np.mean([sum(v) / 2 for v in qa_scores.values()]) + seed_mean)
     assert any("XTREME: benchmark languages without scores" in note and "xquad ar" in note for note in table.notes)
 

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.metrics.retrieval_search import (bucc_f1, bucc_mine, bucc_optimize, bucc_scores, cosine_knn, default_retrieval_layer,
-                              embed_sentences, tatoeba_accuracy, tatoeba_predictions)
+from hf_itt.metrics.retrieval_search import (
+    bucc_f1,
+    bucc_mine,
+    bucc_optimize,
+    bucc_scores,
+    cosine_knn,
+    default_retrieval_layer,
+    embed_sentences,
+    tatoeba_accuracy,
+    tatoeba_predictions,
+)
 
 TATOEBA_LANGS = ("ara", "cmn", "deu", "fra", "heb", "hin", "jpn", "rus", "spa", "swh", "tha", "tur", "vie")
 

@@ -39,7 +39,9 @@ def load(tmp_path, *overrides):
     ("targets.per_task_training.xnli.metric_for_best_model=mnli_accuracy", r"targets \(xnli\).*xnli_accuracy"),
 ])
 def test_run_time_needs_fail_at_load_with_the_fix(tmp_path, override, message):
-    from transformers.integrations.integration_utils import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import (
+        get_available_reporting_integrations,
+    )
 
     if "wandb" in override and "wandb" in get_available_reporting_integrations():
         pytest.skip("wandb is installed here: the missing-package message cannot be shown")

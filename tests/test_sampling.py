@@ -8,7 +8,11 @@ from accelerate.data_loader import BatchSamplerShard, SkipBatchSampler
 from datasets import Dataset
 
 from hf_itt.errors import ConfigError, DataError
-from hf_itt.training.sampling import LockstepBatchSampler, MultiTaskDataset, make_sampler
+from hf_itt.training.sampling import (
+    LockstepBatchSampler,
+    MultiTaskDataset,
+    make_sampler,
+)
 
 SIZES = {"mnli": 900, "squad": 300, "copa": 40}
 # chi-square critical value at p = 0.001 for 2 degrees of freedom (3 tasks)

@@ -14,15 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import xtreme_reader
-from hf_itt.errors import ConfigError, DataError
+
 from hf_itt import predictions as preds
+from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluation.results import TaskResult
 from hf_itt.metrics.retrieval import bucc_scores, map_at_k
 from hf_itt.metrics.scoring import primary_key, score, tatoeba_scores
 from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, benchmark_average
-from hf_itt.report.submission import export_submission, benchmark_test_split
+from hf_itt.report.submission import benchmark_test_split, export_submission
 from hf_itt.tasks.registry import get_task
 
 MOCK = Path(__file__).parent / "fixtures" / "xtreme_mock"

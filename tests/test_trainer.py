@@ -10,8 +10,8 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.errors import ConfigError, DataError
+from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.training.modeling import MultiTaskModel
 from hf_itt.training.trainer import MultiTaskTrainer
 

@@ -7,7 +7,12 @@ import logging
 
 import pytest
 from datasets import concatenate_datasets
-from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallback, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from hf_itt.errors import ConfigError
 from hf_itt.training.arguments import MultiTaskTrainingArguments

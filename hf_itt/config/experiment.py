@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from hf_itt.config.health import HealthConfig
+from hf_itt.task_samplers import SAMPLERS
 
-SAMPLING_STRATEGIES = ("uniform", "proportional", "temperature", "capped", "annealed", "weights")
+SAMPLING_STRATEGIES = tuple(SAMPLERS)  # hf_itt.task_samplers: the one registry of strategies
 PUBLISHERS = ("local", "hub", "none")
 REFERENCE_PATTERN = re.compile(r"^[^@\s]+(@[^@\s]+)?$")
 # Dev rows a stage evaluates on while it trains (eval_strategy / load_best_model_at_end), per task.

@@ -8,7 +8,6 @@ built field by field with their types checked, then validation (``hf_itt.config.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from hf_itt.config.overrides import apply_overrides
 from hf_itt.config.training_args import training_argument_fields
 from hf_itt.config.validation import validate_experiment
 from hf_itt.config.yaml_loader import DuplicateKeyError, safe_load
-from hf_itt.errors import ConfigError
+from hf_itt.errors import ConfigError, did_you_mean
 
 
 def load_experiments(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[ExperimentConfig]:
@@ -145,12 +144,10 @@ def build_dataclass(cls, raw: Any, where: str):
     unknown = [key for key in raw if key not in fields]
     if unknown:
         key = unknown[0]
-        hint = difflib.get_close_matches(str(key), fields, n=3)
+        hint = did_you_mean(key, fields)
         if "training" in fields and is_training_argument(key):
-            hint = ["training"]  # `learning_rate:` written on the stage itself
-        raise ConfigError(f"{where}: unknown field {key!r}"
-                          + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
-                          + f" (valid: {', '.join(sorted(fields))})")
+            hint = " (did you mean 'training'?)"  # `learning_rate:` written on the stage itself
+        raise ConfigError(f"{where}: unknown field {key!r}{hint} (valid: {', '.join(sorted(fields))})")
     kwargs = {f.name: convert_field(f, raw[key], f"{where}.{key}", cls) for key, f in fields.items() if key in raw}
     return cls(**kwargs)
 

@@ -13,7 +13,6 @@ import json
 import logging
 from pathlib import Path
 
-from hf_itt.config.presets import get_preset
 from hf_itt.errors import ConfigError
 from hf_itt.tasks.registry import get_task
 
@@ -89,7 +88,8 @@ class PositionLimit:
 
 
 def check_max_lengths(config) -> None:
-    """Every stage's and target's max_length (given, from a preset, or the task's default) fits the model."""
+    """Every stage task's and target's max_length (set on the stage, the task or targets.max_length, else
+    the task's own) fits the model."""
 
     limit = PositionLimit(config.model.name_or_path, config.model.revision)
     for index, stage in enumerate(config.stages):
@@ -98,22 +98,19 @@ def check_max_lengths(config) -> None:
             folder = config.resolve_path(stage.from_)
             limit = PositionLimit(folder, None) if Path(folder).is_dir() else _Unknown()
             continue
-        preset = get_preset(stage.preset).get("max_length") if stage.preset else None
-        if stage.max_length or preset:
-            limit.check(stage.max_length or preset, where, f"set max_length: {limit.positions} or less on the stage")
-            continue
         for task in stage.tasks:
-            limit.check(get_task(task.name).max_length, f"{where}, task {task.name} (its default)",
-                        f"set max_length: {limit.positions} or less on the stage")
-    preset = get_preset(config.targets.preset).get("max_length") if config.targets.preset else None
+            length = task.max_length or stage.max_length
+            limit.check(length or get_task(task.name).max_length,
+                        f"{where}, task {task.name}" + ("" if length else " (its default)"),
+                        f"set max_length: {limit.positions} or less on the stage or the task")
     for name in config.targets.tasks:
-        spec = get_task(name)
-        if spec.type in ("retrieval", "answer_retrieval"):
+        spec, length = get_task(name), config.targets.max_length.get(name)
+        if not spec.task_type.trainable:  # scored straight from the encoder
             limit.check(config.evaluation.retrieval_max_length, f"targets {name} (evaluation.retrieval_max_length)",
                         f"set evaluation.retrieval_max_length: {limit.positions} or less")
         else:
-            limit.check(preset or spec.max_length, f"targets {name}" + ("" if preset else " (its default)"),
-                        "fine-tune a model with more positions, or use a targets.preset with a smaller max_length")
+            limit.check(length or spec.max_length, f"targets {name}" + ("" if length else " (its default)"),
+                        f"set targets.max_length.{name}: {limit.positions} or less")
 
 
 class _Unknown(PositionLimit):

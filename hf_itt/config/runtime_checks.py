@@ -14,13 +14,12 @@ Each stage and target is checked with its TrainingArguments as the run resolves 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 
 from hf_itt.config.experiment import ExperimentConfig
 from hf_itt.config.presets import get_preset
 from hf_itt.config.training_args import merged_training
-from hf_itt.errors import ConfigError
+from hf_itt.errors import ConfigError, did_you_mean
 from hf_itt.task_types import get_type
 from hf_itt.tasks.registry import get_task
 
@@ -68,10 +67,9 @@ def check_report_to(report_to, where: str) -> None:
         if name in ("none", "all"):
             continue
         if name not in INTEGRATION_TO_CALLBACK:
-            hint = difflib.get_close_matches(str(name), INTEGRATION_TO_CALLBACK, n=1)
             raise ConfigError(f"{where}: report_to {name!r} is not an integration transformers knows"
-                              + (f"; did you mean {hint[0]!r}?" if hint else "")
-                              + f" (known: {', '.join(sorted(INTEGRATION_TO_CALLBACK))}, none, all)")
+                              f"{did_you_mean(name, INTEGRATION_TO_CALLBACK, n=1)}"
+                              f" (known: {', '.join(sorted(INTEGRATION_TO_CALLBACK))}, none, all)")
         if name not in available:
             raise ConfigError(f"{where}: report_to {name!r} needs its package, which is not installed here: "
                               f"pip install {PACKAGES.get(name, name)}, or drop it from report_to")

@@ -8,7 +8,6 @@ get a message with their replacement instead of a bare TypeError.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import os
 import types
@@ -17,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from hf_itt.config.field_types import check_type
-from hf_itt.errors import ConfigError
+from hf_itt.errors import ConfigError, did_you_mean
 
 REMOVED_IN_V5 = {
     "warmup_ratio": "use warmup_steps with a float in (0, 1), e.g. warmup_steps: 0.1",
@@ -53,9 +52,7 @@ def check_training_keys(training: dict[str, Any], where: str) -> None:
         if key in OWNED_BY_HF_ITT:
             raise ConfigError(f"{where}.{key}: {OWNED_BY_HF_ITT[key]}")
         if key not in valid:
-            hint = difflib.get_close_matches(key, valid, n=3)
-            raise ConfigError(f"{where}.{key}: not a TrainingArguments field"
-                              + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+            raise ConfigError(f"{where}.{key}: not a TrainingArguments field{did_you_mean(key, valid, cutoff=0.6)}")
     for key, value in training.items():
         check_training_value(key, value, f"{where}.{key}")
 

@@ -3,18 +3,27 @@ that names the field, the bad value and the nearest valid names."""
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 from pathlib import Path
 
 from hf_itt.config.deepspeed import resolve_deepspeed_config
-from hf_itt.config.experiment import PUBLISHERS, REFERENCE_PATTERN, SAMPLING_STRATEGIES, ExperimentConfig, StageConfig
+from hf_itt.config.experiment import (
+    PUBLISHERS,
+    REFERENCE_PATTERN,
+    SAMPLING_STRATEGIES,
+    ExperimentConfig,
+    StageConfig,
+)
 from hf_itt.config.model_limits import check_max_lengths
 from hf_itt.config.model_selection import check_model_selection
 from hf_itt.config.presets import get_preset
 from hf_itt.config.runtime_checks import check_runtime
-from hf_itt.config.training_args import check_training_keys, merged_training, validate_training_arguments
+from hf_itt.config.training_args import (
+    check_training_keys,
+    merged_training,
+    validate_training_arguments,
+)
 from hf_itt.errors import ConfigError, TaskError, did_you_mean
 from hf_itt.metrics.retrieval_search import BUCC_DUPLICATE_MODES
 from hf_itt.task_types.base import MIN_MAX_LENGTH
@@ -105,9 +114,7 @@ def check_data_files(data_files, where: str) -> None:
     keys = (*ROLES, *ROLE_ALIASES, *EXTRA_DATA_KEYS)
     for role, paths in data_files.items():
         if role not in keys:
-            hint = difflib.get_close_matches(str(role), keys, n=1)
-            raise ConfigError(f"{where}: unknown role {role!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                              + f" (roles: {', '.join(keys)})")
+            raise ConfigError(f"{where}: unknown role {role!r}{did_you_mean(role, keys, n=1)} (roles: {', '.join(keys)})")
         items = paths if isinstance(paths, list) else [paths]
         for item in items:
             if not isinstance(item, str):
@@ -254,10 +261,8 @@ def check_stage(stage: StageConfig, where: str) -> None:
 def check_sampling(stage: StageConfig, where: str) -> None:
     sampling = stage.sampling
     if sampling.strategy not in SAMPLING_STRATEGIES:
-        hint = difflib.get_close_matches(sampling.strategy, SAMPLING_STRATEGIES, n=2)
         raise ConfigError(f"{where}.sampling.strategy {sampling.strategy!r} is unknown"
-                          + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                          + f" (valid: {', '.join(SAMPLING_STRATEGIES)})")
+                          f"{did_you_mean(sampling.strategy, SAMPLING_STRATEGIES)} (valid: {', '.join(SAMPLING_STRATEGIES)})")
     if sampling.temperature <= 0:
         raise ConfigError(f"{where}.sampling.temperature must be > 0, got {sampling.temperature}")
     if sampling.strategy == "capped" and (sampling.cap is None or sampling.cap <= 0):

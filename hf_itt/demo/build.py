@@ -44,7 +44,12 @@ def build_base_model(out_dir: str | Path, world: dict, steps: int = MLM_DEFAULTS
                      vocab_size: int = 1000, **mlm_options) -> Path:
     """Train a tokenizer on the world's MLM corpus and warm up a tiny XLM-R with MLM; save to ``out_dir``."""
     import torch
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, XLMRobertaForMaskedLM
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+        XLMRobertaForMaskedLM,
+    )
 
 
     options = {**MLM_DEFAULTS, "steps": steps, **mlm_options}

@@ -29,7 +29,17 @@ import json
 import random
 from pathlib import Path
 
-from hf_itt.demo.lexicon import CATEGORIES, COLORS, LANGUAGES, NOUNS, NUMBERS, PERSONS, VERBS, Fact, Lexicon
+from hf_itt.demo.lexicon import (
+    CATEGORIES,
+    COLORS,
+    LANGUAGES,
+    NOUNS,
+    NUMBERS,
+    PERSONS,
+    VERBS,
+    Fact,
+    Lexicon,
+)
 from hf_itt.fileio import atomic_write_text
 
 NLI_LABELS = ["entailment", "neutral", "contradiction"]  # ids 0/1/2, as in glue mnli and xnli
@@ -129,7 +139,7 @@ def code_switch(rng: random.Random, lexicon: Lexicon, concept_ids: list[str], la
 def parallel_line(rng: random.Random, lexicon: Lexicon) -> str:
     """One meaning in English and in another demo language, side by side (in random order)."""
     facts = distinct_facts(rng, rng.randint(1, 3))
-    pair = [lexicon.sentence(facts, "en"), lexicon.sentence(facts, rng.choice([l for l in LANGUAGES if l != "en"]))]
+    pair = [lexicon.sentence(facts, "en"), lexicon.sentence(facts, rng.choice([lang for lang in LANGUAGES if lang != "en"]))]
     rng.shuffle(pair)
     return " ".join(pair)
 

@@ -20,20 +20,12 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from hf_itt.errors import TaskError
 from hf_itt.fileio import atomic_write_text
 from hf_itt.hub.manifest import StageManifest, redact_secrets, redact_text
+from hf_itt.task_types.registry import get_type, type_names
 from hf_itt.tasks.registry import get_task
 
 CARD_NAME = "README.md"
 BASE_TAGS = ["hf_itt", "intermediate-task-training"]
 DEFAULT_LICENSE = "other"  # the Hub's value for "see the card"; set hub.license to your base model's
-HUB_TASK_TYPES = {
-    "classification": "text-classification",
-    "multiple_choice": "multiple-choice",
-    "extractive_qa": "question-answering",
-    "tagging": "token-classification",
-    "mlm": "fill-mask",
-    "retrieval": "sentence-similarity",
-    "answer_retrieval": "sentence-similarity",
-}
 ENCODER_PIPELINE = "feature-extraction"  # an ITT stage exports the bare encoder
 SHOWN_HYPERPARAMETERS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
@@ -144,7 +136,7 @@ def _eval_results(manifest: StageManifest) -> list[EvalResult]:
             if not isinstance(value, (int, float)):
                 continue
             results.append(EvalResult(
-                task_type=HUB_TASK_TYPES.get(task.get("type"), "other"),
+                task_type=hub_task(task.get("type"), "other"),
                 dataset_type=_dataset_id(task.get("source")) or task_name,
                 dataset_name=task_name,
                 dataset_config=task.get("config"),
@@ -171,7 +163,7 @@ def _result_entries(results: list, local: bool = False) -> list[EvalResult]:
             value = scores.get(result.primary_metric)
             if isinstance(value, (int, float)):
                 entries.append(EvalResult(
-                    task_type=HUB_TASK_TYPES.get(task_type, "other"), dataset_type=source or result.task,
+                    task_type=hub_task(task_type, "other"), dataset_type=source or result.task,
                     dataset_name=f"{result.task} ({lang})", dataset_config=lang, dataset_split=result.split,
                     metric_type=result.primary_metric, metric_value=value))
     return entries
@@ -180,7 +172,14 @@ def _result_entries(results: list, local: bool = False) -> list[EvalResult]:
 def _pipeline_tag(manifest: StageManifest, kind: str) -> str:
     if kind != "target" or not manifest.tasks:
         return ENCODER_PIPELINE
-    return HUB_TASK_TYPES.get(manifest.tasks[-1].get("type"), ENCODER_PIPELINE)
+    return hub_task(manifest.tasks[-1].get("type"), ENCODER_PIPELINE)
+
+
+def hub_task(type_name: str | None, default: str) -> str:
+    """The Hub's task tag of a task type (``TaskType.hub_task``), ``default`` for a type unknown here."""
+    if type_name not in type_names():
+        return default
+    return get_type(type_name).hub_task or default
 
 
 def _hub_base_model(manifest: StageManifest) -> str | None:

@@ -23,7 +23,12 @@ from dataclasses import dataclass, field, fields, replace
 from hf_itt.errors import HfIttError
 from hf_itt.pipeline import fact_sheet
 from hf_itt.pipeline.graph import StageGraph, StageNode
-from hf_itt.pipeline.stage_data import first_rows, fit_to_target, load_rows, resolve_data_files
+from hf_itt.pipeline.stage_data import (
+    first_rows,
+    fit_to_target,
+    load_rows,
+    resolve_data_files,
+)
 from hf_itt.tasks.loading import load_split
 from hf_itt.tasks.registry import get_task
 

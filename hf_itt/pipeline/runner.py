@@ -33,8 +33,8 @@ from hf_itt.pipeline.checkpoints import HASH_FILE, last_checkpoint, resume_point
 from hf_itt.pipeline.index import lookup, record
 from hf_itt.pipeline.jobs import StageJob, build_jobs, select_job
 from hf_itt.pipeline.locks import stage_lock
-from hf_itt.pipeline.protocol import format_table, protocol_rows
 from hf_itt.pipeline.phases import progress as phase_progress
+from hf_itt.pipeline.protocol import format_table, protocol_rows
 from hf_itt.pipeline.target_eval import evaluate_target
 from hf_itt.pipeline.train import TrainedStage, encoder_source, train_stage
 from hf_itt.training.distributed import barrier, is_main_process, world_size

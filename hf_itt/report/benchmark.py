@@ -18,6 +18,8 @@ from numbers import Real
 from typing import Mapping
 
 from hf_itt.errors import ConfigError, DataError
+from hf_itt.tasks.registry import all_tasks
+from hf_itt.tasks.schema import BENCHMARKS
 
 QA_TASKS = ("xquad", "mlqa", "tydiqa")
 TASK_ALIASES = {"mewslix": "mewsli_x", "bucc": "bucc2018", "bucc18": "bucc2018"}  # as in the task specs
@@ -25,37 +27,8 @@ TASK_ALIASES = {"mewslix": "mewsli_x", "bucc": "bucc2018", "bucc18": "bucc2018"}
 # to the generic result: XTREME-R's Tatoeba embeds with the SQuAD-fine-tuned model (TASKS.md 3.5).
 BENCHMARK_VARIANTS: dict[str, dict[str, str]] = {"xtreme_r": {"tatoeba_xtreme_r": "tatoeba"}}
 
-_XTREME_LANGS = {
-    "pawsx": "de en es fr ja ko zh",
-    "xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh",
-    "udpos": "af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo zh",
-    "panx": "ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo my "
-            "zh kk tr et fi hu",
-    "xquad": "en es de el ru tr ar vi th zh hi",
-    "mlqa": "en es de ar hi vi zh",
-    "tydiqa": "en ar bn fi id ko ru sw te",
-    "bucc2018": "de fr ru zh",
-    "tatoeba": "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw zh kk tr "
-               "et fi hu",
-}
-_XTREME_R_LANGS = {
-    "xnli": _XTREME_LANGS["xnli"],
-    "xcopa": "et ht id it qu sw ta th tr vi zh",
-    "udpos": _XTREME_LANGS["udpos"] + " lt pl uk wo ro",
-    "panx": _XTREME_LANGS["panx"] + " qu pl uk az lt pa gu ro",
-    "xquad": _XTREME_LANGS["xquad"] + " ro",
-    "mlqa": _XTREME_LANGS["mlqa"],
-    "tydiqa": _XTREME_LANGS["tydiqa"],
-    "tatoeba": _XTREME_LANGS["tatoeba"] + " az lt pl uk ro",
-    "mewsli_x": "ar de en es fa ja pl ro ta tr uk",
-    "lareqa": "",  # evaluate.py lists none: LAReQA's score comes from its retrieval script
-}
-
-# {benchmark: {task: languages (empty = whatever the caller scored)}}
-BENCHMARK_LANGUAGES: dict[str, dict[str, tuple[str, ...]]] = {
-    "xtreme": {task: tuple(langs.split()) for task, langs in _XTREME_LANGS.items()},
-    "xtreme_r": {task: tuple(langs.split()) for task, langs in _XTREME_R_LANGS.items()},
-}
+# Tasks whose benchmark score comes from their own script, so XTREME-R's evaluate.py lists no language for them.
+OWN_SCRIPT_TASKS: dict[str, tuple[str, ...]] = {"xtreme_r": ("lareqa",)}
 BENCHMARK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     "xtreme": {
         "classification": ("pawsx", "xnli"),
@@ -71,6 +44,22 @@ BENCHMARK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "multi_choice": ("xcopa",),
     },
 }
+
+
+def task_languages(benchmark: str) -> dict[str, tuple[str, ...]]:
+    """{task: its languages in ``benchmark``} from the task specs (``benchmarks`` and ``xtreme_r_languages``
+    in hf_itt/tasks/specs; one source of truth), in the order of XTREME's evaluate.py groups; a benchmark
+    variant (XTREME-R's ``tatoeba_xtreme_r``) counts as its task; empty: whatever the caller scored."""
+    variants = BENCHMARK_VARIANTS.get(benchmark, {})
+    specs = {spec.name: spec for spec in all_tasks() if benchmark in spec.benchmarks and spec.name not in variants}
+    grouped = [task for tasks in BENCHMARK_GROUPS.get(benchmark, {}).values() for task in tasks]
+    order = list(dict.fromkeys(task for task in [*grouped, *specs] if task in specs))
+    own_script = OWN_SCRIPT_TASKS.get(benchmark, ())
+    return {task: () if task in own_script else tuple(specs[task].languages_for(benchmark)) for task in order}
+
+
+# {benchmark: {task: languages (empty = whatever the caller scored)}}
+BENCHMARK_LANGUAGES: dict[str, dict[str, tuple[str, ...]]] = {name: task_languages(name) for name in BENCHMARKS}
 
 
 @dataclass

@@ -17,7 +17,12 @@ import numpy as np
 
 from hf_itt.errors import ConfigError, DataError
 from hf_itt.evaluation.results import TaskResult
-from hf_itt.report.benchmark import BENCHMARK_LANGUAGES, BENCHMARK_VARIANTS, benchmark_average, result_task
+from hf_itt.report.benchmark import (
+    BENCHMARK_LANGUAGES,
+    BENCHMARK_VARIANTS,
+    benchmark_average,
+    result_task,
+)
 
 CONFIDENCE = 0.95
 SUMMARY_COLUMNS = (("mean_all", "all languages"), ("mean_non_en", "non-English"), ("en", "English"))
@@ -43,7 +48,9 @@ class Estimate:
 
 
 def t_critical(dof: float, confidence: float = CONFIDENCE) -> float:
-    from scipy import stats  # deferred: scipy.stats costs ~1 s to import, only needed once there are CIs
+    from scipy import (
+        stats,  # deferred: scipy.stats costs ~1 s to import, only needed once there are CIs
+    )
 
     return float(stats.t.ppf((1 + confidence) / 2, dof))
 

@@ -17,7 +17,13 @@ from hf_itt.task_types.classification import Classification
 from hf_itt.task_types.extractive_qa import ExtractiveQA
 from hf_itt.task_types.mlm import MaskedLM
 from hf_itt.task_types.multiple_choice import MultipleChoice
-from hf_itt.task_types.registry import get_type, register, trainable_type_names, type_names, unregister
+from hf_itt.task_types.registry import (
+    get_type,
+    register,
+    trainable_type_names,
+    type_names,
+    unregister,
+)
 from hf_itt.task_types.retrieval import BitextRetrieval
 from hf_itt.task_types.tagging import Tagging
 

@@ -92,6 +92,7 @@ def pool_pairs(queries, candidates) -> dict[str, list[str]]:
 
 class AnswerRetrieval(TaskType):
     name = "answer_retrieval"
+    hub_task = "sentence-similarity"
     columns = ("query_id", "query", "gold_ids")
     default_metric = "map_at_20"
     default_max_length = 256  # candidates (XTREME-R's max_answer_length); queries: query_max_length

@@ -65,6 +65,7 @@ class TaskType:
     text_file_format: ClassVar[str | None] = None  # how a .txt file is read: "lines" or "tagged"
     candidate_pool: ClassVar[bool] = False  # evaluation data = queries + a pool of candidates to rank
     scores_without_head: ClassVar[bool] = False  # a checkpoint without the task's head can still be scored
+    hub_task: ClassVar[str | None] = None  # the Hub's task / pipeline tag of a model fine-tuned on it (model cards)
 
     # ---- spec and rows --------------------------------------------------------------------------
     def check_spec(self, spec, where: str) -> None:

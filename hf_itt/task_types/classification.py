@@ -62,6 +62,7 @@ def sized_head(name: str, task_type: str, labels, num_labels) -> tuple:
 
 class Classification(TaskType):
     name = "classification"
+    hub_task = "text-classification"
     columns = ("text_a", "text_b", "label")
     required_columns = ("text_a", "label")
     default_metric = "accuracy"
@@ -112,7 +113,10 @@ class Classification(TaskType):
         return sized_head(name, self.name, labels, num_labels)
 
     def build_head(self, num_labels, encoder_config):
-        from hf_itt.task_types.heads import ClassificationHead, head_dropout  # defers torch
+        from hf_itt.task_types.heads import (  # defers torch
+            ClassificationHead,
+            head_dropout,
+        )
 
         return ClassificationHead(encoder_config.hidden_size, num_labels, head_dropout(encoder_config))
 

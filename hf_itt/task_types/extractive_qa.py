@@ -44,6 +44,7 @@ def normalise_answers(answers):
 
 class ExtractiveQA(TaskType):
     name = "extractive_qa"
+    hub_task = "question-answering"
     columns = ("id", "context", "question", "answers")
     required_columns = ("context", "question", "answers")
     default_metric = "squad"

@@ -43,6 +43,7 @@ class SeededMaskCollator:
 
 class MaskedLM(TaskType):
     name = "mlm"
+    hub_task = "fill-mask"
     columns = ("text",)
     required_columns = ("text",)
     model_inputs = ENCODER_INPUTS + ("special_tokens_mask",)

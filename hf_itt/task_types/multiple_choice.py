@@ -21,6 +21,7 @@ from hf_itt.task_types.classification import accuracy_over_labelled, check_label
 
 class MultipleChoice(TaskType):
     name = "multiple_choice"
+    hub_task = "multiple-choice"
     columns = ("prompt", "choices", "label")
     required_columns = ("prompt", "choices", "label")
     default_metric = "accuracy"
@@ -97,7 +98,10 @@ class MultipleChoice(TaskType):
         return (None if num_labels is None else int(num_labels)), labels
 
     def build_head(self, num_labels, encoder_config):
-        from hf_itt.task_types.heads import MultipleChoiceHead, head_dropout  # defers torch
+        from hf_itt.task_types.heads import (  # defers torch
+            MultipleChoiceHead,
+            head_dropout,
+        )
 
         return MultipleChoiceHead(encoder_config.hidden_size, head_dropout(encoder_config))
 

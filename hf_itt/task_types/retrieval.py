@@ -15,13 +15,14 @@ from hf_itt.errors import DataError
 from hf_itt.metrics.retrieval_search import score_bucc_rows, tatoeba_predictions
 from hf_itt.metrics.scoring import tatoeba_scores
 from hf_itt.predictions import ScoredSplit, index_predictions
+from hf_itt.task_types.base import ScoringTools, TaskType
 
 TATOEBA_DIRECTION = "tgt->src"  # XTREME's run_retrieval.py and jiant: each English sentence queries the others
-from hf_itt.task_types.base import ScoringTools, TaskType
 
 
 class BitextRetrieval(TaskType):
     name = "retrieval"
+    hub_task = "sentence-similarity"
     columns = ("source_id", "source_sentence", "target_id", "target_sentence")
     required_columns = ("source_sentence", "target_sentence")
     default_metric = "tatoeba_accuracy"

@@ -17,13 +17,18 @@ from hf_itt.metrics import collapse
 from hf_itt.metrics.scoring import score as metric_score
 from hf_itt.predictions import ScoredSplit, tag_predictions
 from hf_itt.task_types.base import ScoringTools, TaskType
-from hf_itt.task_types.classification import accuracy_over_labelled, remap_by_name, sized_head
+from hf_itt.task_types.classification import (
+    accuracy_over_labelled,
+    remap_by_name,
+    sized_head,
+)
 from hf_itt.task_types.qa_decoding import decode_tagging_predictions
 from hf_itt.task_types.tagging_features import IGNORE_INDEX, tokenize_tagging
 
 
 class Tagging(TaskType):
     name = "tagging"
+    hub_task = "token-classification"
     columns = ("tokens", "tags")
     required_columns = ("tokens", "tags")
     default_metric = "seqeval_f1"

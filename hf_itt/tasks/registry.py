@@ -8,12 +8,11 @@ exists. A YAML file is a mapping ``task_name -> fields`` (see ``TaskSpec``), wit
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import yaml
 
-from hf_itt.errors import TaskError
+from hf_itt.errors import TaskError, did_you_mean
 from hf_itt.task_types.plugins import load_plugin_dir
 from hf_itt.tasks.spec import TaskSpec
 
@@ -37,10 +36,9 @@ class TaskRegistry:
             return name
         key = self._aliases.get(name, name)
         if key not in self._tasks:
-            close = difflib.get_close_matches(str(name), list(self._tasks) + list(self._aliases), n=3, cutoff=0.4)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, list(self._tasks) + list(self._aliases), cutoff=0.4)
             raise TaskError(
-                f"unknown task {name!r}{hint} Known tasks: {', '.join(self.names())}. "
+                f"unknown task {name!r}{hint}. Known tasks: {', '.join(self.names())}. "
                 "Add your own with hf_itt.tasks.registry.register_task_file(path) or register_task_dir(path)."
             )
         return self._tasks[key]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from hf_itt.errors import ConfigError
+from hf_itt.errors import ConfigError, did_you_mean
+from hf_itt.task_samplers import SAMPLERS
 
 # The names a sampler option has in MultiTaskTrainingArguments -> in hf_itt.training.sampling.make_sampler.
 SAMPLER_OPTION_FIELDS = {"sampling_temperature": "temperature", "sampling_cap": "cap",
@@ -40,10 +41,9 @@ class MultiTaskTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        from hf_itt.training.sampling import SAMPLERS  # defers torch
-
         if self.task_sampling not in SAMPLERS:
-            raise ConfigError(f"task_sampling {self.task_sampling!r} is unknown; valid: {', '.join(SAMPLERS)}")
+            raise ConfigError(f"task_sampling {self.task_sampling!r} is unknown{did_you_mean(self.task_sampling, SAMPLERS)}"
+                              f" (valid: {', '.join(SAMPLERS)})")
         if isinstance(self.sampling_weights, str):
             try:
                 self.sampling_weights = json.loads(self.sampling_weights)

@@ -42,7 +42,12 @@ from hf_itt.fileio import atomic_write_text
 from hf_itt.task_types import get_type
 from hf_itt.task_types.collators import MultiTaskCollator
 from hf_itt.training.arguments import sampling_settings
-from hf_itt.training.sampling import LockstepBatchSampler, MultiTaskDataset, TaskSampler, make_sampler
+from hf_itt.training.sampling import (
+    LockstepBatchSampler,
+    MultiTaskDataset,
+    TaskSampler,
+    make_sampler,
+)
 from hf_itt.training.task_datasets import as_task_datasets, one_task
 
 logger = logging.getLogger(__name__)

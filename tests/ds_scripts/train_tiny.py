@@ -50,8 +50,16 @@ def probe_logits(trainer, dataset) -> list:
 
 def main():
     args = parse_args()
-    from hf_itt.config.deepspeed import prepare_deepspeed_launch, resolve_deepspeed_config
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from hf_itt.config.deepspeed import (
+        prepare_deepspeed_launch,
+        resolve_deepspeed_config,
+    )
 
     hyper = dict(per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,
                  max_steps=args.steps, warmup_steps=1, save_steps=args.steps, **prepare_deepspeed_launch())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
-from hf_itt.errors import ConfigError
+from hf_itt.errors import ConfigError, did_you_mean
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 PRESET_KEYS = ("description", "training", "early_stopping_patience")  # lengths: each task's own
@@ -22,9 +21,7 @@ def all_presets() -> dict[str, dict]:
 def get_preset(name: str) -> dict:
     presets = all_presets()
     if name not in presets:
-        hint = difflib.get_close_matches(name, presets, n=3)
-        raise ConfigError(f"unknown preset {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                          + f" (available: {', '.join(sorted(presets))})")
+        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, presets)} (available: {', '.join(sorted(presets))})")
     unknown = sorted(set(presets[name]) - set(PRESET_KEYS))
     if unknown:  # a typo in the shipped file would otherwise be ignored silently
         raise ConfigError(f"preset {name!r} in {PRESETS_FILE} has the unknown key {unknown[0]!r}; "
