@@ -109,3 +109,17 @@ def test_validate_names_a_missing_data_file(tmp_path):
     assert done.returncode == 2
     assert (f"hf_itt error: stages[0].tasks[0].data_files.train: 'nowhere/train.jsonl' does not exist (looked at "
             f"{tmp_path}/nowhere/train.jsonl)") in done.stderr
+
+
+def test_every_trained_row_selects_as_jiant(paper_rows):
+    """TASKS.md section 4: evaluate every 1,000 updates on 500 English dev rows, stop after 30 without gain."""
+    for (name, _), (_, rows) in paper_rows.items():
+        for row in rows:
+            if row.epochs == "-":
+                continue
+            if row.job == "itt ccg":  # no CCG dev split: nothing could pick a checkpoint (itt_ccg.yaml says so)
+                assert row.selection == "last checkpoint"
+                continue
+            metric = "loss" if row.job in ("target lareqa", "target mewsli_x") else "average"
+            assert row.selection == f"best {metric}, evaluated every 1000 steps on 500 dev rows, patience 30", \
+                (name, row.job, row.selection)

@@ -60,7 +60,7 @@ def training_row(job: StageJob, encoder: str) -> ProtocolRow:
     own_encoder = "its dual encoder (fine-tuned)" if any(plan.spec.task_type.candidate_pool for plan in job.tasks) \
         else "-"
     return ProtocolRow(f"{job.kind} {job.name}", trained_on, epochs, format_number(training.get("learning_rate", 5e-5)),
-                       batch, lengths_of(job.tasks), selection(training),
+                       batch, lengths_of(job.tasks), selection(training, job),
                        own_encoder if job.kind == "target" else f"from {encoder}")
 
 
@@ -82,12 +82,19 @@ def length_of(plan) -> str:
     return plan.spec.task_type.describe_length(plan.spec, plan.max_length or plan.spec.max_length)
 
 
-def selection(training: dict) -> str:
+def selection(training: dict, job: StageJob | None = None) -> str:
+    """How the exported weights are chosen: the last checkpoint, or the best evaluation (metric, schedule,
+    English dev rows per evaluation, early-stopping patience)."""
     if not training.get("load_best_model_at_end"):
         return "last checkpoint"
     metric = training.get("metric_for_best_model") or "loss"
     every = training.get("eval_steps") if training.get("eval_strategy") == "steps" else training.get("eval_strategy")
-    return f"best {metric}, evaluated every {every} steps" if isinstance(every, int) else f"best {metric} ({every})"
+    text = f"best {metric}, evaluated every {every} steps" if isinstance(every, int) else f"best {metric} ({every})"
+    dev_rows = {plan.max_dev for plan in job.tasks} if job else set()
+    if len(dev_rows) == 1 and None not in dev_rows:
+        text += f" on {dev_rows.pop()} dev rows"
+    patience = getattr(job, "early_stopping_patience", None)
+    return text + (f", patience {patience}" if patience else "")
 
 
 def format_number(value) -> str:
