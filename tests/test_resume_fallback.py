@@ -124,7 +124,8 @@ def test_dry_run_says_resume_only_when_the_run_resumes(uninterrupted, tiny_check
     def plan(*extra: str) -> str:
         capsys.readouterr()
         assert run(config, tiny_checkpoint, tmp_path, "--dry-run", *extra) == 0
-        (line,) = [line for line in capsys.readouterr().out.splitlines() if " nli " in line]
+        stage_plan = capsys.readouterr().out.split("protocol:")[0]  # the stage lines, not the protocol table
+        (line,) = [line for line in stage_plan.splitlines() if " nli " in line]
         return line
 
     assert plan().endswith("resume  [checkpoint-3]")
