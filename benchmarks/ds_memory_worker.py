@@ -67,8 +67,12 @@ def optimizer_state_mib(trainer) -> float:
         if not hasattr(optimizer, "optimizer"):
             break
         optimizer = optimizer.optimizer
-    total = sum(t.numel() * t.element_size() for state in optimizer.state.values() for t in state.values()
-                if isinstance(t, torch.Tensor) and t.dim() > 0)
+    total = sum(
+        t.numel() * t.element_size()
+        for state in optimizer.state.values()
+        for t in state.values()
+        if isinstance(t, torch.Tensor) and t.dim() > 0
+    )
     return total / 2**20
 
 
@@ -80,32 +84,61 @@ def main() -> None:
     from hf_itt.training.trainer import MultiTaskTrainer
 
     args = parse_args()
-    hyper = dict(per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, learning_rate=1e-5,
-                 max_steps=args.steps, warmup_steps=0, **prepare_deepspeed_launch())
+    hyper = dict(
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-5,
+        max_steps=args.steps,
+        warmup_steps=0,
+        **prepare_deepspeed_launch(),
+    )
     from transformers import TrainingArguments
 
     output_dir = tempfile.mkdtemp(prefix="ds-memory-")
-    training_args = TrainingArguments(output_dir, deepspeed=deepspeed_config(args.stage, hyper), save_strategy="no",
-                                      logging_strategy="no", report_to=[], disable_tqdm=True, seed=0, **hyper)
+    training_args = TrainingArguments(
+        output_dir,
+        deepspeed=deepspeed_config(args.stage, hyper),
+        save_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=0,
+        **hyper,
+    )
     tokenizer = load_tokenizer(args.tiny)
     model = build_model("tiny" if args.tiny else args.model_size, tokenizer, {"mnli": ITT_TASKS["mnli"]})
-    dataset = random_task_dataset(ITT_TASKS["mnli"], args.batch_size * 2 * args.steps, args.seq_len,
-                                  model.config.encoder.vocab_size)
+    dataset = random_task_dataset(
+        ITT_TASKS["mnli"], args.batch_size * 2 * args.steps, args.seq_len, model.config.encoder.vocab_size
+    )
     parameters = sum(p.numel() for p in model.parameters())
     rss_before = reset_peak_rss()
     cuda = torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR") != "cpu"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     probe = phase_probe()
-    trainer = quiet(MultiTaskTrainer(model=model, args=training_args, train_datasets={"mnli": dataset},
-                                     processing_class=tokenizer, callbacks=[probe]))
+    trainer = quiet(
+        MultiTaskTrainer(
+            model=model,
+            args=training_args,
+            train_datasets={"mnli": dataset},
+            processing_class=tokenizer,
+            callbacks=[probe],
+        )
+    )
     trainer.train()
-    record = {"rank": int(os.environ.get("RANK", 0)), "world_size": training_args.world_size, "stage": args.stage,
-              "parameters": parameters, "rss_before_mib": rss_before,
-              "setup_peak_mib": probe.setup_peak, "rss_train_begin_mib": probe.train_begin, "peak_rss_mib": peak_rss_mib(),
-              "optimizer_state_mib": optimizer_state_mib(trainer),
-              "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-              "steps": trainer.state.global_step}
+    record = {
+        "rank": int(os.environ.get("RANK", 0)),
+        "world_size": training_args.world_size,
+        "stage": args.stage,
+        "parameters": parameters,
+        "rss_before_mib": rss_before,
+        "setup_peak_mib": probe.setup_peak,
+        "rss_train_begin_mib": probe.train_begin,
+        "peak_rss_mib": peak_rss_mib(),
+        "optimizer_state_mib": optimizer_state_mib(trainer),
+        "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "steps": trainer.state.global_step,
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, f"rank{record['rank']}.json").write_text(json.dumps(record))
 

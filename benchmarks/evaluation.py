@@ -39,10 +39,12 @@ from harness import (
 )
 
 TIE_TOLERANCE = 1e-3
-HEADS = {"tatoeba_pairs": {"type": "classification", "num_labels": 2},
-         "xcopa": {"type": "multiple_choice", "num_choices": 2},
-         "udpos": {"type": "tagging", "num_labels": 17},
-         "xquad": {"type": "extractive_qa"}}
+HEADS = {
+    "tatoeba_pairs": {"type": "classification", "num_labels": 2},
+    "xcopa": {"type": "multiple_choice", "num_choices": 2},
+    "udpos": {"type": "tagging", "num_labels": 17},
+    "xquad": {"type": "extractive_qa"},
+}
 
 
 def parse_args(argv=None):
@@ -68,13 +70,20 @@ def load_features(args, tokenizer) -> dict[str, dict]:
     data = shared_data()
     pick = (lambda langs: langs[:2]) if args.tiny else (lambda langs: None)
     pairs = real_data.tatoeba(data, pick(["de", "zh"]), args.limit)
-    rows = {"tatoeba_pairs": {lang: real_data.tatoeba_pairs(data, [lang], args.limit) for lang in pairs},
-            "xcopa": real_data.xcopa(data, pick(["et", "zh"]), args.limit, split="validation"),
-            "udpos": real_data.udpos(data, pick(["en", "zh"]), args.limit),
-            "xquad": real_data.xquad(data, pick(["en", "th"]), args.xquad_questions)}
+    rows = {
+        "tatoeba_pairs": {lang: real_data.tatoeba_pairs(data, [lang], args.limit) for lang in pairs},
+        "xcopa": real_data.xcopa(data, pick(["et", "zh"]), args.limit, split="validation"),
+        "udpos": real_data.udpos(data, pick(["en", "zh"]), args.limit),
+        "xquad": real_data.xquad(data, pick(["en", "th"]), args.xquad_questions),
+    }
     specs = {"tatoeba_pairs": "pawsx"}
-    return {task: {lang: preprocess(dataset, get_task(specs.get(task, task)), tokenizer, split_role="eval")
-                   for lang, dataset in by_lang.items()} for task, by_lang in rows.items()}
+    return {
+        task: {
+            lang: preprocess(dataset, get_task(specs.get(task, task)), tokenizer, split_role="eval")
+            for lang, dataset in by_lang.items()
+        }
+        for task, by_lang in rows.items()
+    }
 
 
 def plain_trainer(model, tokenizer, task_type: str, args, out: str):
@@ -86,11 +95,18 @@ def plain_trainer(model, tokenizer, task_type: str, args, out: str):
         TrainingArguments,
     )
 
-    collator = {"multiple_choice": DataCollatorForMultipleChoice, "tagging": DataCollatorForTokenClassification
-                }.get(task_type, DataCollatorWithPadding)(tokenizer)
+    collator = {"multiple_choice": DataCollatorForMultipleChoice, "tagging": DataCollatorForTokenClassification}.get(
+        task_type, DataCollatorWithPadding
+    )(tokenizer)
     cuda = str(args.device).startswith("cuda")
-    training_args = TrainingArguments(out, per_device_eval_batch_size=args.batch_size, report_to=[],
-                                      disable_tqdm=True, use_cpu=not cuda, bf16_full_eval=False)
+    training_args = TrainingArguments(
+        out,
+        per_device_eval_batch_size=args.batch_size,
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not cuda,
+        bf16_full_eval=False,
+    )
     return Trainer(model=model, args=training_args, data_collator=collator, processing_class=tokenizer)
 
 
@@ -110,7 +126,7 @@ def trainer_outputs(trainer, features, task_type: str) -> list[np.ndarray]:
     predictions = result.predictions if isinstance(result.predictions, tuple) else (result.predictions,)
     lengths = [len(ids) for ids in features["input_ids"]]
     token_level = task_type in ("tagging", "extractive_qa")
-    return [np.stack([p[i][:lengths[i]] if token_level else p[i] for p in predictions]) for i in range(len(features))]
+    return [np.stack([p[i][: lengths[i]] if token_level else p[i] for p in predictions]) for i in range(len(features))]
 
 
 def compare(reference: list[np.ndarray], other: list[np.ndarray], where: str) -> tuple[int, int]:
@@ -122,8 +138,10 @@ def compare(reference: list[np.ndarray], other: list[np.ndarray], where: str) ->
         for position in zip(*np.nonzero(ref_top != oth_top)):
             scores = np.sort(ref[position])
             if scores[-1] - scores[-2] > TIE_TOLERANCE:
-                raise AssertionError(f"{where}, feature {index}, position {position}: hf_itt predicts "
-                                     f"{ref_top[position]} but Trainer.predict {oth_top[position]}")
+                raise AssertionError(
+                    f"{where}, feature {index}, position {position}: hf_itt predicts "
+                    f"{ref_top[position]} but Trainer.predict {oth_top[position]}"
+                )
             near_ties += 1
     return compared, near_ties
 
@@ -140,6 +158,7 @@ def benchmark_task(task, by_lang, args, tokenizer, out) -> list:
                 results[(lang, method)] = hf_itt_outputs(model, tokenizer, by_lang[lang], task, args.batch_size)
             else:
                 results[(lang, method)] = trainer_outputs(trainer, by_lang[lang], HEADS[task]["type"])
+
         return lambda: timed(run, sync)
 
     measurements = {(lang, method): measure(lang, method) for lang in by_lang for method in ("hf_itt", "Trainer")}
@@ -148,8 +167,9 @@ def benchmark_task(task, by_lang, args, tokenizer, out) -> list:
     for lang, features in by_lang.items():
         compared, ties = compare(results[(lang, "hf_itt")], results[(lang, "Trainer")], f"{task} {lang}")
         ours, theirs = median(times[(lang, "hf_itt")]), median(times[(lang, "Trainer")])
-        tokens = sum(sum(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
-                     for ids in features["input_ids"])
+        tokens = sum(
+            sum(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids) for ids in features["input_ids"]
+        )
         rows.append([task, lang, len(features), tokens, compared, ties, theirs, ours, theirs / ours])
     return rows, model
 
@@ -165,22 +185,41 @@ def main(argv=None) -> int:
             rows += task_rows
     for task in dict.fromkeys(row[0] for row in rows):
         mine = [row for row in rows if row[0] == task]
-        rows.append([task, "all", *(sum(row[i] for row in mine) for i in range(2, 8)),
-                     sum(row[6] for row in mine) / sum(row[7] for row in mine)])
+        rows.append(
+            [
+                task,
+                "all",
+                *(sum(row[i] for row in mine) for i in range(2, 8)),
+                sum(row[6] for row in mine) / sum(row[7] for row in mine),
+            ]
+        )
     total_trainer = sum(row[6] for row in rows if row[1] != "all")
     total_ours = sum(row[7] for row in rows if row[1] != "all")
     for row in rows:
         row[8] = f"{row[8]:.2f}x"
     print_table(
         "Zero-shot evaluation: hf_itt length-sorted predict vs Trainer.predict per language",
-        ["task", "language", "features", "tokens", "predictions compared", "near-ties", "Trainer.predict (s)",
-         "hf_itt (s)", "speed-up"],
+        [
+            "task",
+            "language",
+            "features",
+            "tokens",
+            "predictions compared",
+            "near-ties",
+            "Trainer.predict (s)",
+            "hf_itt (s)",
+            "speed-up",
+        ],
         rows,
-        [machine_line(args), model_line(model),
-         f"batch {args.batch_size}; XQuAD: first {args.xquad_questions} questions per language; "
-         f"{args.repeats} interleaved round(s); identical predictions asserted (near-ties: top-2 gap <= {TIE_TOLERANCE})",
-         f"all tasks and languages: Trainer.predict {total_trainer:.1f} s, hf_itt {total_ours:.1f} s, "
-         f"speed-up {total_trainer / total_ours:.2f}x"])
+        [
+            machine_line(args),
+            model_line(model),
+            f"batch {args.batch_size}; XQuAD: first {args.xquad_questions} questions per language; "
+            f"{args.repeats} interleaved round(s); identical predictions asserted (near-ties: top-2 gap <= {TIE_TOLERANCE})",
+            f"all tasks and languages: Trainer.predict {total_trainer:.1f} s, hf_itt {total_ours:.1f} s, "
+            f"speed-up {total_trainer / total_ours:.2f}x",
+        ],
+    )
     return 0
 
 

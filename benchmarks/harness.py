@@ -50,14 +50,23 @@ SIZES = {
 
 # ------------------------------------------------------------------------------------------ arguments
 
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--tiny", action="store_true", help="seconds-long CI run (tiny model and workload)")
-    parser.add_argument("--model-size", choices=sorted(SIZES), default="small",
-                        help="small: 4 layers, hidden 256, vocab 250,002 (default); large: XLM-R Large's shape")
+    parser.add_argument(
+        "--model-size",
+        choices=sorted(SIZES),
+        default="small",
+        help="small: 4 layers, hidden 256, vocab 250,002 (default); large: XLM-R Large's shape",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: steadier timings on a shared machine; 0: torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: steadier timings on a shared machine; 0: torch's choice)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -82,12 +91,15 @@ def on_cuda(args) -> bool:
 
 # ------------------------------------------------------------------------------------------ tokenizer and model
 
+
 def shared_data(required: bool = True) -> Path | None:
     if SHARED_DATA.is_dir():
         return SHARED_DATA
     if required:
-        sys.exit(f"real data samples not found at {SHARED_DATA}: set HF_ITT_SHARED_DATA to the folder holding "
-                 "xquad/, tatoeba/, xcopa/ and ud/")
+        sys.exit(
+            f"real data samples not found at {SHARED_DATA}: set HF_ITT_SHARED_DATA to the folder holding "
+            "xquad/, tatoeba/, xcopa/ and ud/"
+        )
     return None
 
 
@@ -107,8 +119,11 @@ def corpus_texts(data: Path) -> list[str]:
             row = json.loads(line)
             texts += [row["premise"], row["choice1"], row["choice2"]]
     for path in sorted(data.glob("ud/*/*.conllu")):
-        texts += [line[len("# text = "):] for line in path.read_text(encoding="utf-8").splitlines()
-                  if line.startswith("# text = ")]
+        texts += [
+            line[len("# text = ") :]
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.startswith("# text = ")
+        ]
     return [text for text in texts if text.strip()]
 
 
@@ -143,8 +158,13 @@ def encoder_config(size_name: str, tokenizer, max_positions: int = 514):
     from hf_itt.demo.tiny import encoder_config as tiny_encoder_config
 
     size = SIZES[size_name]
-    return tiny_encoder_config(size.vocab or len(tokenizer), hidden_size=size.hidden, num_layers=size.layers,
-                               num_heads=size.heads, max_positions=max_positions)
+    return tiny_encoder_config(
+        size.vocab or len(tokenizer),
+        hidden_size=size.hidden,
+        num_layers=size.layers,
+        num_heads=size.heads,
+        max_positions=max_positions,
+    )
 
 
 def build_model(size_name: str, tokenizer, tasks: dict, seed: int = 0):
@@ -160,11 +180,14 @@ def build_model(size_name: str, tokenizer, tasks: dict, seed: int = 0):
 def model_line(model) -> str:
     encoder = model.config.encoder
     params = sum(p.numel() for p in model.parameters())
-    return (f"model: {encoder.num_hidden_layers} layers, hidden {encoder.hidden_size}, vocab {encoder.vocab_size:,}, "
-            f"{params / 1e6:.1f}M parameters")
+    return (
+        f"model: {encoder.num_hidden_layers} layers, hidden {encoder.hidden_size}, vocab {encoder.vocab_size:,}, "
+        f"{params / 1e6:.1f}M parameters"
+    )
 
 
 # ------------------------------------------------------------------------------------------ timing
+
 
 def interleaved(measurements: dict[str, Callable[[], object]], repeats: int) -> dict[str, list]:
     """Run every measurement once per round, ``repeats`` rounds (A, B, A, B ...); results per name."""
@@ -204,6 +227,7 @@ def cuda_sync(args) -> Callable[[], None] | None:
 
 # ------------------------------------------------------------------------------------------ memory
 
+
 def _status_mib(field: str) -> float:
     text = Path("/proc/self/status").read_text()
     return int(re.search(rf"{field}:\s+(\d+)", text).group(1)) / 1024
@@ -234,6 +258,7 @@ def peak_rss_mib() -> float:
 
 # ------------------------------------------------------------------------------------------ output
 
+
 def machine_line(args) -> str:
     import torch
 
@@ -244,12 +269,15 @@ def machine_line(args) -> str:
         pass
     device = torch.cuda.get_device_name() if on_cuda(args) and torch.cuda.is_available() else cpu
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"machine: {device}; {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load {load:.1f}; "
-            f"torch {torch.__version__}, python {platform.python_version()}")
+    return (
+        f"machine: {device}; {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load {load:.1f}; "
+        f"torch {torch.__version__}, python {platform.python_version()}"
+    )
 
 
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]],
-                notes: Sequence[str] = ()) -> None:
+def print_table(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], notes: Sequence[str] = ()
+) -> None:
     """A markdown table (pasteable into BENCHMARKS.md) with a title and notes."""
     print(f"\n### {title}\n")
     print("| " + " | ".join(headers) + " |")

@@ -52,10 +52,29 @@ def launch(stage: int, out: Path, args) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     if not on_cuda(args):
         env["DS_ACCELERATOR"] = "cpu"
-    command = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(args.ranks),
-               "--master_port", str(_free_port()), str(WORKER), "--stage", str(stage), "--out", str(out),
-               "--model-size", args.model_size, "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
-               "--steps", str(args.steps), *(["--tiny"] if args.tiny else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "deepspeed.launcher.runner",
+        "--num_gpus",
+        str(args.ranks),
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        "--stage",
+        str(stage),
+        "--out",
+        str(out),
+        "--model-size",
+        args.model_size,
+        "--batch-size",
+        str(args.batch_size),
+        "--seq-len",
+        str(args.seq_len),
+        "--steps",
+        str(args.steps),
+        *(["--tiny"] if args.tiny else []),
+    ]
     log = open(out.with_suffix(".log"), "w")
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
@@ -68,8 +87,9 @@ def run_launches(args, folder: Path) -> dict[int, list[dict]]:
         log = (folder / f"stage{stage}.log").read_text(errors="replace")
         if code != 0:
             sys.exit(f"deepspeed launch for {STAGES[stage]} failed ({code}):\n{log[-4000:]}")
-        records[stage] = sorted((json.loads(p.read_text()) for p in (folder / f"stage{stage}").glob("rank*.json")),
-                                key=lambda r: r["rank"])
+        records[stage] = sorted(
+            (json.loads(p.read_text()) for p in (folder / f"stage{stage}").glob("rank*.json")), key=lambda r: r["rank"]
+        )
     return records
 
 
@@ -88,11 +108,20 @@ def measured_rows(records: dict[int, list[dict]], ranks: int) -> list[list]:
             base, parameters = record["rss_before_mib"], record["parameters"]
             peak = max(record["setup_peak_mib"], record["peak_rss_mib"])
             adam = 8 * parameters / (ranks if stage else 1) / MIB
-            rows.append([STAGES[stage], f"{record['rank']} of {record['world_size']}", base,
-                         record["setup_peak_mib"] - base, record["rss_train_begin_mib"] - base,
-                         record["peak_rss_mib"] - base, peak, expected_growth(stage, parameters, ranks) / MIB,
-                         f"{record['optimizer_state_mib']:.0f} / {adam:.0f}",
-                         "-" if record["cuda_peak_mib"] is None else record["cuda_peak_mib"]])
+            rows.append(
+                [
+                    STAGES[stage],
+                    f"{record['rank']} of {record['world_size']}",
+                    base,
+                    record["setup_peak_mib"] - base,
+                    record["rss_train_begin_mib"] - base,
+                    record["peak_rss_mib"] - base,
+                    peak,
+                    expected_growth(stage, parameters, ranks) / MIB,
+                    f"{record['optimizer_state_mib']:.0f} / {adam:.0f}",
+                    "-" if record["cuda_peak_mib"] is None else record["cuda_peak_mib"],
+                ]
+            )
     return rows
 
 
@@ -125,36 +154,53 @@ def main(argv=None) -> int:
     saving = [peak(r0) - peak(r2) for r0, r2 in zip(records[0], records[2])]
     print_table(
         "Memory: peak RSS of training steps, ZeRO-2 vs no ZeRO, 2 DeepSpeed ranks",
-        ["config", "rank", "RSS after model build (MiB)", "engine setup: peak growth", "held after setup",
-         "training steps: peak growth", "peak RSS (MiB)", "expected fp32 model-state growth",
-         "Adam state measured / expected (MiB)", "CUDA peak (MiB)"],
+        [
+            "config",
+            "rank",
+            "RSS after model build (MiB)",
+            "engine setup: peak growth",
+            "held after setup",
+            "training steps: peak growth",
+            "peak RSS (MiB)",
+            "expected fp32 model-state growth",
+            "Adam state measured / expected (MiB)",
+            "CUDA peak (MiB)",
+        ],
         measured_rows(records, args.ranks),
-        [machine_line(args),
-         f"model: {parameters / 1e6:.1f}M parameters ({args.model_size}); batch {args.batch_size} x {args.seq_len} "
-         f"per rank, {args.steps} steps, fp32, launches with DS_ACCELERATOR={'cuda' if on_cuda(args) else 'cpu'}",
-         f"ZeRO-2 lowers the per-rank peak by {', '.join(f'{s:.0f}' for s in saving)} MiB (ranks 0, 1); "
-         f"expected from fp32 model states: {(expected_growth(0, parameters, args.ranks) - expected_growth(2, parameters, args.ranks)) / MIB:.0f} MiB",
-         "growth columns are MiB above the RSS after model build: engine setup = DeepSpeed's initialize inside "
-         "train() (flattened parameter copies, ZeRO's fp32 partition); steps = gradients, Adam states, activations, "
-         "communication buffers; expected = fp32 gradients + Adam moments (+ ZeRO-2's fp32 partition copy)",
-         *cpu_caveats(args)])
+        [
+            machine_line(args),
+            f"model: {parameters / 1e6:.1f}M parameters ({args.model_size}); batch {args.batch_size} x {args.seq_len} "
+            f"per rank, {args.steps} steps, fp32, launches with DS_ACCELERATOR={'cuda' if on_cuda(args) else 'cpu'}",
+            f"ZeRO-2 lowers the per-rank peak by {', '.join(f'{s:.0f}' for s in saving)} MiB (ranks 0, 1); "
+            f"expected from fp32 model states: {(expected_growth(0, parameters, args.ranks) - expected_growth(2, parameters, args.ranks)) / MIB:.0f} MiB",
+            "growth columns are MiB above the RSS after model build: engine setup = DeepSpeed's initialize inside "
+            "train() (flattened parameter copies, ZeRO's fp32 partition); steps = gradients, Adam states, activations, "
+            "communication buffers; expected = fp32 gradients + Adam moments (+ ZeRO-2's fp32 partition copy)",
+            *cpu_caveats(args),
+        ],
+    )
     print_table(
         "Estimates: XLM-R Large model states per GPU (bf16/fp16 mixed precision, Adam)",
         ["setup", "parameters", "hf_itt.memory (GiB)", "DeepSpeed estimate_zero2_model_states_mem_needs (GiB)"],
         estimate_rows(),
-        ["activations are extra: python -m hf_itt.memory --batch 4 --seq-len 256 --bf16 --gpus 8 prints them",
-         "not measurable here: no GPU; the CPU run above is fp32, so its bytes per parameter differ (16 vs 18+2)"])
+        [
+            "activations are extra: python -m hf_itt.memory --batch 4 --seq-len 256 --bf16 --gpus 8 prints them",
+            "not measurable here: no GPU; the CPU run above is fp32, so its bytes per parameter differ (16 vs 18+2)",
+        ],
+    )
     return 0
 
 
 def cpu_caveats(args) -> list[str]:
     if on_cuda(args):
         return []
-    return ["on CPU the measurement shows ZeRO-2's partitioning of gradients and Adam states, but NOT the GPU "
-            "figures: DeepSpeed's CPU accelerator trains in fp32 (no 16-bit weights, no separate fp32 master copy), "
-            "RSS includes Python/torch/DeepSpeed code (~the 'after model build' column minus the model), glibc may "
-            "keep freed memory, dropout masks are full-width, and there is no CUDA context, caching allocator or "
-            "NCCL buffers; compare growth with the fp32 column, not with the GPU estimates below"]
+    return [
+        "on CPU the measurement shows ZeRO-2's partitioning of gradients and Adam states, but NOT the GPU "
+        "figures: DeepSpeed's CPU accelerator trains in fp32 (no 16-bit weights, no separate fp32 master copy), "
+        "RSS includes Python/torch/DeepSpeed code (~the 'after model build' column minus the model), glibc may "
+        "keep freed memory, dropout masks are full-width, and there is no CUDA context, caching allocator or "
+        "NCCL buffers; compare growth with the fp32 column, not with the GPU estimates below"
+    ]
 
 
 if __name__ == "__main__":

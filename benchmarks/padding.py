@@ -40,11 +40,11 @@ from harness import (
 TARGET = 1.5
 # task -> (hf_itt spec providing the recipe and labels, head, max length of the pad-to-max baseline)
 TASKS = {
-    "mnli_like": ("mnli", {"type": "classification", "num_labels": 3}, 256),     # jiant's ITT default
+    "mnli_like": ("mnli", {"type": "classification", "num_labels": 3}, 256),  # jiant's ITT default
     "tatoeba_pairs": ("pawsx", {"type": "classification", "num_labels": 2}, 128),  # XTREME PAWS-X
-    "udpos": ("udpos", {"type": "tagging", "num_labels": 17}, 128),              # XTREME POS
-    "xcopa": ("xcopa", {"type": "multiple_choice", "num_choices": 2}, 128),      # XTREME-R XCOPA
-    "xquad": ("xquad", {"type": "extractive_qa"}, 384),                          # jiant / XTREME QA
+    "udpos": ("udpos", {"type": "tagging", "num_labels": 17}, 128),  # XTREME POS
+    "xcopa": ("xcopa", {"type": "multiple_choice", "num_choices": 2}, 128),  # XTREME-R XCOPA
+    "xquad": ("xquad", {"type": "extractive_qa"}, 384),  # jiant / XTREME QA
 }
 HF_ITT = "hf_itt default"
 METHODS = ("pad to max", "dynamic", HF_ITT)
@@ -80,8 +80,10 @@ def tokenize(rows: dict, tokenizer) -> dict:
     from hf_itt.task_types.features import preprocess
     from hf_itt.tasks.registry import get_task
 
-    return {task: preprocess(rows[task], get_task(spec_name), tokenizer, split_role="train", max_length=max_length)
-            for task, (spec_name, _, max_length) in TASKS.items()}
+    return {
+        task: preprocess(rows[task], get_task(spec_name), tokenizer, split_role="train", max_length=max_length)
+        for task, (spec_name, _, max_length) in TASKS.items()
+    }
 
 
 def example_lengths(features) -> list[int]:
@@ -94,19 +96,24 @@ def batches(method: str, size: int, lengths: list[int], batch_size: int, seed: i
     from hf_itt.training.sampling import LockstepBatchSampler, make_sampler
 
     if method == HF_ITT:  # what a run with the shipped presets does
-        sampler = LockstepBatchSampler(make_sampler("uniform", {"task": size}), batch_size, seed=seed,
-                                       lengths={"task": lengths} if presets_group_by_length() else None)
+        sampler = LockstepBatchSampler(
+            make_sampler("uniform", {"task": size}),
+            batch_size,
+            seed=seed,
+            lengths={"task": lengths} if presets_group_by_length() else None,
+        )
         return list(sampler)
     order = np.random.default_rng(seed).permutation(size).tolist()
-    return [order[i:i + batch_size] for i in range(0, size, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, size, batch_size)]
 
 
 def presets_group_by_length() -> bool:
     """Whether the shipped presets batch by length (train_sampling_strategy: group_by_length), as measured."""
     from hf_itt.config.presets import all_presets
 
-    return all(preset["training"].get("train_sampling_strategy") == "group_by_length"
-               for preset in all_presets().values())
+    return all(
+        preset["training"].get("train_sampling_strategy") == "group_by_length" for preset in all_presets().values()
+    )
 
 
 def stratified(padded_lengths: list[int], count: int) -> list[int]:
@@ -125,8 +132,11 @@ class TaskBench:
         self.task_id = model.task_id(task)
         types = [spec["type"] for spec in model.config.tasks.values()]
         max_length = TASKS[task][2]
-        self.collators = {"pad to max": MultiTaskCollator(tokenizer, types, pad_to_multiple_of=max_length),
-                          "dynamic": MultiTaskCollator(tokenizer, types), HF_ITT: MultiTaskCollator(tokenizer, types)}
+        self.collators = {
+            "pad to max": MultiTaskCollator(tokenizer, types, pad_to_multiple_of=max_length),
+            "dynamic": MultiTaskCollator(tokenizer, types),
+            HF_ITT: MultiTaskCollator(tokenizer, types),
+        }
         lengths = example_lengths(features)
         self.batches = {m: batches(m, len(features), lengths, args.batch_size, args.seed) for m in METHODS}
         self.tokens = {m: [self.count(m, b) for b in self.batches[m]] for m in METHODS}  # (real, padded)
@@ -168,8 +178,12 @@ def fixed_cost(model, args, repeats: int = 5) -> float:
     import torch
 
     ids = torch.full((1, 8), 5, device=args.device)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.zeros(1, dtype=torch.long,
-             device=args.device), "task_ids": torch.full((1,), model.task_id("mnli_like"), device=args.device)}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": torch.zeros(1, dtype=torch.long, device=args.device),
+        "task_ids": torch.full((1,), model.task_id("mnli_like"), device=args.device),
+    }
 
     def forward_backward():
         model(**batch).loss.backward()
@@ -203,28 +217,52 @@ def main(argv=None) -> int:
     token_bound = {m: max(totals[m]["seconds"] - batches_per_method * fixed, 1e-9) for m in METHODS}
     print_table(
         "Padding: useful (non-pad) tokens per second of forward+backward",
-        ["task", "examples", "pad-to length", "real tokens", "real/padded: pad to max", "dynamic", HF_ITT,
-         "useful tok/s: pad to max", "dynamic", HF_ITT, "hf_itt / pad to max", "hf_itt / dynamic"],
+        [
+            "task",
+            "examples",
+            "pad-to length",
+            "real tokens",
+            "real/padded: pad to max",
+            "dynamic",
+            HF_ITT,
+            "useful tok/s: pad to max",
+            "dynamic",
+            HF_ITT,
+            "hf_itt / pad to max",
+            "hf_itt / dynamic",
+        ],
         rows,
-        [machine_line(args), model_line(model),
-         "hf_itt default: the shipped presets' batching, train_sampling_strategy "
-         f"{'group_by_length (length-grouped)' if presets_group_by_length() else 'random'}, padded per batch",
-         f"batch {args.batch_size}; {args.samples} timed batches per task and method (stratified by padded length), "
-         "scaled to the epoch; token counts are exact over the epoch",
-         f"hf_itt vs pad-to-max useful tokens/s, all tasks: {verdict(overall, TARGET)}",
-         "multiple choice counts every choice's tokens; truncation at the pad-to length for all three methods",
-         f"fixed cost of a forward+backward (1 x 8 tokens): {fixed:.3g} s per batch, {batches_per_method} batches per "
-         f"method; without it (token-proportional time only) hf_itt / pad to max = "
-         f"{token_bound['pad to max'] / token_bound[HF_ITT]:.2f}x, hf_itt / dynamic = "
-         f"{token_bound['dynamic'] / token_bound[HF_ITT]:.2f}x"])
+        [
+            machine_line(args),
+            model_line(model),
+            "hf_itt default: the shipped presets' batching, train_sampling_strategy "
+            f"{'group_by_length (length-grouped)' if presets_group_by_length() else 'random'}, padded per batch",
+            f"batch {args.batch_size}; {args.samples} timed batches per task and method (stratified by padded length), "
+            "scaled to the epoch; token counts are exact over the epoch",
+            f"hf_itt vs pad-to-max useful tokens/s, all tasks: {verdict(overall, TARGET)}",
+            "multiple choice counts every choice's tokens; truncation at the pad-to length for all three methods",
+            f"fixed cost of a forward+backward (1 x 8 tokens): {fixed:.3g} s per batch, {batches_per_method} batches per "
+            f"method; without it (token-proportional time only) hf_itt / pad to max = "
+            f"{token_bound['pad to max'] / token_bound[HF_ITT]:.2f}x, hf_itt / dynamic = "
+            f"{token_bound['dynamic'] / token_bound[HF_ITT]:.2f}x",
+        ],
+    )
     return 0
 
 
 def _row(name, examples, pad_to, epochs: dict) -> list:
     useful = {m: epochs[m]["useful_per_s"] for m in METHODS}
     fill = [f"{epochs[m]['real'] / epochs[m]['padded']:.2f}" for m in METHODS]
-    return [name, examples, pad_to, epochs[HF_ITT]["real"], *fill, *(useful[m] for m in METHODS),
-            f"{useful[HF_ITT] / useful['pad to max']:.2f}x", f"{useful[HF_ITT] / useful['dynamic']:.2f}x"]
+    return [
+        name,
+        examples,
+        pad_to,
+        epochs[HF_ITT]["real"],
+        *fill,
+        *(useful[m] for m in METHODS),
+        f"{useful[HF_ITT] / useful['pad to max']:.2f}x",
+        f"{useful[HF_ITT] / useful['dynamic']:.2f}x",
+    ]
 
 
 if __name__ == "__main__":

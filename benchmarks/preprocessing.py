@@ -56,9 +56,16 @@ def run_qa_functions(tokenizer, max_seq_length: int, doc_stride: int):
 
     def prepare_train_features(examples):
         examples["question"] = [q.lstrip() for q in examples["question"]]
-        tokenized = tokenizer(examples["question"], examples["context"], truncation="only_second",
-                              max_length=max_seq_length, stride=doc_stride, return_overflowing_tokens=True,
-                              return_offsets_mapping=True, padding=False)
+        tokenized = tokenizer(
+            examples["question"],
+            examples["context"],
+            truncation="only_second",
+            max_length=max_seq_length,
+            stride=doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
         sample_mapping = tokenized.pop("overflow_to_sample_mapping")
         offset_mapping = tokenized.pop("offset_mapping")
         tokenized["start_positions"], tokenized["end_positions"] = [], []
@@ -93,16 +100,24 @@ def run_qa_functions(tokenizer, max_seq_length: int, doc_stride: int):
 
     def prepare_validation_features(examples):
         examples["question"] = [q.lstrip() for q in examples["question"]]
-        tokenized = tokenizer(examples["question"], examples["context"], truncation="only_second",
-                              max_length=max_seq_length, stride=doc_stride, return_overflowing_tokens=True,
-                              return_offsets_mapping=True, padding=False)
+        tokenized = tokenizer(
+            examples["question"],
+            examples["context"],
+            truncation="only_second",
+            max_length=max_seq_length,
+            stride=doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
         sample_mapping = tokenized.pop("overflow_to_sample_mapping")
         tokenized["example_id"] = []
         for i in range(len(tokenized["input_ids"])):
             sequence_ids = tokenized.sequence_ids(i)
             tokenized["example_id"].append(examples["id"][sample_mapping[i]])
-            tokenized["offset_mapping"][i] = [(o if sequence_ids[k] == 1 else None)
-                                              for k, o in enumerate(tokenized["offset_mapping"][i])]
+            tokenized["offset_mapping"][i] = [
+                (o if sequence_ids[k] == 1 else None) for k, o in enumerate(tokenized["offset_mapping"][i])
+            ]
         return tokenized
 
     return {"train": prepare_train_features, "eval": prepare_validation_features}
@@ -117,6 +132,7 @@ class Method:
     def measure(self, role: str, dataset, cached: bool):
         def run():
             self.features[(role, cached)] = self.build(dataset, role, cached)
+
         seconds = timed(run)
         if cached:
             first, second = self.features[(role, False)], self.features[(role, True)]
@@ -132,12 +148,20 @@ def methods(tokenizer) -> list[Method]:
     functions = run_qa_functions(tokenizer, MAX_LENGTH, DOC_STRIDE)
 
     def ours(dataset, role, cached):
-        return preprocess(dataset, spec, tokenizer, split_role=role, max_length=MAX_LENGTH, doc_stride=DOC_STRIDE,
-                          load_from_cache_file=cached)
+        return preprocess(
+            dataset,
+            spec,
+            tokenizer,
+            split_role=role,
+            max_length=MAX_LENGTH,
+            doc_stride=DOC_STRIDE,
+            load_from_cache_file=cached,
+        )
 
     def run_qa(dataset, role, cached):
-        return dataset.map(functions[role], batched=True, remove_columns=dataset.column_names,
-                           load_from_cache_file=cached)
+        return dataset.map(
+            functions[role], batched=True, remove_columns=dataset.column_names, load_from_cache_file=cached
+        )
 
     return [Method("hf_itt.task_types.features", ours), Method("run_qa.py (inline)", run_qa)]
 
@@ -166,31 +190,60 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         rows.save_to_disk(f"{folder}/rows")
         dataset = load_from_disk(f"{folder}/rows")  # on disk, so Dataset.map writes and reuses cache files
-        measurements = {(m.name, role, cached): (lambda m=m, role=role, cached=cached: m.measure(role, dataset, cached))
-                        for m in candidates for role in ROLES for cached in (False, True)}
+        measurements = {
+            (m.name, role, cached): (lambda m=m, role=role, cached=cached: m.measure(role, dataset, cached))
+            for m in candidates
+            for role in ROLES
+            for cached in (False, True)
+        }
         times = interleaved(measurements, args.repeats)
         table = []
         for role in ROLES:
             reference = median(times[(candidates[1].name, role, False)])
             for m in candidates:
                 cold, warm = times[(m.name, role, False)], times[(m.name, role, True)]
-                hits = m.cache_hits[ROLES.index(role)::len(ROLES)]
-                table.append([role, m.name, len(m.features[(role, False)]), median(cold), spread(cold),
-                              len(dataset) / median(cold), f"{reference / median(cold):.2f}x", median(warm),
-                              f"{sum(hits)}/{len(hits)}"])
-            table[-2].append(agreement(candidates[0].features[(role, False)], candidates[1].features[(role, False)], role))
+                hits = m.cache_hits[ROLES.index(role) :: len(ROLES)]
+                table.append(
+                    [
+                        role,
+                        m.name,
+                        len(m.features[(role, False)]),
+                        median(cold),
+                        spread(cold),
+                        len(dataset) / median(cold),
+                        f"{reference / median(cold):.2f}x",
+                        median(warm),
+                        f"{sum(hits)}/{len(hits)}",
+                    ]
+                )
+            table[-2].append(
+                agreement(candidates[0].features[(role, False)], candidates[1].features[(role, False)], role)
+            )
             table[-1].append("-")
     print_table(
         "QA preprocessing: hf_itt.task_types.features vs run_qa.py, XQuAD",
-        ["features", "method", "windows", "cold median (s)", "cold range (s)", "examples/s", "speed vs run_qa",
-         "cached re-run (s)", "cache hits", "windows equal to run_qa's"],
+        [
+            "features",
+            "method",
+            "windows",
+            "cold median (s)",
+            "cold range (s)",
+            "examples/s",
+            "speed vs run_qa",
+            "cached re-run (s)",
+            "cache hits",
+            "windows equal to run_qa's",
+        ],
         table,
-        [machine_line(args),
-         f"{len(dataset):,} XQuAD questions ({'2' if args.tiny else '11'} languages), max length {MAX_LENGTH}, "
-         f"doc stride {DOC_STRIDE}, tokenizer: {len(tokenizer):,}-piece offline XLM-R Unigram; {args.repeats} rounds",
-         "window counts can differ: hf_itt clips questions to 64 tokens (XTREME's max_query_length), run_qa does not",
-         "equal windows: same tokens and, for train, the same answer span (hf_itt maps XLM-R's bare '▁' token "
-         "differently, see hf_itt/task_types/qa_features.py); eval: same offsets"])
+        [
+            machine_line(args),
+            f"{len(dataset):,} XQuAD questions ({'2' if args.tiny else '11'} languages), max length {MAX_LENGTH}, "
+            f"doc stride {DOC_STRIDE}, tokenizer: {len(tokenizer):,}-piece offline XLM-R Unigram; {args.repeats} rounds",
+            "window counts can differ: hf_itt clips questions to 64 tokens (XTREME's max_query_length), run_qa does not",
+            "equal windows: same tokens and, for train, the same answer span (hf_itt maps XLM-R's bare '▁' token "
+            "differently, see hf_itt/task_types/qa_features.py); eval: same offsets",
+        ],
+    )
     return 0
 
 

@@ -30,8 +30,10 @@ def xquad(data: Path, languages=None, limit: int | None = None) -> dict:
     from hf_itt.tasks.registry import get_task
 
     spec = get_task("xquad")
-    return {lang: _cap(load_split(spec, "validation", lang=lang, data_files=str(data / "xquad")), limit)
-            for lang in languages or spec.languages}
+    return {
+        lang: _cap(load_split(spec, "validation", lang=lang, data_files=str(data / "xquad")), limit)
+        for lang in languages or spec.languages
+    }
 
 
 def xcopa(data: Path, languages=None, limit: int | None = None, split: str = "test") -> dict:
@@ -39,8 +41,10 @@ def xcopa(data: Path, languages=None, limit: int | None = None, split: str = "te
     from hf_itt.tasks.registry import get_task
 
     spec = get_task("xcopa")
-    return {lang: _cap(load_split(spec, split, lang=lang, data_files=str(data / "xcopa" / "data")), limit)
-            for lang in languages or spec.languages}
+    return {
+        lang: _cap(load_split(spec, split, lang=lang, data_files=str(data / "xcopa" / "data")), limit)
+        for lang in languages or spec.languages
+    }
 
 
 def udpos(data: Path, languages=None, limit: int | None = None) -> dict:
@@ -48,9 +52,12 @@ def udpos(data: Path, languages=None, limit: int | None = None) -> dict:
     from hf_itt.tasks.registry import get_task
 
     spec = get_task("udpos")
-    return {lang: _cap(load_split(spec, UD_FILES[lang][1], lang=lang, data_files=str(data / "ud" / UD_FILES[lang][0])),
-                       limit)
-            for lang in languages or UD_FILES}
+    return {
+        lang: _cap(
+            load_split(spec, UD_FILES[lang][1], lang=lang, data_files=str(data / "ud" / UD_FILES[lang][0])), limit
+        )
+        for lang in languages or UD_FILES
+    }
 
 
 def tatoeba(data: Path, languages=None, limit: int | None = None) -> dict:
@@ -61,16 +68,20 @@ def tatoeba(data: Path, languages=None, limit: int | None = None) -> dict:
     spec = get_task("tatoeba")
     present = {path.name.split(".")[1].split("-")[0] for path in (data / "tatoeba").glob("tatoeba.*-eng.eng")}
     langs = languages or [lang for lang, code in spec.lang_codes.items() if code in present and lang in spec.languages]
-    return {lang: _cap(load_split(spec, "validation", lang=lang, data_files=str(data / "tatoeba")), limit)
-            for lang in langs}
+    return {
+        lang: _cap(load_split(spec, "validation", lang=lang, data_files=str(data / "tatoeba")), limit) for lang in langs
+    }
 
 
 def tatoeba_pairs(data: Path, languages=None, limit: int | None = None):
     """Tatoeba translation pairs as classification rows (text_a foreign, text_b English, label 1)."""
     from datasets import Dataset
 
-    rows = [{"text_a": row["source_sentence"], "text_b": row["target_sentence"], "label": 1}
-            for dataset in tatoeba(data, languages, limit).values() for row in dataset]
+    rows = [
+        {"text_a": row["source_sentence"], "text_b": row["target_sentence"], "label": 1}
+        for dataset in tatoeba(data, languages, limit).values()
+        for row in dataset
+    ]
     return Dataset.from_list(rows)
 
 
@@ -84,8 +95,12 @@ def mnli_like(data: Path, limit: int | None = None):
     premises = [context[start:end] for context in contexts for start, end in split_sentences(context)]
     hypotheses = [row["target_sentence"] for dataset in tatoeba(data).values() for row in dataset]
     count = min(len(premises), len(hypotheses), limit or len(premises))
-    return Dataset.from_list([{"text_a": premises[i], "text_b": hypotheses[(i * 7919) % len(hypotheses)],
-                               "label": i % 3} for i in range(count)])
+    return Dataset.from_list(
+        [
+            {"text_a": premises[i], "text_b": hypotheses[(i * 7919) % len(hypotheses)], "label": i % 3}
+            for i in range(count)
+        ]
+    )
 
 
 def concat(datasets: dict):

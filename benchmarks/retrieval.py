@@ -89,8 +89,9 @@ def main(argv=None) -> int:
         "tatoeba numpy": store("tatoeba numpy", lambda: per_query_numpy(target[:numpy_subset], source)),
         "bucc faiss": store("bucc faiss", lambda: mine("faiss")),
         "bucc torch": store("bucc torch", lambda: mine("torch")),
-        "bucc naive": store("bucc naive", lambda: (naive_knn(source[:subset], target, 4),
-                                                   naive_knn(target[:subset], source, 4))),
+        "bucc naive": store(
+            "bucc naive", lambda: (naive_knn(source[:subset], target, 4), naive_knn(target[:subset], source, 4))
+        ),
     }
     times = interleaved(measurements, args.repeats)
     check_agreement(out, subset)
@@ -100,32 +101,59 @@ def main(argv=None) -> int:
     naive = {task: median(times[f"{task} naive"]) * scale for task in ("tatoeba", "bucc")}
     rows = []
     for task in ("tatoeba", "bucc"):
-        rows.append([task, "naive Python loop (extrapolated)", f"{subset} of {args.sentences}",
-                     naive[task], spread([t * scale for t in times[f"{task} naive"]]), "1.00x"])
+        rows.append(
+            [
+                task,
+                "naive Python loop (extrapolated)",
+                f"{subset} of {args.sentences}",
+                naive[task],
+                spread([t * scale for t in times[f"{task} naive"]]),
+                "1.00x",
+            ]
+        )
         if task == "tatoeba":
             numpy_scale = args.sentences / numpy_subset
             seconds = median(times["tatoeba numpy"]) * numpy_scale
-            rows.append([task, "per-query numpy loop (extrapolated)", f"{numpy_subset} of {args.sentences}", seconds,
-                         spread([t * numpy_scale for t in times["tatoeba numpy"]]), f"{naive[task] / seconds:.1f}x"])
+            rows.append(
+                [
+                    task,
+                    "per-query numpy loop (extrapolated)",
+                    f"{numpy_subset} of {args.sentences}",
+                    seconds,
+                    spread([t * numpy_scale for t in times["tatoeba numpy"]]),
+                    f"{naive[task] / seconds:.1f}x",
+                ]
+            )
         for backend in ("faiss", "torch"):
             seconds = median(times[f"{task} {backend}"])
-            rows.append([task, f"hf_itt.metrics.retrieval_search, {backend}", args.sentences, seconds,
-                         spread(times[f"{task} {backend}"]), f"{naive[task] / seconds:.1f}x"])
+            rows.append(
+                [
+                    task,
+                    f"hf_itt.metrics.retrieval_search, {backend}",
+                    args.sentences,
+                    seconds,
+                    spread(times[f"{task} {backend}"]),
+                    f"{naive[task] / seconds:.1f}x",
+                ]
+            )
     worst = min(naive[task] / median(times[f"{task} {b}"]) for task in ("tatoeba", "bucc") for b in ("faiss", "torch"))
     accuracy = float(np.mean(out["tatoeba faiss"] == np.arange(args.sentences)))
     print_table(
         "Similarity search: hf_itt.metrics.retrieval_search vs a naive Python loop",
         ["search", "method", "queries run", "median (s)", "range (s)", "speed-up vs naive"],
         rows,
-        [machine_line(args),
-         f"{args.sentences:,} x {args.sentences:,} embeddings, dimension {args.dim}; {args.repeats} interleaved repeats",
-         f"the naive loop ran {subset} queries per direction; its time is scaled by {scale:g} (linear in queries)",
-         f"same top-1 asserted: faiss = torch on all queries, = naive on the {subset} it ran; "
-         f"synthetic pair accuracy {100 * accuracy:.1f}%",
-         f"slowest hf_itt backend vs naive: {verdict(worst, TARGET)}",
-         f"vs the per-query numpy loop (Tatoeba): faiss "
-         f"{median(times['tatoeba numpy']) * args.sentences / numpy_subset / median(times['tatoeba faiss']):.1f}x, torch "
-         f"{median(times['tatoeba numpy']) * args.sentences / numpy_subset / median(times['tatoeba torch']):.1f}x"])
+        [
+            machine_line(args),
+            f"{args.sentences:,} x {args.sentences:,} embeddings, dimension {args.dim}; {args.repeats} interleaved repeats",
+            f"the naive loop ran {subset} queries per direction; its time is scaled by {scale:g} (linear in queries)",
+            f"same top-1 asserted: faiss = torch on all queries, = naive on the {subset} it ran; "
+            f"synthetic pair accuracy {100 * accuracy:.1f}%",
+            f"slowest hf_itt backend vs naive: {verdict(worst, TARGET)}",
+            f"vs the per-query numpy loop (Tatoeba): faiss "
+            f"{median(times['tatoeba numpy']) * args.sentences / numpy_subset / median(times['tatoeba faiss']):.1f}x, torch "
+            f"{median(times['tatoeba numpy']) * args.sentences / numpy_subset / median(times['tatoeba torch']):.1f}x",
+        ],
+    )
     return 0
 
 
@@ -135,12 +163,14 @@ def check_agreement(out: dict, subset: int) -> None:
     if not np.array_equal(faiss_top, torch_top):
         raise AssertionError(f"faiss and torch disagree on {int((faiss_top != torch_top).sum())} top-1 neighbours")
     if not np.array_equal(faiss_top[:subset], naive_top):
-        raise AssertionError(f"hf_itt and the naive loop disagree on {int((faiss_top[:subset] != naive_top).sum())} "
-                             "top-1 neighbours")
+        raise AssertionError(
+            f"hf_itt and the naive loop disagree on {int((faiss_top[:subset] != naive_top).sum())} top-1 neighbours"
+        )
     faiss_pairs, torch_pairs = out["bucc faiss"], out["bucc torch"]
     if set(faiss_pairs) != set(torch_pairs):
-        raise AssertionError(f"bucc_mine found different pairs with faiss and torch "
-                             f"({len(set(faiss_pairs) ^ set(torch_pairs))} differ)")
+        raise AssertionError(
+            f"bucc_mine found different pairs with faiss and torch ({len(set(faiss_pairs) ^ set(torch_pairs))} differ)"
+        )
     worst = max((abs(faiss_pairs[pair] - torch_pairs[pair]) for pair in faiss_pairs), default=0.0)
     if worst > 1e-4:  # float32 sums in a different order: scores equal up to rounding
         raise AssertionError(f"bucc_mine margin scores differ by up to {worst:.2g} between faiss and torch")

@@ -69,8 +69,10 @@ class ScalingRun:
         self.model = build_model(args.model_size, tokenizer, task_specs(names), args.seed)
         vocab = self.model.config.encoder.vocab_size
         rows = args.batch_size * self.steps
-        self.datasets = {name: random_task_dataset(spec, rows, length, vocab, args.seed + i)
-                         for i, (name, spec) in enumerate(task_specs(names).items())}
+        self.datasets = {
+            name: random_task_dataset(spec, rows, length, vocab, args.seed + i)
+            for i, (name, spec) in enumerate(task_specs(names).items())
+        }
         self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
 
     def __call__(self) -> dict:
@@ -82,15 +84,22 @@ class ScalingRun:
         self.model.load_state_dict(self.initial)
         clock = step_clock()
         counter = TokenCounter(MultiTaskCollator(self.tokenizer, [s["type"] for s in self.model.config.tasks.values()]))
-        trainer = quiet(MultiTaskTrainer(
-            model=self.model, args=training_arguments(self.out, self.args, self.args.batch_size, self.steps),
-            train_datasets=self.datasets, sampler="uniform", processing_class=self.tokenizer, data_collator=counter,
-            callbacks=[clock]))
+        trainer = quiet(
+            MultiTaskTrainer(
+                model=self.model,
+                args=training_arguments(self.out, self.args, self.args.batch_size, self.steps),
+                train_datasets=self.datasets,
+                sampler="uniform",
+                processing_class=self.tokenizer,
+                data_collator=counter,
+                callbacks=[clock],
+            )
+        )
         before = reset_peak_rss()
         if on_cuda(self.args):
             torch.cuda.reset_peak_memory_stats()
         trainer.train()
-        peak = (torch.cuda.max_memory_allocated() / 2**20 if on_cuda(self.args) else peak_rss_mib() - before)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if on_cuda(self.args) else peak_rss_mib() - before
         del trainer
         return {**step_summary(clock, counter), "peak_mib": peak}
 
@@ -109,21 +118,45 @@ def main(argv=None) -> int:
         base_time, base_memory = base_time or step, base_memory or peak
         all_tokens = [t for outcome in outcomes for t in outcome["tokens"]]
         tokens = sum(all_tokens) / len(all_tokens)
-        rows.append([tasks, length, len(times), step, f"{step / base_time:.2f}x", tokens,
-                     median(outcome["tokens_per_s"] for outcome in outcomes), peak, f"{peak / base_memory:.2f}x"])
+        rows.append(
+            [
+                tasks,
+                length,
+                len(times),
+                step,
+                f"{step / base_time:.2f}x",
+                tokens,
+                median(outcome["tokens_per_s"] for outcome in outcomes),
+                peak,
+                f"{peak / base_memory:.2f}x",
+            ]
+        )
     memory = "peak CUDA memory allocated (MiB)" if on_cuda(args) else "peak RSS growth in train() (MiB)"
     first = next(iter(runs.values()))
     print_table(
         "Scaling: joint-stage step time and peak memory vs tasks and sequence length",
-        ["tasks", "seq length", "steps timed", "median step (s)", "vs first row", "mean real tokens/step",
-         "tokens/s", memory, "vs first row"],
+        [
+            "tasks",
+            "seq length",
+            "steps timed",
+            "median step (s)",
+            "vs first row",
+            "mean real tokens/step",
+            "tokens/s",
+            memory,
+            "vs first row",
+        ],
         rows,
-        [machine_line(args), model_line(first.model),
-         f"batch {args.batch_size} per step (multiple choice: x 4-5 choices), uniform task sampling, "
-         f"{args.rounds} interleaved round(s); tasks: 1 = mnli, 3 = mnli squad_v1 hellaswag, 9 = all ITT tasks",
-         "mixtures do different work per step (a hellaswag step encodes 4 sequences per example): compare tokens/s "
-         "for throughput; the step time is what a user sees",
-         "peak memory includes Adam states created at the first step; CPU figures are fp32 and full-width dropout masks"])
+        [
+            machine_line(args),
+            model_line(first.model),
+            f"batch {args.batch_size} per step (multiple choice: x 4-5 choices), uniform task sampling, "
+            f"{args.rounds} interleaved round(s); tasks: 1 = mnli, 3 = mnli squad_v1 hellaswag, 9 = all ITT tasks",
+            "mixtures do different work per step (a hellaswag step encodes 4 sequences per example): compare tokens/s "
+            "for throughput; the step time is what a user sees",
+            "peak memory includes Adam states created at the first step; CPU figures are fp32 and full-width dropout masks",
+        ],
+    )
     return 0
 
 

@@ -86,9 +86,14 @@ def plain_run(args, tokenizer, model, dataset, out):
 
     def make(model, clock):
         counter = TokenCounter(DataCollatorWithPadding(tokenizer))
-        trainer = Trainer(model=model, args=training_arguments(out, args, args.batch_size, args.steps),
-                          train_dataset=dataset, data_collator=counter, processing_class=tokenizer,
-                          callbacks=[clock])
+        trainer = Trainer(
+            model=model,
+            args=training_arguments(out, args, args.batch_size, args.steps),
+            train_dataset=dataset,
+            data_collator=counter,
+            processing_class=tokenizer,
+            callbacks=[clock],
+        )
         return quiet(trainer), counter
 
     return Run("plain Trainer, 1 task", make, model)
@@ -102,9 +107,15 @@ def multitask_run(name, args, tokenizer, model, datasets, out, steps=None):
 
     def make(model, clock):
         counter = TokenCounter(MultiTaskCollator(tokenizer, types, seed=args.seed))
-        trainer = MultiTaskTrainer(model=model, args=training_arguments(out, args, args.batch_size, steps or args.steps),
-                                   train_datasets=datasets, sampler="uniform", processing_class=tokenizer,
-                                   data_collator=counter, callbacks=[clock])
+        trainer = MultiTaskTrainer(
+            model=model,
+            args=training_arguments(out, args, args.batch_size, steps or args.steps),
+            train_datasets=datasets,
+            sampler="uniform",
+            processing_class=tokenizer,
+            data_collator=counter,
+            callbacks=[clock],
+        )
         return quiet(trainer), counter
 
     return Run(name, make, model)
@@ -128,13 +139,24 @@ def build_runs(args, tokenizer, out) -> list[Run]:
     return [
         plain_run(args, tokenizer, single, mnli, out),
         multitask_run("MultiTaskTrainer, 1 task", args, tokenizer, single, {"mnli": mnli}, out),
-        multitask_run("MultiTaskTrainer, 9 classification heads", args, tokenizer, model_for(CLASSIFIERS),
-                      {name: data(spec, args.seed + i) for i, (name, spec) in enumerate(CLASSIFIERS.items())}, out,
-                      mixture_steps),
-        multitask_run("MultiTaskTrainer, 9 ITT tasks (cls/QA/MC/tagging)", args, tokenizer,
-                      model_for(task_specs(ITT_TASKS)),
-                      {name: data(spec, args.seed + i) for i, (name, spec) in enumerate(ITT_TASKS.items())}, out,
-                      mixture_steps),
+        multitask_run(
+            "MultiTaskTrainer, 9 classification heads",
+            args,
+            tokenizer,
+            model_for(CLASSIFIERS),
+            {name: data(spec, args.seed + i) for i, (name, spec) in enumerate(CLASSIFIERS.items())},
+            out,
+            mixture_steps,
+        ),
+        multitask_run(
+            "MultiTaskTrainer, 9 ITT tasks (cls/QA/MC/tagging)",
+            args,
+            tokenizer,
+            model_for(task_specs(ITT_TASKS)),
+            {name: data(spec, args.seed + i) for i, (name, spec) in enumerate(ITT_TASKS.items())},
+            out,
+            mixture_steps,
+        ),
     ]
 
 
@@ -145,13 +167,27 @@ def print_per_task(run: Run, rounds: list[dict], args) -> None:
     for result in rounds:
         for seconds, tokens, task in zip(result["times"], result["tokens"], result["tasks"]):
             steps.setdefault(names[task], []).append((seconds, tokens))
-    rows = [[name, run.model.config.tasks[name]["type"], len(steps[name]), median(s for s, _ in steps[name]),
-             median(t for _, t in steps[name]), sum(t for _, t in steps[name]) / sum(s for s, _ in steps[name])]
-            for name in names if name in steps]
-    print_table(f"Per task inside '{run.name}'",
-                ["task", "head", "steps timed", "median step (s)", "real tokens/step", "tokens/s"], rows,
-                ["the seed fixes the task schedule, so every round replays the same draws (uniform over the 9 "
-                 "tasks); tasks not drawn are absent"])
+    rows = [
+        [
+            name,
+            run.model.config.tasks[name]["type"],
+            len(steps[name]),
+            median(s for s, _ in steps[name]),
+            median(t for _, t in steps[name]),
+            sum(t for _, t in steps[name]) / sum(s for s, _ in steps[name]),
+        ]
+        for name in names
+        if name in steps
+    ]
+    print_table(
+        f"Per task inside '{run.name}'",
+        ["task", "head", "steps timed", "median step (s)", "real tokens/step", "tokens/s"],
+        rows,
+        [
+            "the seed fixes the task schedule, so every round replays the same draws (uniform over the 9 "
+            "tasks); tasks not drawn are absent"
+        ],
+    )
 
 
 def plain_times(rounds) -> list[float]:
@@ -179,29 +215,51 @@ def main(argv=None) -> int:
         differences = [1000 * (median(r["times"]) - median(p["times"])) for p, r in zip(plain, rounds)]
         token_ratios = [r["tokens_per_s"] / p["tokens_per_s"] for p, r in zip(plain, rounds)]
         paired[run.name] = median(step_ratios)
-        rows.append([run.name, len(times), median(times), spread(times), min(times),
-                     median(t for result in rounds for t in result["tokens"]),
-                     median(result["tokens_per_s"] for result in rounds),
-                     f"{median(step_ratios):.3f} ({spread(step_ratios)})", f"{median(differences):+.0f}",
-                     f"{median(token_ratios):.3f}",
-                     f"{min(plain_times(plain[:len(rounds)])) / min(times):.3f}"])
+        rows.append(
+            [
+                run.name,
+                len(times),
+                median(times),
+                spread(times),
+                min(times),
+                median(t for result in rounds for t in result["tokens"]),
+                median(result["tokens_per_s"] for result in rounds),
+                f"{median(step_ratios):.3f} ({spread(step_ratios)})",
+                f"{median(differences):+.0f}",
+                f"{median(token_ratios):.3f}",
+                f"{min(plain_times(plain[: len(rounds)])) / min(times):.3f}",
+            ]
+        )
     print_table(
         "Trainer overhead: MultiTaskTrainer vs plain Trainer",
-        ["run", "steps timed", "median step (s)", "step range (s)", "fastest step (s)", "real tokens/step",
-         "tokens/s", "throughput vs plain: paired median (range over rounds)", "step time minus plain's (ms)",
-         "tokens/s vs plain",
-         "fastest-step ratio"],
+        [
+            "run",
+            "steps timed",
+            "median step (s)",
+            "step range (s)",
+            "fastest step (s)",
+            "real tokens/step",
+            "tokens/s",
+            "throughput vs plain: paired median (range over rounds)",
+            "step time minus plain's (ms)",
+            "tokens/s vs plain",
+            "fastest-step ratio",
+        ],
         rows,
-        [machine_line(args), model_line(runs[0].model),
-         f"batch {args.batch_size} x {args.seq_len} tokens (multiple choice: x choices), {args.steps} steps per run "
-         f"({max(args.steps, 10)} for the 9-task runs; first untimed); {args.rounds} interleaved rounds of the "
-         f"1-task pair, the 9-task runs in the first {args.mixture_rounds}; same initial weights and seed every run",
-         "throughput vs plain = plain's median step time / the run's, computed within each round, median over "
-         "rounds; the fastest-step ratio (against plain's steps of the same rounds) is the least noise-sensitive "
-         "view (noise only adds time)",
-         f"MultiTaskTrainer (1 task) throughput vs plain Trainer: {verdict(paired[runs[1].name], TARGET)}",
-         "9-task mixtures use uniform task sampling; their step-time ratio compares different work per step, "
-         "tokens/s is the fair comparison"])
+        [
+            machine_line(args),
+            model_line(runs[0].model),
+            f"batch {args.batch_size} x {args.seq_len} tokens (multiple choice: x choices), {args.steps} steps per run "
+            f"({max(args.steps, 10)} for the 9-task runs; first untimed); {args.rounds} interleaved rounds of the "
+            f"1-task pair, the 9-task runs in the first {args.mixture_rounds}; same initial weights and seed every run",
+            "throughput vs plain = plain's median step time / the run's, computed within each round, median over "
+            "rounds; the fastest-step ratio (against plain's steps of the same rounds) is the least noise-sensitive "
+            "view (noise only adds time)",
+            f"MultiTaskTrainer (1 task) throughput vs plain Trainer: {verdict(paired[runs[1].name], TARGET)}",
+            "9-task mixtures use uniform task sampling; their step-time ratio compares different work per step, "
+            "tokens/s is the fair comparison",
+        ],
+    )
     print_per_task(runs[-1], results[runs[-1].name], args)
     return 0
 

@@ -99,10 +99,22 @@ def training_arguments(out_dir: str, args, batch_size: int, steps: int, **overri
     from transformers import TrainingArguments
 
     cuda = str(args.device).startswith("cuda")
-    values = dict(per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-5, warmup_steps=0,
-                  logging_strategy="no", save_strategy="no", eval_strategy="no", report_to=[],
-                  disable_tqdm=True, seed=args.seed, data_seed=args.seed, use_cpu=not cuda, bf16=cuda,
-                  dataloader_num_workers=0)
+    values = dict(
+        per_device_train_batch_size=batch_size,
+        max_steps=steps,
+        learning_rate=1e-5,
+        warmup_steps=0,
+        logging_strategy="no",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=args.seed,
+        data_seed=args.seed,
+        use_cpu=not cuda,
+        bf16=cuda,
+        dataloader_num_workers=0,
+    )
     return TrainingArguments(out_dir, **{**values, **overrides})
 
 
@@ -121,7 +133,11 @@ def step_summary(clock, counter: TokenCounter, warmup: int = 1) -> dict:
     when a batch is built, not which step uses it).
     """
     times = clock.step_times()[warmup:]
-    batches = counter.batches[warmup:warmup + len(times)]
+    batches = counter.batches[warmup : warmup + len(times)]
     tokens = [real for real, _, _ in batches]
-    return {"times": times, "tokens": tokens, "tasks": [task for _, _, task in batches],
-            "tokens_per_s": sum(tokens) / sum(times)}
+    return {
+        "times": times,
+        "tokens": tokens,
+        "tasks": [task for _, _, task in batches],
+        "tokens_per_s": sum(tokens) / sum(times),
+    }

@@ -37,8 +37,13 @@ from hf_itt import MultiTaskModel, MultiTaskTrainer, MultiTaskTrainingArguments
 
 LABELS = ["negative", "positive"]
 POS_TAGS = ["DET", "NOUN", "VERB", "ADJ"]
-FACTS = [("Which animal barks?", "a dog"), ("Which animal meows?", "a cat"), ("What do fish do?", "they swim"),
-         ("What do birds do?", "they fly"), ("What do cows give?", "milk")]
+FACTS = [
+    ("Which animal barks?", "a dog"),
+    ("Which animal meows?", "a cat"),
+    ("What do fish do?", "they swim"),
+    ("What do birds do?", "they fly"),
+    ("What do cows give?", "milk"),
+]
 
 
 # ---- toy raw data (replace with load_dataset(...) in a real script) ----------------------------
@@ -47,8 +52,13 @@ def sentiment_rows(n: int, rng: random.Random) -> list[dict]:
     for _ in range(n):
         label = rng.randrange(2)
         verb = rng.choice([["hated", "disliked"], ["loved", "enjoyed"]][label])
-        rows.append({"text_a": f"I {verb} the {rng.choice(['movie', 'book', 'meal'])}.",
-                     "text_b": "It was " + rng.choice(["long", "new", "short"]) + ".", "label": label})
+        rows.append(
+            {
+                "text_a": f"I {verb} the {rng.choice(['movie', 'book', 'meal'])}.",
+                "text_b": "It was " + rng.choice(["long", "new", "short"]) + ".",
+                "label": label,
+            }
+        )
     return rows
 
 
@@ -65,8 +75,12 @@ def choice_rows(n: int, rng: random.Random) -> list[dict]:
 def tagging_rows(n: int, rng: random.Random) -> list[dict]:
     rows = []
     for _ in range(n):
-        words = [rng.choice(["the", "a"]), rng.choice(["big", "old"]), rng.choice(["dog", "cat", "bird"]),
-                 rng.choice(["runs", "sleeps", "sings"])]
+        words = [
+            rng.choice(["the", "a"]),
+            rng.choice(["big", "old"]),
+            rng.choice(["dog", "cat", "bird"]),
+            rng.choice(["runs", "sleeps", "sings"]),
+        ]
         rows.append({"tokens": words, "tags": [0, 3, 1, 2]})
     return rows
 
@@ -124,16 +138,42 @@ def main(argv=None) -> dict:
     train_raw = {task: make(args.train_size, rng) for task, make in raw.items()}
     dev_raw = {task: make(max(8, args.train_size // 4), rng) for task, make in raw.items()}
     training_args = MultiTaskTrainingArguments(  # before the model: DeepSpeed ZeRO-3 needs it first
-        output_dir=str(out), task_sampling=args.sampler, sampling_temperature=2.0, sampling_cap=100,
-        max_steps=args.max_steps, per_device_train_batch_size=16, learning_rate=3e-3, warmup_steps=0.1,
-        eval_strategy="steps", eval_steps=max(1, args.max_steps // 2), save_strategy="steps",
-        save_steps=max(1, args.max_steps // 2), load_best_model_at_end=True, metric_for_best_model="average",
-        logging_steps=10, report_to=[], seed=args.seed, use_cpu=args.use_cpu)
+        output_dir=str(out),
+        task_sampling=args.sampler,
+        sampling_temperature=2.0,
+        sampling_cap=100,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        warmup_steps=0.1,
+        eval_strategy="steps",
+        eval_steps=max(1, args.max_steps // 2),
+        save_strategy="steps",
+        save_steps=max(1, args.max_steps // 2),
+        load_best_model_at_end=True,
+        metric_for_best_model="average",
+        logging_steps=10,
+        report_to=[],
+        seed=args.seed,
+        use_cpu=args.use_cpu,
+    )
     model_path = args.model
     if model_path is None:  # offline stand-in for xlm-roberta: tokenizer + random 2-layer encoder
         from hf_itt.demo.tiny import build_checkpoint
-        texts = [" ".join([r.get("text_a", ""), r.get("text_b", ""), r.get("prompt", ""), *r.get("choices", []),
-                           *r.get("tokens", [])]) for rows in train_raw.values() for r in rows]
+
+        texts = [
+            " ".join(
+                [
+                    r.get("text_a", ""),
+                    r.get("text_b", ""),
+                    r.get("prompt", ""),
+                    *r.get("choices", []),
+                    *r.get("tokens", []),
+                ]
+            )
+            for rows in train_raw.values()
+            for r in rows
+        ]
         with training_args.main_process_first(desc="tiny encoder"):  # one process writes it, the others read
             model_path = build_checkpoint(out / "tiny-encoder", texts, vocab_size=120)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -141,15 +181,24 @@ def main(argv=None) -> dict:
     train = {task: tokenize[task](tokenizer, rows) for task, rows in train_raw.items()}
     dev = {task: tokenize[task](tokenizer, rows) for task, rows in dev_raw.items()}
 
-    model = MultiTaskModel.from_encoder(model_path, {
-        "sentiment": {"type": "classification", "labels": LABELS},
-        "facts": {"type": "multiple_choice", "num_choices": 3},
-        "pos": {"type": "tagging", "labels": POS_TAGS},
-    })
-    trainer = MultiTaskTrainer(model, training_args, train_dataset=train, eval_dataset=dev,
-                               processing_class=tokenizer, compute_metrics=accuracy)
+    model = MultiTaskModel.from_encoder(
+        model_path,
+        {
+            "sentiment": {"type": "classification", "labels": LABELS},
+            "facts": {"type": "multiple_choice", "num_choices": 3},
+            "pos": {"type": "tagging", "labels": POS_TAGS},
+        },
+    )
+    trainer = MultiTaskTrainer(
+        model,
+        training_args,
+        train_dataset=train,
+        eval_dataset=dev,
+        processing_class=tokenizer,
+        compute_metrics=accuracy,
+    )
     trainer.train()
-    metrics = trainer.evaluate()                                  # eval_<task>_accuracy, eval_loss, eval_average
+    metrics = trainer.evaluate()  # eval_<task>_accuracy, eval_loss, eval_average
     predictions = trainer.predict(dev["sentiment"], task="sentiment")
     trainer.save_model()  # the whole multi-task model: AutoModel.from_pretrained(output_dir) after `import hf_itt`
     if trainer.is_world_process_zero():
@@ -157,8 +206,13 @@ def main(argv=None) -> dict:
         model.export_encoder(out / "encoder", tokenizer)  # plain AutoModel checkpoint: the next stage starts here
         reloaded = AutoModel.from_pretrained(out)
         assert reloaded.config.tasks["pos"]["labels"] == POS_TAGS
-        print(json.dumps({k: v for k, v in metrics.items() if k.endswith(("accuracy", "average", "loss"))}
-                         | {"predicted_sentiment_rows": len(predictions.predictions)}, indent=2))
+        print(
+            json.dumps(
+                {k: v for k, v in metrics.items() if k.endswith(("accuracy", "average", "loss"))}
+                | {"predicted_sentiment_rows": len(predictions.predictions)},
+                indent=2,
+            )
+        )
     return metrics
 
 

@@ -51,26 +51,42 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_itt.py",
         description="Run an intermediate-task training experiment: ITT stages, target fine-tuning, "
-                    "zero-shot evaluation, report.",
+        "zero-shot evaluation, report.",
         epilog="Overrides: dotted keys with list indices, e.g. stages.0.training.learning_rate=2e-5 "
-               "seed=2 targets.tasks=[xnli,tatoeba]",
+        "seed=2 targets.tasks=[xnli,tatoeba]",
     )
     parser.add_argument("--config", required=True, help="experiment YAML (run_scripts/<experiment>.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of config fields")
-    parser.add_argument("--force", action="store_true",
-                        help="retrain every stage even if a finished or published one with the same hash exists")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate the config, print the stage plan (reused / to train) and exit")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="retrain every stage even if a finished or published one with the same hash exists",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate the config, print the stage plan (reused / to train) and exit"
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
-    parser.add_argument("--experiments", metavar="NAME[,NAME...]",
-                        help="run only these experiments of a file with an `experiments:` list (default: all)")
-    parser.add_argument("--stage", metavar="itt:NAME|target:TASK",
-                        help="run only this job (its earlier stages must be finished); what `hf-itt plan` "
-                             "executors and SLURM jobs run, one unique stage each")
-    parser.add_argument("--expect-hash", metavar="HASH",
-                        help="with --stage: refuse to run unless the job's stage hash is this one (the plan's)")
-    parser.add_argument("--wait-for-lock", action="store_true",
-                        help="if another run is using the output folder, wait for it to finish instead of failing")
+    parser.add_argument(
+        "--experiments",
+        metavar="NAME[,NAME...]",
+        help="run only these experiments of a file with an `experiments:` list (default: all)",
+    )
+    parser.add_argument(
+        "--stage",
+        metavar="itt:NAME|target:TASK",
+        help="run only this job (its earlier stages must be finished); what `hf-itt plan` "
+        "executors and SLURM jobs run, one unique stage each",
+    )
+    parser.add_argument(
+        "--expect-hash",
+        metavar="HASH",
+        help="with --stage: refuse to run unless the job's stage hash is this one (the plan's)",
+    )
+    parser.add_argument(
+        "--wait-for-lock",
+        action="store_true",
+        help="if another run is using the output folder, wait for it to finish instead of failing",
+    )
     parser.add_argument("--version", action="version", version=version_text())
     # the deepspeed launcher inserts --local_rank=N before the script's own arguments
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
@@ -86,8 +102,10 @@ def run_main(argv: list[str] | None = None) -> int:
 
     configs = select_experiments(load_experiments(args.config, args.overrides), args.experiments)
     if args.stage and len(configs) != 1:
-        raise ConfigError(f"--stage runs one job of one experiment; {args.config} holds {len(configs)}: pick one "
-                          f"with --experiments NAME")
+        raise ConfigError(
+            f"--stage runs one job of one experiment; {args.config} holds {len(configs)}: pick one "
+            f"with --experiments NAME"
+        )
     if args.expect_hash and not args.stage:
         raise ConfigError("--expect-hash needs --stage (the job whose hash it checks)")
     # a Hub publisher checks its token, except in a dry run (nothing is published)
@@ -127,14 +145,17 @@ def write_failures(configs):
     except (HfIttError, OSError, KeyboardInterrupt):
         raise
     except Exception as err:  # noqa: BLE001 - re-raised unchanged unless recognised
-        folders = [config.run_dir for config in configs] + [Path(config.resolve_path(config.hub.local_root))
-                                                            for config in configs]
+        folders = [config.run_dir for config in configs] + [
+            Path(config.resolve_path(config.hub.local_root)) for config in configs
+        ]
         full = as_disk_full(err, folders)
         if full is not None:
             raise full from err
         if is_torch_write_failure(err):
-            raise CheckpointError(f"torch could not write a checkpoint ({' '.join(str(err).split())}): check that "
-                                  f"the disk of output_dir is not full or over quota, then {RESUME_HINT}") from err
+            raise CheckpointError(
+                f"torch could not write a checkpoint ({' '.join(str(err).split())}): check that "
+                f"the disk of output_dir is not full or over quota, then {RESUME_HINT}"
+            ) from err
         raise
 
 
@@ -144,8 +165,10 @@ def run_locks(configs, wait: bool):
     files cannot each hold one and wait for the other). Other ranks share their rank 0's folders."""
 
     if wait and world_size() > 1:
-        raise ConfigError("--wait-for-lock works in single-process runs only (under a launcher the other ranks "
-                          "would time out waiting for rank 0); start the launch once the other run has finished")
+        raise ConfigError(
+            "--wait-for-lock works in single-process runs only (under a launcher the other ranks "
+            "would time out waiting for rank 0); start the launch once the other run has finished"
+        )
     with ExitStack() as stack:
         if is_main_process():
             for folder in sorted({config.run_dir.resolve() for config in configs}):
@@ -160,8 +183,9 @@ def select_experiments(configs, names: str | None):
     known = [config.experiment for config in configs]
     unknown = [name for name in wanted if name not in known]
     if unknown:
-        raise ConfigError(f"--experiments: {', '.join(map(repr, unknown))} not in this file; its experiments: "
-                          f"{', '.join(known)}")
+        raise ConfigError(
+            f"--experiments: {', '.join(map(repr, unknown))} not in this file; its experiments: {', '.join(known)}"
+        )
     return [config for config in configs if config.experiment in wanted]
 
 
@@ -173,8 +197,11 @@ def write_report(configs) -> None:
     if not results:
         return
     first = configs[0]
-    out = (Path(first.report_dir.format(experiment=first.experiment, seed=first.seed)) if first.report_dir
-           else first.run_dir / "report")
+    out = (
+        Path(first.report_dir.format(experiment=first.experiment, seed=first.seed))
+        if first.report_dir
+        else first.run_dir / "report"
+    )
     print(f"report: {build_report(results, out=out)}")
 
 
@@ -186,15 +213,22 @@ def check_writable(folder: Path, key: str) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".hf_itt-write-check-"):
             pass
     except OSError as err:
-        raise ConfigError(f"{key} {folder} is not writable ({err.strerror or err}); choose another folder "
-                          f"({key}=...) or fix its permissions") from None
+        raise ConfigError(
+            f"{key} {folder} is not writable ({err.strerror or err}); choose another folder "
+            f"({key}=...) or fix its permissions"
+        ) from None
 
 
 def tasks_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-itt tasks", description="List the registered tasks, or describe some.")
     parser.add_argument("names", nargs="*", metavar="NAME", help="tasks to describe (default: list them all)")
-    parser.add_argument("--task-dirs", action="append", default=[], metavar="DIR",
-                        help="also register the task spec YAMLs of this folder (repeatable)")
+    parser.add_argument(
+        "--task-dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also register the task spec YAMLs of this folder (repeatable)",
+    )
     return parser
 
 
@@ -206,8 +240,10 @@ def tasks_main(argv: list[str]) -> int:
     if not args.names:
         for spec in all_tasks():
             train = spec.train_task or "-"
-            print(f"{spec.name:16} {spec.type:17} {len(spec.languages):3} langs  metric={spec.metric or '-':17} "
-                  f"train={train}")
+            print(
+                f"{spec.name:16} {spec.type:17} {len(spec.languages):3} langs  metric={spec.metric or '-':17} "
+                f"train={train}"
+            )
         return 0
     for name in args.names:
         print(describe_task(get_task(name)))
@@ -216,20 +252,28 @@ def tasks_main(argv: list[str]) -> int:
 
 def describe_task(spec) -> str:
     sources = ", ".join(f"{s.path}" + (f" ({s.name})" if s.name else "") for s in spec.sources) or "local files only"
-    facts = [("type", spec.type), ("metric", spec.metric), ("languages", " ".join(spec.all_languages())),
-             ("source", sources), ("English training task", spec.train_task or "-"),
-             ("labels", " ".join(spec.labels) if spec.labels else "-"), ("max_length", spec.max_length)]
+    facts = [
+        ("type", spec.type),
+        ("metric", spec.metric),
+        ("languages", " ".join(spec.all_languages())),
+        ("source", sources),
+        ("English training task", spec.train_task or "-"),
+        ("labels", " ".join(spec.labels) if spec.labels else "-"),
+        ("max_length", spec.max_length),
+    ]
     if spec.num_choices:
         facts.append(("num_choices", spec.num_choices))
     description = " ".join((spec.description or "").split())
-    return "\n".join([spec.name + (f": {description}" if description else ""),
-                      *(f"  {key}: {value}" for key, value in facts)])
+    return "\n".join(
+        [spec.name + (f": {description}" if description else ""), *(f"  {key}: {value}" for key, value in facts)]
+    )
 
 
 def validate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-itt validate",
-                                     description="Check experiment YAMLs (every check run_itt.py makes before "
-                                                 "training) without running them.")
+    parser = argparse.ArgumentParser(
+        prog="hf-itt validate",
+        description="Check experiment YAMLs (every check run_itt.py makes before training) without running them.",
+    )
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="experiment YAML files")
     return parser
 
@@ -239,13 +283,14 @@ def validate_main(argv: list[str]) -> int:
     for path in validate_parser().parse_args(argv).configs:
         for config in load_experiments(path):
             data = "data checked after its prepare hook" if config.prepare else check_data_paths(config) or "data found"
-            print(f"ok  {path} [{config.experiment}]: {len(config.stages)} stage(s), "
-                  f"targets: {', '.join(config.targets.tasks) or '-'}; {data}")
+            print(
+                f"ok  {path} [{config.experiment}]: {len(config.stages)} stage(s), "
+                f"targets: {', '.join(config.targets.tasks) or '-'}; {data}"
+            )
     return 0
 
 
 def version_text() -> str:
-
 
     versions = []
     for package in ("transformers", "torch"):
@@ -275,11 +320,15 @@ def flag_hint(key: str, value: str) -> str:
     if key in top_level:
         return f"--{key} is not an option: run_itt.py takes config overrides as key=value, so write {key}={value}"
     if key in training_argument_fields():
-        return (f"--{key} is not an option: TrainingArguments are set in the YAML or as overrides, e.g. "
-                f"defaults.training.{key}={value} (every stage and target) or stages.0.training.{key}={value} "
-                "(one stage)")
-    return (f"unknown option --{key}: run_itt.py takes --config FILE, --dry-run, --force, --no-report, "
-            "--experiments and key=value overrides (docs/reference.md)")
+        return (
+            f"--{key} is not an option: TrainingArguments are set in the YAML or as overrides, e.g. "
+            f"defaults.training.{key}={value} (every stage and target) or stages.0.training.{key}={value} "
+            "(one stage)"
+        )
+    return (
+        f"unknown option --{key}: run_itt.py takes --config FILE, --dry-run, --force, --no-report, "
+        "--experiments and key=value overrides (docs/reference.md)"
+    )
 
 
 # Environment failures a user fixes (disk, permissions): one message, no traceback.
@@ -346,10 +395,14 @@ def report_error(message: str) -> int:
 def environment_message(err: OSError) -> str:
     where = f" while writing {err.filename}" if err.filename else ""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"no space left on the device{where} ({err.strerror}): free disk space or point output_dir "
-                f"(and HF_HOME for caches) at a larger disk, then {RESUME_HINT}")
-    return (f"permission denied{where} ({err.strerror}): choose a writable output_dir / hub.local_root or fix "
-            f"the folder's permissions, then {RESUME_HINT}")
+        return (
+            f"no space left on the device{where} ({err.strerror}): free disk space or point output_dir "
+            f"(and HF_HOME for caches) at a larger disk, then {RESUME_HINT}"
+        )
+    return (
+        f"permission denied{where} ({err.strerror}): choose a writable output_dir / hub.local_root or fix "
+        f"the folder's permissions, then {RESUME_HINT}"
+    )
 
 
 USAGE = """usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan,export-submission} ...
@@ -378,7 +431,6 @@ def dispatch(argv: list[str]) -> int:
     if command == "validate":
         return validate_main(argv[1:])
     if command in SUBCOMMANDS:
-
         return import_module(SUBCOMMANDS[command]).main(argv[1:]) or 0
     if command in ("--help", "-h"):
         print(USAGE)

@@ -21,8 +21,18 @@ import re
 import sys
 
 # Weights of pre-training / pooling heads that a bare encoder (AutoModel) does not have.
-PRETRAINING_HEAD_PREFIXES = ("lm_head.", "cls.", "pooler.", "roberta.pooler.", "bert.pooler.", "lm_predictions.",
-                             "mask_predictions.", "deberta.pooler.", "qa_outputs.", "classifier.")
+PRETRAINING_HEAD_PREFIXES = (
+    "lm_head.",
+    "cls.",
+    "pooler.",
+    "roberta.pooler.",
+    "bert.pooler.",
+    "lm_predictions.",
+    "mask_predictions.",
+    "deberta.pooler.",
+    "qa_outputs.",
+    "classifier.",
+)
 REPORT_ROW = re.compile(r"^(?P<key>\S+)\s*\|\s*(?:\x1b\[[0-9;]*m)?(?P<status>[A-Z]+)")
 DEEPSPEED_CPU = "Setting accelerator to CPU"
 
@@ -31,10 +41,12 @@ def only_unused_head_weights(message: str) -> bool:
     """Whether a transformers LOAD REPORT lists nothing but unexpected pre-training-head weights."""
     if "LOAD REPORT" not in message:
         return False
-    rows = [match for line in message.splitlines() if (match := REPORT_ROW.match(line.strip()))
-            and match["key"] != "Key"]
-    return bool(rows) and all(row["status"] == "UNEXPECTED" and row["key"].startswith(PRETRAINING_HEAD_PREFIXES)
-                              for row in rows)
+    rows = [
+        match for line in message.splitlines() if (match := REPORT_ROW.match(line.strip())) and match["key"] != "Key"
+    ]
+    return bool(rows) and all(
+        row["status"] == "UNEXPECTED" and row["key"].startswith(PRETRAINING_HEAD_PREFIXES) for row in rows
+    )
 
 
 class UnusedHeadReportFilter(logging.Filter):

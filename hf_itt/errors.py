@@ -43,7 +43,11 @@ def did_you_mean(word, choices, n: int = 3, cutoff: float = 0.5) -> str:
 
     close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=n, cutoff=cutoff)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
 class StageOrderError(HfIttError):
     """A stage was asked to run before the stage it starts from was finished (grid scheduling)."""
+
+
 class LockError(HfIttError):
     """Another hf_itt process holds the run folder or the stage this one needs (see docs/troubleshooting.md)."""

@@ -43,32 +43,59 @@ def parse_data_files(items: list[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hf_itt.evaluate",
-                                     description="Zero-shot evaluation of any HF checkpoint on XTREME / XTREME-R tasks.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hf_itt.evaluate",
+        description="Zero-shot evaluation of any HF checkpoint on XTREME / XTREME-R tasks.",
+    )
     parser.add_argument("--model", required=True, help="checkpoint folder, Hub id, or repo@revision")
     parser.add_argument("--tasks", required=True, help="comma-separated task names, e.g. tatoeba,xnli")
     parser.add_argument("--languages", default=None, help="comma-separated subset (default: all of each task)")
     parser.add_argument("--splits", default="validation", help="comma-separated: validation,test")
-    parser.add_argument("--data-files", action="append", default=[], metavar="TASK=PATH",
-                        help="local data for a task instead of the Hub (repeatable)")
+    parser.add_argument(
+        "--data-files",
+        action="append",
+        default=[],
+        metavar="TASK=PATH",
+        help="local data for a task instead of the Hub (repeatable)",
+    )
     parser.add_argument("--out", default="results", help="folder for the result JSON files")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--retrieval-layer", type=int, default=None,
-                        help="hidden_states index for retrieval (default: 14/24 of the depth)")
+    parser.add_argument(
+        "--retrieval-layer",
+        type=int,
+        default=None,
+        help="hidden_states index for retrieval (default: 14/24 of the depth)",
+    )
     parser.add_argument("--max-examples", type=int, default=None, help="cap rows per language")
-    parser.add_argument("--no-predictions", action="store_true",
-                        help="do not write per-language prediction files next to the results")
+    parser.add_argument(
+        "--no-predictions", action="store_true", help="do not write per-language prediction files next to the results"
+    )
     bucc = parser.add_argument_group("BUCC 2018")
-    bucc.add_argument("--bucc-duplicates", choices=BUCC_DUPLICATE_MODES, default="drop",
-                      help="repeated sentences: drop = never predicted (XTREME's pipeline, default); "
-                           "keep = a pair for every id carrying the text")
-    bucc.add_argument("--bucc-allow-gold-only", action="store_true",
-                      help="score rows without distractor sentences (the Hub copy) instead of refusing")
-    bucc.add_argument("--bucc-test-oracle", action="store_true",
-                      help="score test without a validation threshold by optimising it on the test gold "
-                           "(recorded as threshold source test-oracle)")
-    parser.add_argument("--task-dirs", action="append", default=[], metavar="DIR",
-                        help="also register the task spec YAMLs of this folder (repeatable), for --tasks")
+    bucc.add_argument(
+        "--bucc-duplicates",
+        choices=BUCC_DUPLICATE_MODES,
+        default="drop",
+        help="repeated sentences: drop = never predicted (XTREME's pipeline, default); "
+        "keep = a pair for every id carrying the text",
+    )
+    bucc.add_argument(
+        "--bucc-allow-gold-only",
+        action="store_true",
+        help="score rows without distractor sentences (the Hub copy) instead of refusing",
+    )
+    bucc.add_argument(
+        "--bucc-test-oracle",
+        action="store_true",
+        help="score test without a validation threshold by optimising it on the test gold "
+        "(recorded as threshold source test-oracle)",
+    )
+    parser.add_argument(
+        "--task-dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also register the task spec YAMLs of this folder (repeatable), for --tasks",
+    )
     return parser
 
 
@@ -79,28 +106,41 @@ def main(argv: list[str] | None = None) -> int:
         register_task_dir(folder)
     tasks = [get_task(task).name for task in args.tasks.split(",")]  # unknown names fail before the model loads
     data_files = parse_data_files(args.data_files)
-    bucc = BuccSettings(duplicates=args.bucc_duplicates, allow_gold_only=args.bucc_allow_gold_only,
-                        test_oracle=args.bucc_test_oracle)
-    requests = [EvaluationRequest(task=task, languages=args.languages.split(",") if args.languages else None,
-                                  splits=args.splits.split(","), data_files=data_files.get(task),
-                                  max_examples=args.max_examples) for task in tasks]
+    bucc = BuccSettings(
+        duplicates=args.bucc_duplicates, allow_gold_only=args.bucc_allow_gold_only, test_oracle=args.bucc_test_oracle
+    )
+    requests = [
+        EvaluationRequest(
+            task=task,
+            languages=args.languages.split(",") if args.languages else None,
+            splits=args.splits.split(","),
+            data_files=data_files.get(task),
+            max_examples=args.max_examples,
+        )
+        for task in tasks
+    ]
     protocol = bucc_protocol(args.retrieval_layer, ScoringContext.retrieval_max_length, bucc)
     for request in requests:  # refuse BUCC test without a threshold before loading the model
-        bucc_test_thresholds(get_task(request.task), request.splits, ResultMeta(checkpoint=args.model), args.out,
-                             protocol, bucc)
+        bucc_test_thresholds(
+            get_task(request.task), request.splits, ResultMeta(checkpoint=args.model), args.out, protocol, bucc
+        )
     model, tokenizer = load_for_evaluation(args.model)
-    ctx = ScoringContext(model=model, tokenizer=tokenizer, batch_size=args.batch_size,
-                         retrieval_layer=args.retrieval_layer)
+    ctx = ScoringContext(
+        model=model, tokenizer=tokenizer, batch_size=args.batch_size, retrieval_layer=args.retrieval_layer
+    )
     meta = ResultMeta(checkpoint=args.model, base_model=getattr(model.config, "_name_or_path", args.model))
     results = []
     for request in requests:
-        results += evaluate_task(ctx, request, meta, out_dir=args.out, bucc=bucc,
-                                 save_predictions=not args.no_predictions)
+        results += evaluate_task(
+            ctx, request, meta, out_dir=args.out, bucc=bucc, save_predictions=not args.no_predictions
+        )
     print_results(results)
     if not any(result.languages for result in results):
-        raise DataError(f"nothing was scored for {args.tasks} ({args.splits}): "
-                        + ("every language failed (see above)" if results else "no task has these splits")
-                        + "; check --splits, --languages and --data-files")
+        raise DataError(
+            f"nothing was scored for {args.tasks} ({args.splits}): "
+            + ("every language failed (see above)" if results else "no task has these splits")
+            + "; check --splits, --languages and --data-files"
+        )
     return 0
 
 

@@ -54,8 +54,17 @@ class EncoderShape:
 
 
 def _deberta_v3(vocab_size: int, hidden: int, layers: int, heads: int) -> EncoderShape:
-    return EncoderShape(vocab_size, hidden, layers, heads, 4 * hidden, 512, type_vocab_size=0,
-                        absolute_positions=False, relative_positions=2 * 256)
+    return EncoderShape(
+        vocab_size,
+        hidden,
+        layers,
+        heads,
+        4 * hidden,
+        512,
+        type_vocab_size=0,
+        absolute_positions=False,
+        relative_positions=2 * 256,
+    )
 
 
 KNOWN_SHAPES = {  # public dimensions (their config.json), so the planner needs neither the Hub nor a download
@@ -79,21 +88,32 @@ def shape_from_config(config) -> EncoderShape:
     relative_rows = 0
     if relative:
         buckets, max_relative = get("position_buckets", -1) or -1, get("max_relative_positions", -1) or -1
-        relative_rows = 2 * (buckets if buckets > 0 else max_relative if max_relative > 0
-                             else get("max_position_embeddings"))
+        relative_rows = 2 * (
+            buckets if buckets > 0 else max_relative if max_relative > 0 else get("max_position_embeddings")
+        )
     attention_types = get("pos_att_type") or []
-    projections = 0 if get("share_att_key", False) or not relative else \
-        sum(kind in attention_types for kind in ("c2p", "p2c"))
+    projections = (
+        0 if get("share_att_key", False) or not relative else sum(kind in attention_types for kind in ("c2p", "p2c"))
+    )
     type_vocab = get("type_vocab_size", None)
     try:
-        return EncoderShape(get("vocab_size"), get("hidden_size"), get("num_hidden_layers"),
-                            get("num_attention_heads"), get("intermediate_size"), get("max_position_embeddings"),
-                            2 if type_vocab is None else int(type_vocab),
-                            absolute_positions=bool(get("position_biased_input", True)),
-                            relative_positions=relative_rows, relative_projections=projections)
+        return EncoderShape(
+            get("vocab_size"),
+            get("hidden_size"),
+            get("num_hidden_layers"),
+            get("num_attention_heads"),
+            get("intermediate_size"),
+            get("max_position_embeddings"),
+            2 if type_vocab is None else int(type_vocab),
+            absolute_positions=bool(get("position_biased_input", True)),
+            relative_positions=relative_rows,
+            relative_projections=projections,
+        )
     except TypeError:
-        raise ConfigError("The model config lacks encoder dimensions (vocab_size, hidden_size, num_hidden_layers, "
-                          "num_attention_heads, intermediate_size, max_position_embeddings).") from None
+        raise ConfigError(
+            "The model config lacks encoder dimensions (vocab_size, hidden_size, num_hidden_layers, "
+            "num_attention_heads, intermediate_size, max_position_embeddings)."
+        ) from None
 
 
 def encoder_shape(model: str, config_json: str | Path | None = None) -> EncoderShape:
@@ -112,8 +132,10 @@ def encoder_shape(model: str, config_json: str | Path | None = None) -> EncoderS
     try:
         return shape_from_config(AutoConfig.from_pretrained(model, local_files_only=True))
     except (OSError, ValueError):
-        raise ConfigError(f"No config for model {model!r} offline: give a local folder, --config-json PATH, or one of "
-                          f"{', '.join(sorted(KNOWN_SHAPES))}.") from None
+        raise ConfigError(
+            f"No config for model {model!r} offline: give a local folder, --config-json PATH, or one of "
+            f"{', '.join(sorted(KNOWN_SHAPES))}."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,8 +185,9 @@ def count_parameters(shape: EncoderShape, heads=(("classification", 3),), pooler
     encoder += (relative + layer_norm) if relative else 0
     encoder += (h * h + h) if pooler else 0
     head_counts = [head_parameters(kind, h, labels) for kind, labels in heads]
-    largest = max([word, position, token_type, relative, h * h + h, h * f + f, f * h + h]
-                  + [big for _, big in head_counts])
+    largest = max(
+        [word, position, token_type, relative, h * h + h, h * f + f, f * h + h] + [big for _, big in head_counts]
+    )
     return ParameterCount(encoder, sum(n for n, _ in head_counts), largest)
 
 
@@ -183,8 +206,9 @@ def zero2_model_states(total_params: int, gpus_per_node: int, nodes: int, offloa
     return int(total_params * 4 * gpus_per_node * BUFFER_FACTOR), int(gpu)
 
 
-def zero3_model_states(total_params: int, largest_layer: int, gpus_per_node: int, nodes: int,
-                       offload: bool) -> tuple[int, int]:
+def zero3_model_states(
+    total_params: int, largest_layer: int, gpus_per_node: int, nodes: int, offload: bool
+) -> tuple[int, int]:
     """(CPU bytes, GPU bytes) as deepspeed's ``estimate_zero3_model_states_mem_needs`` with zero_init=True
     (the Trainer builds ZeRO-3 models under ``zero.Init``); ``offload`` moves parameters and optimizer."""
     largest_layer_memory = 4 * largest_layer
@@ -205,8 +229,15 @@ def model_states(params: ParameterCount, gpus_per_node: int = 1, nodes: int = 1)
     }
 
 
-def activation_bytes(shape: EncoderShape, batch: int, seq_len: int, bytes_per_value: int = 2,
-                     checkpointing: bool = False, attention: str = "sdpa", mask_bytes: int = 1) -> int:
+def activation_bytes(
+    shape: EncoderShape,
+    batch: int,
+    seq_len: int,
+    bytes_per_value: int = 2,
+    checkpointing: bool = False,
+    attention: str = "sdpa",
+    mask_bytes: int = 1,
+) -> int:
     """Activation memory per GPU for one micro-batch (module docstring has the formula).
 
     ``mask_bytes``: CUDA's fused dropout keeps 1-byte masks; PyTorch's CPU dropout keeps full-width ones.
@@ -226,8 +257,16 @@ def activation_bytes(shape: EncoderShape, batch: int, seq_len: int, bytes_per_va
 # --------------------------------------------------------------------------------------------------
 
 # Fastest first: no offload beats offload; ZeRO-2 beats ZeRO-3 (fewer collectives); no recomputation beats it.
-PREFERENCE = [("zero2", False), ("zero2", True), ("zero3", False), ("zero3", True),
-              ("zero2_offload", False), ("zero2_offload", True), ("zero3_offload", False), ("zero3_offload", True)]
+PREFERENCE = [
+    ("zero2", False),
+    ("zero2", True),
+    ("zero3", False),
+    ("zero3", True),
+    ("zero2_offload", False),
+    ("zero2_offload", True),
+    ("zero3_offload", False),
+    ("zero3_offload", True),
+]
 RESERVE_FRACTION = 0.10  # CUDA context, DeepSpeed buckets, allocator fragmentation
 
 
@@ -254,15 +293,37 @@ class MemoryPlan:
         return next(((c, gc) for c, gc in PREFERENCE if self.gpu_need(c, gc) <= usable), None)
 
 
-def plan_memory(model: str = "xlm-roberta-large", gpus_per_node: int = 1, nodes: int = 1, batch: int = 4,
-                seq_len: int = 256, bf16: bool = True, gpu_mem_gb: float = 80, heads=(("classification", 3),),
-                pooler: bool = False, attention: str = "sdpa", config_json: str | None = None) -> MemoryPlan:
+def plan_memory(
+    model: str = "xlm-roberta-large",
+    gpus_per_node: int = 1,
+    nodes: int = 1,
+    batch: int = 4,
+    seq_len: int = 256,
+    bf16: bool = True,
+    gpu_mem_gb: float = 80,
+    heads=(("classification", 3),),
+    pooler: bool = False,
+    attention: str = "sdpa",
+    config_json: str | None = None,
+) -> MemoryPlan:
     shape = encoder_shape(model, config_json)
     params = count_parameters(shape, heads, pooler)
     d = 2 if bf16 else 4
     activations = {gc: activation_bytes(shape, batch, seq_len, d, gc, attention) for gc in (False, True)}
-    return MemoryPlan(model, shape, params, gpus_per_node, nodes, batch, seq_len, d, attention, gpu_mem_gb,
-                      model_states(params, gpus_per_node, nodes), activations)
+    return MemoryPlan(
+        model,
+        shape,
+        params,
+        gpus_per_node,
+        nodes,
+        batch,
+        seq_len,
+        d,
+        attention,
+        gpu_mem_gb,
+        model_states(params, gpus_per_node, nodes),
+        activations,
+    )
 
 
 def _gib(n: int) -> str:
@@ -285,10 +346,15 @@ def format_plan(plan: MemoryPlan) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, (cpu, gpu) in plan.states.items():
-        lines.append(f"| ds_configs/{name}.json | {_gib(gpu)} | {_gib(cpu)} | {_gib(plan.gpu_need(name, False))} "
-                     f"| {_gib(plan.gpu_need(name, True))} |")
-    lines += ["", f"activations per GPU: {_gib(plan.activations[False])} GiB, "
-                  f"{_gib(plan.activations[True])} GiB with gradient checkpointing (formula: python -m pydoc hf_itt.memory)"]
+        lines.append(
+            f"| ds_configs/{name}.json | {_gib(gpu)} | {_gib(cpu)} | {_gib(plan.gpu_need(name, False))} "
+            f"| {_gib(plan.gpu_need(name, True))} |"
+        )
+    lines += [
+        "",
+        f"activations per GPU: {_gib(plan.activations[False])} GiB, "
+        f"{_gib(plan.activations[True])} GiB with gradient checkpointing (formula: python -m pydoc hf_itt.memory)",
+    ]
     lines.append(_recommendation_line(plan))
     return "\n".join(lines)
 
@@ -300,8 +366,10 @@ def _recommendation_line(plan: MemoryPlan) -> str:
         return f"recommendation ({usable}): nothing fits; lower --batch or --seq-len, or add GPUs."
     config, checkpointing = choice
     flag = "gradient_checkpointing=true" if checkpointing else "no gradient checkpointing"
-    return (f"recommendation ({usable}): ds_configs/{config}.json, {flag} "
-            f"(needs {_gib(plan.gpu_need(config, checkpointing))} GiB per GPU)")
+    return (
+        f"recommendation ({usable}): ds_configs/{config}.json, {flag} "
+        f"(needs {_gib(plan.gpu_need(config, checkpointing))} GiB per GPU)"
+    )
 
 
 def _parse_head(text: str) -> tuple[str, int]:
@@ -312,11 +380,16 @@ def _parse_head(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hf_itt.memory",
-                                     description="Per-GPU memory of ZeRO-2/3 (+offload) for an encoder with heads, "
-                                                 "computed offline (BERT, XLM-R and DeBERTa shapes).")
-    parser.add_argument("--model", default="xlm-roberta-large",
-                        help=f"a known name ({', '.join(sorted(KNOWN_SHAPES))}), a local folder or a cached Hub id")
+    parser = argparse.ArgumentParser(
+        prog="python -m hf_itt.memory",
+        description="Per-GPU memory of ZeRO-2/3 (+offload) for an encoder with heads, "
+        "computed offline (BERT, XLM-R and DeBERTa shapes).",
+    )
+    parser.add_argument(
+        "--model",
+        default="xlm-roberta-large",
+        help=f"a known name ({', '.join(sorted(KNOWN_SHAPES))}), a local folder or a cached Hub id",
+    )
     parser.add_argument("--config-json", help="a config.json with the encoder dimensions (overrides --model)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per node")
     parser.add_argument("--nodes", type=int, default=1)
@@ -324,13 +397,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--bf16", action="store_true", help="bf16 or fp16 training: 2-byte activations (default: fp32)")
     parser.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa")
-    parser.add_argument("--head", action="append", type=_parse_head, metavar="KIND[:LABELS]",
-                        help=f"a task head, repeatable; KIND in {HEAD_KINDS} (default: classification:3)")
+    parser.add_argument(
+        "--head",
+        action="append",
+        type=_parse_head,
+        metavar="KIND[:LABELS]",
+        help=f"a task head, repeatable; KIND in {HEAD_KINDS} (default: classification:3)",
+    )
     parser.add_argument("--pooler", action="store_true", help="count the encoder's pooler layer")
     parser.add_argument("--gpu-mem-gb", type=float, default=80)
     args = parser.parse_args(argv)
-    plan = plan_memory(args.model, args.gpus, args.nodes, args.batch, args.seq_len, args.bf16, args.gpu_mem_gb,
-                       args.head or [("classification", 3)], args.pooler, args.attention, args.config_json)
+    plan = plan_memory(
+        args.model,
+        args.gpus,
+        args.nodes,
+        args.batch,
+        args.seq_len,
+        args.bf16,
+        args.gpu_mem_gb,
+        args.head or [("classification", 3)],
+        args.pooler,
+        args.attention,
+        args.config_json,
+    )
     print(format_plan(plan))
     return 0
 

@@ -37,8 +37,14 @@ from hf_itt.fileio import atomic_write_text
 
 FORMAT_VERSION = 1
 PREDICTIONS_DIR = "predictions"
-KINDS = {"labels": ("label",), "tags": ("tags",), "answers": ("id", "text"), "indices": ("index",),
-         "pairs": ("source_id", "target_id", "score"), "rankings": ("id", "ranking")}
+KINDS = {
+    "labels": ("label",),
+    "tags": ("tags",),
+    "answers": ("id", "text"),
+    "indices": ("index",),
+    "pairs": ("source_id", "target_id", "score"),
+    "rankings": ("id", "ranking"),
+}
 
 
 @dataclass
@@ -88,16 +94,22 @@ def index_predictions(indices: Iterable[int], direction: str) -> Predictions:
     return Predictions("indices", [{"index": int(index)} for index in indices], {"direction": direction})
 
 
-def pair_predictions(candidates: Mapping[tuple[Hashable, Hashable], float], threshold: float,
-                     threshold_source: str | None = None) -> Predictions:
-    records = [{"source_id": str(s), "target_id": str(t), "score": float(score)}
-               for (s, t), score in sorted(candidates.items(), key=lambda item: -item[1])]
+def pair_predictions(
+    candidates: Mapping[tuple[Hashable, Hashable], float], threshold: float, threshold_source: str | None = None
+) -> Predictions:
+    records = [
+        {"source_id": str(s), "target_id": str(t), "score": float(score)}
+        for (s, t), score in sorted(candidates.items(), key=lambda item: -item[1])
+    ]
     return Predictions("pairs", records, {"threshold": float(threshold), "threshold_source": threshold_source})
 
 
 def ranking_predictions(ids: Sequence[str], rankings: Sequence[Sequence[str]], k: int = 20) -> Predictions:
-    return Predictions("rankings", [{"id": str(key), "ranking": [str(c) for c in ranking[:k]]}
-                                    for key, ranking in zip(ids, rankings)], {"k": k})
+    return Predictions(
+        "rankings",
+        [{"id": str(key), "ranking": [str(c) for c in ranking[:k]]} for key, ranking in zip(ids, rankings)],
+        {"k": k},
+    )
 
 
 def extracted_pairs(predictions: Predictions) -> list[tuple[str, str]]:
@@ -115,8 +127,14 @@ def predictions_path(results_dir: str | Path, task: str, split: str, lang: str) 
 
 def save_predictions(path: str | Path, predictions: Predictions, *, task: str, split: str, lang: str) -> Path:
 
-    header = {"hf_itt_predictions": FORMAT_VERSION, "task": task, "split": split, "language": lang,
-              "kind": predictions.kind, **predictions.meta}
+    header = {
+        "hf_itt_predictions": FORMAT_VERSION,
+        "task": task,
+        "split": split,
+        "language": lang,
+        "kind": predictions.kind,
+        **predictions.meta,
+    }
     lines = [json.dumps(header, ensure_ascii=False)]
     lines += [json.dumps(record, ensure_ascii=False) for record in predictions.records]
     return atomic_write_text(path, "\n".join(lines) + "\n")
@@ -126,8 +144,10 @@ def load_predictions(path: str | Path) -> tuple[dict[str, Any], Predictions]:
     """(header, predictions) of a file written by ``save_predictions``; DataError when it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"prediction file {path} is missing; re-run the evaluation (it writes predictions "
-                        f"unless evaluation.save_predictions is false)")
+        raise DataError(
+            f"prediction file {path} is missing; re-run the evaluation (it writes predictions "
+            f"unless evaluation.save_predictions is false)"
+        )
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     try:
         header, records = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
@@ -138,6 +158,9 @@ def load_predictions(path: str | Path) -> tuple[dict[str, Any], Predictions]:
     kind = header.get("kind")
     if kind not in KINDS or any(not isinstance(r, dict) or not set(KINDS[kind]) <= set(r) for r in records):
         raise DataError(f"{path}: records do not match kind {kind!r} (each needs {', '.join(KINDS.get(kind, ()))})")
-    meta = {key: value for key, value in header.items()
-            if key not in ("hf_itt_predictions", "task", "split", "language", "kind")}
+    meta = {
+        key: value
+        for key, value in header.items()
+        if key not in ("hf_itt_predictions", "task", "split", "language", "kind")
+    }
     return header, Predictions(kind, records, meta)

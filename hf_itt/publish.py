@@ -28,8 +28,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--publisher", choices=("local", "hub"), default="hub", help="where to publish (default: hub)")
     parser.add_argument("--local-root", default="hub_local", help="root folder of the local publisher")
     parser.add_argument("--namespace", help="Hub user/organisation for stages whose manifest planned no repo")
-    parser.add_argument("--repo-template", default=DEFAULT_REPO_TEMPLATE,
-                        help="repo id template for stages whose manifest planned no repo")
+    parser.add_argument(
+        "--repo-template",
+        default=DEFAULT_REPO_TEMPLATE,
+        help="repo id template for stages whose manifest planned no repo",
+    )
     parser.add_argument("--revision", default="main", help="branch to publish to when the manifest names none")
     parser.add_argument("--public", action="store_true", help="create new Hub repos as public (default: private)")
     return parser
@@ -46,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"run folder {args.run_dir} not found; pass the output_dir of the experiment")
     publisher = make_publisher(args.publisher, local_root=args.local_root, private=not args.public)
     with run_lock(args.run_dir, fix="a run still going publishes its own stages; publish once it has finished"):
-        outcomes = publish_pending(args.run_dir, publisher, namespace=args.namespace,
-                                   repo_template=args.repo_template, revision=args.revision, pattern=STAGE_MANIFESTS)
+        outcomes = publish_pending(
+            args.run_dir,
+            publisher,
+            namespace=args.namespace,
+            repo_template=args.repo_template,
+            revision=args.revision,
+            pattern=STAGE_MANIFESTS,
+        )
     if not outcomes:
         print(f"nothing to publish in {args.run_dir}: every finished stage is already published")
         return 0
@@ -56,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"published {outcome.stage_dir} -> {outcome.ref.reference} ({outcome.ref.url})")
     failed = [outcome for outcome in outcomes if not outcome.ok]
     if failed:
-        raise HubError(f"{len(failed)} of {len(outcomes)} stage(s) could not be published (they stay on disk, "
-                       "marked finished; rerun this command once fixed): "
-                       + "; ".join(f"{o.stage_dir}: {redact_text(str(o.error))}" for o in failed))
+        raise HubError(
+            f"{len(failed)} of {len(outcomes)} stage(s) could not be published (they stay on disk, "
+            "marked finished; rerun this command once fixed): "
+            + "; ".join(f"{o.stage_dir}: {redact_text(str(o.error))}" for o in failed)
+        )
     return 0
 
 

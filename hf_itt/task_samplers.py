@@ -36,8 +36,10 @@ class TaskSampler:
             raise ConfigError("a joint stage needs at least one task; got none")
         for task, size in task_sizes.items():
             if not isinstance(size, (int, np.integer)) or size <= 0:
-                raise DataError(f"task {task!r} has {size} training examples; every task needs at least one "
-                                "(check its data files or max_train_examples)")
+                raise DataError(
+                    f"task {task!r} has {size} training examples; every task needs at least one "
+                    "(check its data files or max_train_examples)"
+                )
         self.task_sizes = {task: int(size) for task, size in task_sizes.items()}
 
     @property
@@ -133,8 +135,10 @@ class WeightedSampler(TaskSampler):
         super().__init__(task_sizes)
         weights = dict(weights or {})
         if set(weights) != set(task_sizes):
-            raise ConfigError(f"strategy 'weights' needs one weight per task: tasks {sorted(task_sizes)}, "
-                              f"weights given for {sorted(weights)}")
+            raise ConfigError(
+                f"strategy 'weights' needs one weight per task: tasks {sorted(task_sizes)}, "
+                f"weights given for {sorted(weights)}"
+            )
         bad = {task: w for task, w in weights.items() if w is None or not w > 0}
         if bad:
             raise ConfigError(f"sampling weights must be > 0; got {bad} (drop a task instead of weighting it 0)")
@@ -147,10 +151,24 @@ class WeightedSampler(TaskSampler):
         return {**super().config(), "weights": self.user_weights}
 
 
-SAMPLERS = {cls.name: cls for cls in (UniformSampler, ProportionalSampler, TemperatureSampler, CappedSampler,
-                                      AnnealedSampler, WeightedSampler)}
-OPTIONS = {"temperature": "temperature", "cap": "cap", "alpha_end": "alpha_end", "anneal_alpha_end": "alpha_end",
-           "weights": "weights"}
+SAMPLERS = {
+    cls.name: cls
+    for cls in (
+        UniformSampler,
+        ProportionalSampler,
+        TemperatureSampler,
+        CappedSampler,
+        AnnealedSampler,
+        WeightedSampler,
+    )
+}
+OPTIONS = {
+    "temperature": "temperature",
+    "cap": "cap",
+    "alpha_end": "alpha_end",
+    "anneal_alpha_end": "alpha_end",
+    "weights": "weights",
+}
 
 
 def make_sampler(strategy: str | TaskSampler, task_sizes: Mapping[str, int], **options) -> TaskSampler:
@@ -159,13 +177,18 @@ def make_sampler(strategy: str | TaskSampler, task_sizes: Mapping[str, int], **o
     if isinstance(strategy, TaskSampler):
         return strategy
     if strategy not in SAMPLERS:
-        raise ConfigError(f"sampling strategy {strategy!r} is unknown{did_you_mean(strategy, SAMPLERS)} "
-                          f"(valid: {', '.join(SAMPLERS)})")
+        raise ConfigError(
+            f"sampling strategy {strategy!r} is unknown{did_you_mean(strategy, SAMPLERS)} "
+            f"(valid: {', '.join(SAMPLERS)})"
+        )
     unknown = set(options) - set(OPTIONS) - {"strategy"}
     if unknown:
         raise ConfigError(f"unknown sampling option(s) {sorted(unknown)}; valid: {sorted(OPTIONS)}")
     cls = SAMPLERS[strategy]
     wanted = inspect.signature(cls).parameters
-    kwargs = {OPTIONS[key]: value for key, value in options.items()
-              if key in OPTIONS and OPTIONS[key] in wanted and value is not None}
+    kwargs = {
+        OPTIONS[key]: value
+        for key, value in options.items()
+        if key in OPTIONS and OPTIONS[key] in wanted and value is not None
+    }
     return cls(task_sizes, **kwargs)

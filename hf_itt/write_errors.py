@@ -18,7 +18,7 @@ from pathlib import Path
 
 SAFETENSORS_NO_SPACE = re.compile(r"No space left on device|os error 28|Disk quota exceeded|os error 122")
 TORCH_WRITE_FAILED = re.compile(r"unexpected pos \d+ vs \d+|PytorchStreamWriter failed writing|file write failed")
-NEARLY_FULL_BYTES = 256 * 2**20   # free space below this, or below NEARLY_FULL_SHARE of the disk, is "full"
+NEARLY_FULL_BYTES = 256 * 2**20  # free space below this, or below NEARLY_FULL_SHARE of the disk, is "full"
 NEARLY_FULL_SHARE = 0.01
 
 

@@ -123,8 +123,14 @@ def walk_config(cls: type = config_module.ExperimentConfig, prefix: str = "") ->
             continue
         child_path = f"{path}[]" if is_list else path
         kind = "list of mappings" if is_list else "mapping"
-        own.append(FieldDoc(path, f"{kind} ({child.__name__})", "[]" if is_list else "(section)",
-                            f.metadata.get("help") or first_line(child.__doc__)))
+        own.append(
+            FieldDoc(
+                path,
+                f"{kind} ({child.__name__})",
+                "[]" if is_list else "(section)",
+                f.metadata.get("help") or first_line(child.__doc__),
+            )
+        )
         children += walk_config(child, f"{child_path}.")
     return [SectionDoc(prefix.rstrip("."), cls, own), *children]
 
@@ -180,11 +186,13 @@ def render_presets() -> list[str]:
     lines = ["## Presets", "", f"From `hf_itt/config/presets/{PRESETS_FILE.name}`. Its header:", "", "```text"]
     lines += [line.strip() for line in preset_legend(text)] + ["```", ""]
     for name, preset in all_presets().items():
-        lines += [f"### `{name}`", "", preset.get("description", ""), "",
-                  "| field | value | source |", "|---|---|---|"]
+        lines += [f"### `{name}`", "", preset.get("description", ""), "", "| field | value | source |", "|---|---|---|"]
         values = [(key, value, sources.get((name, key), "")) for key, value in preset.get("training", {}).items()]
-        values += [(key, value, sources.get((name, key), "")) for key, value in preset.items()
-                   if key not in ("training", "description")]
+        values += [
+            (key, value, sources.get((name, key), ""))
+            for key, value in preset.items()
+            if key not in ("training", "description")
+        ]
         for key, value, source in values:
             lines.append(f"| `{key}` | `{format_value(value)}` | {cell(source)} |")
         lines.append("")
@@ -221,17 +229,28 @@ transformers 5 (`warmup_ratio`, `overwrite_output_dir`, `logging_dir`, `no_cuda`
 
 def override_section() -> list[str]:
     doc = (config_overrides.__doc__ or "").strip()
-    return ["## Command-line overrides", "", *doc.splitlines()[2:], "",
-            "Overrides are applied after `extends:` and before validation, so they are checked like the file.",
-            "", "```bash",
-            "python run_itt.py --config run_scripts/demo.yaml seed=2 stages.0.training.learning_rate=2e-5",
-            "python run_itt.py --config run_scripts/demo.yaml 'targets.tasks=[xnli,tatoeba]' hub.publisher=none",
-            "```", ""]
+    return [
+        "## Command-line overrides",
+        "",
+        *doc.splitlines()[2:],
+        "",
+        "Overrides are applied after `extends:` and before validation, so they are checked like the file.",
+        "",
+        "```bash",
+        "python run_itt.py --config run_scripts/demo.yaml seed=2 stages.0.training.learning_rate=2e-5",
+        "python run_itt.py --config run_scripts/demo.yaml 'targets.tasks=[xnli,tatoeba]' hub.publisher=none",
+        "```",
+        "",
+    ]
 
 
 def render_reference() -> str:
-    lines = [GENERATED_NOTE.format(source="hf_itt/config/experiment.py and hf_itt/config/presets/presets.yaml"), "",
-             *REFERENCE_INTRO.splitlines(), ""]
+    lines = [
+        GENERATED_NOTE.format(source="hf_itt/config/experiment.py and hf_itt/config/presets/presets.yaml"),
+        "",
+        *REFERENCE_INTRO.splitlines(),
+        "",
+    ]
     for section in walk_config():
         lines += render_section(section)
     lines += override_section()
@@ -260,7 +279,9 @@ def hub_sources(spec: TaskSpec) -> str:
             continue
         text = f"`{source.path}`" + (f" (`{source.name}`)" if source.name else "")
         if len(served) < len(languages):
-            text += f" for {' '.join(served)}" if len(served) <= 8 else f" for {len(served)} of {len(languages)} languages"
+            text += (
+                f" for {' '.join(served)}" if len(served) <= 8 else f" for {len(served)} of {len(languages)} languages"
+            )
         parts.append(text)
     return "<br>".join(parts) if parts else "local files only"
 
@@ -281,8 +302,15 @@ def training_task(spec: TaskSpec) -> str:
 
 
 def task_row(spec: TaskSpec) -> str:
-    cells = [f"[`{spec.name}`](#{spec.name})", spec.type, hub_sources(spec), language_summary(spec),
-             spec.metric, training_task(spec), ", ".join(spec.benchmarks)]
+    cells = [
+        f"[`{spec.name}`](#{spec.name})",
+        spec.type,
+        hub_sources(spec),
+        language_summary(spec),
+        spec.metric,
+        training_task(spec),
+        ", ".join(spec.benchmarks),
+    ]
     return "| " + " | ".join(cell(text) for text in cells) + " |"
 
 
@@ -300,11 +328,16 @@ def task_details(spec: TaskSpec) -> list[str]:
     if spec.num_choices:
         facts.append(("num_choices", spec.num_choices))
     if spec.file_patterns:
-        facts.append(("local files in a data folder", ", ".join(f"{role}: `{pattern}`"
-                                                              for role, pattern in spec.file_patterns.items())))
+        facts.append(
+            (
+                "local files in a data folder",
+                ", ".join(f"{role}: `{pattern}`" for role, pattern in spec.file_patterns.items()),
+            )
+        )
     if spec.missing_splits:
-        facts.append(("missing splits", "; ".join(f"{role}: {' '.join(langs)}"
-                                                  for role, langs in spec.missing_splits.items())))
+        facts.append(
+            ("missing splits", "; ".join(f"{role}: {' '.join(langs)}" for role, langs in spec.missing_splits.items()))
+        )
     if spec.aliases:
         facts.append(("aliases", ", ".join(spec.aliases)))
     lines += [f"- {name}: {value}" for name, value in facts]
@@ -326,10 +359,14 @@ a data folder is searched for are listed per task below.
 def render_tasks() -> str:
     registry = builtin_registry()
     specs = [registry.get(name) for name in registry.names()]
-    lines = [GENERATED_NOTE.format(source="hf_itt/tasks/specs/*.yaml and scripts/official_scoring.yaml"), "",
-             *TASKS_INTRO.splitlines(), "",
-             "| task | type | Hub source (config) | languages | metric | English training task | benchmarks |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        GENERATED_NOTE.format(source="hf_itt/tasks/specs/*.yaml and scripts/official_scoring.yaml"),
+        "",
+        *TASKS_INTRO.splitlines(),
+        "",
+        "| task | type | Hub source (config) | languages | metric | English training task | benchmarks |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines += [task_row(spec) for spec in specs]
     lines += ["", *benchmark_scoring_section(), "## Details", ""]
     for spec in specs:
@@ -419,7 +456,7 @@ def split_schema(text: str) -> tuple[str, str]:
     for position, char in enumerate(text):
         depth += {"{": 1, "}": -1}.get(char, 0)
         if depth == 0 and char == "}":
-            return text[:position + 1], " ".join(text[position + 1:].replace("``", "`").split())
+            return text[: position + 1], " ".join(text[position + 1 :].replace("``", "`").split())
     return text, ""
 
 
@@ -430,22 +467,40 @@ def code_shapes(text: str) -> str:
 
 def model_inputs(task_type: str) -> str:
     keys = list(get_type(task_type).model_inputs)
-    shown = [("labels (or label)" if key == "labels" and "label" in keys else
-              "token_type_ids (encoders that use them)" if key == "token_type_ids" else key)
-             for key in keys if key != "label"]
+    shown = [
+        (
+            "labels (or label)"
+            if key == "labels" and "label" in keys
+            else "token_type_ids (encoders that use them)"
+            if key == "token_type_ids"
+            else key
+        )
+        for key in keys
+        if key != "label"
+    ]
     return ", ".join(shown)
 
 
 def render_columns() -> str:
-    lines = [GENERATED_NOTE.format(source="the task-type modules of hf_itt/task_types/"), "",
-             *COLUMNS_INTRO.splitlines(), ""]
+    lines = [
+        GENERATED_NOTE.format(source="the task-type modules of hf_itt/task_types/"),
+        "",
+        *COLUMNS_INTRO.splitlines(),
+        "",
+    ]
     for contract in column_contract():
         row_schema, note = split_schema(contract.rows)
-        lines += [f"## {contract.task_type}", "", f"- rows: `{row_schema}`" + (f"; {code_shapes(note)}" if note else "")]
+        lines += [
+            f"## {contract.task_type}",
+            "",
+            f"- rows: `{row_schema}`" + (f"; {code_shapes(note)}" if note else ""),
+        ]
         if "train:" in contract.features:
-            lines += ["- features:",
-                      f"    - training: {', '.join(contract.feature_columns('train'))}",
-                      f"    - evaluation: {code_shapes(contract.features.split('eval:')[1].strip())}"]
+            lines += [
+                "- features:",
+                f"    - training: {', '.join(contract.feature_columns('train'))}",
+                f"    - evaluation: {code_shapes(contract.features.split('eval:')[1].strip())}",
+            ]
         elif contract.features:
             lines.append(f"- features: {code_shapes(contract.features)}")
         if get_type(contract.task_type).trainable:
@@ -489,8 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_files(args.docs_dir)
         if stale:
-            print(f"out of date: {', '.join(f'{args.docs_dir}/{name}' for name in stale)}; "
-                  "regenerate with `python scripts/docgen.py`", file=sys.stderr)
+            print(
+                f"out of date: {', '.join(f'{args.docs_dir}/{name}' for name in stale)}; "
+                "regenerate with `python scripts/docgen.py`",
+                file=sys.stderr,
+            )
             return 1
         print("generated docs are up to date")
         return 0

@@ -49,7 +49,11 @@ def parse_args(argv=None):
     parser.add_argument("--json-out", help="also write the results to this file (rank 0)")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.batch, args.seq_len, args.warmup_steps = min(args.batch, 4), min(args.seq_len, 16), min(args.warmup_steps, 1)
+        args.batch, args.seq_len, args.warmup_steps = (
+            min(args.batch, 4),
+            min(args.seq_len, 16),
+            min(args.warmup_steps, 1),
+        )
     return args
 
 
@@ -68,18 +72,22 @@ class JointModel(nn.Module):
 
         self.encoder = XLMRobertaModel(config, add_pooling_layer=False)
         hidden = config.hidden_size
-        self.heads = nn.ModuleDict({
-            "nli": nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, TASKS["nli"])),
-            "qa": nn.Linear(hidden, TASKS["qa"]),
-            "tagging": nn.Linear(hidden, TASKS["tagging"]),
-        })
+        self.heads = nn.ModuleDict(
+            {
+                "nli": nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, TASKS["nli"])),
+                "qa": nn.Linear(hidden, TASKS["qa"]),
+                "tagging": nn.Linear(hidden, TASKS["tagging"]),
+            }
+        )
 
     def forward(self, task: str, input_ids, attention_mask, labels):
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         logits = self.heads[task](states[:, 0] if task == "nli" else states)
         if task == "qa":  # labels: (batch, 2) start/end token positions
             start, end = logits.float().unbind(-1)
-            return (nn.functional.cross_entropy(start, labels[:, 0]) + nn.functional.cross_entropy(end, labels[:, 1])) / 2
+            return (
+                nn.functional.cross_entropy(start, labels[:, 0]) + nn.functional.cross_entropy(end, labels[:, 1])
+            ) / 2
         return nn.functional.cross_entropy(logits.float().flatten(0, -2), labels.flatten())
 
 
@@ -92,9 +100,17 @@ def encoder_config(tiny: bool):
     if tiny:
         return tiny_config(vocab_size=1000)
     s = KNOWN_SHAPES["xlm-roberta-large"]
-    return XLMRobertaConfig(vocab_size=s.vocab_size, hidden_size=s.hidden_size, num_hidden_layers=s.num_layers,
-                            num_attention_heads=s.num_heads, intermediate_size=s.intermediate_size,
-                            max_position_embeddings=s.max_positions, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    return XLMRobertaConfig(
+        vocab_size=s.vocab_size,
+        hidden_size=s.hidden_size,
+        num_hidden_layers=s.num_layers,
+        num_attention_heads=s.num_heads,
+        intermediate_size=s.intermediate_size,
+        max_position_embeddings=s.max_positions,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
 
 
 def make_batch(task: str, args, vocab_size: int, rank: int, step: int, device) -> dict:
@@ -103,16 +119,20 @@ def make_batch(task: str, args, vocab_size: int, rank: int, step: int, device) -
     b, s = args.batch, args.seq_len
     input_ids = torch.randint(5, vocab_size, (b, s), generator=generator)
     input_ids[:, 0], input_ids[:, -1] = 0, 2
-    labels = {"nli": lambda: torch.randint(0, TASKS["nli"], (b,), generator=generator),
-              "qa": lambda: torch.randint(1, s - 1, (b, 2), generator=generator).sort(dim=-1).values,
-              "tagging": lambda: torch.randint(0, TASKS["tagging"], (b, s), generator=generator)}[task]()
+    labels = {
+        "nli": lambda: torch.randint(0, TASKS["nli"], (b,), generator=generator),
+        "qa": lambda: torch.randint(1, s - 1, (b, 2), generator=generator).sort(dim=-1).values,
+        "tagging": lambda: torch.randint(0, TASKS["tagging"], (b, s), generator=generator),
+    }[task]()
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
     return {key: value.to(device) for key, value in batch.items()}
 
 
 def matmul_parameters(model: JointModel, task: str) -> int:
     """Parameters in matrix products for one step of ``task``: encoder layers + the active head."""
-    return sum(p.numel() for p in model.encoder.encoder.parameters()) + sum(p.numel() for p in model.heads[task].parameters())
+    return sum(p.numel() for p in model.encoder.encoder.parameters()) + sum(
+        p.numel() for p in model.heads[task].parameters()
+    )
 
 
 def step_flops(matmul_params: int, config, batch: int, seq_len: int) -> float:
@@ -127,12 +147,20 @@ def build_engine(args, model: JointModel, hidden_size: int, world_size: int):
 
     from hf_itt.config.deepspeed import fill_auto_values, resolve_deepspeed_config
 
-    hyper = {"per_device_train_batch_size": args.batch, "gradient_accumulation_steps": 1, "learning_rate": 1e-5,
-             "weight_decay": 0.01, "bf16": not args.fp32, "world_size": world_size,
-             "max_steps": args.steps + args.warmup_steps, "use_cpu": args.device == "cpu"}
+    hyper = {
+        "per_device_train_batch_size": args.batch,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 1e-5,
+        "weight_decay": 0.01,
+        "bf16": not args.fp32,
+        "world_size": world_size,
+        "max_steps": args.steps + args.warmup_steps,
+        "use_cpu": args.device == "cpu",
+    }
     config = resolve_deepspeed_config(args.ds_config, hyper)
-    config = fill_auto_values(config, hyper, num_training_steps=hyper["max_steps"], hidden_size=hidden_size,
-                              warmup_steps=args.warmup_steps)
+    config = fill_auto_values(
+        config, hyper, num_training_steps=hyper["max_steps"], hidden_size=hidden_size, warmup_steps=args.warmup_steps
+    )
     engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
     return engine
 
@@ -202,15 +230,26 @@ def summarize(args, config, total_params, world_size, elapsed, flops, losses, ta
     achieved = flops / elapsed
     return {
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-        "world_size": world_size, "ds_config": args.ds_config, "precision": "fp32" if args.fp32 else "bf16",
-        "parameters": total_params, "layers": config.num_hidden_layers,
-        "hidden": config.hidden_size, "micro_batch": args.batch, "seq_len": args.seq_len,
-        "timed_steps": args.steps, "seconds": round(elapsed, 3), "samples_per_s": round(samples / elapsed, 2),
-        "tokens_per_s": round(samples * args.seq_len / elapsed, 1), "model_tflops_per_s": _significant(achieved / 1e12),
-        "mfu": _significant(achieved / (args.peak_tflops * 1e12 * world_size)), "peak_tflops_per_gpu": args.peak_tflops,
+        "world_size": world_size,
+        "ds_config": args.ds_config,
+        "precision": "fp32" if args.fp32 else "bf16",
+        "parameters": total_params,
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "micro_batch": args.batch,
+        "seq_len": args.seq_len,
+        "timed_steps": args.steps,
+        "seconds": round(elapsed, 3),
+        "samples_per_s": round(samples / elapsed, 2),
+        "tokens_per_s": round(samples * args.seq_len / elapsed, 1),
+        "model_tflops_per_s": _significant(achieved / 1e12),
+        "mfu": _significant(achieved / (args.peak_tflops * 1e12 * world_size)),
+        "peak_tflops_per_gpu": args.peak_tflops,
         "peak_cuda_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if args.device == "cuda" else None,
-        "gradient_checkpointing": args.gradient_checkpointing, "tasks_seen": tasks_seen,
-        "first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4),
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "tasks_seen": tasks_seen,
+        "first_loss": round(losses[0], 4),
+        "last_loss": round(losses[-1], 4),
     }
 
 

@@ -72,19 +72,32 @@ class Attempt:
 
 
 def chain_command(checkpoint: Path, root: Path, config: Path = CHAIN) -> list[str]:
-    return [sys.executable, str(REPO / "run_itt.py"), "--config", str(config),
-            f"model.name_or_path={checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub"]
+    return [
+        sys.executable,
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(config),
+        f"model.name_or_path={checkpoint}",
+        f"output_dir={root}/run",
+        f"hub.local_root={root}/hub",
+    ]
 
 
 def run_attempt(command: list[str], root: Path, kill: KillPoint | None, log: Path) -> Attempt:
     """Run ``command`` once; SIGKILL its whole process group at ``kill`` (if reached before it exits)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     started, killed, seen_at = time.time(), False, None
     existing = matches(kill, root)
     with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True
+        )
         while process.poll() is None:
             now = time.time() - started
             if kill is not None and seen_at is None and reached(kill, root, now, existing):
@@ -152,8 +165,9 @@ def stage_folders(root: Path) -> list[Path]:
     """Every folder that claims to be a finished stage: run checkpoints and published copies."""
     run = root / "run"
     folders = [p for p in sorted(run.glob("stages/*/checkpoint")) + sorted(run.glob("targets/*/checkpoint"))]
-    folders += [p.parent for p in sorted((root / "hub").glob("*/*/*/stage_manifest.json"))
-                if not p.parent.name.startswith(".")]
+    folders += [
+        p.parent for p in sorted((root / "hub").glob("*/*/*/stage_manifest.json")) if not p.parent.name.startswith(".")
+    ]
     return folders
 
 
@@ -205,7 +219,9 @@ def retrained(before: dict[str, tuple[int, int]], root: Path, output: str) -> li
 
 def weight_files(root: Path) -> dict[str, Path]:
     run = root / "run"
-    files = sorted(run.glob("stages/*/checkpoint/*.safetensors")) + sorted(run.glob("targets/*/checkpoint/*.safetensors"))
+    files = sorted(run.glob("stages/*/checkpoint/*.safetensors")) + sorted(
+        run.glob("targets/*/checkpoint/*.safetensors")
+    )
     return {str(path.relative_to(root)): path for path in files}
 
 
@@ -221,15 +237,19 @@ def numbers(value, prefix: str = "") -> dict[str, float]:
 
 
 def result_numbers(root: Path) -> dict[str, dict[str, float]]:
-    return {path.name: numbers(json.loads(path.read_text(encoding="utf-8")))
-            for path in sorted((root / "run" / "results").glob("*.json"))}
+    return {
+        path.name: numbers(json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted((root / "run" / "results").glob("*.json"))
+    }
 
 
 def publish_state(root: Path) -> dict[str, object]:
     from hf_itt.hub.manifest import read_manifest
 
-    state: dict[str, object] = {p.parent.parent.name: read_manifest(p.parent).status
-                                for p in sorted((root / "run").glob("stages/*/checkpoint/stage_manifest.json"))}
+    state: dict[str, object] = {
+        p.parent.parent.name: read_manifest(p.parent).status
+        for p in sorted((root / "run").glob("stages/*/checkpoint/stage_manifest.json"))
+    }
     state["index"] = sorted(p.name for p in (root / "hub" / "by-hash").glob("*.json"))
     return state
 
@@ -241,8 +261,10 @@ def compare_with_reference(reference: Path, root: Path) -> list[str]:
     problems = []
     expected, got = weight_files(reference), weight_files(root)
     if expected.keys() != got.keys():
-        problems.append(f"weight files differ: missing {sorted(expected.keys() - got.keys())}, "
-                        f"extra {sorted(got.keys() - expected.keys())}")
+        problems.append(
+            f"weight files differ: missing {sorted(expected.keys() - got.keys())}, "
+            f"extra {sorted(got.keys() - expected.keys())}"
+        )
     for name in sorted(expected.keys() & got.keys()):
         left, right = load_file(str(expected[name])), load_file(str(got[name]))
         changed = [key for key in left if key not in right or not torch.equal(left[key], right[key])]
@@ -252,8 +274,11 @@ def compare_with_reference(reference: Path, root: Path) -> list[str]:
     if want.keys() != have.keys():
         problems.append(f"result files differ: {sorted(want)} vs {sorted(have)}")
     for name in sorted(want.keys() & have.keys()):
-        diff = [key for key in want[name].keys() | have[name].keys()
-                if not same_number(want[name].get(key), have[name].get(key))]
+        diff = [
+            key
+            for key in want[name].keys() | have[name].keys()
+            if not same_number(want[name].get(key), have[name].get(key))
+        ]
         if diff:
             problems.append(f"results/{name}: numbers differ at {sorted(diff)[:3]}")
     if not (root / "run" / "report" / "report.md").is_file():
@@ -287,9 +312,12 @@ class Trial:
 
     def line(self) -> str:
         status = "OK" if self.ok else "FAIL: " + " | ".join(self.problems)
-        return (f"run {self.index + 1}: kill at " + ", then ".join(k.describe() for k in self.kills)
-                + f" -> {self.kills_done} kill(s), {len(self.attempts)} attempt(s), "
-                f"{sum(a.seconds for a in self.attempts):.0f}s: {status}")
+        return (
+            f"run {self.index + 1}: kill at "
+            + ", then ".join(k.describe() for k in self.kills)
+            + f" -> {self.kills_done} kill(s), {len(self.attempts)} attempt(s), "
+            f"{sum(a.seconds for a in self.attempts):.0f}s: {status}"
+        )
 
 
 def run_trial(trial: Trial, command_for, reference: Path, root: Path) -> Trial:

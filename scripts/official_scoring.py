@@ -27,8 +27,13 @@ def official_scoring(path: Path = OFFICIAL_SCORING) -> dict[str, dict[str, str]]
 def scoring_notes(entry: dict[str, str] | None) -> list[str]:
     if entry is None:
         return []
-    lines = ["**Official scoring**", "", f"- official scorer: {prose(entry['official'])}",
-             f"- hf_itt: {prose(entry['hf_itt'])}", ""]
+    lines = [
+        "**Official scoring**",
+        "",
+        f"- official scorer: {prose(entry['official'])}",
+        f"- hf_itt: {prose(entry['hf_itt'])}",
+        "",
+    ]
     if "layout" in entry:
         lines += ["```text", *entry["layout"].rstrip().splitlines(), "```", ""]
     return lines
@@ -43,8 +48,14 @@ def prose(text: str) -> str:
 def benchmark_scoring_section() -> list[str]:
     """The "Official scoring" section of docs/tasks.md: how the benchmark averages are formed."""
     benchmark = official_scoring()["_benchmark"]
-    return ["## Official scoring", "",
-            "What google-research/xtreme's `evaluate.py` (and, where it has none, the task's own reference "
-            "script) does, and where hf_itt matches or deliberately differs: per task below, and for the "
-            "benchmark averages:", "", f"- official scorer: {prose(benchmark['official'])}",
-            f"- hf_itt: {prose(benchmark['hf_itt'])}", ""]
+    return [
+        "## Official scoring",
+        "",
+        "What google-research/xtreme's `evaluate.py` (and, where it has none, the task's own reference "
+        "script) does, and where hf_itt matches or deliberately differs: per task below, and for the "
+        "benchmark averages:",
+        "",
+        f"- official scorer: {prose(benchmark['official'])}",
+        f"- hf_itt: {prose(benchmark['hf_itt'])}",
+        "",
+    ]

@@ -22,8 +22,14 @@ from hf_itt.hub.manifest import verify_checkpoint
 
 BAD = Path(__file__).parent / "fixtures" / "bad_inputs"
 DATA = Path(__file__).parent / "fixtures" / "data"
-TRAINING = {"per_device_train_batch_size": 2, "max_steps": 1, "save_steps": 1, "learning_rate": 1.0e-3,
-            "use_cpu": True, "disable_tqdm": True}
+TRAINING = {
+    "per_device_train_batch_size": 2,
+    "max_steps": 1,
+    "save_steps": 1,
+    "learning_rate": 1.0e-3,
+    "use_cpu": True,
+    "disable_tqdm": True,
+}
 NLI = {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
 
 
@@ -33,8 +39,14 @@ class YamlText(str):
 
 def experiment(**fields) -> dict:
     """A valid one-stage experiment (stage `nli`), with ``fields`` replacing top-level keys."""
-    config = {"experiment": "bad-inputs", "seed": 3, "model": {"name_or_path": "set-by-run"},
-              "defaults": {"training": dict(TRAINING)}, "stages": [NLI], "hub": {"publisher": "local"}}
+    config = {
+        "experiment": "bad-inputs",
+        "seed": 3,
+        "model": {"name_or_path": "set-by-run"},
+        "defaults": {"training": dict(TRAINING)},
+        "stages": [NLI],
+        "hub": {"publisher": "local"},
+    }
     config.update(fields)
     return config
 
@@ -84,9 +96,16 @@ class Runner:
         return path
 
     def run(self, config, *overrides: str, command: str = "run") -> tuple[int, str]:
-        argv = [command, "--config", str(self.config_file(config)), "--no-report",
-                f"model.name_or_path={self.checkpoint}", f"output_dir={self.root}/run",
-                f"hub.local_root={self.root}/hub", *(self.fill(item) for item in overrides)]
+        argv = [
+            command,
+            "--config",
+            str(self.config_file(config)),
+            "--no-report",
+            f"model.name_or_path={self.checkpoint}",
+            f"output_dir={self.root}/run",
+            f"hub.local_root={self.root}/hub",
+            *(self.fill(item) for item in overrides),
+        ]
         return self.call(argv)
 
     def call(self, argv: list[str]) -> tuple[int, str]:
@@ -98,9 +117,16 @@ class Runner:
     def fill(self, text: str) -> str:
         from hf_itt.tasks.registry import list_tasks
 
-        for marker, value in (("<root>", self.root), ("<tmp>", self.tmp_path), ("<bad>", BAD), ("<data>", DATA),
-                              ("<model>", self.checkpoint), ("<pid>", os.getpid()), ("<host>", socket.gethostname()),
-                              ("<known tasks>", ", ".join(list_tasks()))):
+        for marker, value in (
+            ("<root>", self.root),
+            ("<tmp>", self.tmp_path),
+            ("<bad>", BAD),
+            ("<data>", DATA),
+            ("<model>", self.checkpoint),
+            ("<pid>", os.getpid()),
+            ("<host>", socket.gethostname()),
+            ("<known tasks>", ", ".join(list_tasks())),
+        ):
             text = text.replace(marker, str(value))
         return text
 
@@ -118,8 +144,17 @@ def finished(tiny_checkpoint, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-inputs")
     config = root / "experiment.yaml"
     config.write_text(yaml.safe_dump(experiment()), encoding="utf-8")
-    code = main(["run", "--config", str(config), "--no-report", f"model.name_or_path={tiny_checkpoint}",
-                 f"output_dir={root}/run", f"hub.local_root={root}/hub"])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={tiny_checkpoint}",
+            f"output_dir={root}/run",
+            f"hub.local_root={root}/hub",
+        ]
+    )
     assert code == 0
     stage = root / "run" / "stages" / "nli" / "checkpoint"
     verify_checkpoint(stage)
@@ -132,4 +167,3 @@ def runner(finished, tiny_checkpoint, capsys, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(finished[0], root)
     return Runner(root, tiny_checkpoint, capsys, tmp_path)
-

@@ -13,8 +13,17 @@ from hf_itt.report.benchmark import (
 )
 
 QA = {"xquad", "mlqa", "tydiqa"}
-PRIMARY = {"pawsx": "accuracy", "xnli": "accuracy", "xcopa": "accuracy", "tatoeba": "accuracy",
-           "udpos": "f1", "panx": "f1", "bucc2018": "f1", "mewsli_x": "map@20", "lareqa": "map@20"}
+PRIMARY = {
+    "pawsx": "accuracy",
+    "xnli": "accuracy",
+    "xcopa": "accuracy",
+    "tatoeba": "accuracy",
+    "udpos": "f1",
+    "panx": "f1",
+    "bucc2018": "f1",
+    "mewsli_x": "map@20",
+    "lareqa": "map@20",
+}
 
 
 def _metrics(task, lang, salt=0):
@@ -31,8 +40,10 @@ def _metrics(task, lang, salt=0):
 
 def _expected_task_score(task, per_lang):
     """XTREME evaluate.py written out: average each metric over languages, then pick."""
+
     def avg(metric):
         return sum(m[metric] for m in per_lang.values()) / len(per_lang)
+
     if task in QA:
         return (avg("exact_match") + avg("f1")) / 2
     for metric in ("f1", "accuracy", "map@20"):
@@ -44,7 +55,9 @@ def _expected_task_score(task, per_lang):
 def _full(benchmark, salt=0):
     langs_of = dict(BENCHMARK_LANGUAGES[benchmark])
     langs_of["lareqa"] = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
-    return {task: {lang: _metrics(task, lang, salt) for lang in langs_of[task]} for task in BENCHMARK_LANGUAGES[benchmark]}
+    return {
+        task: {lang: _metrics(task, lang, salt) for lang in langs_of[task]} for task in BENCHMARK_LANGUAGES[benchmark]
+    }
 
 
 def test_task_score_rules():
@@ -107,8 +120,9 @@ def test_languages_and_tasks_outside_the_benchmark_are_ignored_and_reported():
 
 
 def test_precomputed_task_scores_aliases_and_lareqa_outside_groups():
-    result = benchmark_average({"xnli": 80.0, "mewslix": 40.0, "lareqa": {"en": {"map@20": 30.0},
-                                                                          "de": {"map@20": 20.0}}}, "xtreme_r")
+    result = benchmark_average(
+        {"xnli": 80.0, "mewslix": 40.0, "lareqa": {"en": {"map@20": 30.0}, "de": {"map@20": 20.0}}}, "xtreme_r"
+    )
     assert result.task_scores == {"xnli": 80.0, "mewsli_x": 40.0, "lareqa": 25.0}
     assert result.overall is None and result.partial_mean == pytest.approx((80 + 40 + 25) / 3)
     assert result.groups["retrieval"] is None and result.groups["qa"] is None  # tatoeba / QA tasks missing
@@ -127,11 +141,30 @@ def test_language_lists_match_the_fact_sheet():
     xtreme_r = {lang for langs in BENCHMARK_LANGUAGES["xtreme_r"].values() for lang in langs}
     assert len(xtreme) == 40 and len(xtreme_r) == 50
     sizes = {task: len(langs) for task, langs in BENCHMARK_LANGUAGES["xtreme"].items()}
-    assert sizes == {"pawsx": 7, "xnli": 15, "udpos": 33, "panx": 40, "xquad": 11, "mlqa": 7, "tydiqa": 9,
-                     "bucc2018": 4, "tatoeba": 36}
+    assert sizes == {
+        "pawsx": 7,
+        "xnli": 15,
+        "udpos": 33,
+        "panx": 40,
+        "xquad": 11,
+        "mlqa": 7,
+        "tydiqa": 9,
+        "bucc2018": 4,
+        "tatoeba": 36,
+    }
     sizes_r = {task: len(langs) for task, langs in BENCHMARK_LANGUAGES["xtreme_r"].items()}
-    assert sizes_r == {"xnli": 15, "xcopa": 11, "udpos": 38, "panx": 48, "xquad": 12, "mlqa": 7, "tydiqa": 9,
-                       "tatoeba": 41, "mewsli_x": 11, "lareqa": 0}
+    assert sizes_r == {
+        "xnli": 15,
+        "xcopa": 11,
+        "udpos": 38,
+        "panx": 48,
+        "xquad": 12,
+        "mlqa": 7,
+        "tydiqa": 9,
+        "tatoeba": 41,
+        "mewsli_x": 11,
+        "lareqa": 0,
+    }
 
 
 # XTREME's evaluate.py (google-research/xtreme, scripts and evaluate.py; XTREME-R's additions from its
@@ -141,13 +174,13 @@ EVALUATE_PY_XTREME = {
     "xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh",
     "udpos": "af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo zh",
     "panx": "ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo my "
-            "zh kk tr et fi hu",
+    "zh kk tr et fi hu",
     "xquad": "en es de el ru tr ar vi th zh hi",
     "mlqa": "en es de ar hi vi zh",
     "tydiqa": "en ar bn fi id ko ru sw te",
     "bucc2018": "de fr ru zh",
     "tatoeba": "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw zh kk tr "
-               "et fi hu",
+    "et fi hu",
 }
 EVALUATE_PY_XTREME_R = {
     "xnli": EVALUATE_PY_XTREME["xnli"],
@@ -167,5 +200,6 @@ EVALUATE_PY_XTREME_R = {
 def test_languages_derived_from_the_task_specs_are_evaluate_pys(benchmark, reference):
     derived = BENCHMARK_LANGUAGES[benchmark]
     assert list(derived) == list(reference)  # evaluate.py's task order
-    assert {task: sorted(langs) for task, langs in derived.items()} == \
-        {task: sorted(langs.split()) for task, langs in reference.items()}
+    assert {task: sorted(langs) for task, langs in derived.items()} == {
+        task: sorted(langs.split()) for task, langs in reference.items()
+    }

@@ -28,10 +28,16 @@ def test_every_command_has_help(command, capsys):
 
 
 def test_module_entry_points_have_help():
-    for entry in (["run_itt.py"], ["-m", "hf_itt"], ["-m", "hf_itt.evaluate"], ["-m", "hf_itt.report"],
-                  ["-m", "hf_itt.memory"]):
-        done = subprocess.run([sys.executable, *entry, "--help"], capture_output=True, text=True, cwd=REPO, env=ENV,
-                              timeout=120)
+    for entry in (
+        ["run_itt.py"],
+        ["-m", "hf_itt"],
+        ["-m", "hf_itt.evaluate"],
+        ["-m", "hf_itt.report"],
+        ["-m", "hf_itt.memory"],
+    ):
+        done = subprocess.run(
+            [sys.executable, *entry, "--help"], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120
+        )
         assert done.returncode == 0 and "usage:" in done.stdout, (entry, done.stderr[-500:])
 
 
@@ -52,8 +58,9 @@ def test_usage_errors_exit_2_in_one_line(capsys):
 
 def test_closed_pipe_ends_quietly():
     """`hf-itt tasks | head -1`: the reader is gone before the listing is written."""
-    process = subprocess.Popen([sys.executable, "-m", "hf_itt", "tasks"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, cwd=REPO, env=ENV)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hf_itt", "tasks"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=ENV
+    )
     process.stdout.close()  # before the interpreter has even started: every write hits a closed pipe
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141 and stderr == "", stderr
@@ -67,41 +74,72 @@ def test_tasks_lists_describes_and_reads_task_dirs(tmp_path, capsys):
     described = capsys.readouterr().out
     assert described.startswith("mnli:") and "labels: entailment neutral contradiction" in described
     assert "\nxnli:" in described and "English training task: mnli" in described
-    (tmp_path / "mine.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "mine.yaml").write_text(
+        textwrap.dedent("""\
         my_sentiment:
           type: classification
           description: A local sentiment task.
           labels: [negative, positive]
           columns: {text_a: sentence, label: label}
           metric: accuracy
-        """))
+        """)
+    )
     assert cli.main(["tasks", "--task-dirs", str(tmp_path), "my_sentiment"]) == 0
     assert "my_sentiment: A local sentiment task." in capsys.readouterr().out
 
 
 def test_evaluate_reads_task_dirs_and_fails_when_nothing_was_scored(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "mine.yaml").write_text("my_nli:\n  type: classification\n  labels: [a, b]\n"
-                                                  "  columns: {text_a: premise, label: label}\n")
+    (tmp_path / "tasks" / "mine.yaml").write_text(
+        "my_nli:\n  type: classification\n  labels: [a, b]\n  columns: {text_a: premise, label: label}\n"
+    )
     assert cli.main(["evaluate", "--model", str(tmp_path / "missing"), "--tasks", "my_nli"]) == 2
     assert "my_nli" in capsys.readouterr().err  # an unknown task, named before any model is loaded
-    assert cli.main(["evaluate", "--model", str(tmp_path / "missing"), "--tasks", "my_nli",
-                     "--task-dirs", str(tmp_path / "tasks")]) == 2
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "missing"),
+                "--tasks",
+                "my_nli",
+                "--task-dirs",
+                str(tmp_path / "tasks"),
+            ]
+        )
+        == 2
+    )
     assert "missing" in capsys.readouterr().err  # the task is known now: the model is what is missing
 
-    code = cli.main(["evaluate", "--model", str(tiny_checkpoint), "--tasks", "xnli", "--languages", "de",
-                     "--data-files", f"xnli={tmp_path}/nowhere/{{lang}}.jsonl", "--out", str(tmp_path / "out")])
+    code = cli.main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_checkpoint),
+            "--tasks",
+            "xnli",
+            "--languages",
+            "de",
+            "--data-files",
+            f"xnli={tmp_path}/nowhere/{{lang}}.jsonl",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "hf_itt error: nothing was scored for xnli" in err
 
 
-@pytest.mark.parametrize("flags, hint", [
-    (["--seed", "2"], "write seed=2"),
-    (["--seed=2"], "write seed=2"),
-    (["--learning_rate", "2e-5"], "defaults.training.learning_rate=2e-5"),
-    (["--do_train"], "defaults.training.do_train=true"),
-    (["--frobnicate"], "unknown option --frobnicate"),
-])
+@pytest.mark.parametrize(
+    "flags, hint",
+    [
+        (["--seed", "2"], "write seed=2"),
+        (["--seed=2"], "write seed=2"),
+        (["--learning_rate", "2e-5"], "defaults.training.learning_rate=2e-5"),
+        (["--do_train"], "defaults.training.do_train=true"),
+        (["--frobnicate"], "unknown option --frobnicate"),
+    ],
+)
 def test_run_glue_style_flags_get_the_override_they_mean(flags, hint, capsys):
     assert cli.run_entry(["--config", str(REPO / "run_scripts" / "demo.yaml"), *flags]) == 2
     err = capsys.readouterr().err

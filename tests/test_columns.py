@@ -14,8 +14,14 @@ from scripts import docgen
 from tests.test_task_loading import fixture_data_files
 
 CONTRACT = {contract.task_type: contract for contract in docgen.column_contract()}
-FIXTURE_TASK = {"classification": "mnli", "multiple_choice": "hellaswag", "extractive_qa": "squad_v1",
-                "tagging": "udpos_en", "mlm": "mlm", "retrieval": "tatoeba"}
+FIXTURE_TASK = {
+    "classification": "mnli",
+    "multiple_choice": "hellaswag",
+    "extractive_qa": "squad_v1",
+    "tagging": "udpos_en",
+    "mlm": "mlm",
+    "retrieval": "tatoeba",
+}
 
 
 def rows_and_spec(task_type: str):
@@ -23,7 +29,9 @@ def rows_and_spec(task_type: str):
     spec = resolve_labels(get_task(FIXTURE_TASK[task_type]), files)
     role = "train" if "train" in files else "validation"
     if task_type == "retrieval":
-        return load_split(spec, role, lang="de", data_files=files["validation"] if "validation" in files else files), spec
+        return load_split(
+            spec, role, lang="de", data_files=files["validation"] if "validation" in files else files
+        ), spec
     return load_split(spec, role, data_files=files), spec
 
 
@@ -32,8 +40,12 @@ def test_every_task_type_is_documented():
     for task_type, contract in CONTRACT.items():
         columns = get_type(task_type).columns
         documented = re.findall(r'"(\w+)":', docgen.split_schema(contract.rows)[0])
-        assert tuple(key for key in documented if key not in ("text", "answer_start") or task_type == "mlm")[
-            :len(columns)] == columns, task_type
+        assert (
+            tuple(key for key in documented if key not in ("text", "answer_start") or task_type == "mlm")[
+                : len(columns)
+            ]
+            == columns
+        ), task_type
         for role, train in (("train", True), ("eval", False)):  # the documented features are the declared ones
             assert set(contract.feature_columns(role)) == set(get_type(task_type).feature_columns(train)), task_type
 
@@ -55,13 +67,16 @@ def test_loading_and_preprocessing_give_the_documented_columns(task_type, tiny_t
 def test_tagging_labels_only_the_first_piece_of_each_word(tiny_tokenizer):
     rows, spec = rows_and_spec("tagging")
     features = preprocess(rows, spec, tiny_tokenizer)
-    encoded = tiny_tokenizer(list(rows["tokens"]), is_split_into_words=True, truncation=True, max_length=spec.max_length)
+    encoded = tiny_tokenizer(
+        list(rows["tokens"]), is_split_into_words=True, truncation=True, max_length=spec.max_length
+    )
     for index, labels in enumerate(features["labels"]):
         words = encoded.word_ids(index)
-        firsts = [word is not None and (position == 0 or words[position - 1] != word)
-                  for position, word in enumerate(words)]
+        firsts = [
+            word is not None and (position == 0 or words[position - 1] != word) for position, word in enumerate(words)
+        ]
         assert [label != -100 for label in labels] == firsts
-        assert [label for label in labels if label != -100] == rows[index]["tags"][:sum(firsts)]
+        assert [label for label in labels if label != -100] == rows[index]["tags"][: sum(firsts)]
 
 
 def test_multiple_choice_holds_one_row_per_question_with_a_sequence_per_choice(tiny_tokenizer):
@@ -87,7 +102,7 @@ def test_qa_features_locate_answers_and_map_back_to_the_context(tiny_tokenizer):
         if start == 0:  # the answer is not in this window
             continue
         example = evaluation[position]["example_id"]
-        text = contexts[example][offsets[start][0]:offsets[end][1]]
+        text = contexts[example][offsets[start][0] : offsets[end][1]]
         assert text.strip() == answers[example]["text"][0].strip()
         found += 1
     assert found >= len(rows)
@@ -106,8 +121,15 @@ def test_a_dataset_with_only_the_documented_columns_trains_every_head(tiny_check
         train[task_type] = features.select_columns(CONTRACT[task_type].feature_columns("train"))
         heads[task_type] = spec
     model = MultiTaskModel.from_encoder(tiny_checkpoint, heads)
-    args = TrainingArguments(str(tmp_path), max_steps=20, per_device_train_batch_size=2, report_to=[],
-                             use_cpu=True, disable_tqdm=True, logging_steps=1)
+    args = TrainingArguments(
+        str(tmp_path),
+        max_steps=20,
+        per_device_train_batch_size=2,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=1,
+    )
     trainer = MultiTaskTrainer(model, args, train_dataset=train, processing_class=tiny_tokenizer, sampler="uniform")
     trainer.train()
     trained = {key.removeprefix("loss_") for log in trainer.state.log_history for key in log if key.startswith("loss_")}

@@ -44,8 +44,10 @@ def test_loads_stages_tasks_and_targets(tmp_path):
 
 
 def test_overrides_reach_nested_lists(tmp_path):
-    config = load_experiment(write(tmp_path, BASE), ["stages.0.training.learning_rate=2e-5", "seed=7",
-                                                     "targets.tasks=[xnli]", "hub.publisher=none"])
+    config = load_experiment(
+        write(tmp_path, BASE),
+        ["stages.0.training.learning_rate=2e-5", "seed=7", "targets.tasks=[xnli]", "hub.publisher=none"],
+    )
     assert config.stages[0].training["learning_rate"] == 2e-5
     assert config.seed == 7 and config.targets.tasks == ["xnli"] and config.hub.publisher == "none"
 
@@ -56,27 +58,30 @@ def test_extends_merges_over_base(tmp_path):
     assert config.experiment == "child" and config.seed == 9 and len(config.stages) == 2
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stages.0.tasks=[squad_v11]", "squad_v1"),                      # unknown task, nearest name
-    ("stages.0.trainig={}", "did you mean 'training'"),               # unknown field
-    ("stages.0.training.learning_rat=1", "learning_rate"),            # unknown TrainingArguments field
-    ("stages.0.training.warmup_ratio=0.1", "warmup_steps"),           # removed in transformers 5
-    ("stages.0.training.output_dir=x", "hf_itt sets it"),
-    ("stages.1.sampling.strategy=temprature", "temperature"),
-    ("stages.1.sampling.strategy=capped", "needs cap"),
-    ("stages.1.name=squad", "used twice"),
-    ("stages.5.name=x", "out of range"),
-    ("targets.tasks=[mnli]", "cannot be a target"),
-    ("targets.languages={xnli: [en, xx]}", "no language 'xx'"),
-    ("seed=abc", "expected an integer"),
-    ("hub.publisher=s3", "not one of"),
-    ("hub.repo_template={namespace}/{user}", "unknown placeholder {user}"),
-    ("evaluation.splits=[dev]", "validation"),
-    ("experiment=my exp", "letters, digits"),
-    ("stages.0.preset=xlmr-huge", "unknown preset"),
-    ("stages.0.from=a@b@c", "namespace/repo@revision"),
-    ("stages.0.tasks=[tatoeba]", "no training data"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stages.0.tasks=[squad_v11]", "squad_v1"),  # unknown task, nearest name
+        ("stages.0.trainig={}", "did you mean 'training'"),  # unknown field
+        ("stages.0.training.learning_rat=1", "learning_rate"),  # unknown TrainingArguments field
+        ("stages.0.training.warmup_ratio=0.1", "warmup_steps"),  # removed in transformers 5
+        ("stages.0.training.output_dir=x", "hf_itt sets it"),
+        ("stages.1.sampling.strategy=temprature", "temperature"),
+        ("stages.1.sampling.strategy=capped", "needs cap"),
+        ("stages.1.name=squad", "used twice"),
+        ("stages.5.name=x", "out of range"),
+        ("targets.tasks=[mnli]", "cannot be a target"),
+        ("targets.languages={xnli: [en, xx]}", "no language 'xx'"),
+        ("seed=abc", "expected an integer"),
+        ("hub.publisher=s3", "not one of"),
+        ("hub.repo_template={namespace}/{user}", "unknown placeholder {user}"),
+        ("evaluation.splits=[dev]", "validation"),
+        ("experiment=my exp", "letters, digits"),
+        ("stages.0.preset=xlmr-huge", "unknown preset"),
+        ("stages.0.from=a@b@c", "namespace/repo@revision"),
+        ("stages.0.tasks=[tatoeba]", "no training data"),
+    ],
+)
 def test_bad_values_get_one_clear_error(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("[", r"\[")):
         load_experiment(write(tmp_path, BASE), [override])

@@ -49,8 +49,10 @@ def test_a_report_with_anything_else_is_still_shown(masked_lm_checkpoint, tiny_c
 
 
 def test_report_parsing_needs_every_row_to_be_an_unused_head():
-    report = ("XLMRobertaModel LOAD REPORT from: x\nKey | Status | |\n----+----\n"
-              "lm_head.bias | UNEXPECTED | |\nlm_head.dense.weight | \x1b[33mUNEXPECTED\x1b[0m | |\n\nNotes: ...")
+    report = (
+        "XLMRobertaModel LOAD REPORT from: x\nKey | Status | |\n----+----\n"
+        "lm_head.bias | UNEXPECTED | |\nlm_head.dense.weight | \x1b[33mUNEXPECTED\x1b[0m | |\n\nNotes: ..."
+    )
     assert only_unused_head_weights(report)
     assert not only_unused_head_weights(report.replace("lm_head.bias", "encoder.layer.0.bias"))
     assert not only_unused_head_weights(report.replace("UNEXPECTED | |\nlm_head.dense", "MISSING | |\nlm_head.dense"))
@@ -64,8 +66,9 @@ def test_deepspeed_cpu_notice_is_dropped_other_deepspeed_warnings_are_not(caplog
     logger.propagate = True  # DeepSpeed turns propagation off; the filter acts before either
     try:
         with caplog.at_level(logging.WARNING, logger="DeepSpeed"):
-            logger.warning("Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to "
-                           "detect it.")
+            logger.warning(
+                "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it."
+            )
             logger.warning("ZeRO stage 3 needs more memory")
     finally:
         logger.propagate = propagate
@@ -77,9 +80,18 @@ def test_result_tables_never_cut_names(capsys):
     from hf_itt.evaluation.results_table import print_results
 
     languages = {lang: {"accuracy": 50.0} for lang in ("en", "qa", "qb", "qc", "de", "fr", "sw", "th", "zh")}
-    result = TaskResult(experiment="x", seed=0, base_model="b", metric_version="1", itt={}, checkpoint="",
-                        task="a_rather_long_task_name", split="validation", primary_metric="tatoeba_accuracy",
-                        languages=languages)
+    result = TaskResult(
+        experiment="x",
+        seed=0,
+        base_model="b",
+        metric_version="1",
+        itt={},
+        checkpoint="",
+        task="a_rather_long_task_name",
+        split="validation",
+        primary_metric="tatoeba_accuracy",
+        languages=languages,
+    )
     print_results([result], title="itt-unrelated (seed 0): a_rather_long_task_name")
     out = capsys.readouterr().out
     assert "…" not in out and "a_rather_long_task_name" in out and "tatoeba_accuracy" in out and "validation" in out

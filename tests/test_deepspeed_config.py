@@ -23,8 +23,14 @@ from hf_itt.errors import ConfigError
 
 pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
 
-ARGS = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2, "learning_rate": 1e-5,
-        "max_steps": 10, "warmup_steps": 3, "bf16": True}
+ARGS = {
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 2,
+    "learning_rate": 1e-5,
+    "max_steps": 10,
+    "warmup_steps": 3,
+    "bf16": True,
+}
 
 
 def _auto_leaves(node, prefix=""):
@@ -58,7 +64,9 @@ def _hf_filled(config: dict, args: dict, hidden_size: int = 32, num_training_ste
 @pytest.mark.parametrize("name", sorted(BUILTIN_CONFIGS))
 def test_repo_files_equal_the_builtin_presets(name):
     on_disk = json.loads((dsc.REPO_ROOT / "ds_configs" / f"{name}.json").read_text())
-    assert on_disk == builtin_config(name), f"ds_configs/{name}.json drifted: python -m hf_itt.config.deepspeed --write ds_configs"
+    assert on_disk == builtin_config(name), (
+        f"ds_configs/{name}.json drifted: python -m hf_itt.config.deepspeed --write ds_configs"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_CONFIGS))
@@ -81,7 +89,10 @@ def test_transformers_fills_every_auto_value(name):
 def test_stage_offload_and_gather_settings():
     assert builtin_config("zero2")["zero_optimization"]["stage"] == 2
     assert "offload_optimizer" not in builtin_config("zero2")["zero_optimization"]
-    assert builtin_config("zero2_offload")["zero_optimization"]["offload_optimizer"] == {"device": "cpu", "pin_memory": True}
+    assert builtin_config("zero2_offload")["zero_optimization"]["offload_optimizer"] == {
+        "device": "cpu",
+        "pin_memory": True,
+    }
     for name in ("zero3", "zero3_offload"):
         assert builtin_config(name)["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
 
@@ -140,15 +151,18 @@ def _with(config: dict, dotted_key: str, value) -> dict:
     return config
 
 
-@pytest.mark.parametrize("key, value, named", [
-    ("train_micro_batch_size_per_gpu", 4, "train_micro_batch_size_per_gpu=4 vs per_device_train_batch_size=8"),
-    ("gradient_accumulation_steps", 1, "gradient_accumulation_steps=1 vs gradient_accumulation_steps=2"),
-    ("optimizer.params.lr", 3e-4, "optimizer.params.lr=0.0003 vs learning_rate=1e-05"),
-    ("fp16.enabled", True, "fp16.enabled=True vs fp16=False"),
-    ("bf16.enabled", False, "bf16.enabled=False vs bf16=True"),
-    ("train_batch_size", 64, "train_batch_size=64 vs world_size"),
-    ("gradient_clipping", 0.5, "gradient_clipping=0.5 vs max_grad_norm=1.0"),
-])
+@pytest.mark.parametrize(
+    "key, value, named",
+    [
+        ("train_micro_batch_size_per_gpu", 4, "train_micro_batch_size_per_gpu=4 vs per_device_train_batch_size=8"),
+        ("gradient_accumulation_steps", 1, "gradient_accumulation_steps=1 vs gradient_accumulation_steps=2"),
+        ("optimizer.params.lr", 3e-4, "optimizer.params.lr=0.0003 vs learning_rate=1e-05"),
+        ("fp16.enabled", True, "fp16.enabled=True vs fp16=False"),
+        ("bf16.enabled", False, "bf16.enabled=False vs bf16=True"),
+        ("train_batch_size", 64, "train_batch_size=64 vs world_size"),
+        ("gradient_clipping", 0.5, "gradient_clipping=0.5 vs max_grad_norm=1.0"),
+    ],
+)
 def test_concrete_value_contradicting_training_arguments(key, value, named):
     config = _with(builtin_config("zero2"), key, value)
     with pytest.raises(ConfigError, match="auto") as err:

@@ -58,19 +58,43 @@ def runs(tmp_path_factory):
     from tests.conftest import corpus_lines
 
     root = tmp_path_factory.mktemp("ds-experiment")
-    checkpoint = build_checkpoint(root / "tiny", corpus_lines() * 3, vocab_size=600,
-                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    checkpoint = build_checkpoint(
+        root / "tiny", corpus_lines() * 3, vocab_size=600, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
     config = root / "experiment.yaml"
     config.write_text(EXPERIMENT.format(checkpoint=checkpoint, data=DATA, root=root))
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "HF_ITT_TRACE_TASKS": "1", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "HF_ITT_TRACE_TASKS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     # the launcher of this interpreter's environment: no activated venv or PATH entry needed
     launcher = str(Path(sys.executable).with_name("deepspeed"))
-    launch = [launcher, "--master_port", str(free_port()), "--num_gpus", "2", str(REPO / "run_itt.py"),
-              "--config", str(config), f"output_dir={root}/ds", "defaults.deepspeed=ds_configs/zero2.json",
-              f"hub.local_root={root}/hub-ds"]
-    single = [sys.executable, str(REPO / "run_itt.py"), "--config", str(config), f"output_dir={root}/single",
-              "defaults.training.per_device_train_batch_size=4", f"hub.local_root={root}/hub-single"]
+    launch = [
+        launcher,
+        "--master_port",
+        str(free_port()),
+        "--num_gpus",
+        "2",
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(config),
+        f"output_dir={root}/ds",
+        "defaults.deepspeed=ds_configs/zero2.json",
+        f"hub.local_root={root}/hub-ds",
+    ]
+    single = [
+        sys.executable,
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(config),
+        f"output_dir={root}/single",
+        "defaults.training.per_device_train_batch_size=4",
+        f"hub.local_root={root}/hub-single",
+    ]
     for command in (launch, single):
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
@@ -83,8 +107,9 @@ def stage_dir(root: Path, run: str, stage: str) -> Path:
 
 @pytest.mark.parametrize("stage", ["joint", "paraphrase"])
 def test_ranks_trained_the_same_task_sequence(runs, stage):
-    traces = [json.loads((stage_dir(runs, "ds", stage) / "trainer" / f"task_trace.rank{r}.json").read_text())
-              for r in (0, 1)]
+    traces = [
+        json.loads((stage_dir(runs, "ds", stage) / "trainer" / f"task_trace.rank{r}.json").read_text()) for r in (0, 1)
+    ]
     single = json.loads((stage_dir(runs, "single", stage) / "trainer" / "task_trace.rank0.json").read_text())
     assert traces[0]["tasks"] == traces[1]["tasks"] == single["tasks"]
     assert len(traces[0]["tasks"]) == 3

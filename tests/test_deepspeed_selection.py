@@ -27,20 +27,42 @@ def free_port() -> int:
 
 
 def test_two_rank_zero2_run_stops_early_and_exports_the_best_evaluation(tiny_checkpoint, tmp_path):
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     launcher = str(Path(sys.executable).with_name("deepspeed"))
     command = [
-        launcher, "--master_port", str(free_port()), "--num_gpus", "2", str(REPO / "run_itt.py"),
-        "--config", str(REPO / "run_scripts" / "paper" / "itt_mnli.yaml"),
-        f"model.name_or_path={tiny_checkpoint}", f"output_dir={tmp_path}/run", "hub.publisher=local",
-        f"hub.local_root={tmp_path}/hub", f"report_dir={tmp_path}/report", "targets.tasks=[]",
-        "targets.per_task_training={}", "targets.data_files={}", "stages.0.early_stopping_patience=2",
-        (f"stages.0.tasks=[{{name: mnli, data_files: {{train: '{DATA}/mnli/train.jsonl', "
-         f"validation: '{DATA}/mnli/validation_matched.jsonl'}}}}]"),
-        ("stages.0.training={bf16: false, use_cpu: true, disable_tqdm: true, per_device_train_batch_size: 2, "
-         "gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2, "
-         "learning_rate: 0.0}")]
+        launcher,
+        "--master_port",
+        str(free_port()),
+        "--num_gpus",
+        "2",
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(REPO / "run_scripts" / "paper" / "itt_mnli.yaml"),
+        f"model.name_or_path={tiny_checkpoint}",
+        f"output_dir={tmp_path}/run",
+        "hub.publisher=local",
+        f"hub.local_root={tmp_path}/hub",
+        f"report_dir={tmp_path}/report",
+        "targets.tasks=[]",
+        "targets.per_task_training={}",
+        "targets.data_files={}",
+        "stages.0.early_stopping_patience=2",
+        (
+            f"stages.0.tasks=[{{name: mnli, data_files: {{train: '{DATA}/mnli/train.jsonl', "
+            f"validation: '{DATA}/mnli/validation_matched.jsonl'}}}}]"
+        ),
+        (
+            "stages.0.training={bf16: false, use_cpu: true, disable_tqdm: true, per_device_train_batch_size: 2, "
+            "gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2, "
+            "learning_rate: 0.0}"
+        ),
+    ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     stage = tmp_path / "run" / "stages" / "mnli"

@@ -49,10 +49,24 @@ def _fail_on_stale_build_lock(max_age_s: float = 1200) -> None:
 def launch(script: Path, *args: str, ranks: int = 2, timeout: int = 900) -> subprocess.CompletedProcess:
     """``deepspeed --num_gpus <ranks> script args`` on CPU; fails the test with the log tail on error."""
     _fail_on_stale_build_lock()
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
-               "--master_port", str(_free_port()), str(script), *args]
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "deepspeed.launcher.runner",
+        "--num_gpus",
+        str(ranks),
+        "--master_port",
+        str(_free_port()),
+        str(script),
+        *args,
+    ]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         pytest.fail(f"deepspeed launch failed ({result.returncode}):\n{(result.stdout + result.stderr)[-6000:]}")
@@ -60,8 +74,17 @@ def launch(script: Path, *args: str, ranks: int = 2, timeout: int = 900) -> subp
 
 
 def _train(tiny_checkpoint: Path, config: str, out: Path) -> dict:
-    launch(SCRIPT, "--model_dir", str(tiny_checkpoint), "--ds_config", config, "--output_dir", str(out),
-           "--steps", str(STEPS))
+    launch(
+        SCRIPT,
+        "--model_dir",
+        str(tiny_checkpoint),
+        "--ds_config",
+        config,
+        "--output_dir",
+        str(out),
+        "--steps",
+        str(STEPS),
+    )
     return json.loads((out / "probe.json").read_text())
 
 
@@ -118,14 +141,21 @@ def test_zero3_save_load_round_trip(tiny_checkpoint, tmp_path):
 @pytest.mark.deepspeed
 def test_gpu_check_tiny_runs_on_two_cpu_ranks(tmp_path):
     steps = 4
-    launch(REPO_ROOT / "scripts" / "gpu_check.py", "--tiny", "--steps", str(steps),
-           "--json-out", str(tmp_path / "gpu_check.json"))
+    launch(
+        REPO_ROOT / "scripts" / "gpu_check.py",
+        "--tiny",
+        "--steps",
+        str(steps),
+        "--json-out",
+        str(tmp_path / "gpu_check.json"),
+    )
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result["world_size"] == 2 and result["timed_steps"] == steps and result["device"] == "cpu"
     assert result["parameters"] > 70_000  # the tiny encoder + heads, counted before ZeRO partitions them
     assert sum(result["tasks_seen"].values()) == steps
     assert result["samples_per_s"] > 0 and result["tokens_per_s"] == pytest.approx(
-        result["samples_per_s"] * result["seq_len"], rel=1e-3)
+        result["samples_per_s"] * result["seq_len"], rel=1e-3
+    )
     assert 0 < result["mfu"] < 1 and math.isfinite(result["last_loss"])
 
 

@@ -13,9 +13,19 @@ from hf_itt.demo.build import build, main
 from hf_itt.demo.lexicon import LANGUAGES, Lexicon, is_anchor
 from hf_itt.demo.world import NLI_LABELS, build_world, load_world
 
-SMALL = {"mlm_per_language": 200, "mlm_code_switched": 200, "mlm_parallel": 200, "mnli_train": 300,
-         "mnli_validation": 30, "commonsenseqa_train": 50, "commonsenseqa_validation": 20,
-         "xnli_train": 60, "xnli_validation": 120, "xnli_test": 40, "tatoeba": 50}
+SMALL = {
+    "mlm_per_language": 200,
+    "mlm_code_switched": 200,
+    "mlm_parallel": 200,
+    "mnli_train": 300,
+    "mnli_validation": 30,
+    "commonsenseqa_train": 50,
+    "commonsenseqa_validation": 20,
+    "xnli_train": 60,
+    "xnli_validation": 120,
+    "xnli_test": 40,
+    "tatoeba": 50,
+}
 SYNTHETIC = [lang for lang in LANGUAGES if lang != "en"]
 
 
@@ -38,6 +48,7 @@ def file_bytes(root: Path) -> dict[str, bytes]:
 
 # ----------------------------------------------------------------------------------- determinism
 
+
 def test_same_seed_same_bytes_other_seed_other_data(world, tmp_path):
     again = build_world(tmp_path / "again", seed=0, sizes=SMALL)
     assert file_bytes(Path(again["root"])) == file_bytes(Path(world["root"]))
@@ -53,17 +64,18 @@ def test_unknown_size_names_are_rejected(tmp_path):
 
 # ---------------------------------------------------------------------------------------- schemas
 
+
 def test_rows_have_the_hub_schemas(world):
     tasks = world["tasks"]
     mnli = read_jsonl(tasks["mnli"]["train"])
     assert len(mnli) == SMALL["mnli_train"]
-    assert {tuple(row) for row in mnli} == {("premise", "hypothesis", "label", "idx")}   # nyu-mll/glue mnli
+    assert {tuple(row) for row in mnli} == {("premise", "hypothesis", "label", "idx")}  # nyu-mll/glue mnli
     assert [row["idx"] for row in mnli] == list(range(len(mnli)))
     for split, langs in (("train", ["en"]), ("validation", list(LANGUAGES)), ("test", list(LANGUAGES))):
         assert sorted(tasks["xnli"][split]) == sorted(langs)
         for lang in langs:
             rows = read_jsonl(tasks["xnli"][split][lang])
-            assert {tuple(row) for row in rows} == {("premise", "hypothesis", "label")}   # facebook/xnli
+            assert {tuple(row) for row in rows} == {("premise", "hypothesis", "label")}  # facebook/xnli
             assert {row["label"] for row in rows} == {0, 1, 2}
     csqa = read_jsonl(tasks["commonsenseqa"]["train"])
     assert {tuple(row) for row in csqa} == {("id", "question", "question_concept", "choices", "answerKey")}
@@ -90,13 +102,15 @@ def test_files_load_through_the_project_loaders(world):
     xnli = get_task("xnli").with_overrides(languages=list(LANGUAGES))
     dev_files = {"validation": str(Path(world["root"]) / "xnli" / "{lang}" / "validation.jsonl")}
     assert len(load_split(xnli, "validation", lang="qc", data_files=dev_files)) == SMALL["xnli_validation"]
-    tatoeba = get_task("tatoeba").with_overrides(languages=SYNTHETIC,
-                                                 lang_codes={lang: LANGUAGES[lang] for lang in SYNTHETIC})
+    tatoeba = get_task("tatoeba").with_overrides(
+        languages=SYNTHETIC, lang_codes={lang: LANGUAGES[lang] for lang in SYNTHETIC}
+    )
     pairs = load_split(tatoeba, "validation", lang="qb", data_files=str(Path(world["root"]) / "tatoeba"))
     assert len(pairs) == SMALL["tatoeba"]
 
 
 # -------------------------------------------------------------------------------------- languages
+
 
 def parallel_sentences(world) -> dict[str, list[str]]:
     rows = {lang: read_jsonl(path) for lang, path in world["tasks"]["xnli"]["validation"].items()}
@@ -112,8 +126,8 @@ def test_same_word_order_language_is_a_word_by_word_relabeling(world):
         for en_word, qa_word in zip(english.split(), synthetic.split()):
             forward.setdefault(en_word, set()).add(qa_word)
             backward.setdefault(qa_word, set()).add(en_word)
-    assert all(len(words) == 1 for words in forward.values())   # one qa word per English word
-    for words in backward.values():                              # one concept per qa word (qa has no plural)
+    assert all(len(words) == 1 for words in forward.values())  # one qa word per English word
+    for words in backward.values():  # one concept per qa word (qa has no plural)
         lemmas = {re.sub(r"s$", "", word) for word in words}
         assert len(lemmas) == 1, words
     changed = [en for en, qa in forward.items() if qa != {en}]
@@ -130,12 +144,12 @@ def test_every_language_says_the_same_with_its_own_words_and_order(world):
         reordered = 0
         for english, synthetic in zip(sentences["en"], sentences[lang]):
             translated = [to_lang[lang][word] for word in english.split()]
-            assert Counter(translated) == Counter(synthetic.split())   # same words, relabeled
+            assert Counter(translated) == Counter(synthetic.split())  # same words, relabeled
             reordered += translated != synthetic.split()
-        assert (reordered > 0) == (lang != "qa")                    # qb, qc reorder; qa keeps English order
+        assert (reordered > 0) == (lang != "qa")  # qb, qc reorder; qa keeps English order
         for other in LANGUAGES:
             if other != lang:
-                assert vocab[lang] & vocab[other] <= anchors           # only names, digits, punctuation shared
+                assert vocab[lang] & vocab[other] <= anchors  # only names, digits, punctuation shared
 
 
 def test_nli_labels_follow_the_stated_rule(world):
@@ -149,6 +163,7 @@ def test_nli_labels_follow_the_stated_rule(world):
 
 # ------------------------------------------------------------------------------------- base model
 
+
 def test_build_writes_a_loadable_base_and_skips_when_done(tmp_path, capsys):
     from transformers import AutoModel, AutoTokenizer
 
@@ -159,13 +174,14 @@ def test_build_writes_a_loadable_base_and_skips_when_done(tmp_path, capsys):
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModel.from_pretrained(base)
     assert model.config.model_type == "xlm-roberta" and model.config.hidden_dropout_prob == 0.0
-    assert tokenizer.tokenize("Anna sells 4 yellow lemons .")[:2] == ["▁Anna", "▁sells"]   # words stay whole
+    assert tokenizer.tokenize("Anna sells 4 yellow lemons .")[:2] == ["▁Anna", "▁sells"]  # words stay whole
     weights = (base / "model.safetensors").stat().st_mtime_ns
     again = build(out, mlm_steps=2)
     assert again["base_model"] == str(base) and (base / "model.safetensors").stat().st_mtime_ns == weights
 
 
 # --------------------------------------------------------------------------------- planted effect
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
@@ -178,13 +194,27 @@ def demo_run(tmp_path_factory):
 
     tmp_path = tmp_path_factory.mktemp("demo")
     repo = Path(__file__).resolve().parents[1]
-    scripts = tmp_path / "run_scripts"   # the shipped config, with its relative paths landing in tmp_path
+    scripts = tmp_path / "run_scripts"  # the shipped config, with its relative paths landing in tmp_path
     shutil.copytree(repo / "run_scripts" / "demo_tasks", scripts / "demo_tasks")
     shutil.copy(repo / "run_scripts" / "demo.yaml", scripts / "demo.yaml")
-    command = [sys.executable, str(repo / "run_itt.py"), "--config", str(scripts / "demo.yaml"), "--no-report",
-               "--experiments", "baseline,itt-related,itt-unrelated", "targets.tasks=[demo_xnli]"]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)})
+    command = [
+        sys.executable,
+        str(repo / "run_itt.py"),
+        "--config",
+        str(scripts / "demo.yaml"),
+        "--no-report",
+        "--experiments",
+        "baseline,itt-related,itt-unrelated",
+        "targets.tasks=[demo_xnli]",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp_path, done
 
@@ -195,14 +225,15 @@ def test_the_demo_recovers_the_planted_effect(demo_run):
     tmp_path, _ = demo_run
 
     def zero_shot(experiment):
-        result = json.loads((tmp_path / "runs" / "demo" / experiment / "results" / "demo_xnli.validation.json")
-                            .read_text())
+        result = json.loads(
+            (tmp_path / "runs" / "demo" / experiment / "results" / "demo_xnli.validation.json").read_text()
+        )
         assert set(result["languages"]) == {"en", *SYNTHETIC}
         return result["summary"]["mean_non_en"]
 
     baseline, related, unrelated = map(zero_shot, ("baseline", "itt-related", "itt-unrelated"))
-    assert related >= baseline + 10, (baseline, related)      # measured: 55.9 -> 78.9
-    assert unrelated <= baseline + 5, (baseline, unrelated)   # measured: 49.0
+    assert related >= baseline + 10, (baseline, related)  # measured: 55.9 -> 78.9
+    assert unrelated <= baseline + 5, (baseline, unrelated)  # measured: 49.0
 
     # the demo report's headline table: the related ITT wins on validation and is reported on test
     from hf_itt.report.build import build_report
@@ -237,8 +268,9 @@ def test_the_demo_cards_pass_the_hub_metadata_checks(demo_run):
     runs = tmp_path / "runs" / "demo"
     stage = assert_hub_valid_card((runs / "itt-related" / "stages" / "nli" / "checkpoint" / "README.md").read_text())
     assert stage.data.license == "apache-2.0" and stage.data.pipeline_tag == "feature-extraction"
-    target = assert_hub_valid_card((runs / "itt-related" / "targets" / "demo_xnli" / "checkpoint" / "README.md")
-                                   .read_text())
+    target = assert_hub_valid_card(
+        (runs / "itt-related" / "targets" / "demo_xnli" / "checkpoint" / "README.md").read_text()
+    )
     assert target.data.base_model == "demo/itt-related-nli" and target.data.license == "apache-2.0"
     assert target.data.language == ["en"] and "demo_xnli" in target.data.tags
     assert {r.dataset_type for r in target.data.eval_results} == {"demo_xnli"}  # local files: no Hub dataset named

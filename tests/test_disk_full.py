@@ -31,8 +31,9 @@ def tmpfs(tmp_path):
     mount = tmp_path / "tmpfs"
     mount.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(mount)],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(mount)], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError) as err:
         pytest.skip(f"cannot mount a tmpfs to fill up ({err}); run as root to test a real full disk")
     if done.returncode != 0:
@@ -53,8 +54,10 @@ def fill_leaving(mount: Path, room: int) -> Path:
 
 
 def expected(folder: Path) -> str:
-    return (f"hf_itt error: no space left on the device while writing {folder} (No space left on device): free "
-            f"disk space or point output_dir (and HF_HOME for caches) at a larger disk, then {RESUME_HINT}")
+    return (
+        f"hf_itt error: no space left on the device while writing {folder} (No space left on device): free "
+        f"disk space or point output_dir (and HF_HOME for caches) at a larger disk, then {RESUME_HINT}"
+    )
 
 
 def test_torch_save_on_a_full_disk(tmpfs):
@@ -90,23 +93,39 @@ def test_a_torch_write_failure_with_room_left_is_not_called_a_full_disk(tmp_path
     from hf_itt.errors import CheckpointError
 
     monkeypatch.setattr("hf_itt.write_errors.nearly_full", lambda folder: False)
-    config = SimpleNamespace(run_dir=tmp_path / "run", hub=SimpleNamespace(local_root="hub"),
-                             resolve_path=lambda path: str(tmp_path / path))
+    config = SimpleNamespace(
+        run_dir=tmp_path / "run", hub=SimpleNamespace(local_root="hub"), resolve_path=lambda path: str(tmp_path / path)
+    )
     failure = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
     assert as_disk_full(failure, [tmp_path]) is None
     with pytest.raises(CheckpointError) as raised, write_failures([config]):
         raise failure
-    assert str(raised.value) == ("torch could not write a checkpoint ([enforce fail at inline_container.cc:672] . "
-                                 "unexpected pos 576 vs 534): check that the disk of output_dir is not full or over "
-                                 f"quota, then {RESUME_HINT}")
+    assert str(raised.value) == (
+        "torch could not write a checkpoint ([enforce fail at inline_container.cc:672] . "
+        "unexpected pos 576 vs 534): check that the disk of output_dir is not full or over "
+        f"quota, then {RESUME_HINT}"
+    )
 
 
 def one_stage(folder: Path) -> Path:
-    config = {"experiment": "disk-full", "seed": 4, "hub": {"publisher": "local"},
-              "defaults": {"training": {"per_device_train_batch_size": 2, "max_steps": 2, "save_steps": 1,
-                                        "learning_rate": 1e-3, "use_cpu": True, "disable_tqdm": True}},
-              "stages": [{"name": "nli", "tasks": [{"name": "mnli",
-                                                    "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}]}
+    config = {
+        "experiment": "disk-full",
+        "seed": 4,
+        "hub": {"publisher": "local"},
+        "defaults": {
+            "training": {
+                "per_device_train_batch_size": 2,
+                "max_steps": 2,
+                "save_steps": 1,
+                "learning_rate": 1e-3,
+                "use_cpu": True,
+                "disable_tqdm": True,
+            }
+        },
+        "stages": [
+            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
+        ],
+    }
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -114,8 +133,17 @@ def one_stage(folder: Path) -> Path:
 
 def run(config: Path, checkpoint: Path, root: Path, capsys) -> tuple[int, str]:
     capsys.readouterr()
-    code = main(["run", "--config", str(config), "--no-report", f"model.name_or_path={checkpoint}",
-                 f"output_dir={root}/run", f"hub.local_root={root}/hub"])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={checkpoint}",
+            f"output_dir={root}/run",
+            f"hub.local_root={root}/hub",
+        ]
+    )
     captured = capsys.readouterr()
     return code, captured.err
 
@@ -124,8 +152,20 @@ def run(config: Path, checkpoint: Path, root: Path, capsys) -> tuple[int, str]:
 def sizes(tiny_checkpoint, tmp_path_factory):
     """Sizes of the first Trainer checkpoint's weights and optimizer state, from a run on a normal disk."""
     root = tmp_path_factory.mktemp("disk-full-reference")
-    assert main(["run", "--config", str(one_stage(root)), "--no-report", f"model.name_or_path={tiny_checkpoint}",
-                 f"output_dir={root}/run", f"hub.local_root={root}/hub"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(one_stage(root)),
+                "--no-report",
+                f"model.name_or_path={tiny_checkpoint}",
+                f"output_dir={root}/run",
+                f"hub.local_root={root}/hub",
+            ]
+        )
+        == 0
+    )
     first = root / "run" / "stages" / "nli" / "trainer" / "checkpoint-1"
     return (first / "model.safetensors").stat().st_size, (first / "optimizer.pt").stat().st_size
 
@@ -135,7 +175,8 @@ SLACK = 64 * 1024  # the small files written before the first checkpoint (lock, 
 
 @pytest.mark.parametrize("writer", ["safetensors", "torch"])
 def test_a_run_that_fills_the_disk_ends_with_one_line_and_resumes_once_freed(
-        writer, sizes, tiny_checkpoint, tmpfs, tmp_path, capsys):
+    writer, sizes, tiny_checkpoint, tmpfs, tmp_path, capsys
+):
     weights, optimizer = sizes
     assert weights // 2 > SLACK  # the weights cannot fit in the room left for the safetensors case
     room = SLACK + (weights // 2 if writer == "safetensors" else weights + optimizer // 2)

@@ -28,8 +28,9 @@ REPO_ROOT = docgen.REPO_ROOT
 PAGES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
-TEST_BLOCK = re.compile(r"<!-- test: (?P<kind>[\w-]+)(?: (?P<path>\S+))? -->\s*\n```[^\n]*\n(?P<body>.*?)^```",
-                        re.S | re.M)
+TEST_BLOCK = re.compile(
+    r"<!-- test: (?P<kind>[\w-]+)(?: (?P<path>\S+))? -->\s*\n```[^\n]*\n(?P<body>.*?)^```", re.S | re.M
+)
 SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell)\n(?P<body>.*?)^```", re.S | re.M)
 
 
@@ -209,7 +210,7 @@ def check_command(tokens: list[str]) -> int:
 
     checked = sum(check_command(shlex.split(token)) for token in tokens if " " in token)
     for position, token in enumerate(tokens):
-        rest = tokens[position + 1:]
+        rest = tokens[position + 1 :]
         if token.endswith("run_itt.py"):
             args = cli.run_parser().parse_args(rest)
             for override in args.overrides:
@@ -252,8 +253,10 @@ def test_documented_commands_parse():
 
 def recipe_blocks(page: str = "recipes.md"):
     text = (DOCS / page).read_text(encoding="utf-8")
-    return [(text[:match.start()].count("\n") + 1, match["kind"], match["path"], match["body"])
-            for match in TEST_BLOCK.finditer(text)]
+    return [
+        (text[: match.start()].count("\n") + 1, match["kind"], match["path"], match["body"])
+        for match in TEST_BLOCK.finditer(text)
+    ]
 
 
 def run_block(kind: str, path: str | None, body: str, where: str) -> None:

@@ -21,26 +21,35 @@ EXPERIMENT = Path(__file__).parent / "fixtures" / "experiments" / "retrieval_tar
 
 def test_squad_rows_become_question_sentence_pairs():
     context = "The Normans came from Normandy. They spoke French. Rollo was their leader."
-    rows = {"question": ["What did they speak?", "Unanswerable?"], "context": [context, context],
-            "answers": [{"text": ["French"], "answer_start": [context.index("French")]},
-                        {"text": [], "answer_start": []}]}
-    assert qa_pairs(rows) == {"query": ["What did they speak?"], "candidate": ["They spoke French."],
-                              "context": [context]}
+    rows = {
+        "question": ["What did they speak?", "Unanswerable?"],
+        "context": [context, context],
+        "answers": [{"text": ["French"], "answer_start": [context.index("French")]}, {"text": [], "answer_start": []}],
+    }
+    assert qa_pairs(rows) == {
+        "query": ["What did they speak?"],
+        "candidate": ["They spoke French."],
+        "context": [context],
+    }
 
 
 def test_pool_rows_pair_each_query_with_its_gold_candidate():
     queries = {"query": ["Paris mention", "no gold"], "gold_ids": [["Q90"], ["Q404"]]}
     candidates = {"candidate_id": ["Q90", "Q64"], "text": ["Paris", "Berlin"], "context": ["capital", "city"]}
-    assert pool_pairs(queries, candidates) == {"query": ["Paris mention"], "candidate": ["Paris"],
-                                               "context": ["capital"]}
+    assert pool_pairs(queries, candidates) == {
+        "query": ["Paris mention"],
+        "candidate": ["Paris"],
+        "context": ["capital"],
+    }
 
 
 def test_a_target_refuses_training_data_without_pairs():
     from hf_itt.errors import DataError
 
     with pytest.raises(DataError, match="neither answers nor a candidate pool"):
-        get_type("answer_retrieval").adapt_training_rows(Dataset.from_dict({"text_a": ["x"]}), get_task("mnli"),
-                                                         get_task("lareqa"))
+        get_type("answer_retrieval").adapt_training_rows(
+            Dataset.from_dict({"text_a": ["x"]}), get_task("mnli"), get_task("lareqa")
+        )
 
 
 def test_in_batch_loss_prefers_the_diagonal():
@@ -55,16 +64,33 @@ def test_in_batch_loss_prefers_the_diagonal():
 
 @pytest.mark.slow
 def test_lareqa_and_mewsli_x_train_dual_encoders_and_score_map_at_20(tiny_checkpoint, tmp_path):
-    command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(EXPERIMENT), "--no-report",
-               f"model.name_or_path={tiny_checkpoint}", f"output_dir={tmp_path}/run"]
+    command = [
+        sys.executable,
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(EXPERIMENT),
+        "--no-report",
+        f"model.name_or_path={tiny_checkpoint}",
+        f"output_dir={tmp_path}/run",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = tmp_path / "run" / "results"
     lareqa = json.loads((results / "lareqa.validation.json").read_text())
     mewsli = json.loads((results / "mewsli_x.validation.json").read_text())
-    assert len(lareqa["languages"]) == 11 and set(mewsli["languages"]) == {"ar", "de", "en", "es", "fa", "ja",
-                                                                           "pl", "ro", "ta", "tr", "uk"} - set(
-        mewsli.get("failed", {}))
+    assert len(lareqa["languages"]) == 11 and set(mewsli["languages"]) == {
+        "ar",
+        "de",
+        "en",
+        "es",
+        "fa",
+        "ja",
+        "pl",
+        "ro",
+        "ta",
+        "tr",
+        "uk",
+    } - set(mewsli.get("failed", {}))
     for result in (lareqa, mewsli):
         assert all(0 <= scores["map@20"] <= 100 for scores in result["languages"].values())
     for task, trained_on in (("lareqa", "squad_v1"), ("mewsli_x", "mewsli_x_wiki")):  # each fine-tuned its head

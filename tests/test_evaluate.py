@@ -35,7 +35,9 @@ def test_length_sorted_prediction_keeps_feature_order(model, tiny_tokenizer):
     model.eval()
     with torch.no_grad():
         for index, feature in enumerate(features):
-            single = model(input_ids=torch.tensor([feature["input_ids"]]), task_ids=torch.tensor([model.task_id("xnli")]))
+            single = model(
+                input_ids=torch.tensor([feature["input_ids"]]), task_ids=torch.tensor([model.task_id("xnli")])
+            )
             np.testing.assert_allclose(batched[index], single.logits[0].numpy(), atol=1e-5)
 
 
@@ -72,11 +74,17 @@ def test_task_without_head_names_the_fix(tiny_checkpoint, tiny_tokenizer):
 
 def test_qa_and_tagging_produce_official_metric_keys(model, tiny_tokenizer):
     ctx = ScoringContext(model=model, tokenizer=tiny_tokenizer, show_progress=False)
-    [qa] = evaluate_task(ctx, EvaluationRequest("xquad", ["en"], ["validation"],
-                                                str(FIXTURES / "xquad/en/validation.jsonl")), ResultMeta())
+    [qa] = evaluate_task(
+        ctx,
+        EvaluationRequest("xquad", ["en"], ["validation"], str(FIXTURES / "xquad/en/validation.jsonl")),
+        ResultMeta(),
+    )
     assert {"exact_match", "f1", "avg"} <= set(qa.languages["en"]) and qa.primary_metric == "avg"
-    [pos] = evaluate_task(ctx, EvaluationRequest("udpos", ["en"], ["validation"],
-                                                 {"validation": str(FIXTURES / "udpos/en/validation.jsonl")}), ResultMeta())
+    [pos] = evaluate_task(
+        ctx,
+        EvaluationRequest("udpos", ["en"], ["validation"], {"validation": str(FIXTURES / "udpos/en/validation.jsonl")}),
+        ResultMeta(),
+    )
     assert {"f1", "accuracy"} <= set(pos.languages["en"])
 
 
@@ -89,9 +97,23 @@ def test_unknown_language_is_a_clear_error(model, tiny_tokenizer):
 
 
 def test_cli_scores_real_tatoeba_from_an_encoder_checkpoint(tiny_checkpoint, shared_data, tmp_path):
-    command = [sys.executable, "-m", "hf_itt.evaluate", "--model", str(tiny_checkpoint), "--tasks", "tatoeba",
-               "--languages", "de,th", "--data-files", f"tatoeba={shared_data / 'tatoeba'}",
-               "--max-examples", "200", "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "hf_itt.evaluate",
+        "--model",
+        str(tiny_checkpoint),
+        "--tasks",
+        "tatoeba",
+        "--languages",
+        "de,th",
+        "--data-files",
+        f"tatoeba={shared_data / 'tatoeba'}",
+        "--max-examples",
+        "200",
+        "--out",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "tatoeba.validation.json").read_text())
@@ -118,14 +140,18 @@ def test_answer_retrieval_ranks_candidates_by_embedding(model, tiny_tokenizer, m
 
     monkeypatch.setattr(scorers, "_embedder", lambda ctx, desc: fake_embed)
     ctx = ScoringContext(model=model, tokenizer=tiny_tokenizer, show_progress=False)
-    [result] = evaluate_task(ctx, EvaluationRequest("mewsli_x", ["en"], ["validation"], str(FIXTURES / "mewsli_x")),
-                             ResultMeta())
+    [result] = evaluate_task(
+        ctx, EvaluationRequest("mewsli_x", ["en"], ["validation"], str(FIXTURES / "mewsli_x")), ResultMeta()
+    )
     assert result.languages["en"]["map@20"] == pytest.approx(100.0)
 
 
 def test_multiple_choice_target_scores_xcopa(tiny_checkpoint, tiny_tokenizer):
     mc = MultiTaskModel.from_encoder(tiny_checkpoint, {"xcopa": get_task("xcopa")})
     ctx = ScoringContext(model=mc, tokenizer=tiny_tokenizer, show_progress=False)
-    [result] = evaluate_task(ctx, EvaluationRequest("xcopa", ["et"], ["validation"],
-                                                    str(FIXTURES / "xcopa/{lang}/val.{lang}.jsonl")), ResultMeta())
+    [result] = evaluate_task(
+        ctx,
+        EvaluationRequest("xcopa", ["et"], ["validation"], str(FIXTURES / "xcopa/{lang}/val.{lang}.jsonl")),
+        ResultMeta(),
+    )
     assert 0 <= result.languages["et"]["accuracy"] <= 100 and not result.failed

@@ -16,13 +16,33 @@ SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "multitask_in_your_s
 
 
 def test_example_script_trains_evaluates_saves_and_exports(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", str(tmp_path), "--max_steps", "6",
-                           "--train_size", "24", "--sampler", "proportional"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "6",
+            "--train_size",
+            "24",
+            "--sampler",
+            "proportional",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads(done.stdout[done.stdout.rindex("{\n"):])
+    metrics = json.loads(done.stdout[done.stdout.rindex("{\n") :])
     for task in ("sentiment", "facts", "pos"):
         assert 0 <= metrics[f"eval_{task}_accuracy"] <= 1 and metrics[f"eval_{task}_loss"] > 0
     assert set(metrics) >= {"eval_average", "eval_loss"}
@@ -44,13 +64,45 @@ def test_example_script_under_accelerate_launch_with_two_processes(tmp_path):
     launcher = Path(sys.executable).with_name("accelerate")
     if not launcher.is_file():
         pytest.skip(f"no accelerate launcher next to {sys.executable}")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(SCRIPT.parents[1])}
-    done = subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                           str(29500 + os.getpid() % 2000), str(SCRIPT), "--output_dir", str(tmp_path),
-                           "--max_steps", "6", "--train_size", "24", "--sampler", "proportional",
-                           "--use_cpu"], capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(SCRIPT.parents[1]),
+    }
+    done = subprocess.run(
+        [
+            str(launcher),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(29500 + os.getpid() % 2000),
+            str(SCRIPT),
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "6",
+            "--train_size",
+            "24",
+            "--sampler",
+            "proportional",
+            "--use_cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count('"eval_average"') == 1  # printed by rank 0 only
     assert json.loads((tmp_path / "checkpoint-6" / "sampler_state.json").read_text())["schedule"]["world_size"] == 2

@@ -28,8 +28,7 @@ def umask(request):
 
 
 def modes(root: Path) -> dict[str, int]:
-    return {str(path.relative_to(root)) or ".": stat.S_IMODE(path.stat().st_mode)
-            for path in [root, *root.rglob("*")]}
+    return {str(path.relative_to(root)) or ".": stat.S_IMODE(path.stat().st_mode) for path in [root, *root.rglob("*")]}
 
 
 def test_atomic_writes_follow_the_umask(tmp_path, umask):
@@ -55,8 +54,9 @@ def test_a_published_stage_follows_the_umask(tmp_path, umask):
 
 def assert_umask_modes(root: Path, umask: int) -> None:
     found = modes(root)
-    wrong = {name: oct(mode) for name, mode in found.items()
-             if mode != (0o777 if (root / name).is_dir() else 0o666) & ~umask}
+    wrong = {
+        name: oct(mode) for name, mode in found.items() if mode != (0o777 if (root / name).is_dir() else 0o666) & ~umask
+    }
     assert found and not wrong, wrong
 
 
@@ -68,15 +68,39 @@ def test_a_run_exports_and_publishes_with_the_umask(tiny_checkpoint, tmp_path):
 
     data = Path(__file__).parent / "fixtures" / "data" / "mnli" / "train.jsonl"
     config = tmp_path / "experiment.yaml"
-    config.write_text(yaml.safe_dump({
-        "experiment": "modes", "hub": {"publisher": "local"},
-        "defaults": {"training": {"per_device_train_batch_size": 2, "max_steps": 1, "use_cpu": True,
-                                  "disable_tqdm": True}},
-        "stages": [{"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(data)}}]}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "experiment": "modes",
+                "hub": {"publisher": "local"},
+                "defaults": {
+                    "training": {
+                        "per_device_train_batch_size": 2,
+                        "max_steps": 1,
+                        "use_cpu": True,
+                        "disable_tqdm": True,
+                    }
+                },
+                "stages": [{"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(data)}}]}],
+            }
+        )
+    )
     previous = os.umask(0o002)  # a team's shared folder
     try:
-        assert main(["run", "--config", str(config), "--no-report", f"model.name_or_path={tiny_checkpoint}",
-                     f"output_dir={tmp_path}/run", f"hub.local_root={tmp_path}/hub"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--config",
+                    str(config),
+                    "--no-report",
+                    f"model.name_or_path={tiny_checkpoint}",
+                    f"output_dir={tmp_path}/run",
+                    f"hub.local_root={tmp_path}/hub",
+                ]
+            )
+            == 0
+        )
     finally:
         os.umask(previous)
     assert_umask_modes(tmp_path / "run" / "stages" / "nli" / "checkpoint", 0o002)

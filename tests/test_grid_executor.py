@@ -17,14 +17,28 @@ pytestmark = pytest.mark.slow
 
 
 def plan_command(tiny_checkpoint, root: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hf_itt", "plan", str(GRID), f"model.name_or_path={tiny_checkpoint}",
-            f"output_dir={root}/runs/{{experiment}}/seed{{seed}}", f"hub.local_root={root}/hub", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "hf_itt",
+        "plan",
+        str(GRID),
+        f"model.name_or_path={tiny_checkpoint}",
+        f"output_dir={root}/runs/{{experiment}}/seed{{seed}}",
+        f"hub.local_root={root}/hub",
+        *extra,
+    ]
 
 
 def run_plan(tiny_checkpoint, root: Path, *extra: str) -> str:
-    done = subprocess.run(plan_command(tiny_checkpoint, root, *extra), capture_output=True, text=True, cwd=root,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])},
-                          timeout=900)
+    done = subprocess.run(
+        plan_command(tiny_checkpoint, root, *extra),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])},
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
@@ -32,14 +46,27 @@ def run_plan(tiny_checkpoint, root: Path, *extra: str) -> str:
 @pytest.fixture(scope="module")
 def executed(tiny_checkpoint, tmp_path_factory):
     root = tmp_path_factory.mktemp("grid")
-    out = run_plan(tiny_checkpoint, root, "--execute", "local", "--workers", "2", "--logs", str(root / "logs"),
-                   "--report", str(root / "report"))
+    out = run_plan(
+        tiny_checkpoint,
+        root,
+        "--execute",
+        "local",
+        "--workers",
+        "2",
+        "--logs",
+        str(root / "logs"),
+        "--report",
+        str(root / "report"),
+    )
     return root, out, json.loads((root / "logs" / "executed.json").read_text())
 
 
 def manifests(root: Path) -> list:
-    return [read_manifest(path.parent) for path in (root / "runs").rglob("stage_manifest.json")
-            if path.parent.name == "checkpoint"]
+    return [
+        read_manifest(path.parent)
+        for path in (root / "runs").rglob("stage_manifest.json")
+        if path.parent.name == "checkpoint"
+    ]
 
 
 def test_the_shared_prefix_is_trained_once(executed):
@@ -69,8 +96,13 @@ def test_two_workers_run_dependants_after_their_parents_in_parallel(executed):
     lines = out.splitlines()
 
     def position(state: str, stage: str, run: str) -> int:
-        return next(i for i, line in enumerate(lines) if line.startswith(f"[{state}]") and f" {stage} " in line
-                    and line.rstrip().split(" of ")[-1].split()[0] == run)
+        return next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith(f"[{state}]")
+            and f" {stage} " in line
+            and line.rstrip().split(" of ")[-1].split()[0] == run
+        )
 
     shared_done = position("done", "itt:shared", "grid-a/seed7")
     for stage, run in (("itt:a", "grid-a/seed7"), ("itt:b", "grid-b/seed7"), ("target:xnli", "grid-c/seed7")):
@@ -78,7 +110,9 @@ def test_two_workers_run_dependants_after_their_parents_in_parallel(executed):
     assert position("start", "target:tatoeba", "grid-b/seed7") > position("done", "itt:b", "grid-b/seed7")
     first_done_after = min(i for i, line in enumerate(lines) if line.startswith("[done]") and i > shared_done)
     started_together = [line for line in lines[shared_done:first_done_after] if line.startswith("[start]")]
-    assert len(started_together) == 2 and {"worker 0", "worker 1"} == {line.rsplit(" on ", 1)[1] for line in started_together}
+    assert len(started_together) == 2 and {"worker 0", "worker 1"} == {
+        line.rsplit(" on ", 1)[1] for line in started_together
+    }
     assert (root / "runs" / "grid-c" / "seed7" / "results" / "xnli.validation.json").is_file()
     assert (root / "runs" / "grid-b" / "seed7" / "results" / "tatoeba.validation.json").is_file()
     assert (root / "report" / "report.md").is_file()
@@ -86,8 +120,9 @@ def test_two_workers_run_dependants_after_their_parents_in_parallel(executed):
 
 def test_a_rerun_executes_nothing(executed, tiny_checkpoint):
     root, _, _ = executed
-    out = run_plan(tiny_checkpoint, root, "--execute", "local", "--workers", "2", "--logs", str(root / "logs2"),
-                   "--report", "")
+    out = run_plan(
+        tiny_checkpoint, root, "--execute", "local", "--workers", "2", "--logs", str(root / "logs2"), "--report", ""
+    )
     assert "running 0 of 5 nodes" in out and "status: 2 done, 3 published" in out
     assert json.loads((root / "logs2" / "executed.json").read_text()) == {}
 
@@ -101,6 +136,6 @@ def test_slurm_resubmission_skips_finished_stages(executed, tiny_checkpoint, clu
 
     assert plan_main(plan_command(tiny_checkpoint, root, "--execute", "slurm", "--logs", str(root / "slurm"))[4:]) == 0
     stages, reports = recorded_graph(submissions(record))
-    (key, job), = stages.items()  # only the target whose results are missing: its model is reused
+    ((key, job),) = stages.items()  # only the target whose results are missing: its model is reused
     assert key[2] == "target:xnli" and key[0].endswith("grid_c.yaml") and job["after"] is None
     assert len(reports) == 1

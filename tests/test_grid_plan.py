@@ -22,8 +22,11 @@ PAPER_GRID = REPO / "run_scripts" / "paper" / "grid.txt"
 
 
 def tiny_overrides(tiny_checkpoint, root: Path) -> tuple[str, ...]:
-    return (f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/runs/{{experiment}}/seed{{seed}}",
-            f"hub.local_root={root}/hub")
+    return (
+        f"model.name_or_path={tiny_checkpoint}",
+        f"output_dir={root}/runs/{{experiment}}/seed{{seed}}",
+        f"hub.local_root={root}/hub",
+    )
 
 
 @pytest.fixture
@@ -57,11 +60,12 @@ def test_a_shared_prefix_is_one_node_per_seed(tiny_runs):
 
 def test_identical_chains_share_the_fine_tuning_and_evaluate_in_each_run(tiny_checkpoint, tmp_path):
     grid = TINY_GRID / "grid_c.yaml"
-    runs = (load_runs([str(grid)], None, tiny_overrides(tiny_checkpoint, tmp_path))
-            + load_runs([str(grid)], None, (*tiny_overrides(tiny_checkpoint, tmp_path), "experiment=grid-c2")))
+    runs = load_runs([str(grid)], None, tiny_overrides(tiny_checkpoint, tmp_path)) + load_runs(
+        [str(grid)], None, (*tiny_overrides(tiny_checkpoint, tmp_path), "experiment=grid-c2")
+    )
     graph = build_graph(runs)
-    target, = graph.of_kind("target")
-    evaluation, = graph.of_kind("eval")
+    (target,) = graph.of_kind("target")
+    (evaluation,) = graph.of_kind("eval")
     assert evaluation.parent == target.key and evaluation.stage_hash == target.stage_hash
     assert evaluation.run.experiment == "grid-c2" and target.run.experiment == "grid-c"
 
@@ -109,13 +113,18 @@ def test_paper_grid_plan_counts_and_gpu_hours(capsys):
     out = capsys.readouterr().out
     runs = load_runs([str(PAPER_GRID)], [1, 2, 3])
     stages = sum(len(run.config.stages) for run in runs)
-    counts = re.search(r"unique stages: (\d+) to train \(ITT (\d+), target fine-tunings (\d+)\); naive count: (\d+) "
-                       r"\(ITT (\d+), targets (\d+)\)", out)
+    counts = re.search(
+        r"unique stages: (\d+) to train \(ITT (\d+), target fine-tunings (\d+)\); naive count: (\d+) "
+        r"\(ITT (\d+), targets (\d+)\)",
+        out,
+    )
     assert counts, out[:2000]
     unique, unique_itt, _, naive, naive_itt, _ = map(int, counts.groups())
     assert naive_itt == stages == 75 and unique_itt < naive_itt and unique < naive
     hours = float(re.search(r"GPU-hours, unique stages: ([\d,.]+)", out).group(1).replace(",", ""))
-    naive_hours = float(re.search(r"naive \(every run trains its own stages\): ([\d,.]+)", out).group(1).replace(",", ""))
+    naive_hours = float(
+        re.search(r"naive \(every run trains its own stages\): ([\d,.]+)", out).group(1).replace(",", "")
+    )
     assert 0 < hours < naive_hours
     assert "NVIDIA A100 bf16 dense peak 312 TFLOP/s at 40% utilisation" in out
     assert "not in the totals (size unknown" in out and "provisional hashes" in out  # ccg/mlm data absent here
@@ -128,18 +137,22 @@ def test_paper_grid_plan_counts_and_gpu_hours(capsys):
 
 
 def test_plan_bad_input_is_one_line(tmp_path):
-    for argv, message in (([str(tmp_path / "nothing.txt")], "grid file not found"),
-                          ([str(PAPER_GRID), "--workers", "0"], "--workers and --gpus must be >= 1")):
-        done = subprocess.run([sys.executable, "-m", "hf_itt", "plan", *argv], capture_output=True, text=True,
-                              cwd=REPO)
+    for argv, message in (
+        ([str(tmp_path / "nothing.txt")], "grid file not found"),
+        ([str(PAPER_GRID), "--workers", "0"], "--workers and --gpus must be >= 1"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "hf_itt", "plan", *argv], capture_output=True, text=True, cwd=REPO)
         assert done.returncode == 2 and done.stderr.strip().startswith("hf_itt error:"), done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
 
 
 def test_run_grid_sh_plan_prints_the_plan():
-    done = subprocess.run(["bash", str(REPO / "run_scripts" / "run_grid.sh"), "--plan", "--seeds", "1 2"],
-                          capture_output=True, text=True, env={**__import__("os").environ,
-                                                               "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    done = subprocess.run(
+        ["bash", str(REPO / "run_scripts" / "run_grid.sh"), "--plan", "--seeds", "1 2"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "unique stages:" in done.stdout and "naive count:" in done.stdout and "GPU-hours" in done.stdout
     assert "grid: 42 runs" in done.stdout

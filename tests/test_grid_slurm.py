@@ -54,8 +54,15 @@ def cluster(tmp_path, monkeypatch):
 
 
 def grid_args(tiny_checkpoint, root: Path) -> list[str]:
-    return [str(GRID), "--seeds", "7", "8", f"model.name_or_path={tiny_checkpoint}",
-            f"output_dir={root}/runs/{{experiment}}/seed{{seed}}", f"hub.local_root={root}/hub"]
+    return [
+        str(GRID),
+        "--seeds",
+        "7",
+        "8",
+        f"model.name_or_path={tiny_checkpoint}",
+        f"output_dir={root}/runs/{{experiment}}/seed{{seed}}",
+        f"hub.local_root={root}/hub",
+    ]
 
 
 def submissions(record: Path) -> list[dict]:
@@ -71,8 +78,12 @@ def stage_of(wrapped: str) -> tuple:
     """(config file, seed, job ref, expected hash) of a recorded stage job's command."""
     argv = shlex.split(wrapped)
     seed = next(arg.split("=", 1)[1] for arg in reversed(argv) if arg.startswith("seed="))
-    return (argv[argv.index("--config") + 1], int(seed), argv[argv.index("--stage") + 1],
-            argv[argv.index("--expect-hash") + 1])
+    return (
+        argv[argv.index("--config") + 1],
+        int(seed),
+        argv[argv.index("--stage") + 1],
+        argv[argv.index("--expect-hash") + 1],
+    )
 
 
 def recorded_graph(jobs: list[dict]) -> tuple[dict, list[dict]]:
@@ -85,8 +96,11 @@ def recorded_graph(jobs: list[dict]) -> tuple[dict, list[dict]]:
         key = stage_of(wrapped)
         assert key not in stages, f"{key} submitted twice"
         dependency = option(argv, "dependency")
-        stages[key] = {"id": job["id"], "after": dependency.removeprefix("afterok:") if dependency else None,
-                       "gres": option(argv, "gres")}
+        stages[key] = {
+            "id": job["id"],
+            "after": dependency.removeprefix("afterok:") if dependency else None,
+            "gres": option(argv, "gres"),
+        }
     return stages, reports
 
 
@@ -100,8 +114,20 @@ def planned_graph(tiny_checkpoint, root: Path) -> dict:
 
 def test_one_job_per_unique_stage_after_its_parent(cluster, tiny_checkpoint, tmp_path, capsys):
     record, _ = cluster
-    assert plan_main([*grid_args(tiny_checkpoint, tmp_path), "--execute", "slurm", "--logs", str(tmp_path / "logs"),
-                      "--sbatch-args", "--partition gpu --time 2:00:00"]) == 0
+    assert (
+        plan_main(
+            [
+                *grid_args(tiny_checkpoint, tmp_path),
+                "--execute",
+                "slurm",
+                "--logs",
+                str(tmp_path / "logs"),
+                "--sbatch-args",
+                "--partition gpu --time 2:00:00",
+            ]
+        )
+        == 0
+    )
     stages, reports = recorded_graph(submissions(record))
     planned = planned_graph(tiny_checkpoint, tmp_path)
     assert set(stages) == set(planned) and len(stages) == 10  # 3 ITT + 1 target + 1 eval, two seeds
@@ -111,7 +137,7 @@ def test_one_job_per_unique_stage_after_its_parent(cluster, tiny_checkpoint, tmp
         assert stages[key]["gres"] == "gpu:1"
     shared = [key for key, parent in planned.items() if parent is None and key[2].startswith("itt:")]
     assert len(shared) == 2  # the prefix of three experiments: one job per seed
-    report, = reports
+    (report,) = reports
     assert sorted(option(report["argv"], "dependency").removeprefix("afterok:").split(":")) == sorted(ids.values())
     assert "--partition" in report["argv"] and "--time" in report["argv"]
     recorded = json.loads((tmp_path / "logs" / "slurm_jobs.json").read_text())
@@ -133,7 +159,7 @@ def test_resubmission_keeps_queued_jobs_and_replaces_ended_ones(cluster, tiny_ch
     ended = stages[root]["id"]
     alive.write_text(" ".join(job["id"] for job in first if job["id"] != ended))  # the seed-7 prefix died
     plan_main(args)
-    again, _ = recorded_graph(submissions(record)[len(first):])
+    again, _ = recorded_graph(submissions(record)[len(first) :])
     # the prefix and everything after it (queued on the dead job's id) are submitted again, nothing else
     descendants = {root}
     for key, parent in planned.items():

@@ -46,10 +46,14 @@ def labelled_model(checkpoint, tasks):
 def health_run(checkpoint, tokenizer, out, tasks=("nli", "copa", "pos"), config=None, attempt=0, **overrides):
     """A tiny MultiTaskTrainer run with the health callbacks attached; returns (trainer, callbacks)."""
     values = dict(max_steps=40, eval_strategy="steps", eval_steps=20, learning_rate=5e-3)
-    trainer = MultiTaskTrainer(labelled_model(checkpoint, tasks), toy_args(out, **{**values, **overrides}),
-                               train_datasets={t: toy_dataset(t, 96) for t in tasks},
-                               eval_datasets={t: toy_dataset(t, 64, seed=1) for t in tasks},
-                               sampler="uniform", processing_class=tokenizer)
+    trainer = MultiTaskTrainer(
+        labelled_model(checkpoint, tasks),
+        toy_args(out, **{**values, **overrides}),
+        train_datasets={t: toy_dataset(t, 96) for t in tasks},
+        eval_datasets={t: toy_dataset(t, 64, seed=1) for t in tasks},
+        sampler="uniform",
+        processing_class=tokenizer,
+    )
     callbacks = health_callbacks(config or HealthConfig(), trainer, attempt=attempt)
     trainer.train()
     return trainer, callbacks
@@ -83,8 +87,15 @@ def test_class_collapse_is_judged_against_the_gold_majority():
 
 
 def qa_rows(starts, length=12):
-    return [{"input_ids": [0] + list(range(20, 20 + length - 2)) + [2], "attention_mask": [1] * length,
-             "start_positions": s, "end_positions": s + (1 if s else 0)} for s in starts]
+    return [
+        {
+            "input_ids": [0] + list(range(20, 20 + length - 2)) + [2],
+            "attention_mask": [1] * length,
+            "start_positions": s,
+            "end_positions": s + (1 if s else 0),
+        }
+        for s in starts
+    ]
 
 
 def test_qa_collapse_finds_empty_answers_and_one_start_position(tiny_tokenizer):
@@ -108,8 +119,14 @@ def test_qa_eval_features_are_judged_per_example_inside_the_context(tiny_tokeniz
     for example in range(30):
         for window in range(2):
             offsets = [None] * 3 + [(i, i + 1) for i in range(8)] + [None]  # question, context, </s>
-            rows.append({"input_ids": [0, 5, 2] + [30 + example] * 8 + [2], "attention_mask": [1] * 12,
-                         "example_id": f"q{example}", "offset_mapping": offsets})
+            rows.append(
+                {
+                    "input_ids": [0, 5, 2] + [30 + example] * 8 + [2],
+                    "attention_mask": [1] * 12,
+                    "example_id": f"q{example}",
+                    "offset_mapping": offsets,
+                }
+            )
     empty = np.array([5.0] + [0.0] * 11)
     answer = np.zeros(12)
     answer[3 + 3] = 9.0
@@ -129,8 +146,9 @@ def test_find_collapse_runs_the_real_heads(tiny_checkpoint, tiny_tokenizer):
     torch.nn.init.zeros_(model.heads["pos"].classifier.weight)
     with torch.no_grad():
         model.heads["pos"].classifier.bias.copy_(torch.tensor([0.0, 0.0, 3.0, 0.0]))
-    found = find_collapse(model, tiny_tokenizer, "pos", capped_rows(toy_dataset("pos", 40, seed=1), 256), 16,
-                          HealthConfig())
+    found = find_collapse(
+        model, tiny_tokenizer, "pos", capped_rows(toy_dataset("pos", 40, seed=1), 256), 16, HealthConfig()
+    )
     assert found.what == "are tagged class 2 (labelled tokens)" and found.share == 1.0
     assert model.training  # the alarm's pass restores the training mode
 
@@ -138,8 +156,9 @@ def test_find_collapse_runs_the_real_heads(tiny_checkpoint, tiny_tokenizer):
 # ---- collapse alarm in real runs ----------------------------------------------------------------
 def test_a_huge_learning_rate_collapses_and_the_alarm_stops_the_run(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="hf_itt.health")
-    trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, learning_rate=1.0,
-                                    config=HealthConfig(on_collapse="stop"))
+    trainer, callbacks = health_run(
+        tiny_checkpoint, tiny_tokenizer, tmp_path, learning_rate=1.0, config=HealthConfig(on_collapse="stop")
+    )
     assert trainer.state.global_step == 20  # stopped at the first evaluation
     assert health_outcome(callbacks) == "stopped"
     events = {e.task: e for e in health_events(callbacks)}
@@ -147,17 +166,20 @@ def test_a_huge_learning_rate_collapses_and_the_alarm_stops_the_run(tiny_checkpo
     nli = events["nli"]
     assert nli.kind == "collapse" and nli.step == 20 and nli.details["share"] >= 0.95
     label = NLI_LABELS[nli.details["value"]]
-    assert nli.message.startswith(f"task nli: {nli.details['share']:.0%} of dev predictions are '{label}' "
-                                  f"(gold majority {nli.details['gold_share']:.0%}) at step 20; lower the learning "
-                                  "rate (now 1, try 0.5) or raise the effective batch size (now 8); see docs/health.md")
+    assert nli.message.startswith(
+        f"task nli: {nli.details['share']:.0%} of dev predictions are '{label}' "
+        f"(gold majority {nli.details['gold_share']:.0%}) at step 20; lower the learning "
+        "rate (now 1, try 0.5) or raise the effective batch size (now 8); see docs/health.md"
+    )
     assert "pick choice" in events["copa"].message and "tagged" in events["pos"].message
     assert health_warnings(caplog) == [e.message for e in health_events(callbacks)]  # one warning per task
 
 
 def test_a_sane_learning_rate_on_the_same_data_raises_no_alarm(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="hf_itt.health")
-    trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, max_steps=80, eval_steps=40,
-                                    config=HealthConfig(on_collapse="stop"))
+    trainer, callbacks = health_run(
+        tiny_checkpoint, tiny_tokenizer, tmp_path, max_steps=80, eval_steps=40, config=HealthConfig(on_collapse="stop")
+    )
     assert trainer.state.global_step == 80 and health_outcome(callbacks) == "ok"
     assert health_events(callbacks) == [] and health_warnings(caplog) == []
     alarm = next(c for c in callbacks if isinstance(c, CollapseAlarm))
@@ -166,8 +188,16 @@ def test_a_sane_learning_rate_on_the_same_data_raises_no_alarm(tiny_checkpoint, 
 
 def test_warn_only_logs_once_and_training_goes_on(tiny_checkpoint, tiny_tokenizer, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="hf_itt.health")
-    trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, tasks=("nli",), learning_rate=1.0,
-                                    max_steps=30, eval_steps=10, config=HealthConfig(on_collapse="warn"))
+    trainer, callbacks = health_run(
+        tiny_checkpoint,
+        tiny_tokenizer,
+        tmp_path,
+        tasks=("nli",),
+        learning_rate=1.0,
+        max_steps=30,
+        eval_steps=10,
+        config=HealthConfig(on_collapse="warn"),
+    )
     assert trainer.state.global_step == 30 and health_outcome(callbacks) == "ok"
     events = health_events(callbacks)
     assert [(e.task, e.step) for e in events] == [("nli", 10)]  # collapsed at 10, 20 and 30: warned once
@@ -176,8 +206,9 @@ def test_warn_only_logs_once_and_training_goes_on(tiny_checkpoint, tiny_tokenize
 
 def test_restart_reports_the_next_seed_until_restarts_run_out(tiny_checkpoint, tiny_tokenizer, tmp_path):
     config = HealthConfig(on_collapse="restart", max_restarts=2)
-    trainer, callbacks = health_run(tiny_checkpoint, tiny_tokenizer, tmp_path, tasks=("nli",), learning_rate=1.0,
-                                    seed=7, config=config)
+    trainer, callbacks = health_run(
+        tiny_checkpoint, tiny_tokenizer, tmp_path, tasks=("nli",), learning_rate=1.0, seed=7, config=config
+    )
     report = health_report(callbacks)
     assert trainer.state.global_step == 20
     assert (report.outcome, report.seed, report.next_seed, report.attempt) == ("restart", 7, 8, 0)
@@ -202,7 +233,8 @@ class PoisonLoss(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step + 1 == self.step:
             self.hook = self.model.encoder.register_forward_hook(
-                lambda module, inputs, output: output.__class__(last_hidden_state=output.last_hidden_state * math.nan))
+                lambda module, inputs, output: output.__class__(last_hidden_state=output.last_hidden_state * math.nan)
+            )
         elif self.hook is not None:
             self.hook.remove()
             self.hook = None
@@ -210,8 +242,12 @@ class PoisonLoss(TrainerCallback):
 
 def poisoned_run(checkpoint, tokenizer, out, guarded: bool, step: int = 4):
     args = toy_args(out, max_steps=8, logging_steps=1, save_strategy="steps", save_steps=1, max_grad_norm=1.0)
-    trainer = MultiTaskTrainer(labelled_model(checkpoint, ("nli",)), args,
-                               train_datasets={"nli": toy_dataset("nli", 96)}, processing_class=tokenizer)
+    trainer = MultiTaskTrainer(
+        labelled_model(checkpoint, ("nli",)),
+        args,
+        train_datasets={"nli": toy_dataset("nli", 96)},
+        processing_class=tokenizer,
+    )
     trainer.add_callback(PoisonLoss(trainer.model, step))
     callbacks = health_callbacks(HealthConfig(), trainer) if guarded else []
     trainer.train()
@@ -222,19 +258,26 @@ def checkpoint_steps(out) -> list[int]:
     return sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
 
 
-def test_a_nan_loss_stops_training_at_that_step_and_no_checkpoint_follows(tiny_checkpoint, tiny_tokenizer, tmp_path,
-                                                                            caplog):
+def test_a_nan_loss_stops_training_at_that_step_and_no_checkpoint_follows(
+    tiny_checkpoint, tiny_tokenizer, tmp_path, caplog
+):
     caplog.set_level(logging.WARNING, logger="hf_itt.health")
     trainer, callbacks = poisoned_run(tiny_checkpoint, tiny_tokenizer, tmp_path, guarded=True)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert all(math.isfinite(loss) for loss in losses)  # logging_nan_inf_filter hid the NaN from the logs
     assert trainer.state.global_step == 4 and health_outcome(callbacks) == "stopped"
     [event] = health_events(callbacks)
-    assert (event.kind, event.step, event.details["reason"], event.details["last_good_step"]) == \
-        ("divergence", 4, "nonfinite_weights", 3)
-    assert event.message.startswith("training diverged at step 4: the weights hold NaN/inf after the optimizer step "
-                                    "(finite after step 3); lower the learning rate (now 0.002, try 0.001), use more "
-                                    "warmup (warmup_steps) or lower max_grad_norm (now 1)")
+    assert (event.kind, event.step, event.details["reason"], event.details["last_good_step"]) == (
+        "divergence",
+        4,
+        "nonfinite_weights",
+        3,
+    )
+    assert event.message.startswith(
+        "training diverged at step 4: the weights hold NaN/inf after the optimizer step "
+        "(finite after step 3); lower the learning rate (now 0.002, try 0.001), use more "
+        "warmup (warmup_steps) or lower max_grad_norm (now 1)"
+    )
     assert health_warnings(caplog) == [event.message]
     assert checkpoint_steps(tmp_path) == [1, 2, 3]
     good = last_good_checkpoint(tmp_path, event, verify=True)
@@ -286,8 +329,11 @@ def test_small_noisy_losses_and_fp16_inf_gradients_are_no_divergence():
 
 def test_a_nan_task_loss_in_the_logs_is_a_divergence():
     guard = DivergenceGuard(HealthConfig(on_divergence="restart"))
-    control = feed_logs(guard, [{"loss": 1.0, "loss_nli": 1.0, "grad_norm": 2.0},
-                                {"loss": 1.0, "loss_nli": math.nan, "grad_norm": 2.0}], seed=3)
+    control = feed_logs(
+        guard,
+        [{"loss": 1.0, "loss_nli": 1.0, "grad_norm": 2.0}, {"loss": 1.0, "loss_nli": math.nan, "grad_norm": 2.0}],
+        seed=3,
+    )
     [event] = guard.events
     assert event.details["reason"] == "nonfinite_loss" and "loss_nli is nan" in event.message
     assert control.should_training_stop and health_report([guard]).next_seed == 4
@@ -301,8 +347,12 @@ def test_outcome_takes_the_most_severe_and_disabled_config_attaches_nothing(tiny
     restart.outcome, stopped.outcome = "restart", "stopped"
     assert health_outcome([fine, restart]) == "restart" and health_outcome([restart, stopped]) == "stopped"
     assert health_outcome([]) == "ok"
-    trainer = MultiTaskTrainer(labelled_model(tiny_checkpoint, ("nli",)), toy_args(tmp_path),
-                               train_datasets={"nli": toy_dataset("nli", 16)}, processing_class=tiny_tokenizer)
+    trainer = MultiTaskTrainer(
+        labelled_model(tiny_checkpoint, ("nli",)),
+        toy_args(tmp_path),
+        train_datasets={"nli": toy_dataset("nli", 16)},
+        processing_class=tiny_tokenizer,
+    )
     assert health_callbacks(HealthConfig(enabled=False), trainer) == []
     [guard] = health_callbacks(HealthConfig(), trainer)  # no dev sets: no alarm
     assert isinstance(guard, DivergenceGuard) and guard in trainer.callback_handler.callbacks

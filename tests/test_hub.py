@@ -45,16 +45,34 @@ from hf_itt.hub.publishers import (
 TOKEN = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNm12345678"
 
 
-def make_stage(stage_dir: Path, stage: str = "s1", stage_hash: str = "h1", status: str = "finished",
-               parent: StageManifest | None = None, repo_id: str | None = None,
-               identity: dict | None = None) -> StageManifest:
+def make_stage(
+    stage_dir: Path,
+    stage: str = "s1",
+    stage_hash: str = "h1",
+    status: str = "finished",
+    parent: StageManifest | None = None,
+    repo_id: str | None = None,
+    identity: dict | None = None,
+) -> StageManifest:
     stage_dir.mkdir(parents=True)
     save_file({"w": np.ones(256, dtype=np.float32)}, str(stage_dir / "model.safetensors"))
     (stage_dir / "config.json").write_text("{}")
     (stage_dir / ".scratch.tmp").write_text("never published")
-    manifest = StageManifest(experiment="exp", stage=stage, stage_hash=stage_hash, config={"token": TOKEN},
-                             identity=identity or {}, lineage=next_lineage(parent, base_model="xlm-roberta-large", base_revision=None,
-                                                  stage=stage, stage_hash=stage_hash, tasks=["mnli"]))
+    manifest = StageManifest(
+        experiment="exp",
+        stage=stage,
+        stage_hash=stage_hash,
+        config={"token": TOKEN},
+        identity=identity or {},
+        lineage=next_lineage(
+            parent,
+            base_model="xlm-roberta-large",
+            base_revision=None,
+            stage=stage,
+            stage_hash=stage_hash,
+            tasks=["mnli"],
+        ),
+    )
     manifest.publish.repo_id = repo_id
     if status == "running":
         write_manifest(stage_dir, manifest)
@@ -120,12 +138,15 @@ def test_default_repo_naming_and_hash_field():
     assert repo_id_for("{namespace}/{stage}-{hash}", **fields) == "me/squad-0a1b"
 
 
-@pytest.mark.parametrize("template,stage,match", [
-    ("{namespace}/{experiment}-{stage}", "squad+mnli", "rejects"),
-    ("{namespace}/{experiment}--{stage}", "squad", "rejects"),
-    ("{namespace}/{exp}-{stage}", "squad", "cannot fill"),
-    ("{experiment}-{stage}", "squad", "without a namespace"),
-])
+@pytest.mark.parametrize(
+    "template,stage,match",
+    [
+        ("{namespace}/{experiment}-{stage}", "squad+mnli", "rejects"),
+        ("{namespace}/{experiment}--{stage}", "squad", "rejects"),
+        ("{namespace}/{exp}-{stage}", "squad", "cannot fill"),
+        ("{experiment}-{stage}", "squad", "without a namespace"),
+    ],
+)
 def test_invalid_repo_ids_are_config_errors_naming_the_template(template, stage, match):
     with pytest.raises(ConfigError, match=match) as info:
         repo_id_for(template, namespace="me", experiment="grid", stage=stage, stage_hash="h")
@@ -148,7 +169,9 @@ def test_local_publisher_layout_and_atomic_republish(tmp_path):
     assert isinstance(publisher, Publisher)
     ref = publisher.publish(tmp_path / "run" / "s1", "me/exp-s1", "v1", "msg")
     dest = tmp_path / "hub" / "me" / "exp-s1" / "v1"
-    assert ref == PublishedRef("me/exp-s1", "v1", dest.resolve().as_uri()) and publisher.fetch("me/exp-s1", "v1") == dest
+    assert (
+        ref == PublishedRef("me/exp-s1", "v1", dest.resolve().as_uri()) and publisher.fetch("me/exp-s1", "v1") == dest
+    )
     assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors", MANIFEST_NAME]
     (tmp_path / "run" / "s1" / "config.json").write_text('{"new": 1}')
     publisher.publish(tmp_path / "run" / "s1", "me/exp-s1", "v1", "again")
@@ -212,8 +235,10 @@ def test_hub_publisher_creates_the_branch_for_other_revisions(tmp_path):
 
 def test_transient_errors_are_retried_with_exponential_backoff(tmp_path):
     make_stage(tmp_path / "s1")
-    api = SpyApi(create_repo=[http_error(503), ConnectionError("reset")],
-                 upload_folder=[http_error(429, {"Retry-After": "30"}), httpx2.ConnectTimeout("slow")])
+    api = SpyApi(
+        create_repo=[http_error(503), ConnectionError("reset")],
+        upload_folder=[http_error(429, {"Retry-After": "30"}), httpx2.ConnectTimeout("slow")],
+    )
     clock = FakeClock()
     publish_stage(tmp_path / "s1", hub_publisher(api, clock), "me/exp-s1")
     assert api.names() == ["create_repo"] * 3 + ["upload_folder"] * 3
@@ -234,12 +259,15 @@ def test_retries_give_up_and_leave_the_stage_finished(tmp_path, caplog):
     assert (tmp_path / "s1" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("error,match", [
-    (http_error(401), "hf auth login.*HF_TOKEN"),
-    (http_error(403), "403.*namespace 'me'.*hub.repo_template"),
-    (http_error(404, cls=RepositoryNotFoundError), "404.*hub.namespace"),
-    (OfflineModeIsEnabled("offline"), "HF_HUB_OFFLINE"),
-])
+@pytest.mark.parametrize(
+    "error,match",
+    [
+        (http_error(401), "hf auth login.*HF_TOKEN"),
+        (http_error(403), "403.*namespace 'me'.*hub.repo_template"),
+        (http_error(404, cls=RepositoryNotFoundError), "404.*hub.namespace"),
+        (OfflineModeIsEnabled("offline"), "HF_HUB_OFFLINE"),
+    ],
+)
 def test_permanent_errors_are_not_retried(tmp_path, error, match):
     make_stage(tmp_path / "s1")
     api = SpyApi(create_repo=[error])
@@ -348,11 +376,14 @@ def test_offline_without_cache_is_a_hub_error(tmp_path, monkeypatch):
         resolve_reference("me/never-cached", cache_dir=tmp_path / "empty-cache")
 
 
-@pytest.mark.parametrize("error,match", [
-    (http_error(404, cls=RepositoryNotFoundError), "repository not found.*hf auth login"),
-    (http_error(404, cls=RevisionNotFoundError), "revision 'v9' does not exist"),
-    (LocalEntryNotFoundError("no connection"), "cannot be reached"),
-])
+@pytest.mark.parametrize(
+    "error,match",
+    [
+        (http_error(404, cls=RepositoryNotFoundError), "repository not found.*hf auth login"),
+        (http_error(404, cls=RevisionNotFoundError), "revision 'v9' does not exist"),
+        (LocalEntryNotFoundError("no connection"), "cannot be reached"),
+    ],
+)
 def test_download_errors_are_mapped(monkeypatch, error, match):
     import huggingface_hub.constants as constants
 

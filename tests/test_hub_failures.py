@@ -27,8 +27,9 @@ REPO_ID = "me/hubx-nli"
 
 def http_error(status: int, text: str = "", headers: dict | None = None) -> HfHubHTTPError:
     request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
-    return HfHubHTTPError(f"{status} Server says: {text}",
-                          response=httpx2.Response(status, headers=headers, request=request))
+    return HfHubHTTPError(
+        f"{status} Server says: {text}", response=httpx2.Response(status, headers=headers, request=request)
+    )
 
 
 def connect_error(text: str = "network is unreachable") -> httpx2.ConnectError:
@@ -64,7 +65,9 @@ class FakeHub:
     def upload_folder(self, repo_id, folder_path, revision="main", **kwargs):
         self._call("upload_folder")
         shutil.copytree(folder_path, self.remote / repo_id / revision, dirs_exist_ok=True)
-        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/c0ffee", "oid": "c0ffee"})
+        return type(
+            "CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/c0ffee", "oid": "c0ffee"}
+        )
 
 
 def forever(err: BaseException) -> BaseException:
@@ -89,10 +92,22 @@ def hub(monkeypatch, tmp_path):
 
 def write_experiment(folder: Path, stages: list[dict] | None = None, **training) -> Path:
     nli = {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
-    config = {"experiment": "hubx", "seed": 5, "hub": {"publisher": "hub", "namespace": "me"},
-              "defaults": {"training": {"per_device_train_batch_size": 2, "max_steps": 1, "save_steps": 1,
-                                        "use_cpu": True, "disable_tqdm": True, **training}},
-              "stages": stages or [nli]}
+    config = {
+        "experiment": "hubx",
+        "seed": 5,
+        "hub": {"publisher": "hub", "namespace": "me"},
+        "defaults": {
+            "training": {
+                "per_device_train_batch_size": 2,
+                "max_steps": 1,
+                "save_steps": 1,
+                "use_cpu": True,
+                "disable_tqdm": True,
+                **training,
+            }
+        },
+        "stages": stages or [nli],
+    }
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -100,8 +115,18 @@ def write_experiment(folder: Path, stages: list[dict] | None = None, **training)
 
 def run(config: Path, checkpoint: Path, root: Path, capsys, *extra: str) -> tuple[int, str]:
     capsys.readouterr()
-    code = main(["run", "--config", str(config), "--no-report", f"model.name_or_path={checkpoint}",
-                 f"output_dir={root}/run", f"hub.local_root={root}/hub", *extra])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={checkpoint}",
+            f"output_dir={root}/run",
+            f"hub.local_root={root}/hub",
+            *extra,
+        ]
+    )
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -111,9 +136,14 @@ def stage_dir(root: Path) -> Path:
 
 
 def test_transient_failures_are_retried_with_backoff(hub, tiny_checkpoint, tmp_path, capsys):
-    hub.failures = {"create_repo": [ConnectionError("reset by peer"), http_error(503),
-                                    http_error(429, headers={"Retry-After": "30"})],
-                    "upload_folder": [connect_error()]}
+    hub.failures = {
+        "create_repo": [
+            ConnectionError("reset by peer"),
+            http_error(503),
+            http_error(429, headers={"Retry-After": "30"}),
+        ],
+        "upload_folder": [connect_error()],
+    }
     code, output = run(write_experiment(tmp_path), tiny_checkpoint, tmp_path, capsys)
     assert code == 0, output[-2000:]
     assert hub.sleeps == [2.0, 4.0, 30.0, 2.0]  # backoff 2, 4, then the server's Retry-After; per call
@@ -173,8 +203,10 @@ def cache_snapshot(cache: Path, repo_id: str, source: Path) -> Path:
 def test_failed_download_falls_back_to_the_cache(hub, tiny_checkpoint, tmp_path, capsys, monkeypatch, failure):
     monkeypatch.setattr("huggingface_hub.HfApi.repo_info", lambda *a, **k: (_ for _ in ()).throw(failure))
     cached = cache_snapshot(tmp_path / "hf-cache", "team/encoder", tiny_checkpoint)
-    stages = [{"name": "base", "from": "team/encoder@main"},
-              {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}]
+    stages = [
+        {"name": "base", "from": "team/encoder@main"},
+        {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]},
+    ]
     code, output = run(write_experiment(tmp_path, stages), tiny_checkpoint, tmp_path, capsys)
     assert code == 0, output[-2000:]
     assert "[from] base: downloaded" in output and str(cached) in output
@@ -182,11 +214,12 @@ def test_failed_download_falls_back_to_the_cache(hub, tiny_checkpoint, tmp_path,
 
 
 @pytest.mark.parametrize("failure", [connect_error(), http_error(503)], ids=["network-down", "hub-5xx"])
-def test_failed_download_without_cache_says_how_to_get_it(hub, tiny_checkpoint, tmp_path, capsys, monkeypatch,
-                                                          failure):
+def test_failed_download_without_cache_says_how_to_get_it(hub, tiny_checkpoint, tmp_path, capsys, monkeypatch, failure):
     monkeypatch.setattr("huggingface_hub.HfApi.repo_info", lambda *a, **k: (_ for _ in ()).throw(failure))
-    stages = [{"name": "base", "from": "team/never-downloaded@main"},
-              {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}]
+    stages = [
+        {"name": "base", "from": "team/never-downloaded@main"},
+        {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]},
+    ]
     code, output = run(write_experiment(tmp_path, stages), tiny_checkpoint, tmp_path, capsys)
     assert code == 2 and "Traceback" not in output
     error = next(line for line in output.splitlines() if line.startswith("hf_itt error:"))
@@ -196,8 +229,10 @@ def test_failed_download_without_cache_says_how_to_get_it(hub, tiny_checkpoint, 
 
 def test_tokens_never_leak(hub, tiny_checkpoint, tmp_path, capsys, caplog):
     # the server echoes the token in its errors; the run must still never write or print it
-    hub.failures = {"create_repo": [http_error(500, f"token {TOKEN} rejected"), ConnectionError(f"auth={TOKEN}")],
-                    "upload_folder": [forever(http_error(403, f"Authorization: Bearer {TOKEN}"))]}
+    hub.failures = {
+        "create_repo": [http_error(500, f"token {TOKEN} rejected"), ConnectionError(f"auth={TOKEN}")],
+        "upload_folder": [forever(http_error(403, f"Authorization: Bearer {TOKEN}"))],
+    }
     code, output = run(write_experiment(tmp_path), tiny_checkpoint, tmp_path, capsys)
     assert code == 0, output[-2000:]
     assert hub.tokens and set(hub.tokens) == {None}  # HfApi reads HF_TOKEN itself: hf_itt never handles it

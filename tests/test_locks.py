@@ -30,11 +30,24 @@ pytestmark = pytest.mark.slow
 
 
 def write_config(folder: Path, gated: bool = True) -> Path:
-    config = {"experiment": "locks", "seed": 3, "hub": {"publisher": "local"},
-              "defaults": {"training": {"per_device_train_batch_size": 2, "max_steps": 2, "save_steps": 1,
-                                        "learning_rate": 1e-3, "use_cpu": True, "disable_tqdm": True}},
-              "stages": [{"name": "nli", "tasks": [{"name": "mnli", "data_files": {
-                  "train": str(DATA / "mnli" / "train.jsonl")}}]}]}
+    config = {
+        "experiment": "locks",
+        "seed": 3,
+        "hub": {"publisher": "local"},
+        "defaults": {
+            "training": {
+                "per_device_train_batch_size": 2,
+                "max_steps": 2,
+                "save_steps": 1,
+                "learning_rate": 1e-3,
+                "use_cpu": True,
+                "disable_tqdm": True,
+            }
+        },
+        "stages": [
+            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
+        ],
+    }
     if gated:
         config["prepare"] = "lock_gate:wait_for_gate"
     path = folder / ("gated.yaml" if gated else "plain.yaml")
@@ -48,11 +61,23 @@ class Run:
     def __init__(self, tmp_path: Path, name: str, config: Path, checkpoint: Path, run_dir: Path, *extra: str):
         self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
         self.gate = tmp_path / "gate"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HOOKS)]), "HF_HUB_OFFLINE": "1",
-               "HF_ITT_TEST_GATE": str(self.gate)}
-        command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(config), "--no-report",
-                   f"model.name_or_path={checkpoint}", f"output_dir={run_dir}",
-                   f"hub.local_root={tmp_path / 'hub'}", *extra]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(HOOKS)]),
+            "HF_HUB_OFFLINE": "1",
+            "HF_ITT_TEST_GATE": str(self.gate),
+        }
+        command = [
+            sys.executable,
+            str(REPO / "run_itt.py"),
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={checkpoint}",
+            f"output_dir={run_dir}",
+            f"hub.local_root={tmp_path / 'hub'}",
+            *extra,
+        ]
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
 
@@ -83,15 +108,17 @@ def test_a_second_run_on_a_busy_folder_fails_at_once_naming_the_first(tiny_check
         wait_until(first.holding, "the first run to hold its lock")
         holder = read_holder(run_dir / RUN_LOCK_NAME)
         assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
-        second = Run(tmp_path, "second", write_config(tmp_path), tiny_checkpoint, run_dir,
-                     "defaults.training.learning_rate=2e-3")
+        second = Run(
+            tmp_path, "second", write_config(tmp_path), tiny_checkpoint, run_dir, "defaults.training.learning_rate=2e-3"
+        )
         code, out, err = second.finish(timeout=180)
         assert not first.process.poll(), "the first run must still be running"
         assert code == 2 and "Traceback" not in err
         assert err.strip().splitlines() == [
             f"hf_itt error: run folder {run_dir.resolve()} is in use by another hf_itt run (pid {first.pid} on host "
             f"{holder['host']}, started {holder['started']}: {holder['command']}); wait for it to finish, or rerun "
-            f"with --wait-for-lock to start when it does"]
+            f"with --wait-for-lock to start when it does"
+        ]
     finally:
         first.gate.touch()
     code, out, err = first.finish()
@@ -109,8 +136,10 @@ def test_wait_for_lock_queues_behind_the_first_run_then_reuses_its_stage(tiny_ch
     try:
         wait_until(first.holding, "the first run to hold its lock")
         second = Run(tmp_path, "second", write_config(tmp_path), tiny_checkpoint, run_dir, "--wait-for-lock")
-        wait_until(lambda: f"waiting for run folder {run_dir.resolve()}" in second.err.read_text(),
-                   "the second run to report that it waits")
+        wait_until(
+            lambda: f"waiting for run folder {run_dir.resolve()}" in second.err.read_text(),
+            "the second run to report that it waits",
+        )
         assert f"(pid {first.pid} on host" in second.err.read_text()
         assert second.process.poll() is None and not second.holding()
     finally:
@@ -137,8 +166,10 @@ def test_a_run_waits_for_a_stage_another_run_is_training_then_reuses_it(tiny_che
     assert read_manifest(finished).stage_hash == stage_hash
     with stage_lock(tmp_path / "hub", stage_hash, wait=False, stage="nli"):
         waiting = Run(tmp_path, "waiting", plain, tiny_checkpoint, tmp_path / "waiting")
-        wait_until(lambda: f"waiting for stage nli (hash {stage_hash})" in waiting.err.read_text(),
-                   "the run to wait for the stage lock")
+        wait_until(
+            lambda: f"waiting for stage nli (hash {stage_hash})" in waiting.err.read_text(),
+            "the run to wait for the stage lock",
+        )
         assert f"(pid {os.getpid()} on host" in waiting.err.read_text()
         record(tmp_path / "hub" / "by-hash", stage_hash, finished)  # what the training run does when done
     code, out, err = waiting.finish()

@@ -41,9 +41,19 @@ TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"
 
 def identity_kwargs(**changes):
     kwargs = dict(
-        base_model="FacebookAI/xlm-roberta-large", base_revision="abc123", previous_stage_hash=None,
-        tasks=[task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli",
-                             revision="r1", options={"max_length": 256, "max_train_examples": None})],
+        base_model="FacebookAI/xlm-roberta-large",
+        base_revision="abc123",
+        previous_stage_hash=None,
+        tasks=[
+            task_identity(
+                "mnli",
+                task_type="classification",
+                source="nyu-mll/glue",
+                config="mnli",
+                revision="r1",
+                options={"max_length": 256, "max_train_examples": None},
+            )
+        ],
         sampler={"strategy": "proportional", "temperature": 2.0},
         training_args={"learning_rate": 1e-5, "per_device_train_batch_size": 8, "num_train_epochs": 2},
         seed=42,
@@ -72,49 +82,120 @@ def test_hash_is_short_hex_and_ignores_dict_order():
     reordered = identity_kwargs(
         sampler={"temperature": 2.0, "strategy": "proportional"},
         training_args={"num_train_epochs": 2, "per_device_train_batch_size": 8, "learning_rate": 1e-5},
-        tasks=[task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli",
-                             revision="r1", options={"max_train_examples": None, "max_length": 256})],
+        tasks=[
+            task_identity(
+                "mnli",
+                task_type="classification",
+                source="nyu-mll/glue",
+                config="mnli",
+                revision="r1",
+                options={"max_train_examples": None, "max_length": 256},
+            )
+        ],
     )
     digest = stage_hash(**identity_kwargs())
     assert len(digest) == 16 and int(digest, 16) >= 0
     assert stage_hash(**reordered) == digest
 
 
-@pytest.mark.parametrize("field,value", [
-    ("output_dir", "/elsewhere"), ("logging_steps", 7), ("report_to", ["tensorboard"]), ("save_steps", 13),
-    ("save_strategy", "no"), ("eval_steps", 11), ("eval_strategy", "steps"), ("push_to_hub", True),
-    ("hub_token", TOKEN), ("hub_model_id", "me/x"), ("dataloader_num_workers", 4), ("per_device_eval_batch_size", 99),
-    ("run_name", "other"), ("gradient_checkpointing", True), ("disable_tqdm", True),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("output_dir", "/elsewhere"),
+        ("logging_steps", 7),
+        ("report_to", ["tensorboard"]),
+        ("save_steps", 13),
+        ("save_strategy", "no"),
+        ("eval_steps", 11),
+        ("eval_strategy", "steps"),
+        ("push_to_hub", True),
+        ("hub_token", TOKEN),
+        ("hub_model_id", "me/x"),
+        ("dataloader_num_workers", 4),
+        ("per_device_eval_batch_size", 99),
+        ("run_name", "other"),
+        ("gradient_checkpointing", True),
+        ("disable_tqdm", True),
+    ],
+)
 def test_irrelevant_training_args_keep_the_hash(field, value):
     assert stage_hash(**with_args(**{field: value})) == stage_hash(**identity_kwargs())
 
 
-@pytest.mark.parametrize("field,value", [
-    ("learning_rate", 2e-5), ("per_device_train_batch_size", 16), ("gradient_accumulation_steps", 2),
-    ("num_train_epochs", 3), ("max_steps", 100), ("warmup_steps", 0.1), ("weight_decay", 0.01), ("bf16", True),
-    ("lr_scheduler_type", "cosine"), ("seed", 7), ("data_seed", 7), ("label_smoothing_factor", 0.1),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("learning_rate", 2e-5),
+        ("per_device_train_batch_size", 16),
+        ("gradient_accumulation_steps", 2),
+        ("num_train_epochs", 3),
+        ("max_steps", 100),
+        ("warmup_steps", 0.1),
+        ("weight_decay", 0.01),
+        ("bf16", True),
+        ("lr_scheduler_type", "cosine"),
+        ("seed", 7),
+        ("data_seed", 7),
+        ("label_smoothing_factor", 0.1),
+    ],
+)
 def test_weight_relevant_training_args_change_the_hash(field, value):
     assert stage_hash(**with_args(**{field: value})) != stage_hash(**identity_kwargs())
 
 
 def test_eval_cadence_counts_only_when_the_best_checkpoint_is_kept():
-    best = dict(load_best_model_at_end=True, eval_strategy="steps", save_strategy="steps", eval_steps=10,
-                save_steps=10)
+    best = dict(load_best_model_at_end=True, eval_strategy="steps", save_strategy="steps", eval_steps=10, save_steps=10)
     assert stage_hash(**with_args(**best)) != stage_hash(**with_args(**{**best, "eval_steps": 20, "save_steps": 20}))
 
 
-@pytest.mark.parametrize("change", [
-    {"base_model": "FacebookAI/xlm-roberta-base"}, {"base_revision": "def456"}, {"previous_stage_hash": "aa11"},
-    {"seed": 1}, {"sampler": {"strategy": "temperature", "temperature": 2.0}}, {"world_size": 8},
-    {"tasks": [task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli",
-                             revision="r2", options={"max_length": 256, "max_train_examples": None})]},
-    {"tasks": [task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli",
-                             revision="r1", lang="de", options={"max_length": 256, "max_train_examples": None})]},
-    {"tasks": [task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli",
-                             revision="r1", options={"max_length": 256, "max_train_examples": 1000})]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"base_model": "FacebookAI/xlm-roberta-base"},
+        {"base_revision": "def456"},
+        {"previous_stage_hash": "aa11"},
+        {"seed": 1},
+        {"sampler": {"strategy": "temperature", "temperature": 2.0}},
+        {"world_size": 8},
+        {
+            "tasks": [
+                task_identity(
+                    "mnli",
+                    task_type="classification",
+                    source="nyu-mll/glue",
+                    config="mnli",
+                    revision="r2",
+                    options={"max_length": 256, "max_train_examples": None},
+                )
+            ]
+        },
+        {
+            "tasks": [
+                task_identity(
+                    "mnli",
+                    task_type="classification",
+                    source="nyu-mll/glue",
+                    config="mnli",
+                    revision="r1",
+                    lang="de",
+                    options={"max_length": 256, "max_train_examples": None},
+                )
+            ]
+        },
+        {
+            "tasks": [
+                task_identity(
+                    "mnli",
+                    task_type="classification",
+                    source="nyu-mll/glue",
+                    config="mnli",
+                    revision="r1",
+                    options={"max_length": 256, "max_train_examples": 1000},
+                )
+            ]
+        },
+    ],
+)
 def test_identity_inputs_change_the_hash(change):
     assert stage_hash(**identity_kwargs(**change)) != stage_hash(**identity_kwargs())
 
@@ -125,8 +206,10 @@ def test_data_files_hash_content_not_paths(tmp_path):
     first.write_text('{"text_a": "x", "label": 0}\n')
     moved.write_text(first.read_text())
     edited.write_text('{"text_a": "y", "label": 0}\n')
-    digests = [stage_hash(**identity_kwargs(tasks=[task_identity("ccg", data_files={"train": path})]))
-               for path in (first, moved, edited)]
+    digests = [
+        stage_hash(**identity_kwargs(tasks=[task_identity("ccg", data_files={"train": path})]))
+        for path in (first, moved, edited)
+    ]
     assert digests[0] == digests[1] != digests[2]
 
 
@@ -160,8 +243,14 @@ def test_missing_data_file_is_a_data_error(tmp_path):
 def test_training_arguments_object_hashes_like_its_mapping(tmp_path):
     from transformers import TrainingArguments
 
-    args = dict(learning_rate=1e-5, per_device_train_batch_size=8, num_train_epochs=2, warmup_steps=0.1,
-                lr_scheduler_type="cosine", optim="adamw_torch")
+    args = dict(
+        learning_rate=1e-5,
+        per_device_train_batch_size=8,
+        num_train_epochs=2,
+        warmup_steps=0.1,
+        lr_scheduler_type="cosine",
+        optim="adamw_torch",
+    )
     built = TrainingArguments(output_dir=str(tmp_path), report_to="none", **args)
     assert stage_hash(**identity_kwargs(training_args=built)) == stage_hash(**identity_kwargs(training_args=args))
 
@@ -171,17 +260,29 @@ def test_every_training_argument_is_classified():
 
     names = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
     classified = WEIGHT_TRAINING_ARGS | CONDITIONAL_TRAINING_ARGS | IGNORED_TRAINING_ARGS
-    assert not names - classified, f"classify these new TrainingArguments fields in stage_identity.py: {names - classified}"
+    assert not names - classified, (
+        f"classify these new TrainingArguments fields in stage_identity.py: {names - classified}"
+    )
     assert not (IGNORED_TRAINING_ARGS & (WEIGHT_TRAINING_ARGS | CONDITIONAL_TRAINING_ARGS))
 
 
 def test_hash_is_stable_across_processes():
-    payload = ("{'tasks': [task_identity('squad_v1', options={'doc_stride': 128, 'max_length': 384})],"
-               " 'sampler': {'b': 1, 'a': [1, 2]}, 'labels': {'entailment', 'neutral', 'contradiction', 'x', 'y'}}")
+    payload = (
+        "{'tasks': [task_identity('squad_v1', options={'doc_stride': 128, 'max_length': 384})],"
+        " 'sampler': {'b': 1, 'a': [1, 2]}, 'labels': {'entailment', 'neutral', 'contradiction', 'x', 'y'}}"
+    )
     code = f"from hf_itt.pipeline.identity import hash_identity, task_identity; print(hash_identity({payload}))"
     # other interpreters with other string-hash seeds: set iteration order differs between them
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
     assert outputs == {hash_identity(eval(payload))}
 
 
@@ -250,8 +351,12 @@ def test_checksums_skip_manifest_card_and_hidden_files(tmp_path):
 
 
 def test_secrets_never_reach_the_manifest(tmp_path):
-    config = {"hub": {"token": TOKEN, "namespace": "me"}, "training": {"hub_token": TOKEN, "max_tokens": 5},
-              "model": {"tokenizer": "my/tokenizer", "HF_TOKEN": TOKEN}, "note": f"pushed with {TOKEN} ok"}
+    config = {
+        "hub": {"token": TOKEN, "namespace": "me"},
+        "training": {"hub_token": TOKEN, "max_tokens": 5},
+        "model": {"tokenizer": "my/tokenizer", "HF_TOKEN": TOKEN},
+        "note": f"pushed with {TOKEN} ok",
+    }
     manifest = make_stage(tmp_path / "s1", config=config)
     manifest.publish.errors.append(f"401 for Authorization: Bearer {TOKEN}")
     write_manifest(tmp_path / "s1", manifest)
@@ -264,11 +369,13 @@ def test_secrets_never_reach_the_manifest(tmp_path):
 
 
 def test_lineage_grows_from_the_base_model():
-    first = next_lineage(None, base_model="xlm-roberta-large", base_revision=None, stage="s1", stage_hash="h1",
-                         tasks=["squad_v1"])
+    first = next_lineage(
+        None, base_model="xlm-roberta-large", base_revision=None, stage="s1", stage_hash="h1", tasks=["squad_v1"]
+    )
     parent = StageManifest(experiment="e", stage="s1", stage_hash="h1", lineage=first)
-    second = next_lineage(parent, base_model="xlm-roberta-large", base_revision=None, stage="s2", stage_hash="h2",
-                          tasks=["mnli", "qqp"])
+    second = next_lineage(
+        parent, base_model="xlm-roberta-large", base_revision=None, stage="s2", stage_hash="h2", tasks=["mnli", "qqp"]
+    )
     assert [entry["stage"] for entry in second] == ["base", "s1", "s2"]
     assert second[0]["ref"] == "xlm-roberta-large@main" and second[2]["tasks"] == ["mnli", "qqp"]
     assert len(parent.lineage) == 2  # the parent's list is not mutated

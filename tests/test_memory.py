@@ -24,8 +24,9 @@ from hf_itt.memory import (
     zero3_model_states,
 )
 
-TINY = memory.EncoderShape(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                           max_positions=40)
+TINY = memory.EncoderShape(
+    vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_positions=40
+)
 LARGE = count_parameters(KNOWN_SHAPES["xlm-roberta-large"])
 SETUPS = [(1, 1), (8, 1), (4, 2)]  # (gpus per node, nodes)
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +35,16 @@ REPO = Path(__file__).resolve().parents[1]
 def _hf_config(shape: memory.EncoderShape, **kwargs):
     from transformers import XLMRobertaConfig
 
-    return XLMRobertaConfig(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size,
-                            num_hidden_layers=shape.num_layers, num_attention_heads=shape.num_heads,
-                            intermediate_size=shape.intermediate_size, max_position_embeddings=shape.max_positions,
-                            type_vocab_size=shape.type_vocab_size, **kwargs)
+    return XLMRobertaConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_positions,
+        type_vocab_size=shape.type_vocab_size,
+        **kwargs,
+    )
 
 
 # --- DeepSpeed's estimators ------------------------------------------------------------------------
@@ -51,10 +58,17 @@ def test_model_states_equal_deepspeed_estimators(gpus, nodes, offload):
 
     total, largest = LARGE.total, LARGE.largest_layer
     assert zero2_model_states(total, gpus, nodes, offload) == stage2.estimate_zero2_model_states_mem_needs(
-        total, num_gpus_per_node=gpus, num_nodes=nodes, cpu_offload=offload)
+        total, num_gpus_per_node=gpus, num_nodes=nodes, cpu_offload=offload
+    )
     expected_cpu, expected_gpu, _ = stage3.estimate_zero3_model_states_mem_needs(
-        total, largest, num_gpus_per_node=gpus, num_nodes=nodes, cpu_offload=offload, cpu_offload_params=offload,
-        zero_init=True)
+        total,
+        largest,
+        num_gpus_per_node=gpus,
+        num_nodes=nodes,
+        cpu_offload=offload,
+        cpu_offload_params=offload,
+        zero_init=True,
+    )
     assert zero3_model_states(total, largest, gpus, nodes, offload) == (expected_cpu, expected_gpu)
 
 
@@ -71,10 +85,14 @@ def test_table_matches_what_deepspeed_prints(gpus, nodes, capsys):
     from deepspeed.runtime.zero import stage3
 
     stage2.estimate_zero2_model_states_mem_needs_all_cold(LARGE.total, num_gpus_per_node=gpus, num_nodes=nodes)
-    stage3.estimate_zero3_model_states_mem_needs_all_cold(LARGE.total, LARGE.largest_layer,
-                                                          num_gpus_per_node=gpus, num_nodes=nodes)
+    stage3.estimate_zero3_model_states_mem_needs_all_cold(
+        LARGE.total, LARGE.largest_layer, num_gpus_per_node=gpus, num_nodes=nodes
+    )
     printed = _printed_rows(capsys.readouterr().out)
-    ours = {name: (f"{cpu / 2**30:.2f}", f"{gpu / 2**30:.2f}") for name, (cpu, gpu) in model_states(LARGE, gpus, nodes).items()}
+    ours = {
+        name: (f"{cpu / 2**30:.2f}", f"{gpu / 2**30:.2f}")
+        for name, (cpu, gpu) in model_states(LARGE, gpus, nodes).items()
+    }
     assert ours["zero2"] == printed["offload_optimizer=none"]
     assert ours["zero2_offload"] == printed["offload_optimizer=cpu"]
     assert ours["zero3"] == printed["offload_param=none,offload_optimizer=none,zero_init=1"]
@@ -88,14 +106,17 @@ def _numel(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("model_class, heads, pooler", [
-    ("XLMRobertaModel", [], False),
-    ("XLMRobertaModel", [], True),
-    ("XLMRobertaForSequenceClassification", [("classification", 3)], False),
-    ("XLMRobertaForTokenClassification", [("token", 17)], False),
-    ("XLMRobertaForQuestionAnswering", [("qa", 2)], False),
-    ("XLMRobertaForMultipleChoice", [("choice", 1)], True),
-])
+@pytest.mark.parametrize(
+    "model_class, heads, pooler",
+    [
+        ("XLMRobertaModel", [], False),
+        ("XLMRobertaModel", [], True),
+        ("XLMRobertaForSequenceClassification", [("classification", 3)], False),
+        ("XLMRobertaForTokenClassification", [("token", 17)], False),
+        ("XLMRobertaForQuestionAnswering", [("qa", 2)], False),
+        ("XLMRobertaForMultipleChoice", [("choice", 1)], True),
+    ],
+)
 def test_count_equals_instantiated_tiny_model(model_class, heads, pooler):
     import transformers
     from deepspeed.runtime.zero.stage3 import model_to_params
@@ -118,13 +139,26 @@ def _family_model(shape: memory.EncoderShape, **extra):
         XLMRobertaModel,
     )
 
-    dims = dict(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
-                num_attention_heads=shape.num_heads, intermediate_size=shape.intermediate_size,
-                max_position_embeddings=shape.max_positions, type_vocab_size=shape.type_vocab_size)
+    dims = dict(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_positions,
+        type_vocab_size=shape.type_vocab_size,
+    )
     if shape.relative_positions:
-        config = DebertaV2Config(**dims, relative_attention=True, position_buckets=shape.relative_positions // 2,
-                                 norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"],
-                                 position_biased_input=shape.absolute_positions, **extra)
+        config = DebertaV2Config(
+            **dims,
+            relative_attention=True,
+            position_buckets=shape.relative_positions // 2,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=shape.absolute_positions,
+            **extra,
+        )
         return config, DebertaV2Model(config)
     if shape.type_vocab_size == 2:
         config = BertConfig(**dims, **extra)
@@ -145,10 +179,20 @@ def test_known_sizes_equal_the_real_architecture(name):
 def test_deberta_v2_without_shared_attention_keys_counts_its_position_projections():
     from transformers import DebertaV2Config, DebertaV2Model
 
-    config = DebertaV2Config(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                             intermediate_size=64, max_position_embeddings=40, relative_attention=True,
-                             max_relative_positions=-1, pos_att_type=["c2p", "p2c"], share_att_key=False,
-                             norm_rel_ebd="layer_norm", type_vocab_size=0)
+    config = DebertaV2Config(
+        vocab_size=120,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        relative_attention=True,
+        max_relative_positions=-1,
+        pos_att_type=["c2p", "p2c"],
+        share_att_key=False,
+        norm_rel_ebd="layer_norm",
+        type_vocab_size=0,
+    )
     shape = shape_from_config(config)
     assert shape.relative_projections == 2 and shape.absolute_positions
     assert count_parameters(shape, heads=[]).total == _numel(DebertaV2Model(config))
@@ -244,14 +288,21 @@ def test_shapes_from_config_json_and_errors(tmp_path):
     assert encoder_shape("microsoft/mdeberta-v3-base") == KNOWN_SHAPES["mdeberta-v3-base"]
 
 
-@pytest.mark.parametrize("model, code", [("bert-base-multilingual-cased", 0), ("microsoft/deberta-v3-large", 0),
-                                         ("no-org/no-such-model", 2)])
+@pytest.mark.parametrize(
+    "model, code", [("bert-base-multilingual-cased", 0), ("microsoft/deberta-v3-large", 0), ("no-org/no-such-model", 2)]
+)
 def test_memory_command_plans_bert_and_deberta_and_fails_in_one_line(model, code):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "hf_itt.memory", "--model", model], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_itt.memory", "--model", model],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == code, done.stderr
     if code:
         assert done.stderr.startswith("hf_itt error: No config for model") and "Traceback" not in done.stderr

@@ -180,8 +180,11 @@ def test_map_at_k_matches_a_naive_loop_and_mrr_for_single_gold():
     expected = 100 * sum(_naive_ap(r, g, 20) for r, g in zip(rankings, golds)) / 30
     assert map_at_k(rankings, golds)["map@20"] == pytest.approx(expected)
     singles = [{next(iter(g))} for g in golds]
-    mrr = 100 * sum(next((1 / (i + 1) for i, c in enumerate(r[:20]) if c in g), 0.0)
-                    for r, g in zip(rankings, singles)) / 30
+    mrr = (
+        100
+        * sum(next((1 / (i + 1) for i, c in enumerate(r[:20]) if c in g), 0.0) for r, g in zip(rankings, singles))
+        / 30
+    )
     assert map_at_k(rankings, singles)["map@20"] == pytest.approx(mrr)
 
 
@@ -195,11 +198,21 @@ def test_map_at_k_errors():
 # --------------------------------------------------------------------------- dispatcher
 
 
-@pytest.mark.parametrize("name, key", [
-    ("accuracy", "accuracy"), ("acc_and_f1", "acc_and_f1"), ("squad", "avg"), ("squad_v2", "avg"),
-    ("mlqa", "avg"), ("seqeval_f1", "f1"), ("pos_f1", "f1"), ("bucc_f1", "f1"),
-    ("tatoeba_accuracy", "accuracy"), ("map_at_20", "map@20"),
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("accuracy", "accuracy"),
+        ("acc_and_f1", "acc_and_f1"),
+        ("squad", "avg"),
+        ("squad_v2", "avg"),
+        ("mlqa", "avg"),
+        ("seqeval_f1", "f1"),
+        ("pos_f1", "f1"),
+        ("bucc_f1", "f1"),
+        ("tatoeba_accuracy", "accuracy"),
+        ("map_at_20", "map@20"),
+    ],
+)
 def test_primary_key_is_in_every_result(name, key):
     assert primary_key(name) == key
     examples = {

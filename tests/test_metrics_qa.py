@@ -141,15 +141,18 @@ def test_mlqa_arabic_removes_every_al():
     assert normalize_mlqa("مال", "ar") == "م"
 
 
-@pytest.mark.parametrize("lang, prediction, gold", [
-    ("de", "Der Hund!", "hund"),
-    ("de", "eines Mannes", "Mannes"),
-    ("es", "los perros", "Perros"),
-    ("es", "¿una casa?", "casa"),
-    ("vi", "những con mèo", "con mèo"),
-    ("en", "the cat", "cat"),
-    ("hi", "भारत।", "भारत"),  # the danda is Unicode punctuation
-])
+@pytest.mark.parametrize(
+    "lang, prediction, gold",
+    [
+        ("de", "Der Hund!", "hund"),
+        ("de", "eines Mannes", "Mannes"),
+        ("es", "los perros", "Perros"),
+        ("es", "¿una casa?", "casa"),
+        ("vi", "những con mèo", "con mèo"),
+        ("en", "the cat", "cat"),
+        ("hi", "भारत।", "भारत"),  # the danda is Unicode punctuation
+    ],
+)
 def test_mlqa_language_rules_give_exact_match(lang, prediction, gold):
     assert mlqa_scores({"q": prediction}, {"q": [gold]}, lang)["exact_match"] == 100.0
 
@@ -205,7 +208,7 @@ def _perturb(index, qid, references, contexts, ids):
         return " ".join(words[:-1])
     if kind == 2:
         context, start = contexts[qid]
-        return context[start:start + len(gold) + 25]
+        return context[start : start + len(gold) + 25]
     if kind == 3:
         return " ".join(["zzz"] + words[1:])
     if kind == 4:

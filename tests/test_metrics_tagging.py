@@ -53,8 +53,10 @@ def test_mock_udpos_reproduces_xtremes_expectation_exactly():
 
 
 def _first_mock_language():
-    return (read_tag_file(MOCK / "predictions" / "udpos" / "test-af.tsv"),
-            read_tag_file(MOCK / "labels" / "udpos" / "test-af.tsv"))
+    return (
+        read_tag_file(MOCK / "predictions" / "udpos" / "test-af.tsv"),
+        read_tag_file(MOCK / "labels" / "udpos" / "test-af.tsv"),
+    )
 
 
 def test_mock_panx_is_the_same_under_seqeval_and_whole_tags():

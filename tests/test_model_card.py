@@ -17,21 +17,35 @@ BASE = "FacebookAI/xlm-roberta-large"
 
 
 def stage_manifest(parent_ref: str | None = None) -> StageManifest:
-    tasks = [task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli"),
-             task_identity("squad_v1", task_type="extractive_qa", source="rajpurkar/squad")]
-    identity = stage_identity(base_model=BASE, base_revision=None, previous_stage_hash="aaaa", tasks=tasks,
-                              sampler={"strategy": "temperature", "temperature": 2.0},
-                              training_args={"learning_rate": 1e-5, "per_device_train_batch_size": 4,
-                                             "hub_token": TOKEN}, seed=3)
-    first = next_lineage(None, base_model=BASE, base_revision="main", stage="s1", stage_hash="aaaa",
-                         tasks=["hellaswag"])
+    tasks = [
+        task_identity("mnli", task_type="classification", source="nyu-mll/glue", config="mnli"),
+        task_identity("squad_v1", task_type="extractive_qa", source="rajpurkar/squad"),
+    ]
+    identity = stage_identity(
+        base_model=BASE,
+        base_revision=None,
+        previous_stage_hash="aaaa",
+        tasks=tasks,
+        sampler={"strategy": "temperature", "temperature": 2.0},
+        training_args={"learning_rate": 1e-5, "per_device_train_batch_size": 4, "hub_token": TOKEN},
+        seed=3,
+    )
+    first = next_lineage(
+        None, base_model=BASE, base_revision="main", stage="s1", stage_hash="aaaa", tasks=["hellaswag"]
+    )
     first[-1]["ref"] = parent_ref
     parent = StageManifest(experiment="grid", stage="s1", stage_hash="aaaa", lineage=first)
     return StageManifest(
-        experiment="grid", stage="s2", stage_hash="bbbb", status="finished", identity=identity, tasks=tasks,
+        experiment="grid",
+        stage="s2",
+        stage_hash="bbbb",
+        status="finished",
+        identity=identity,
+        tasks=tasks,
         source=parent_ref or "runs/grid/s1",
-        lineage=next_lineage(parent, base_model=BASE, base_revision="main", stage="s2", stage_hash="bbbb",
-                             tasks=["mnli", "squad_v1"]),
+        lineage=next_lineage(
+            parent, base_model=BASE, base_revision="main", stage="s2", stage_hash="bbbb", tasks=["mnli", "squad_v1"]
+        ),
         metrics={"mnli": {"accuracy": 84.25}, "squad_v1": {"exact_match": 80.5, "f1": 88.125}},
         config={"hub": {"token": TOKEN}},
     )
@@ -103,7 +117,7 @@ def assert_hub_valid_card(text: str) -> ModelCard:
     card = ModelCard(text, ignore_metadata_errors=False)
     data = card.data
     assert data.library_name == "transformers" and data.license and HUB_LICENSE.match(data.license)
-    for repo_id in ([data.base_model] if isinstance(data.base_model, str) else data.base_model or []):
+    for repo_id in [data.base_model] if isinstance(data.base_model, str) else data.base_model or []:
         validate_repo_id(repo_id)
     for dataset in data.datasets or []:
         validate_repo_id(dataset)
@@ -146,14 +160,26 @@ def test_target_card_carries_zero_shot_results_in_its_model_index():
     manifest = stage_manifest()
     manifest.tasks = [{"name": "xnli", "type": "classification", "source": "nyu-mll/glue/mnli", "lang": "en"}]
     manifest.metrics = {"xnli": {"accuracy": 84.0}}
-    result = TaskResult(experiment="grid", seed=3, base_model=BASE, metric_version="1", itt={}, checkpoint="",
-                        task="xnli", split="test", primary_metric="accuracy",
-                        languages={"de": {"accuracy": 77.5}, "sw": {"accuracy": 66.25}})
+    result = TaskResult(
+        experiment="grid",
+        seed=3,
+        base_model=BASE,
+        metric_version="1",
+        itt={},
+        checkpoint="",
+        task="xnli",
+        split="test",
+        primary_metric="accuracy",
+        languages={"de": {"accuracy": 77.5}, "sw": {"accuracy": 66.25}},
+    )
     card = assert_hub_valid_card(str(build_model_card(manifest, kind="target", results=[result])))
     _, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
     found = {(r.dataset_name, r.dataset_config, r.dataset_split): r.metric_value for r in results}
-    assert found == {("xnli", None, "validation"): 84.0, ("xnli (de)", "de", "test"): 77.5,
-                     ("xnli (sw)", "sw", "test"): 66.25}
+    assert found == {
+        ("xnli", None, "validation"): 84.0,
+        ("xnli (de)", "de", "test"): 77.5,
+        ("xnli (sw)", "sw", "test"): 66.25,
+    }
     assert {r.dataset_type for r in results} == {"nyu-mll/glue", "facebook/xnli"}
     assert card.data.pipeline_tag == "text-classification" and "fine-tuned head" in card.text
     assert "| xnli | test | accuracy | sw | 66.25 |" in card.text
@@ -163,9 +189,17 @@ def test_card_states_the_selection_and_what_the_stage_ran():
     from dataclasses import replace
 
     manifest = stage_manifest()
-    budget = {"updates": 7000, "effective_batch_size": 32, "examples_seen": 224_000, "planned_updates": 36_816,
-              "epochs": 0.57, "stopped_early": True, "selected_step": 4000, "metric_for_best_model": "average",
-              "best_metric": 84.25}
+    budget = {
+        "updates": 7000,
+        "effective_batch_size": 32,
+        "examples_seen": 224_000,
+        "planned_updates": 36_816,
+        "epochs": 0.57,
+        "stopped_early": True,
+        "selected_step": 4000,
+        "metric_for_best_model": "average",
+        "best_metric": 84.25,
+    }
     manifest = replace(manifest, budget=budget, identity={**manifest.identity, "early_stopping_patience": 3})
     text = str(build_model_card(manifest, repo_id="me/grid-s2"))
     assert "| early_stopping_patience | 3 |" in text

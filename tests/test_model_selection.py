@@ -27,32 +27,55 @@ MNLI_TRAIN, MNLI_DEV = DATA / "mnli" / "train.jsonl", DATA / "mnli" / "validatio
 
 # ---- units ---------------------------------------------------------------------------------------
 def test_evaluations_without_improvement_counts_as_jiant_and_the_trainer_do():
-    history = [{"loss": 1.0}, {"eval_average": 0.4}, {"eval_average": 0.4}, {"eval_average": 0.6},
-               {"eval_average": 0.5}, {"eval_average": 0.6}, {"eval_loss": 0.1}]
-    assert evaluations_without_improvement(history, "average", True) == 2       # a tie is no improvement
+    history = [
+        {"loss": 1.0},
+        {"eval_average": 0.4},
+        {"eval_average": 0.4},
+        {"eval_average": 0.6},
+        {"eval_average": 0.5},
+        {"eval_average": 0.6},
+        {"eval_loss": 0.1},
+    ]
+    assert evaluations_without_improvement(history, "average", True) == 2  # a tie is no improvement
     assert evaluations_without_improvement(history[:4], "eval_average", True) == 0
     assert evaluations_without_improvement([], "average", True) == 0
     losses = [{"eval_loss": 2.0}, {"eval_loss": 1.0}, {"eval_loss": 1.5}]
-    assert evaluations_without_improvement(losses, "loss", False) == 1          # lower is better
+    assert evaluations_without_improvement(losses, "loss", False) == 1  # lower is better
 
 
 def test_training_budget_from_the_trainer_state():
-    args = SimpleNamespace(per_device_train_batch_size=4, gradient_accumulation_steps=8, world_size=2,
-                           load_best_model_at_end=True, metric_for_best_model="average")
+    args = SimpleNamespace(
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=8,
+        world_size=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="average",
+    )
     state = SimpleNamespace(global_step=3000, max_steps=9000, epoch=1.25, best_global_step=2000, best_metric=0.81)
     budget = training_budget(args, state)
-    assert budget == {"updates": 3000, "effective_batch_size": 64, "examples_seen": 192_000, "planned_updates": 9000,
-                      "epochs": 1.25, "stopped_early": True, "selected_step": 2000,
-                      "metric_for_best_model": "average", "best_metric": 0.81}
+    assert budget == {
+        "updates": 3000,
+        "effective_batch_size": 64,
+        "examples_seen": 192_000,
+        "planned_updates": 9000,
+        "epochs": 1.25,
+        "stopped_early": True,
+        "selected_step": 2000,
+        "metric_for_best_model": "average",
+        "best_metric": 0.81,
+    }
     check_budget(budget)
-    no_selection = training_budget(SimpleNamespace(**{**vars(args), "load_best_model_at_end": False}),
-                                   SimpleNamespace(**{**vars(state), "global_step": 9000}))
+    no_selection = training_budget(
+        SimpleNamespace(**{**vars(args), "load_best_model_at_end": False}),
+        SimpleNamespace(**{**vars(state), "global_step": 9000}),
+    )
     assert no_selection["selected_step"] == 9000 and no_selection["best_metric"] is None
     assert not no_selection["stopped_early"]
 
 
-@pytest.mark.parametrize("budget", [{"updates": "many"}, {"updates": -1}, {"stopped_early": "no"}, {"steps": 3},
-                                    {"examples_seen": True}])
+@pytest.mark.parametrize(
+    "budget", [{"updates": "many"}, {"updates": -1}, {"stopped_early": "no"}, {"steps": 3}, {"examples_seen": True}]
+)
 def test_a_manifest_with_a_malformed_budget_is_refused(tmp_path, budget):
     manifest = StageManifest(experiment="e", stage="s", stage_hash="h", status="finished", budget=budget)
     write_manifest(tmp_path, manifest)
@@ -75,14 +98,25 @@ def test_a_manifest_without_a_budget_still_reads(tmp_path):
 def paper_config(tiny_checkpoint, root: Path, *overrides: str, training: str = ""):
     """itt_mnli.yaml as shipped (preset xlmr-large-itt: its selection settings) with a tiny model, fixture
     data, no targets and a cadence of 2 updates instead of 1,000."""
-    return load_experiment(PAPER / "itt_mnli.yaml", [
-        f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", "hub.publisher=local",
-        f"hub.local_root={root}/hub", "defaults.deepspeed=", "targets.tasks=[]", "targets.per_task_training={}",
-        "targets.data_files={}",
-        f"stages.0.tasks=[{{name: mnli, data_files: {{train: '{MNLI_TRAIN}', validation: '{MNLI_DEV}'}}}}]",
-        ("stages.0.training={bf16: false, use_cpu: true, disable_tqdm: true, per_device_train_batch_size: 2, "
-         f"gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2{training}}}"),
-        *overrides])
+    return load_experiment(
+        PAPER / "itt_mnli.yaml",
+        [
+            f"model.name_or_path={tiny_checkpoint}",
+            f"output_dir={root}/run",
+            "hub.publisher=local",
+            f"hub.local_root={root}/hub",
+            "defaults.deepspeed=",
+            "targets.tasks=[]",
+            "targets.per_task_training={}",
+            "targets.data_files={}",
+            f"stages.0.tasks=[{{name: mnli, data_files: {{train: '{MNLI_TRAIN}', validation: '{MNLI_DEV}'}}}}]",
+            (
+                "stages.0.training={bf16: false, use_cpu: true, disable_tqdm: true, per_device_train_batch_size: 2, "
+                f"gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2{training}}}"
+            ),
+            *overrides,
+        ],
+    )
 
 
 def trainer_state(stage_dir: Path) -> dict:
@@ -105,14 +139,29 @@ def test_the_grid_config_stops_early_records_its_budget_and_runs_the_collapse_al
     reports at the first evaluation, step 2."""
     from hf_itt.pipeline.runner import StageRunner
 
-    config = paper_config(tiny_checkpoint, tmp_path, "stages.0.early_stopping_patience=2", "health.collapse_threshold=0",
-                          "health.collapse_margin=0", "health.collapse_min_examples=1", training=", learning_rate: 0.0")
+    config = paper_config(
+        tiny_checkpoint,
+        tmp_path,
+        "stages.0.early_stopping_patience=2",
+        "health.collapse_threshold=0",
+        "health.collapse_margin=0",
+        "health.collapse_min_examples=1",
+        training=", learning_rate: 0.0",
+    )
     job = StageRunner(config).run(report=False)[0].job
     assert job.training["load_best_model_at_end"] and job.training["metric_for_best_model"] == "average"
     manifest = read_manifest(job.checkpoint_dir)
-    assert manifest.budget == {"updates": 6, "effective_batch_size": 2, "examples_seen": 12, "planned_updates": 12,
-                               "epochs": manifest.budget["epochs"], "stopped_early": True, "selected_step": 2,
-                               "metric_for_best_model": "average", "best_metric": manifest.budget["best_metric"]}
+    assert manifest.budget == {
+        "updates": 6,
+        "effective_batch_size": 2,
+        "examples_seen": 12,
+        "planned_updates": 12,
+        "epochs": manifest.budget["epochs"],
+        "stopped_early": True,
+        "selected_step": 2,
+        "metric_for_best_model": "average",
+        "best_metric": manifest.budget["best_metric"],
+    }
     assert manifest.lineage[-1]["budget"] == manifest.budget and manifest.config["early_stopping_patience"] == 2
     evaluations = [entry["step"] for entry in trainer_state(job.stage_dir)["log_history"] if "eval_average" in entry]
     assert evaluations == [2, 4, 6]
@@ -161,7 +210,9 @@ def test_early_stopping_resumes_its_count(tiny_checkpoint, tmp_path, callback, s
             built.add_callback(EarlyStoppingCallback(2))
         return built
 
-    config = paper_config(tiny_checkpoint, tmp_path, "stages.0.early_stopping_patience=2", training=", learning_rate: 0.0")
+    config = paper_config(
+        tiny_checkpoint, tmp_path, "stages.0.early_stopping_patience=2", training=", learning_rate: 0.0"
+    )
     job = build_jobs(config)[0]
     first = trainer()
     first.add_callback(StopAfter4())

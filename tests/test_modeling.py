@@ -47,8 +47,11 @@ def test_each_head_gives_its_outputs_and_a_loss(model):
     assert out.logits.shape == (3, 3) and out.loss > 0
 
     mc = batch(1)
-    mc = {"input_ids": mc["input_ids"][:, None].repeat(1, 2, 1),
-          "attention_mask": mc["attention_mask"][:, None].repeat(1, 2, 1), "task_ids": mc["task_ids"]}
+    mc = {
+        "input_ids": mc["input_ids"][:, None].repeat(1, 2, 1),
+        "attention_mask": mc["attention_mask"][:, None].repeat(1, 2, 1),
+        "task_ids": mc["task_ids"],
+    }
     out = model(**mc, labels=torch.tensor([0, 1, 1]))
     assert out.logits.shape == (3, 2) and out.loss > 0
 
@@ -122,12 +125,14 @@ def test_from_pretrained_checks_labels_and_adds_missing_heads(model, tmp_path):
     with pytest.raises(CheckpointError, match="'nli' has 3 labels .* spec has 2"):
         MultiTaskModel.from_pretrained(tmp_path, tasks={"nli": {"type": "classification", "num_labels": 2}})
     with pytest.raises(CheckpointError, match="label"):
-        MultiTaskModel.from_pretrained(tmp_path, tasks={"nli": {"type": "classification",
-                                                                "labels": ["contradiction", "entailment", "neutral"]}})
+        MultiTaskModel.from_pretrained(
+            tmp_path, tasks={"nli": {"type": "classification", "labels": ["contradiction", "entailment", "neutral"]}}
+        )
     with pytest.raises(CheckpointError, match="is tagging in the checkpoint"):
         MultiTaskModel.from_pretrained(tmp_path, tasks={"pos": {"type": "classification", "num_labels": 5}})
-    grown = MultiTaskModel.from_pretrained(tmp_path, tasks={"nli": TASKS["nli"],
-                                                            "ner": {"type": "tagging", "num_labels": 7}})
+    grown = MultiTaskModel.from_pretrained(
+        tmp_path, tasks={"nli": TASKS["nli"], "ner": {"type": "tagging", "num_labels": 7}}
+    )
     assert grown.task_names == [*TASKS, "ner"] and grown.heads["ner"].classifier.out_features == 7
 
 
@@ -139,12 +144,15 @@ def test_add_task_mlm_is_tied(tiny_checkpoint):
         model.add_task("nli", "classification", num_labels=3)
 
 
-@pytest.mark.parametrize("name, spec, message", [
-    ("nli", {"type": "retrieval"}, "has no head"),
-    ("a.b", {"type": "mlm"}, "invalid"),
-    ("nli", {"type": "classification", "num_labels": 2, "labels": ["a", "b", "c"]}, "num_labels=2 but 3"),
-    ("nli", {"type": "classification"}, "needs num_labels"),
-])
+@pytest.mark.parametrize(
+    "name, spec, message",
+    [
+        ("nli", {"type": "retrieval"}, "has no head"),
+        ("a.b", {"type": "mlm"}, "invalid"),
+        ("nli", {"type": "classification", "num_labels": 2, "labels": ["a", "b", "c"]}, "num_labels=2 but 3"),
+        ("nli", {"type": "classification"}, "needs num_labels"),
+    ],
+)
 def test_bad_task_specs_raise_config_error(name, spec, message):
     with pytest.raises(ConfigError, match=message):
         head_spec(name, spec)
@@ -154,7 +162,15 @@ def test_config_accepts_spec_objects():
     class Spec:
         type, labels = "tagging", ["O", "B-PER", "I-PER"]
 
-    config = MultiTaskConfig(encoder={"model_type": "xlm-roberta", "vocab_size": 10, "hidden_size": 8,
-                                      "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 8},
-                             tasks={"ner": Spec()})
+    config = MultiTaskConfig(
+        encoder={
+            "model_type": "xlm-roberta",
+            "vocab_size": 10,
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 1,
+            "intermediate_size": 8,
+        },
+        tasks={"ner": Spec()},
+    )
     assert config.tasks["ner"] == {"type": "tagging", "num_labels": 3, "labels": ["O", "B-PER", "I-PER"]}

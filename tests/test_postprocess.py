@@ -30,7 +30,7 @@ def logits_with(length, peaks, base=0.0):
 
 
 def text_of(start_word, end_word):
-    return CONTEXT[WORD_OFFSETS[start_word][0]:WORD_OFFSETS[end_word][1]]
+    return CONTEXT[WORD_OFFSETS[start_word][0] : WORD_OFFSETS[end_word][1]]
 
 
 def test_best_valid_span_skips_question_reversed_and_too_long_spans():
@@ -67,12 +67,16 @@ def test_decoding_matches_brute_force_and_stays_inside_the_context(seed):
     max_answer_length = int(rng.integers(1, 6))
     examples, features = [{"id": "q", "context": CONTEXT}], [{"example_id": "q", "offset_mapping": offsets}]
     _, s, e = brute_force(start, end, offsets, max_answer_length)
-    expected = CONTEXT[offsets[s][0]:offsets[e][1]]
-    full = decode_qa_predictions(examples, features, [start], [end], n_best=len(offsets),
-                                 max_answer_length=max_answer_length)
+    expected = CONTEXT[offsets[s][0] : offsets[e][1]]
+    full = decode_qa_predictions(
+        examples, features, [start], [end], n_best=len(offsets), max_answer_length=max_answer_length
+    )
     assert full == {"q": expected}
-    valid = {CONTEXT[offsets[a][0]:offsets[b][1]] for a in range(question, question + len(WORD_OFFSETS))
-             for b in range(a, min(a + max_answer_length, question + len(WORD_OFFSETS)))}
+    valid = {
+        CONTEXT[offsets[a][0] : offsets[b][1]]
+        for a in range(question, question + len(WORD_OFFSETS))
+        for b in range(a, min(a + max_answer_length, question + len(WORD_OFFSETS)))
+    }
     few = decode_qa_predictions(examples, features, [start], [end], n_best=3, max_answer_length=max_answer_length)
     assert few["q"] in valid | {""}
 
@@ -100,8 +104,9 @@ def test_squad_v2_null_answer_and_threshold():
     examples = [{"id": "q", "context": CONTEXT}]
     decoded = decode_qa(examples, [window()], [start], [end], version_2=True)
     assert decoded.predictions == {"q": ""} and decoded.null_score_diffs["q"] == pytest.approx(6.0)
-    assert decode_qa_predictions(examples, [window()], [start], [end], version_2=True,
-                                 null_score_diff_threshold=6.5) == {"q": "river bank"}
+    assert decode_qa_predictions(
+        examples, [window()], [start], [end], version_2=True, null_score_diff_threshold=6.5
+    ) == {"q": "river bank"}
     assert decode_qa_predictions(examples, [window()], [start], [end]) == {"q": "river bank"}  # v1 always answers
 
 
@@ -116,9 +121,11 @@ def test_gold_answers_from_features_rejects_spans_outside_the_context():
 
 def test_tagging_windows_merge_to_one_tag_per_word():
     # example 0: words 0..3 over two windows, word 1 has two sub-words; example 1: one word; example 2: none
-    features = [{"example_id": 0, "word_ids": [None, 0, 1, 1, None]},
-                {"example_id": 0, "word_ids": [None, 2, 3, None]},
-                {"example_id": 1, "word_ids": [None, 0, None]}]
+    features = [
+        {"example_id": 0, "word_ids": [None, 0, 1, 1, None]},
+        {"example_id": 0, "word_ids": [None, 2, 3, None]},
+        {"example_id": 1, "word_ids": [None, 0, None]},
+    ]
     ids = [np.array([9, 4, 5, 6, 9, -100]), np.array([9, 7, 8, 9, -100, -100]), np.array([9, 2, 9, -100, -100, -100])]
     assert decode_tagging_predictions(features, ids, num_examples=3) == [[4, 5, 7, 8], [2], []]
     logits = [np.eye(10)[np.maximum(row, 0)] for row in ids]

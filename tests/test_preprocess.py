@@ -47,10 +47,13 @@ def qa_row(row_id, context, question, answer=None, start=None):
 
 # ------------------------------------------------------------------------------------------ classification
 
+
 def test_classification_pairs_truncate_the_longer_text_and_do_not_pad(tiny_tokenizer):
     long_text = " ".join(["The quick brown fox jumps over the lazy dog."] * 10)
-    rows = [{"text_a": long_text, "text_b": "A man is playing.", "label": 2},
-            {"text_a": "Paris is a city.", "text_b": "It is large.", "label": 0}]
+    rows = [
+        {"text_a": long_text, "text_b": "A man is playing.", "label": 2},
+        {"text_a": "Paris is a city.", "text_b": "It is large.", "label": 0},
+    ]
     spec = Spec("nli", "classification", num_labels=3, max_length=24)
     features = preprocess(Dataset.from_list(rows), spec, tiny_tokenizer)
     assert features.column_names == ["input_ids", "attention_mask", "labels"]
@@ -58,7 +61,7 @@ def test_classification_pairs_truncate_the_longer_text_and_do_not_pad(tiny_token
     lengths = [len(ids) for ids in features["input_ids"]]
     assert lengths[0] == 24 and lengths[1] < 24  # truncated to max_length, never padded
     hypothesis = tiny_tokenizer("A man is playing.", add_special_tokens=False)["input_ids"]
-    assert features[0]["input_ids"][-len(hypothesis) - 1:-1] == hypothesis  # the short second text survives whole
+    assert features[0]["input_ids"][-len(hypothesis) - 1 : -1] == hypothesis  # the short second text survives whole
     assert all(set(mask) == {1} for mask in features["attention_mask"])
 
 
@@ -75,10 +78,18 @@ def test_classification_single_sentences_and_bad_rows(tiny_tokenizer):
 
 
 def test_multiple_choice_features_have_one_row_per_choice(tiny_tokenizer):
-    rows = [{"prompt": "A man sits down.", "label": 1,
-             "choices": ["He plays a guitar.", "He runs.", "The dog barks.", "It rains."]},
-            {"prompt": "The crowd is singing.", "label": 3,
-             "choices": ["Loudly.", "Quietly.", "Never.", "Often, on the stage."]}]
+    rows = [
+        {
+            "prompt": "A man sits down.",
+            "label": 1,
+            "choices": ["He plays a guitar.", "He runs.", "The dog barks.", "It rains."],
+        },
+        {
+            "prompt": "The crowd is singing.",
+            "label": 3,
+            "choices": ["Loudly.", "Quietly.", "Never.", "Often, on the stage."],
+        },
+    ]
     features = preprocess(Dataset.from_list(rows), Spec("hellaswag", "multiple_choice", num_choices=4), tiny_tokenizer)
     assert features["labels"] == [1, 3]
     for row, ids, mask in zip(rows, features["input_ids"], features["attention_mask"]):
@@ -86,13 +97,17 @@ def test_multiple_choice_features_have_one_row_per_choice(tiny_tokenizer):
         prompt = tiny_tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
         for choice, choice_ids in zip(row["choices"], ids):
             tail = tiny_tokenizer(choice, add_special_tokens=False)["input_ids"]
-            assert choice_ids[1:1 + len(prompt)] == prompt and choice_ids[-len(tail) - 1:-1] == tail
+            assert choice_ids[1 : 1 + len(prompt)] == prompt and choice_ids[-len(tail) - 1 : -1] == tail
     with pytest.raises(DataError, match="3 choices, expected 4"):
-        preprocess(Dataset.from_list([{"prompt": "p", "choices": ["a", "b", "c"], "label": 0}]),
-                   Spec("hellaswag", "multiple_choice", num_choices=4), tiny_tokenizer)
+        preprocess(
+            Dataset.from_list([{"prompt": "p", "choices": ["a", "b", "c"], "label": 0}]),
+            Spec("hellaswag", "multiple_choice", num_choices=4),
+            tiny_tokenizer,
+        )
 
 
 # ---------------------------------------------------------------------------------------------- extractive QA
+
 
 def qa_features(rows, tokenizer, **spec_fields):
     dataset = Dataset.from_list(rows)
@@ -130,11 +145,13 @@ def check_gold_windows(rows, train, evaluation):
 
 def test_qa_long_context_windows_round_trip(tiny_tokenizer):
     context = " ".join(f"Sentence {i} says that the river bank {i} is near the capital." for i in range(40))
-    rows = [qa_row("start", context, "Which sentence comes first?", "Sentence 0 says"),
-            qa_row("middle", context, "What is near?", "the river bank 17 is near"),
-            qa_row("end", context, "What is last?", "bank 39 is near the capital."),
-            qa_row("spaced", context, "Leading space?", " river bank 21", context.index(" river bank 21")),
-            qa_row("none", context, "Unanswerable?")]
+    rows = [
+        qa_row("start", context, "Which sentence comes first?", "Sentence 0 says"),
+        qa_row("middle", context, "What is near?", "the river bank 17 is near"),
+        qa_row("end", context, "What is last?", "bank 39 is near the capital."),
+        qa_row("spaced", context, "Leading space?", " river bank 21", context.index(" river bank 21")),
+        qa_row("none", context, "Unanswerable?"),
+    ]
     dataset, train, evaluation = qa_features(rows, tiny_tokenizer, max_length=64, doc_stride=24)
     assert all(len(ids) <= 64 for ids in train["input_ids"])
     assert all(set(mask) == {1} for mask in train["attention_mask"])
@@ -150,8 +167,9 @@ def test_qa_long_context_windows_round_trip(tiny_tokenizer):
     assert gold["none"] == []
     # gold positions as one-hot logits decode back to the gold text (no-answer -> "" under SQuAD v2)
     start_logits, end_logits = one_hot(train["start_positions"], 64), one_hot(train["end_positions"], 64)
-    predictions = decode_qa_predictions(dataset, evaluation, start_logits, end_logits, max_answer_length=64,
-                                        version_2=True)
+    predictions = decode_qa_predictions(
+        dataset, evaluation, start_logits, end_logits, max_answer_length=64, version_2=True
+    )
     assert predictions == {row["id"]: row["answers"]["text"][0].strip() for row in rows[:4]} | {"none": ""}
 
 
@@ -167,8 +185,8 @@ def test_qa_eval_offsets_are_none_outside_the_context(tiny_tokenizer):
     _, _, evaluation = qa_features(rows, tiny_tokenizer)
     offsets = evaluation[0]["offset_mapping"]
     question_length = len(tiny_tokenizer(question, add_special_tokens=False)["input_ids"])
-    assert offsets[:question_length + 3] == [None] * (question_length + 3)  # <s> question </s></s>
-    assert offsets[-1] is None and None not in offsets[question_length + 3:-1]
+    assert offsets[: question_length + 3] == [None] * (question_length + 3)  # <s> question </s></s>
+    assert offsets[-1] is None and None not in offsets[question_length + 3 : -1]
 
 
 def test_qa_long_questions_are_clipped_and_bad_strides_rejected(tiny_tokenizer, caplog):
@@ -194,8 +212,13 @@ def test_qa_question_cutting_paths_give_the_windows_of_cutting_first(tiny_tokeni
     short, long, huge = "Why?", "Which river is near?", "Which river flows through the capital and why? " * 6
     questions = ([short] * 30 + [long, huge]) if batch == "mostly_short" else [long] * 20 + [short, huge]
     settings = {"max_length": 64, "doc_stride": 8}
-    expected = qa._encode_pairs(tiny_tokenizer, qa.clip_questions(questions, tiny_tokenizer, 5), [context] * 32,
-                                list(range(len(questions))), **settings)
+    expected = qa._encode_pairs(
+        tiny_tokenizer,
+        qa.clip_questions(questions, tiny_tokenizer, 5),
+        [context] * 32,
+        list(range(len(questions))),
+        **settings,
+    )
     failures, encode_pairs = [], qa._encode_pairs
 
     def recording_failures(*args, **kwargs):
@@ -221,10 +244,14 @@ def test_qa_question_cutting_paths_give_the_windows_of_cutting_first(tiny_tokeni
 
 def xquad_rows(path, one_per_paragraph=True):
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    return [qa_row(qa["id"], paragraph["context"], qa["question"], qa["answers"][0]["text"],
-                   qa["answers"][0]["answer_start"])
-            for article in data for paragraph in article["paragraphs"]
-            for qa in (paragraph["qas"][:1] if one_per_paragraph else paragraph["qas"])]
+    return [
+        qa_row(
+            qa["id"], paragraph["context"], qa["question"], qa["answers"][0]["text"], qa["answers"][0]["answer_start"]
+        )
+        for article in data
+        for paragraph in article["paragraphs"]
+        for qa in (paragraph["qas"][:1] if one_per_paragraph else paragraph["qas"])
+    ]
 
 
 @pytest.mark.parametrize("language", ["th", "zh", "ar"])
@@ -239,17 +266,27 @@ def test_qa_round_trip_on_real_xquad(shared_data, tiny_tokenizer, language):
     exact = sum(squash(row["answers"]["text"][0]) in {squash(text) for text in spans[row["id"]]} for row in rows)
     assert exact >= 0.75 * len(rows)  # the rest are the smallest token-aligned spans covering the answer
     length = max(len(ids) for ids in train["input_ids"])
-    predictions = decode_qa_predictions(dataset, evaluation, one_hot(train["start_positions"], length),
-                                        one_hot(train["end_positions"], length), max_answer_length=384)
+    predictions = decode_qa_predictions(
+        dataset,
+        evaluation,
+        one_hot(train["start_positions"], length),
+        one_hot(train["end_positions"], length),
+        max_answer_length=384,
+    )
     assert all(predictions[row["id"]] in {text.strip() for text in spans[row["id"]]} for row in rows)
 
 
 # ---------------------------------------------------------------------------------------------- tagging
 
+
 def tagging_features(sentences, tokenizer, max_length=64, split_role="eval"):
     rows = [{"tokens": words, "tags": tags} for words, tags in sentences]
-    return preprocess(Dataset.from_list(rows), Spec("pos", "tagging", labels=UPOS, num_labels=len(UPOS),
-                                                    max_length=max_length), tokenizer, split_role=split_role)
+    return preprocess(
+        Dataset.from_list(rows),
+        Spec("pos", "tagging", labels=UPOS, num_labels=len(UPOS), max_length=max_length),
+        tokenizer,
+        split_role=split_role,
+    )
 
 
 def test_tagging_labels_sit_on_the_first_sub_word(tiny_tokenizer):
@@ -313,6 +350,7 @@ def test_tagging_round_trip_on_real_ud(shared_data, tiny_tokenizer):
 
 # ---------------------------------------------------------------------------------------------- mlm / retrieval
 
+
 def test_mlm_groups_texts_into_chunks_with_special_tokens_mask(tiny_tokenizer):
     texts = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.", "A man plays."]
     rows = Dataset.from_list([{"text": t} for t in texts])
@@ -328,8 +366,10 @@ def test_mlm_groups_texts_into_chunks_with_special_tokens_mask(tiny_tokenizer):
 
 
 def test_retrieval_gives_one_feature_per_present_sentence(tiny_tokenizer):
-    rows = [{"source_id": "de-1", "source_sentence": "Der Hund.", "target_id": "en-1", "target_sentence": "The dog."},
-            {"source_id": "de-2", "source_sentence": "Ein Satz " * 50, "target_id": "", "target_sentence": ""}]
+    rows = [
+        {"source_id": "de-1", "source_sentence": "Der Hund.", "target_id": "en-1", "target_sentence": "The dog."},
+        {"source_id": "de-2", "source_sentence": "Ein Satz " * 50, "target_id": "", "target_sentence": ""},
+    ]
     features = preprocess(Dataset.from_list(rows), Spec("bucc", "retrieval", max_length=16), tiny_tokenizer)
     expected = [("source", "de-1"), ("target", "en-1"), ("source", "de-2")]
     assert list(zip(features["side"], features["example_id"])) == expected
@@ -341,13 +381,19 @@ def test_answer_retrieval_queries_and_candidates(tiny_tokenizer):
     spec = Spec("lareqa", "answer_retrieval", max_length=16)
     query_rows = [{"query_id": "q1", "query": "Who is the man on the stage? " * 5, "gold_ids": ["c1"]}]
     queries = preprocess(Dataset.from_list(query_rows), spec, tiny_tokenizer, split_role="eval")
-    candidates = preprocess(Dataset.from_list([{"candidate_id": "c1", "text": "A man.", "context": "A man. " * 20}]),
-                            spec, tiny_tokenizer, split_role="eval")
+    candidates = preprocess(
+        Dataset.from_list([{"candidate_id": "c1", "text": "A man.", "context": "A man. " * 20}]),
+        spec,
+        tiny_tokenizer,
+        split_role="eval",
+    )
     assert queries["example_id"] == ["q1"] and candidates["example_id"] == ["c1"]
     assert len(candidates[0]["input_ids"]) == 16 and len(queries[0]["input_ids"]) == 16  # query cap: min(96, 16)
     # a candidate is ONE segment, answer sentence directly followed by its context (XTREME-R's encoding)
-    assert candidates[0]["input_ids"] == tiny_tokenizer("A man." + "A man. " * 20, truncation=True,
-                                                        max_length=16)["input_ids"]
+    assert (
+        candidates[0]["input_ids"]
+        == tiny_tokenizer("A man." + "A man. " * 20, truncation=True, max_length=16)["input_ids"]
+    )
 
 
 def test_answer_retrieval_training_pairs(tiny_tokenizer):
@@ -355,12 +401,15 @@ def test_answer_retrieval_training_pairs(tiny_tokenizer):
     pairs = Dataset.from_list([{"query": "Who plays?", "candidate": "A man plays.", "context": "On the stage."}])
     [feature] = preprocess(pairs, spec, tiny_tokenizer)
     assert feature["input_ids"] == tiny_tokenizer("Who plays?")["input_ids"]
-    assert feature["candidate_input_ids"] == tiny_tokenizer("A man plays.On the stage.", truncation=True,
-                                                            max_length=12)["input_ids"]
+    assert (
+        feature["candidate_input_ids"]
+        == tiny_tokenizer("A man plays.On the stage.", truncation=True, max_length=12)["input_ids"]
+    )
     assert len(feature["candidate_attention_mask"]) == len(feature["candidate_input_ids"])
 
 
 # ---------------------------------------------------------------------------------------------- errors and cache
+
 
 def test_empty_data_missing_columns_and_unknown_types_are_named(tiny_tokenizer):
     with pytest.raises(DataError, match="'mnli'.*empty"):

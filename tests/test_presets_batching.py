@@ -21,8 +21,11 @@ def test_every_preset_groups_batches_by_length():
 def test_the_switch_turns_it_off_and_a_stage_setting_wins():
     grouped = build_jobs(load_experiment(SEQ, LOCAL))
     plain = build_jobs(load_experiment(SEQ, [*LOCAL, "defaults.group_by_length=false"]))
-    own = build_jobs(load_experiment(SEQ, [*LOCAL, "defaults.group_by_length=false",
-                                           "stages.0.training.train_sampling_strategy=group_by_length"]))
+    own = build_jobs(
+        load_experiment(
+            SEQ, [*LOCAL, "defaults.group_by_length=false", "stages.0.training.train_sampling_strategy=group_by_length"]
+        )
+    )
     assert grouped[0].training["train_sampling_strategy"] == "group_by_length"
     assert "train_sampling_strategy" not in plain[0].training  # TrainingArguments' default: random batches
     assert grouped[0].identity["training_args"]["train_sampling_strategy"] == "group_by_length"
@@ -41,10 +44,15 @@ def padded_tokens(trainer: MultiTaskTrainer, data) -> int:
 
 def test_the_trainer_groups_batches_by_length(tiny_checkpoint, tiny_tokenizer, tmp_path):
     strategy, data = "group_by_length", toy_dataset("nli", 400)
-    trainers = {name: MultiTaskTrainer(toy_model(tiny_checkpoint, ("nli",)),
-                                       toy_args(tmp_path / name, num_train_epochs=1, train_sampling_strategy=name),
-                                       train_datasets={"nli": data}, processing_class=tiny_tokenizer)
-                for name in (strategy, "random")}
+    trainers = {
+        name: MultiTaskTrainer(
+            toy_model(tiny_checkpoint, ("nli",)),
+            toy_args(tmp_path / name, num_train_epochs=1, train_sampling_strategy=name),
+            train_datasets={"nli": data},
+            processing_class=tiny_tokenizer,
+        )
+        for name in (strategy, "random")
+    }
     grouped, random = (trainers[name].build_batch_sampler() for name in (strategy, "random"))
     assert grouped.lengths is not None and random.lengths is None
     assert sorted(i for batch in grouped for i in batch) == list(range(400))  # every example once per epoch

@@ -47,7 +47,10 @@ def paper_rows():
     rows = {}
     for name in GRID:
         for config in load_experiments(PAPER / name):
-            rows[(name, config.experiment)] = (config, protocol_rows(config, build_jobs(config, allow_missing_data=True)))
+            rows[(name, config.experiment)] = (
+                config,
+                protocol_rows(config, build_jobs(config, allow_missing_data=True)),
+            )
     return rows
 
 
@@ -85,8 +88,14 @@ def test_joint_rows_name_every_task_once(paper_rows):
 def dry_run(config: Path, *overrides: str, env_extra=None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(config.parent / "hf-home"), **(env_extra or {}))
-    return subprocess.run([sys.executable, str(REPO / "run_itt.py"), "--config", str(config), "--dry-run",
-                           *overrides], capture_output=True, text=True, env=env, timeout=300, cwd=config.parent)
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_itt.py"), "--config", str(config), "--dry-run", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=config.parent,
+    )
 
 
 def test_a_dry_run_of_a_paper_config_needs_no_token_and_prints_the_protocol(tmp_path):
@@ -95,20 +104,27 @@ def test_a_dry_run_of_a_paper_config_needs_no_token_and_prints_the_protocol(tmp_
     assert "protocol:" in done.stdout and "itt squad-v1" in done.stdout
     assert re.search(r"target xquad +squad_v1 ", done.stdout) and re.search(r"target xcopa +siqa -> copa ", done.stdout)
     # the paper's Mewsli-X data is built by the user: the dry run names what a run would stop on
-    assert "missing data (the run would stop here): targets.data_files.mewsli_x: 'data/mewsli_x' does not exist" \
+    assert (
+        "missing data (the run would stop here): targets.data_files.mewsli_x: 'data/mewsli_x' does not exist"
         in done.stdout
+    )
 
 
 def test_validate_names_a_missing_data_file(tmp_path):
     config = tmp_path / "e.yaml"
-    config.write_text("experiment: e\nmodel: {name_or_path: xlm-roberta-large}\n"
-                      "stages: [{name: nli, tasks: [{name: mnli, data_files: {train: nowhere/train.jsonl}}]}]\n")
+    config.write_text(
+        "experiment: e\nmodel: {name_or_path: xlm-roberta-large}\n"
+        "stages: [{name: nli, tasks: [{name: mnli, data_files: {train: nowhere/train.jsonl}}]}]\n"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "hf_itt", "validate", str(config)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_itt", "validate", str(config)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 2
-    assert (f"hf_itt error: stages[0].tasks[0].data_files.train: 'nowhere/train.jsonl' does not exist (looked at "
-            f"{tmp_path}/nowhere/train.jsonl)") in done.stderr
+    assert (
+        f"hf_itt error: stages[0].tasks[0].data_files.train: 'nowhere/train.jsonl' does not exist (looked at "
+        f"{tmp_path}/nowhere/train.jsonl)"
+    ) in done.stderr
 
 
 def test_every_trained_row_selects_as_jiant(paper_rows):
@@ -121,5 +137,8 @@ def test_every_trained_row_selects_as_jiant(paper_rows):
                 assert row.selection == "last checkpoint"
                 continue
             # the metric: the tasks' average, a dual encoder's loss, SQuAD F1 beside MLM (ablation_mlm.yaml says why)
-            assert re.fullmatch(r"best (average|loss|squad_v1_f1), evaluated every 1000 steps on 500 dev rows, "
-                                r"patience 30", row.selection), (name, row.job, row.selection)
+            assert re.fullmatch(
+                r"best (average|loss|squad_v1_f1), evaluated every 1000 steps on 500 dev rows, "
+                r"patience 30",
+                row.selection,
+            ), (name, row.job, row.selection)

@@ -21,7 +21,7 @@ def test_xquad_json_loads_every_question_with_exact_answer_offsets(shared_data, 
     for row in data:
         assert row["answers"]["text"], row["id"]
         for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
-            assert row["context"][start:start + len(text)] == text
+            assert row["context"][start : start + len(text)] == text
     english = load_split("xquad", "validation", lang="en", data_files=str(shared_data / "xquad" / "xquad.{lang}.json"))
     assert english["id"] == data["id"]  # XQuAD is parallel: same ids in the same order
 
@@ -94,8 +94,9 @@ def test_whole_english_ewt_files_load(shared_data):
 
 
 def test_xquad_files_as_lareqa_candidates(shared_data):
-    queries, candidates = load_answer_retrieval("lareqa", "validation", lang="th",
-                                                data_files=str(shared_data / "xquad" / "xquad.{lang}.json"))
+    queries, candidates = load_answer_retrieval(
+        "lareqa", "validation", lang="th", data_files=str(shared_data / "xquad" / "xquad.{lang}.json")
+    )
     assert len(queries) == 1190 and all(len(gold) == 11 for gold in queries["gold_ids"])
     by_id = dict(zip(candidates["candidate_id"], candidates["text"]))
     english = json.loads((shared_data / "xquad" / "xquad.en.json").read_text(encoding="utf-8"))

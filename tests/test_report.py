@@ -50,18 +50,32 @@ TASK_OFFSET = {"xnli": 0.0, "panx": -5.0}
 
 def language_score(experiment: str, task: str, seed: int, language: str) -> float:
     _, gain, per_language, noise = EXPERIMENTS[experiment]
-    return (LANGUAGE_BASE[language] + TASK_OFFSET[task] + SEED_EFFECT[seed] + gain
-            + per_language.get(language, 0.0) + noise[seed])
+    return (
+        LANGUAGE_BASE[language]
+        + TASK_OFFSET[task]
+        + SEED_EFFECT[seed]
+        + gain
+        + per_language.get(language, 0.0)
+        + noise[seed]
+    )
 
 
-def make_result(experiment, task, seed, base_model="xlm-roberta-large", metric_version="1",
-                split="validation", languages=None) -> TaskResult:
+def make_result(
+    experiment, task, seed, base_model="xlm-roberta-large", metric_version="1", split="validation", languages=None
+) -> TaskResult:
     languages = languages or LANGUAGE_BASE
     return TaskResult(
-        experiment=experiment, seed=seed, base_model=base_model, metric_version=metric_version,
-        itt=EXPERIMENTS[experiment][0], checkpoint=f"runs/{experiment}/seed{seed}", task=task, split=split,
+        experiment=experiment,
+        seed=seed,
+        base_model=base_model,
+        metric_version=metric_version,
+        itt=EXPERIMENTS[experiment][0],
+        checkpoint=f"runs/{experiment}/seed{seed}",
+        task=task,
+        split=split,
         primary_metric=TASKS[task],
-        languages={lang: {TASKS[task]: language_score(experiment, task, seed, lang)} for lang in languages})
+        languages={lang: {TASKS[task]: language_score(experiment, task, seed, lang)} for lang in languages},
+    )
 
 
 def write_grid(root, skip=(), **overrides):
@@ -80,7 +94,7 @@ def expected_average(experiment, task, seed, languages) -> float:
 
 
 def find_row(table, *leading):
-    return next(row for row in table.rows if tuple(row[:len(leading)]) == leading)
+    return next(row for row in table.rows if tuple(row[: len(leading)]) == leading)
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +180,10 @@ def test_language_heatmap_matrix(grid):
 def test_sequential_joint_pairing(grid):
     assert sequential_joint_pairs(grid) == ([("seq", "joint")], [])
     row = find_row(sequential_joint_table(grid, "baseline"), "xnli")
-    joint_minus_seq = [expected_average("joint", "xnli", s, LANGUAGE_BASE) - expected_average("seq", "xnli", s, LANGUAGE_BASE)
-                       for s in SEEDS]
+    joint_minus_seq = [
+        expected_average("joint", "xnli", s, LANGUAGE_BASE) - expected_average("seq", "xnli", s, LANGUAGE_BASE)
+        for s in SEEDS
+    ]
     assert row[5].mean == pytest.approx(np.mean(joint_minus_seq)) and row[5].paired
     assert row[6].mean == pytest.approx(find_row(delta_table(grid, "baseline"), "xnli", "seq")[2].mean)
 
@@ -179,8 +195,10 @@ def test_benchmark_average_over_covered_tasks(grid):
     assert row[2] is None  # no XTREME score without all nine tasks ...
     assert row[3].mean == pytest.approx(np.mean(per_seed))  # ... only the partial mean over xnli and panx
     assert row[5] == "pawsx, udpos, xquad, mlqa, tydiqa, bucc2018, tatoeba"
-    assert any(note.startswith("XTREME: partial, no results for pawsx") and "not a benchmark score" in note
-               for note in table.notes)
+    assert any(
+        note.startswith("XTREME: partial, no results for pawsx") and "not a benchmark score" in note
+        for note in table.notes
+    )
     joint = find_row(table, "XTREME", "joint")
     assert joint[3].n == 2 and joint[4].n == 2  # seed 3 lacks panx: left out of the average
 
@@ -188,11 +206,22 @@ def test_benchmark_average_over_covered_tasks(grid):
 def test_benchmark_restricts_languages_per_benchmark(tmp_path):
     qa_scores = {"en": (70.0, 82.0), "de": (55.0, 68.0), "ro": (40.0, 51.0)}  # (exact_match, f1)
     for seed in SEEDS:
-        languages = {lang: {"exact_match": em + seed, "f1": f1 + seed, "avg": (em + f1) / 2 + seed}
-                     for lang, (em, f1) in qa_scores.items()}
-        TaskResult(experiment="baseline", seed=seed, base_model="xlm-roberta-large", metric_version="1",
-                   itt=EXPERIMENTS["baseline"][0], checkpoint="c", task="xquad", split="validation",
-                   primary_metric="avg", languages=languages).save(tmp_path / f"xquad-{seed}.json")
+        languages = {
+            lang: {"exact_match": em + seed, "f1": f1 + seed, "avg": (em + f1) / 2 + seed}
+            for lang, (em, f1) in qa_scores.items()
+        }
+        TaskResult(
+            experiment="baseline",
+            seed=seed,
+            base_model="xlm-roberta-large",
+            metric_version="1",
+            itt=EXPERIMENTS["baseline"][0],
+            checkpoint="c",
+            task="xquad",
+            split="validation",
+            primary_metric="avg",
+            languages=languages,
+        ).save(tmp_path / f"xquad-{seed}.json")
     table = benchmark_table(ResultGrid(load_results([tmp_path], "validation")), "baseline")
     xtreme, xtreme_r = find_row(table, "XTREME", "baseline"), find_row(table, "XTREME-R", "baseline")
     seed_mean = np.mean(SEEDS)
@@ -202,11 +231,22 @@ def test_benchmark_restricts_languages_per_benchmark(tmp_path):
 
 
 def test_missing_combinations_and_tasks_without_baseline(tmp_path):
-    root = write_grid(tmp_path, skip={("joint", "panx", 3), ("baseline", "panx", 1), ("baseline", "panx", 2),
-                                      ("baseline", "panx", 3), ("single", "xnli", 2)})
+    root = write_grid(
+        tmp_path,
+        skip={
+            ("joint", "panx", 3),
+            ("baseline", "panx", 1),
+            ("baseline", "panx", 2),
+            ("baseline", "panx", 3),
+            ("single", "xnli", 2),
+        },
+    )
     grid = ResultGrid(load_results([root], "validation"))
-    assert missing_combinations(grid) == [("baseline", "panx", [1, 2, 3]), ("joint", "panx", [3]),
-                                          ("single", "xnli", [2])]
+    assert missing_combinations(grid) == [
+        ("baseline", "panx", [1, 2, 3]),
+        ("joint", "panx", [3]),
+        ("single", "xnli", [2]),
+    ]
     assert tasks_without_baseline(grid, "baseline") == ["panx"]
     assert all(row[0] != "panx" for row in delta_table(grid, "baseline").rows)
     row = find_row(delta_table(grid, "baseline"), "xnli", "single")
@@ -273,8 +313,13 @@ def test_report_markdown_and_plots(rendered):
     report, out = rendered
     text = report.read_text()
     assert "23 result files in 1 comparable group(s). 1 result files of other splits left out" in text
-    for title in ("Scores (language averages", "Deltas vs baseline 'baseline'", "Benchmark averages",
-                  "Sequential vs joint", "Missing results"):
+    for title in (
+        "Scores (language averages",
+        "Deltas vs baseline 'baseline'",
+        "Benchmark averages",
+        "Sequential vs joint",
+        "Missing results",
+    ):
         assert title in text
     assert "`joint` × `panx`: seed(s) 3" in text
     assert "![xnli per-language deltas](heatmap-xnli.png)" in text
@@ -285,8 +330,19 @@ def test_report_markdown_and_plots(rendered):
 
 def test_cli_writes_html_report_with_svg(tmp_path):
     write_grid(tmp_path / "runs")
-    command = [sys.executable, "-m", "hf_itt.report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
-               "--baseline", "single", "--format", "html", "--svg"]
+    command = [
+        sys.executable,
+        "-m",
+        "hf_itt.report",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+        "--baseline",
+        "single",
+        "--format",
+        "html",
+        "--svg",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "out" / "report.html").read_text()
@@ -354,11 +410,23 @@ def test_complete_benchmark_shows_the_average_partial_does_not(tmp_path):
 
     metric = {"xquad": "avg", "mlqa": "avg", "tydiqa": "avg", "udpos": "f1", "panx": "f1", "bucc2018": "f1"}
     for task, languages in BENCHMARK_LANGUAGES["xtreme"].items():
-        values = ({"exact_match": 60.0, "f1": 70.0, "avg": 65.0} if metric.get(task) == "avg"
-                  else {metric.get(task, "accuracy"): 50.0 + len(task)})
-        TaskResult(experiment="baseline", seed=1, base_model="m", metric_version="2", itt={"mode": "none"},
-                   checkpoint="c", task=task, split="validation", primary_metric=metric.get(task, "accuracy"),
-                   languages={lang: dict(values) for lang in languages}).save(tmp_path / f"{task}.json")
+        values = (
+            {"exact_match": 60.0, "f1": 70.0, "avg": 65.0}
+            if metric.get(task) == "avg"
+            else {metric.get(task, "accuracy"): 50.0 + len(task)}
+        )
+        TaskResult(
+            experiment="baseline",
+            seed=1,
+            base_model="m",
+            metric_version="2",
+            itt={"mode": "none"},
+            checkpoint="c",
+            task=task,
+            split="validation",
+            primary_metric=metric.get(task, "accuracy"),
+            languages={lang: dict(values) for lang in languages},
+        ).save(tmp_path / f"{task}.json")
     table = benchmark_table(ResultGrid(load_results([tmp_path], "validation")), "baseline")
     row = find_row(table, "XTREME", "baseline")
     scores = [65.0 if metric.get(task) == "avg" else 50.0 + len(task) for task in BENCHMARK_LANGUAGES["xtreme"]]
@@ -370,11 +438,19 @@ def test_report_shows_bucc_threshold_sources(tmp_path):
     from hf_itt.report.thresholds import threshold_table
 
     for seed, source in ((1, "dev"), (2, "test-oracle")):
-        TaskResult(experiment="baseline", seed=seed, base_model="m", metric_version="2", itt={"mode": "none"},
-                   checkpoint="c", task="bucc2018", split="test", primary_metric="f1",
-                   languages={"de": {"f1": 80.0, "threshold": 1.0625}, "fr": {"f1": 70.0, "threshold": 1.1}},
-                   protocol={"bucc_duplicates": "drop", "threshold_source": {"de": source, "fr": "dev"}},
-                   ).save(tmp_path / f"bucc-{seed}.json")
+        TaskResult(
+            experiment="baseline",
+            seed=seed,
+            base_model="m",
+            metric_version="2",
+            itt={"mode": "none"},
+            checkpoint="c",
+            task="bucc2018",
+            split="test",
+            primary_metric="f1",
+            languages={"de": {"f1": 80.0, "threshold": 1.0625}, "fr": {"f1": 70.0, "threshold": 1.1}},
+            protocol={"bucc_duplicates": "drop", "threshold_source": {"de": source, "fr": "dev"}},
+        ).save(tmp_path / f"bucc-{seed}.json")
     grid = ResultGrid(load_results([tmp_path], "test"))
     table = threshold_table(grid)
     assert table.rows[0] == ["bucc2018", "baseline", "1", "drop", "de 1.0625 (dev), fr 1.1000 (dev)"]
@@ -386,20 +462,36 @@ def test_report_shows_bucc_threshold_sources(tmp_path):
 def test_demo_shaped_report_renders_the_best_itt_table(tmp_path):
     """The demo's shape: five experiments, demo_xnli with validation and test, demo_tatoeba with
     validation only (its only split)."""
-    itts = {"baseline": [], "itt-related": [["mnli"]], "itt-unrelated": [["commonsenseqa"]],
-            "joint": [["mnli", "commonsenseqa"]], "sequential": [["commonsenseqa"], ["mnli"]]}
+    itts = {
+        "baseline": [],
+        "itt-related": [["mnli"]],
+        "itt-unrelated": [["commonsenseqa"]],
+        "joint": [["mnli", "commonsenseqa"]],
+        "sequential": [["commonsenseqa"], ["mnli"]],
+    }
     gains = {"baseline": 0.0, "itt-related": 20.0, "itt-unrelated": 1.0, "joint": 15.0, "sequential": 18.0}
     for experiment, stages in itts.items():
         mode = "none" if not stages else "single" if len(stages) == 1 and len(stages[0]) == 1 else "other"
-        for task, splits, metric in (("demo_xnli", ("validation", "test"), "accuracy"),
-                                     ("demo_tatoeba", ("validation",), "accuracy")):
+        for task, splits, metric in (
+            ("demo_xnli", ("validation", "test"), "accuracy"),
+            ("demo_tatoeba", ("validation",), "accuracy"),
+        ):
             for split in splits:
-                TaskResult(experiment=experiment, seed=0, base_model="demo/base", metric_version="2",
-                           itt={"mode": mode, "stages": stages}, checkpoint="c", task=task, split=split,
-                           primary_metric=metric,
-                           languages={lang: {metric: 50.0 + gains[experiment] - (split == "test")}
-                                      for lang in ("en", "qa", "qb", "qc")},
-                           ).save(tmp_path / experiment / "results" / f"{task}.{split}.json")
+                TaskResult(
+                    experiment=experiment,
+                    seed=0,
+                    base_model="demo/base",
+                    metric_version="2",
+                    itt={"mode": mode, "stages": stages},
+                    checkpoint="c",
+                    task=task,
+                    split=split,
+                    primary_metric=metric,
+                    languages={
+                        lang: {metric: 50.0 + gains[experiment] - (split == "test")}
+                        for lang in ("en", "qa", "qb", "qc")
+                    },
+                ).save(tmp_path / experiment / "results" / f"{task}.{split}.json")
     text = build_report([tmp_path], tmp_path / "report").read_text()
     assert "### Best intermediate task per target (selected on validation, reported on test)" in text
     assert "| demo_xnli | itt-related | mnli | 70.0 (n=1) | test | 69.0 (n=1) | 49.0 (n=1) | +20.00 (n=1) |" in text
@@ -410,9 +502,17 @@ def test_demo_shaped_report_renders_the_best_itt_table(tmp_path):
 
 
 def stage_entry(stage, tasks, updates, batch=32, planned=None, selected=None):
-    budget = {"updates": updates, "effective_batch_size": batch, "examples_seen": updates * batch,
-              "planned_updates": planned or updates, "epochs": 1.0, "stopped_early": updates < (planned or updates),
-              "selected_step": selected or updates, "metric_for_best_model": "average", "best_metric": 0.5}
+    budget = {
+        "updates": updates,
+        "effective_batch_size": batch,
+        "examples_seen": updates * batch,
+        "planned_updates": planned or updates,
+        "epochs": 1.0,
+        "stopped_early": updates < (planned or updates),
+        "selected_step": selected or updates,
+        "metric_for_best_model": "average",
+        "best_metric": 0.5,
+    }
     return {"stage": stage, "tasks": tasks, "budget": budget}
 
 
@@ -421,9 +521,13 @@ def test_budget_table_states_each_arms_updates_and_examples_seen(tmp_path):
     from hf_itt.report.budget import budget_table
 
     training = {  # experiment -> seed -> ITT entries
-        "seq": {1: [stage_entry("squad-v1", ["squad_v1"], 8_214), stage_entry("mnli", ["mnli"], 36_816)],
-                2: [stage_entry("squad-v1", ["squad_v1"], 8_214), stage_entry("mnli", ["mnli"], 30_000, planned=36_816,
-                                                                              selected=0)]},
+        "seq": {
+            1: [stage_entry("squad-v1", ["squad_v1"], 8_214), stage_entry("mnli", ["mnli"], 36_816)],
+            2: [
+                stage_entry("squad-v1", ["squad_v1"], 8_214),
+                stage_entry("mnli", ["mnli"], 30_000, planned=36_816, selected=0),
+            ],
+        },
         "joint": {1: [stage_entry("joint", ["mnli", "squad_v1"], 20_000, planned=45_030, selected=12_000)]},
     }
     for experiment in ("baseline", "seq", "joint", "single"):
@@ -441,7 +545,12 @@ def test_budget_table_states_each_arms_updates_and_examples_seen(tmp_path):
     assert joint[2:4] == ["20,000", "640,000"]
     assert joint[4] == "joint: 20,000 × 32 of 45,030 (early stop) (step 12,000)"
     assert joint[5] == "1; not recorded for 2"
-    assert find_row(table, "single")[2:] == ["not recorded", "not recorded", "not recorded", "none; not recorded for 1, 2"]
+    assert find_row(table, "single")[2:] == [
+        "not recorded",
+        "not recorded",
+        "not recorded",
+        "none; not recorded for 1, 2",
+    ]
     assert find_row(table, "baseline")[2:5] == ["0", "0", "no ITT stage"]
     report = build_report([tmp_path], tmp_path / "out").read_text()
     assert "### Training budget of each arm" in report and "| joint | mnli + squad_v1 | 20,000 | 640,000 |" in report

@@ -33,17 +33,26 @@ def checkpoint_folder(root: Path, step: int) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("damage, expected", [
-    (lambda f: os.truncate(f / "optimizer.pt", (f / "optimizer.pt").stat().st_size // 2),
-     "optimizer.pt is damaged (not a complete torch archive: File is not a zip file; truncated?)"),
-    (lambda f: os.truncate(f / "model.safetensors", 2000),
-     "model.safetensors is damaged (its tensors need 4168 bytes but the file has 2000; truncated?)"),
-    (lambda f: (f / "model.safetensors").write_bytes(b"\x01"),
-     "model.safetensors is damaged (1 bytes, shorter than a safetensors header)"),
-    (lambda f: (f / "trainer_state.json").write_text('{"global_st'),
-     "trainer_state.json is damaged (unreadable: "),
-    (lambda f: (f / "trainer_state.json").unlink(), "trainer_state.json is missing (the save was interrupted)"),
-], ids=["torn-optimizer", "torn-safetensors", "one-byte-safetensors", "torn-json", "no-trainer-state"])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (
+            lambda f: os.truncate(f / "optimizer.pt", (f / "optimizer.pt").stat().st_size // 2),
+            "optimizer.pt is damaged (not a complete torch archive: File is not a zip file; truncated?)",
+        ),
+        (
+            lambda f: os.truncate(f / "model.safetensors", 2000),
+            "model.safetensors is damaged (its tensors need 4168 bytes but the file has 2000; truncated?)",
+        ),
+        (
+            lambda f: (f / "model.safetensors").write_bytes(b"\x01"),
+            "model.safetensors is damaged (1 bytes, shorter than a safetensors header)",
+        ),
+        (lambda f: (f / "trainer_state.json").write_text('{"global_st'), "trainer_state.json is damaged (unreadable: "),
+        (lambda f: (f / "trainer_state.json").unlink(), "trainer_state.json is missing (the save was interrupted)"),
+    ],
+    ids=["torn-optimizer", "torn-safetensors", "one-byte-safetensors", "torn-json", "no-trainer-state"],
+)
 def test_each_torn_file_is_named(tmp_path, damage, expected):
     folder = checkpoint_folder(tmp_path, 2)
     assert damaged_file(folder) is None
@@ -67,19 +76,42 @@ def test_the_newest_complete_checkpoint_is_chosen(tmp_path, caplog):
 
 # ------------------------------------------------------------------------------- real runs, resumed
 def one_stage(folder: Path) -> Path:
-    config = {"experiment": "fallback", "seed": 11, "hub": {"publisher": "local"},
-              "defaults": {"training": {"per_device_train_batch_size": 2, "max_steps": 3, "save_steps": 1,
-                                        "learning_rate": 1e-3, "use_cpu": True, "disable_tqdm": True}},
-              "stages": [{"name": "nli", "tasks": [{"name": "mnli",
-                                                    "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}]}
+    config = {
+        "experiment": "fallback",
+        "seed": 11,
+        "hub": {"publisher": "local"},
+        "defaults": {
+            "training": {
+                "per_device_train_batch_size": 2,
+                "max_steps": 3,
+                "save_steps": 1,
+                "learning_rate": 1e-3,
+                "use_cpu": True,
+                "disable_tqdm": True,
+            }
+        },
+        "stages": [
+            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
+        ],
+    }
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
 def run(config: Path, checkpoint: Path, root: Path, *extra: str) -> int:
-    return main(["run", "--config", str(config), "--no-report", f"model.name_or_path={checkpoint}",
-                 f"output_dir={root}/run", f"hub.local_root={root}/hub", *extra])
+    return main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={checkpoint}",
+            f"output_dir={root}/run",
+            f"hub.local_root={root}/hub",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +131,9 @@ def killed_copy(whole: Path, tmp_path: Path) -> Path:
     return stage
 
 
-def test_a_truncated_optimizer_state_falls_back_to_the_previous_checkpoint(uninterrupted, tiny_checkpoint,
-                                                                            tmp_path, caplog, capsys):
+def test_a_truncated_optimizer_state_falls_back_to_the_previous_checkpoint(
+    uninterrupted, tiny_checkpoint, tmp_path, caplog, capsys
+):
     config, whole = uninterrupted
     stage = killed_copy(whole, tmp_path)
     for step in (3, 2):  # the newest two torn: the disk filled up while saving them
@@ -129,8 +162,8 @@ def test_dry_run_says_resume_only_when_the_run_resumes(uninterrupted, tiny_check
         return line
 
     assert plan().endswith("resume  [checkpoint-3]")
-    assert plan("--force").endswith(" train")                              # --force starts afresh
+    assert plan("--force").endswith(" train")  # --force starts afresh
     assert plan("defaults.training.learning_rate=2e-3").endswith(" train")  # other settings: set aside
     for folder in (tmp_path / "run" / "stages" / "nli" / "trainer").glob("checkpoint-*"):
         (folder / "trainer_state.json").unlink()
-    assert plan().endswith(" train")                                       # nothing complete to resume
+    assert plan().endswith(" train")  # nothing complete to resume

@@ -231,8 +231,15 @@ def test_bucc_duplicate_texts_are_mined_once_and_kept_for_every_id_on_request():
     src_ids, src, tgt_ids, tgt, gold = _bucc_sample(seed=8, n_pairs=10, n_src_extra=0, n_tgt_extra=5)
     tgt_ids, tgt = tgt_ids + ["en-dup"], np.vstack([tgt, tgt[:1]])
     tgt_texts = [f"text {j}" for j in range(len(tgt_ids) - 1)] + ["text 0"]
-    candidates = bucc_mine(src_ids, src, tgt_ids, tgt, src_texts=[f"src {i}" for i in range(len(src_ids))],
-                           tgt_texts=tgt_texts, duplicates="keep")
+    candidates = bucc_mine(
+        src_ids,
+        src,
+        tgt_ids,
+        tgt,
+        src_texts=[f"src {i}" for i in range(len(src_ids))],
+        tgt_texts=tgt_texts,
+        duplicates="keep",
+    )
     partners = {s for (s, t) in candidates if t == "en-000000"}
     assert partners and partners == {s for (s, t) in candidates if t == "en-dup"}
     with pytest.raises(DataError, match="texts"):
@@ -255,10 +262,10 @@ def _with_repeats(seed: int):
     for new_id, original in copies.items():
         if new_id.startswith("de"):
             row = src_ids.index(original)
-            src_ids, src, src_texts = src_ids + [new_id], np.vstack([src, src[row:row + 1]]), src_texts + [original]
+            src_ids, src, src_texts = src_ids + [new_id], np.vstack([src, src[row : row + 1]]), src_texts + [original]
         else:
             row = tgt_ids.index(original)
-            tgt_ids, tgt, tgt_texts = tgt_ids + [new_id], np.vstack([tgt, tgt[row:row + 1]]), tgt_texts + [original]
+            tgt_ids, tgt, tgt_texts = tgt_ids + [new_id], np.vstack([tgt, tgt[row : row + 1]]), tgt_texts + [original]
     return (src_ids, src, src_texts, tgt_ids, tgt, tgt_texts, gold), copies
 
 
@@ -307,8 +314,15 @@ def tiny_encoder(tiny_checkpoint):
     return AutoModel.from_pretrained(tiny_checkpoint)
 
 
-SENTENCES = ["a short one", "", "a considerably longer sentence with many more words in it than the others",
-             "mid length sentence here", "x", "Zwei Wörter", "another sentence of some length for padding"]
+SENTENCES = [
+    "a short one",
+    "",
+    "a considerably longer sentence with many more words in it than the others",
+    "mid length sentence here",
+    "x",
+    "Zwei Wörter",
+    "another sentence of some length for padding",
+]
 
 
 def test_embed_sentences_shape_layer_choice_and_manual_mean(tiny_encoder, tiny_tokenizer):
@@ -331,8 +345,9 @@ def test_embed_sentences_independent_of_padding_and_order(tiny_encoder, tiny_tok
     np.testing.assert_allclose(one_by_one, batched, atol=1e-5)
     order = list(range(len(SENTENCES)))
     random.Random(0).shuffle(order)
-    shuffled = embed_sentences(tiny_encoder, tiny_tokenizer, [SENTENCES[i] for i in order], layer=2,
-                               batch_size=4, show_progress=False)
+    shuffled = embed_sentences(
+        tiny_encoder, tiny_tokenizer, [SENTENCES[i] for i in order], layer=2, batch_size=4, show_progress=False
+    )
     np.testing.assert_allclose(shuffled, batched[order], atol=1e-5)
 
 

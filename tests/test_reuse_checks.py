@@ -24,18 +24,32 @@ TRAINING = {"per_device_train_batch_size": 2, "max_steps": 1, "save_steps": 1, "
 
 
 def write_config(folder: Path, learning_rate: float) -> Path:
-    config = {"experiment": "reuse", "seed": 3, "hub": {"publisher": "local"},
-              "defaults": {"training": {**TRAINING, "learning_rate": learning_rate}},
-              "stages": [{"name": "nli", "tasks": [{"name": "mnli", "data_files": {
-                  "train": str(DATA / "mnli" / "train.jsonl")}}]}]}
+    config = {
+        "experiment": "reuse",
+        "seed": 3,
+        "hub": {"publisher": "local"},
+        "defaults": {"training": {**TRAINING, "learning_rate": learning_rate}},
+        "stages": [
+            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
+        ],
+    }
     path = folder / f"lr{learning_rate}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
 def run(config: Path, checkpoint: Path, root: Path, run_name: str) -> tuple[int, Path]:
-    code = main(["run", "--config", str(config), "--no-report", f"model.name_or_path={checkpoint}",
-                 f"output_dir={root}/{run_name}", f"hub.local_root={root}/hub"])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--no-report",
+            f"model.name_or_path={checkpoint}",
+            f"output_dir={root}/{run_name}",
+            f"hub.local_root={root}/hub",
+        ]
+    )
     return code, root / run_name / "stages" / "nli" / "checkpoint"
 
 
@@ -82,11 +96,15 @@ def edit(manifest_path: Path, **fields) -> None:
     manifest_path.write_text(json.dumps({**data, **fields}))
 
 
-@pytest.mark.parametrize("fields, reason", [
-    ({"status": "bogus"}, "does not match its manifest_sha256"),
-    ({"metrics": {"mnli": {"accuracy": 99.9}}}, "does not match its manifest_sha256"),
-    ({"stage_hash": "0" * 16}, "does not match its manifest_sha256"),
-], ids=["invalid-status", "edited-metrics", "edited-hash"])
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"status": "bogus"}, "does not match its manifest_sha256"),
+        ({"metrics": {"mnli": {"accuracy": 99.9}}}, "does not match its manifest_sha256"),
+        ({"stage_hash": "0" * 16}, "does not match its manifest_sha256"),
+    ],
+    ids=["invalid-status", "edited-metrics", "edited-hash"],
+)
 def test_a_hand_edited_manifest_is_not_reused(hub, tiny_checkpoint, caplog, capsys, fields, reason):
     edit(hub[1] / MANIFEST_NAME, **fields)
     rerun(hub, tiny_checkpoint, caplog)
@@ -104,11 +122,15 @@ def resealed(stage: Path, **fields) -> None:
     (stage / MANIFEST_NAME).write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("fields, reason", [
-    ({"status": "bogus"}, "manifest status 'bogus' is not one of running, finished, published"),
-    ({"checksums": ["model.safetensors"]}, "field 'checksums' is ['model.safetensors']"),
-    ({"identity": "learning_rate=1e-3"}, "field 'identity' is 'learning_rate=1e-3'"),
-], ids=["invalid-status", "checksums-not-a-mapping", "identity-not-a-mapping"])
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"status": "bogus"}, "manifest status 'bogus' is not one of running, finished, published"),
+        ({"checksums": ["model.safetensors"]}, "field 'checksums' is ['model.safetensors']"),
+        ({"identity": "learning_rate=1e-3"}, "field 'identity' is 'learning_rate=1e-3'"),
+    ],
+    ids=["invalid-status", "checksums-not-a-mapping", "identity-not-a-mapping"],
+)
 def test_a_manifest_with_an_invalid_field_is_not_reused(hub, tiny_checkpoint, caplog, fields, reason):
     resealed(hub[1], **fields)
     rerun(hub, tiny_checkpoint, caplog)

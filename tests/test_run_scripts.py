@@ -8,8 +8,9 @@ import pytest
 from hf_itt.config.loading import load_experiment, load_experiments
 
 RUN_SCRIPTS = Path(__file__).resolve().parents[1] / "run_scripts"
-CONFIGS = sorted(p for p in RUN_SCRIPTS.rglob("*.yaml")
-                 if not p.name.startswith("_") and p.parent.name != "demo_tasks")  # demo_tasks: task specs
+CONFIGS = sorted(
+    p for p in RUN_SCRIPTS.rglob("*.yaml") if not p.name.startswith("_") and p.parent.name != "demo_tasks"
+)  # demo_tasks: task specs
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(RUN_SCRIPTS)))
@@ -25,9 +26,18 @@ def test_grid_lists_existing_files_and_the_study_design():
     configs = {name: load_experiment(grid.parent / name) for name in names}
     modes = {name: [[t.name for t in s.tasks] for s in c.stages] for name, c in configs.items()}
     single = {stages[0][0] for stages in modes.values() if len(stages) == 1 and len(stages[0]) == 1}
-    assert single >= {"anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "cosmosqa",
-                      "commonsenseqa", "ccg"}
-    assert [] in modes.values()                                          # the no-ITT baseline
+    assert single >= {
+        "anli_plus",
+        "mnli",
+        "qqp",
+        "squad_v1",
+        "squad_v2",
+        "hellaswag",
+        "cosmosqa",
+        "commonsenseqa",
+        "ccg",
+    }
+    assert [] in modes.values()  # the no-ITT baseline
     nine = {"anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "cosmosqa", "commonsenseqa", "ccg"}
     joint_all = [stages[0] for stages in modes.values() if len(stages) == 1 and len(stages[0]) == 8]
     assert joint_all and all(set(tasks) | {"mnli"} == nine for tasks in joint_all)  # MNLI inside ANLI+ only
@@ -44,9 +54,9 @@ def test_seed_override_and_shared_prefix_hash():
     a = build_jobs(load_experiment(RUN_SCRIPTS / "paper" / "seq_squad_mnli.yaml", ["seed=2"]))
     b = build_jobs(load_experiment(RUN_SCRIPTS / "paper" / "seq_squad_hellaswag.yaml", ["seed=2"]))
     c = build_jobs(load_experiment(RUN_SCRIPTS / "paper" / "seq_squad_hellaswag.yaml", ["seed=3"]))
-    assert a[0].stage_hash == b[0].stage_hash        # squad first: trained once, reused by the other
+    assert a[0].stage_hash == b[0].stage_hash  # squad first: trained once, reused by the other
     assert a[1].stage_hash != b[1].stage_hash
-    assert a[0].stage_hash != c[0].stage_hash        # another seed is another stage
+    assert a[0].stage_hash != c[0].stage_hash  # another seed is another stage
 
 
 def test_grid_driver_help():
@@ -67,8 +77,11 @@ PAPER = RUN_SCRIPTS / "paper"
 
 
 def grid_configs():
-    names = [line.strip() for line in (PAPER / "grid.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    names = [
+        line.strip()
+        for line in (PAPER / "grid.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     return {name: load_experiment(PAPER / name) for name in names}
 
 
@@ -90,8 +103,11 @@ def test_every_trained_job_of_the_grid_selects_its_model_as_jiant_does():
             assert training["save_strategy"] == "steps" and training["save_steps"] == 1000, where
             assert training["load_best_model_at_end"] is True and job.early_stopping_patience == 30, where
             assert all(plan.max_dev == 500 for plan in job.tasks), where
-            expected = {"ablation_mlm.yaml": "squad_v1_f1"}.get(name, "average") if job.kind == "itt" else (
-                "loss" if job.name in ("lareqa", "mewsli_x") else "average")
+            expected = (
+                {"ablation_mlm.yaml": "squad_v1_f1"}.get(name, "average")
+                if job.kind == "itt"
+                else ("loss" if job.name in ("lareqa", "mewsli_x") else "average")
+            )
             assert training["metric_for_best_model"] == expected, where
 
 
@@ -102,8 +118,9 @@ def test_budget_matched_joint_arm_runs_as_many_updates_as_single_task_mnli():
     from hf_itt.pipeline.fact_sheet import train_rows
 
     configs = grid_configs()
-    joint, budget, mnli = (configs[name].stages[0] for name in ("joint_all9.yaml", "joint_all9_budget.yaml",
-                                                                "itt_mnli.yaml"))
+    joint, budget, mnli = (
+        configs[name].stages[0] for name in ("joint_all9.yaml", "joint_all9_budget.yaml", "itt_mnli.yaml")
+    )
     assert [t.name for t in budget.tasks] == [t.name for t in joint.tasks] and budget.sampling == joint.sampling
     assert budget.preset == joint.preset == mnli.preset and joint.training == {}
     preset = get_preset(mnli.preset)["training"]

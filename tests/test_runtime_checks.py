@@ -30,14 +30,19 @@ def load(tmp_path, *overrides):
     return load_experiment(path, list(overrides))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("defaults.training.report_to=[wandb]", "report_to 'wandb' needs its package.*pip install wandb"),
-    ("targets.training.report_to=tensorbord", "did you mean 'tensorboard'"),
-    ("stages.0.training.push_to_hub=true", "push_to_hub is replaced by the `hub:` section.*hub.publisher: hub"),
-    ("stages.0.training.metric_for_best_model=accuracy", "use one of loss, average, mnli_loss, mnli_accuracy, "
-                                                         "squad_v1_loss, squad_v1_exact_match, squad_v1_f1"),
-    ("targets.per_task_training.xnli.metric_for_best_model=mnli_accuracy", r"targets \(xnli\).*xnli_accuracy"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("defaults.training.report_to=[wandb]", "report_to 'wandb' needs its package.*pip install wandb"),
+        ("targets.training.report_to=tensorbord", "did you mean 'tensorboard'"),
+        ("stages.0.training.push_to_hub=true", "push_to_hub is replaced by the `hub:` section.*hub.publisher: hub"),
+        (
+            "stages.0.training.metric_for_best_model=accuracy",
+            "use one of loss, average, mnli_loss, mnli_accuracy, squad_v1_loss, squad_v1_exact_match, squad_v1_f1",
+        ),
+        ("targets.per_task_training.xnli.metric_for_best_model=mnli_accuracy", r"targets \(xnli\).*xnli_accuracy"),
+    ],
+)
 def test_run_time_needs_fail_at_load_with_the_fix(tmp_path, override, message):
     from transformers.integrations.integration_utils import (
         get_available_reporting_integrations,
@@ -68,7 +73,10 @@ def test_names_the_checks_know_are_the_names_the_dev_metrics_return():
     features = {"example_id": ["q1"], "offset_mapping": [[None, (0, 3), (4, 7), (8, 11), None]]}
     start, end = np.array([[0, 0, 5.0, 0, 0]]), np.array([[0, 0, 5.0, 0, 0]])
     scores = QADevMetrics(rows, features)(EvalPrediction((start, end), (np.array([2]), np.array([2]))))
-    assert set(get_type("extractive_qa").dev_metric_names) <= set(scores) and scores["exact_match"] == scores["f1"] == 100.0
+    assert (
+        set(get_type("extractive_qa").dev_metric_names) <= set(scores)
+        and scores["exact_match"] == scores["f1"] == 100.0
+    )
 
 
 def test_the_dev_cap_is_an_explicit_setting(tmp_path):

@@ -24,13 +24,16 @@ def expected(weights: dict) -> dict:
     return {task: w / total for task, w in weights.items()}
 
 
-@pytest.mark.parametrize("strategy, options, weights", [
-    ("uniform", {}, {t: 1 for t in SIZES}),
-    ("proportional", {}, SIZES),
-    ("temperature", {"temperature": 2.0}, {t: n ** 0.5 for t, n in SIZES.items()}),
-    ("capped", {"cap": 200}, {t: min(n, 200) for t, n in SIZES.items()}),
-    ("weights", {"weights": {"mnli": 1, "squad": 2, "copa": 1}}, {"mnli": 1, "squad": 2, "copa": 1}),
-])
+@pytest.mark.parametrize(
+    "strategy, options, weights",
+    [
+        ("uniform", {}, {t: 1 for t in SIZES}),
+        ("proportional", {}, SIZES),
+        ("temperature", {"temperature": 2.0}, {t: n**0.5 for t, n in SIZES.items()}),
+        ("capped", {"cap": 200}, {t: min(n, 200) for t, n in SIZES.items()}),
+        ("weights", {"weights": {"mnli": 1, "squad": 2, "copa": 1}}, {"mnli": 1, "squad": 2, "copa": 1}),
+    ],
+)
 def test_probabilities_follow_the_formulas(strategy, options, weights):
     probabilities = make_sampler(strategy, SIZES, **options).probabilities()
     assert probabilities == pytest.approx(expected(weights))
@@ -40,17 +43,23 @@ def test_annealed_moves_from_proportional_towards_uniform():
     sampler = make_sampler("annealed", SIZES, anneal_alpha_end=0.2)
     epochs = 5
     assert sampler.probabilities(0, epochs) == pytest.approx(expected(SIZES))
-    assert sampler.probabilities(4, epochs) == pytest.approx(expected({t: n ** 0.2 for t, n in SIZES.items()}))
+    assert sampler.probabilities(4, epochs) == pytest.approx(expected({t: n**0.2 for t, n in SIZES.items()}))
     assert sampler.alpha(2, epochs) == pytest.approx(1 - 0.8 * 2 / 4)  # Stickland & Murray with e = 3 of E = 5
     smallest = [sampler.probabilities(e, epochs)["copa"] for e in range(epochs)]
     assert smallest == sorted(smallest) and smallest[0] < smallest[-1]
     assert sampler.probabilities(0, 1) == pytest.approx(expected(SIZES))  # one epoch: no annealing
 
 
-@pytest.mark.parametrize("strategy, options", [
-    ("uniform", {}), ("proportional", {}), ("temperature", {"temperature": 3.0}), ("capped", {"cap": 100}),
-    ("weights", {"weights": {"mnli": 3, "squad": 1, "copa": 1}}),
-])
+@pytest.mark.parametrize(
+    "strategy, options",
+    [
+        ("uniform", {}),
+        ("proportional", {}),
+        ("temperature", {"temperature": 3.0}),
+        ("capped", {"cap": 100}),
+        ("weights", {"weights": {"mnli": 3, "squad": 1, "copa": 1}}),
+    ],
+)
 def test_empirical_task_frequencies_match_probabilities(strategy, options):
     sampler = make_sampler(strategy, SIZES, **options)
     lockstep = LockstepBatchSampler(sampler, batch_size=2, seed=3, steps_per_epoch=6000)
@@ -60,15 +69,18 @@ def test_empirical_task_frequencies_match_probabilities(strategy, options):
     assert chi2 < CHI2_CRITICAL_DF2, (counts, probs)
 
 
-@pytest.mark.parametrize("strategy, options, error, message", [
-    ("proportionl", {}, ConfigError, "did you mean 'proportional'"),
-    ("weights", {"weights": {"mnli": 1, "squad": 0, "copa": 1}}, ConfigError, "must be > 0"),
-    ("weights", {"weights": {"mnli": 1, "squad": -2, "copa": 1}}, ConfigError, "must be > 0"),
-    ("weights", {"weights": {"mnli": 1}}, ConfigError, "one weight per task"),
-    ("capped", {}, ConfigError, "needs cap"),
-    ("temperature", {"temperature": 0}, ConfigError, "temperature must be > 0"),
-    ("uniform", {"temprature": 2}, ConfigError, "unknown sampling option"),
-])
+@pytest.mark.parametrize(
+    "strategy, options, error, message",
+    [
+        ("proportionl", {}, ConfigError, "did you mean 'proportional'"),
+        ("weights", {"weights": {"mnli": 1, "squad": 0, "copa": 1}}, ConfigError, "must be > 0"),
+        ("weights", {"weights": {"mnli": 1, "squad": -2, "copa": 1}}, ConfigError, "must be > 0"),
+        ("weights", {"weights": {"mnli": 1}}, ConfigError, "one weight per task"),
+        ("capped", {}, ConfigError, "needs cap"),
+        ("temperature", {"temperature": 0}, ConfigError, "temperature must be > 0"),
+        ("uniform", {"temprature": 2}, ConfigError, "unknown sampling option"),
+    ],
+)
 def test_bad_sampling_configs_raise_before_training(strategy, options, error, message):
     with pytest.raises(error, match=message):
         make_sampler(strategy, SIZES, **options)
@@ -130,23 +142,26 @@ def test_schedule_is_a_pure_function_of_seed_epoch_and_step():
 
 def test_one_optimizer_step_is_one_task_over_world_size_times_accumulation_batches():
     """G=2, 2 ranks, B=3: an update = 2 micro-steps x 2 ranks x 3 examples, all of one task."""
-    lockstep = LockstepBatchSampler(make_sampler("uniform", SIZES), batch_size=3, world_size=2,
-                                    accumulation_steps=2, steps_per_epoch=40)
+    lockstep = LockstepBatchSampler(
+        make_sampler("uniform", SIZES), batch_size=3, world_size=2, accumulation_steps=2, steps_per_epoch=40
+    )
     batches = list(lockstep)
     per_update = 2 * 2
     for start in range(0, len(batches), per_update):
-        update = [i for batch in batches[start:start + per_update] for i in batch]
+        update = [i for batch in batches[start : start + per_update] for i in batch]
         assert len(update) == 12 and len({task_of(i, lockstep.offsets) for i in update}) == 1
-    mixed = LockstepBatchSampler(make_sampler("uniform", SIZES), 3, 2, accumulation_steps=2, steps_per_epoch=40,
-                                 same_task_per_update=False).schedule(0)
+    mixed = LockstepBatchSampler(
+        make_sampler("uniform", SIZES), 3, 2, accumulation_steps=2, steps_per_epoch=40, same_task_per_update=False
+    ).schedule(0)
     assert any(mixed[i] != mixed[i + 1] for i in range(0, 40, 2))  # updates may mix tasks
     with pytest.raises(ConfigError, match="multiple of gradient_accumulation_steps"):
         LockstepBatchSampler(make_sampler("uniform", SIZES), 3, accumulation_steps=4, steps_per_epoch=6)
 
 
 def test_default_epoch_is_about_one_pass_over_all_examples():
-    lockstep = LockstepBatchSampler(make_sampler("proportional", SIZES), batch_size=10, world_size=2,
-                                    accumulation_steps=3)
+    lockstep = LockstepBatchSampler(
+        make_sampler("proportional", SIZES), batch_size=10, world_size=2, accumulation_steps=3
+    )
     assert lockstep.steps_per_epoch == 63  # ceil(1240 / 60) = 21 updates of 3 micro-steps
     epoch = [i for batch in lockstep for i in batch]
     per_task = np.bincount([task_of(i, lockstep.offsets) for i in epoch], minlength=3)
@@ -156,13 +171,21 @@ def test_default_epoch_is_about_one_pass_over_all_examples():
 
 def test_length_grouping_reduces_padding():
     rng = np.random.default_rng(0)
-    lengths = {"mnli": rng.integers(5, 200, 900).tolist(), "squad": rng.integers(5, 200, 300).tolist(),
-               "copa": rng.integers(5, 200, 40).tolist()}
+    lengths = {
+        "mnli": rng.integers(5, 200, 900).tolist(),
+        "squad": rng.integers(5, 200, 300).tolist(),
+        "copa": rng.integers(5, 200, 40).tolist(),
+    }
     flat = np.concatenate([lengths[t] for t in SIZES])
 
     def padded_tokens(grouped: bool) -> int:
-        lockstep = LockstepBatchSampler(make_sampler("proportional", SIZES), batch_size=8, seed=1,
-                                        lengths=lengths if grouped else None, length_chunk=10)
+        lockstep = LockstepBatchSampler(
+            make_sampler("proportional", SIZES),
+            batch_size=8,
+            seed=1,
+            lengths=lengths if grouped else None,
+            length_chunk=10,
+        )
         return sum(int(flat[batch].max()) * len(batch) for batch in lockstep)
 
     assert padded_tokens(True) < 0.7 * padded_tokens(False)

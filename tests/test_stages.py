@@ -24,8 +24,10 @@ pytestmark = pytest.mark.slow
 
 
 def chain_config(tiny_checkpoint, root: Path, *overrides: str):
-    return load_experiment(CHAIN, [f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run",
-                                   f"hub.local_root={root}/hub", *overrides])
+    return load_experiment(
+        CHAIN,
+        [f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub", *overrides],
+    )
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -50,16 +52,26 @@ def chain(tiny_checkpoint, tmp_path_factory):
 def test_chain_runs_end_to_end_and_publishes(chain):
     root, config, stages = chain
     assert [(s.job.name, s.status) for s in stages] == [
-        ("joint", "trained"), ("squad", "trained"), ("pos", "trained"), ("xnli", "trained"), ("tatoeba", "evaluated")]
+        ("joint", "trained"),
+        ("squad", "trained"),
+        ("pos", "trained"),
+        ("xnli", "trained"),
+        ("tatoeba", "evaluated"),
+    ]
     for name in ("joint", "squad", "pos"):
         manifest = read_manifest(config.run_dir / "stages" / name / "checkpoint")
         assert manifest.status == "published" and manifest.publish.repo_id == f"local/tiny-chain-{name}"
         published = root / "hub" / "local" / f"tiny-chain-{name}" / "main"
         assert (published / "model.safetensors").is_file() and (published / "heads.safetensors").is_file()
-    assert {p.name for p in (config.run_dir / "results").iterdir()} == {"xnli.validation.json", "tatoeba.validation.json",
-                                                                        "predictions"}
-    assert {p.name for p in (config.run_dir / "results" / "predictions").iterdir()} == {"xnli.validation",
-                                                                                        "tatoeba.validation"}
+    assert {p.name for p in (config.run_dir / "results").iterdir()} == {
+        "xnli.validation.json",
+        "tatoeba.validation.json",
+        "predictions",
+    }
+    assert {p.name for p in (config.run_dir / "results" / "predictions").iterdir()} == {
+        "xnli.validation",
+        "tatoeba.validation",
+    }
     assert (config.run_dir / "report" / "report.md").is_file()
 
 
@@ -74,18 +86,33 @@ def test_each_stage_starts_from_the_previous_export(chain):
 def test_results_state_what_every_stage_of_their_chain_ran(chain):
     """Each stage records its updates and examples seen (4 updates x batch 2 here); the results carry them."""
     _, config, _ = chain
-    ran = {"updates": 4, "effective_batch_size": 2, "examples_seen": 8, "planned_updates": 4, "stopped_early": False,
-           "selected_step": 4, "metric_for_best_model": None, "best_metric": None}
-    assert {k: v for k, v in read_manifest(config.run_dir / "stages" / "squad" / "checkpoint").budget.items()
-            if k != "epochs"} == ran
+    ran = {
+        "updates": 4,
+        "effective_batch_size": 2,
+        "examples_seen": 8,
+        "planned_updates": 4,
+        "stopped_early": False,
+        "selected_step": 4,
+        "metric_for_best_model": None,
+        "best_metric": None,
+    }
+    assert {
+        k: v
+        for k, v in read_manifest(config.run_dir / "stages" / "squad" / "checkpoint").budget.items()
+        if k != "epochs"
+    } == ran
     for target in ("xnli", "tatoeba"):
         training = json.loads((config.run_dir / "results" / f"{target}.validation.json").read_text())["training"]
         assert [(entry["stage"], entry["tasks"]) for entry in training["itt"]] == [
-            ("joint", ["mnli", "hellaswag"]), ("squad", ["squad_v1"]), ("pos", ["udpos_en"])]
+            ("joint", ["mnli", "hellaswag"]),
+            ("squad", ["squad_v1"]),
+            ("pos", ["udpos_en"]),
+        ]
         assert all({k: v for k, v in entry["budget"].items() if k != "epochs"} == ran for entry in training["itt"])
         target_entry = training["target"]
         assert (target_entry and target_entry["stage"], target_entry and target_entry["budget"]["updates"]) == (
-            ("xnli", 4) if target == "xnli" else (None, None))
+            ("xnli", 4) if target == "xnli" else (None, None)
+        )
 
 
 def test_model_card_parses_with_lineage_and_metrics(chain):
@@ -131,7 +158,6 @@ def test_rerun_retrains_nothing(chain):
     assert checkpoint.stat().st_mtime_ns == before
 
 
-
 def test_results_of_another_chain_or_a_crash_are_evaluated_again(chain):
     _, config, stages = chain
     results = config.run_dir / "results"
@@ -146,11 +172,20 @@ def test_results_of_another_chain_or_a_crash_are_evaluated_again(chain):
         redone = json.loads((results / f"{name}.validation.json").read_text())
         assert redone["failed"] == {} and redone["stage_hash"] == stages[-1 if name == "tatoeba" else -2].job.stage_hash
 
+
 def test_second_experiment_reuses_the_shared_prefix(chain, tiny_checkpoint, tmp_path):
     root, _, _ = chain
-    other = load_experiment(CHAIN, [f"model.name_or_path={tiny_checkpoint}", f"output_dir={tmp_path}/other",
-                                    f"hub.local_root={root}/hub", "experiment=tiny-other",
-                                    "stages.1.training.learning_rate=0.0", "stages=[null, null]"][:5])
+    other = load_experiment(
+        CHAIN,
+        [
+            f"model.name_or_path={tiny_checkpoint}",
+            f"output_dir={tmp_path}/other",
+            f"hub.local_root={root}/hub",
+            "experiment=tiny-other",
+            "stages.1.training.learning_rate=0.0",
+            "stages=[null, null]",
+        ][:5],
+    )
     other.stages = other.stages[:2]
     other.targets.tasks = []
     plans = {p.name: p.action for p in StageRunner(other).plan()}
@@ -162,10 +197,23 @@ def test_second_experiment_reuses_the_shared_prefix(chain, tiny_checkpoint, tmp_
 
 
 def run_cli(tiny_checkpoint, root: Path, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(CHAIN), "--no-report",
-               f"model.name_or_path={tiny_checkpoint}", f"output_dir={root}/run", f"hub.local_root={root}/hub"]
-    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})  # as in-process
+    command = [
+        sys.executable,
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(CHAIN),
+        "--no-report",
+        f"model.name_or_path={tiny_checkpoint}",
+        f"output_dir={root}/run",
+        f"hub.local_root={root}/hub",
+    ]
+    return subprocess.Popen(
+        command,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+    )  # as in-process
 
 
 def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_path):
@@ -185,22 +233,34 @@ def test_killed_run_resumes_to_identical_weights(chain, tiny_checkpoint, tmp_pat
     assert "[itt] joint: reused" in stdout  # one line per stage; the resumed one says where it resumes from
     assert re.search(r"^\[itt\] squad: resuming from \S+/stages/squad/trainer/checkpoint-\d+ \(hash", stdout, re.M)
     for stage in ("joint", "squad", "pos"):
-        assert_same_weights(tmp_path / "run" / "stages" / stage / "checkpoint", config.run_dir / "stages" / stage / "checkpoint")
-    assert_same_weights(tmp_path / "run" / "targets" / "xnli" / "checkpoint", config.run_dir / "targets" / "xnli" / "checkpoint")
+        assert_same_weights(
+            tmp_path / "run" / "stages" / stage / "checkpoint", config.run_dir / "stages" / stage / "checkpoint"
+        )
+    assert_same_weights(
+        tmp_path / "run" / "targets" / "xnli" / "checkpoint", config.run_dir / "targets" / "xnli" / "checkpoint"
+    )
 
 
 def test_health_restarts_a_collapsed_stage_then_stops_it(tiny_checkpoint, tmp_path):
     from hf_itt.errors import TrainingHealthError
 
-    config = chain_config(tiny_checkpoint, tmp_path, "stages.0.training.learning_rate=1.0",
-                          "stages.0.training.eval_steps=2", "health.on_collapse=restart", "health.max_restarts=1",
-                          "health.collapse_min_examples=1", "targets.tasks=[]", "targets.languages={}")
+    config = chain_config(
+        tiny_checkpoint,
+        tmp_path,
+        "stages.0.training.learning_rate=1.0",
+        "stages.0.training.eval_steps=2",
+        "health.on_collapse=restart",
+        "health.max_restarts=1",
+        "health.collapse_min_examples=1",
+        "targets.tasks=[]",
+        "targets.languages={}",
+    )
     with pytest.raises(TrainingHealthError, match="stage 'joint' was stopped.*dev predictions are.*no restarts left"):
         StageRunner(config).run(report=False)
     stage = config.run_dir / "stages" / "joint"
-    assert (stage / "trainer.attempt0").is_dir()         # the first attempt (seed 7) is kept for inspection
-    assert json_attempt(stage) == 1                      # the rerun used seed 8 and was stopped
-    assert not (stage / "checkpoint").exists()           # nothing exported
+    assert (stage / "trainer.attempt0").is_dir()  # the first attempt (seed 7) is kept for inspection
+    assert json_attempt(stage) == 1  # the rerun used seed 8 and was stopped
+    assert not (stage / "checkpoint").exists()  # nothing exported
 
 
 def json_attempt(stage: Path) -> int:

@@ -45,7 +45,8 @@ def mock_language(task: str, lang: str) -> tuple[dict[str, float], preds.Predict
     if task == "tatoeba":
         pred, gold = map(xtreme_reader.lines, (pred_path, gold_path))
         return tatoeba_scores([int(p) for p in pred], [int(g) for g in gold]), preds.index_predictions(
-            [int(p) for p in pred], "tgt->src")
+            [int(p) for p in pred], "tgt->src"
+        )
     if task == "bucc2018":
         candidates = {tuple(line.split("\t")): 1.0 for line in xtreme_reader.lines(pred_path) if line}
         gold = {tuple(line.split("\t")) for line in xtreme_reader.lines(gold_path) if line}
@@ -57,8 +58,12 @@ def mock_language(task: str, lang: str) -> tuple[dict[str, float], preds.Predict
         rankings = [ranked.get(i, []) for i in ids]
         return map_at_k(rankings, [gold[i] for i in ids], k=20), preds.ranking_predictions(ids, rankings)
     answers = json.loads(pred_path.read_text())
-    references = {q["id"]: [a["text"] for a in q["answers"]] for article in xtreme_reader.squad_json(gold_path)
-                  for paragraph in article["paragraphs"] for q in paragraph["qas"]}
+    references = {
+        q["id"]: [a["text"] for a in q["answers"]]
+        for article in xtreme_reader.squad_json(gold_path)
+        for paragraph in article["paragraphs"]
+        for q in paragraph["qas"]
+    }
     args = (answers, references, lang) if task == "mlqa" else (answers, references)
     return score(metric, *args), preds.answer_predictions(answers)
 
@@ -66,9 +71,18 @@ def mock_language(task: str, lang: str) -> tuple[dict[str, float], preds.Predict
 def write_mock_run(results: Path, tasks: list[str], benchmark: str = "xtreme", experiment: str = "mock") -> None:
     for task in tasks:
         split = benchmark_test_split(task)
-        record = TaskResult(experiment=experiment, seed=0, base_model="mock", metric_version="2", itt={},
-                            checkpoint="mock", task=task, split=split, primary_metric=primary_key(get_task(task).metric),
-                            languages={})
+        record = TaskResult(
+            experiment=experiment,
+            seed=0,
+            base_model="mock",
+            metric_version="2",
+            itt={},
+            checkpoint="mock",
+            task=task,
+            split=split,
+            primary_metric=primary_key(get_task(task).metric),
+            languages={},
+        )
         for lang in BENCHMARK_LANGUAGES[benchmark][task]:
             record.languages[lang], predictions = mock_language(task, lang)
             path = preds.predictions_path(results, task, split, lang)
@@ -92,10 +106,14 @@ def test_export_writes_the_official_layout(exported):
     assert sorted(summary.written) == sorted(XTREME_TASKS) and not summary.missing_languages
     for task in XTREME_TASKS:
         names = {path.name for path in (root / "submission" / task).iterdir()}
-        assert names == {f"test-{lang}.{xtreme_reader.extension(task)}" for lang in xtreme_reader.VERSIONS["xtreme"][task]}
+        assert names == {
+            f"test-{lang}.{xtreme_reader.extension(task)}" for lang in xtreme_reader.VERSIONS["xtreme"][task]
+        }
     # the mock's own prediction files come back line for line (a closing blank line is optional)
     for relative in ("xnli/test-de.tsv", "udpos/test-en.tsv", "tatoeba/test-de.tsv", "bucc2018/test-de.tsv"):
-        ours, theirs = ((folder / relative).read_text().rstrip("\n") for folder in (root / "submission", MOCK / "predictions"))
+        ours, theirs = (
+            (folder / relative).read_text().rstrip("\n") for folder in (root / "submission", MOCK / "predictions")
+        )
         assert sorted(ours.split("\n")) == sorted(theirs.split("\n")) if relative.startswith("bucc") else ours == theirs
 
 
@@ -110,8 +128,10 @@ def test_exported_files_rescore_to_the_result_files(exported):
             for lang, value in by_lang.items():
                 assert record.languages[lang][metric] == pytest.approx(value, abs=1e-9), (task, lang, metric)
     # and the benchmark average of the result files is the re-scored folder's all_task
-    results = {task: TaskResult.load(root / "run" / "results" / f"{task}.{benchmark_test_split(task)}.json").languages
-               for task in XTREME_TASKS}
+    results = {
+        task: TaskResult.load(root / "run" / "results" / f"{task}.{benchmark_test_split(task)}.json").languages
+        for task in XTREME_TASKS
+    }
     average = benchmark_average(results, "xtreme")
     assert average.complete and average.overall == pytest.approx(overall["all_task"], abs=1e-9)
 
@@ -128,8 +148,18 @@ def test_the_round_trip_gives_xtremes_own_numbers(exported):
 
 def test_xtreme_r_export_with_mewsli_x_and_xcopa(tmp_path):
     write_mock_run(tmp_path / "run" / "results", ["xnli", "mewsli_x", "mlqa", "tydiqa"], "xtreme_r")
-    xcopa = TaskResult(experiment="mock", seed=0, base_model="mock", metric_version="2", itt={}, checkpoint="mock",
-                       task="xcopa", split="test", primary_metric="accuracy", languages={"et": {"accuracy": 50.0}})
+    xcopa = TaskResult(
+        experiment="mock",
+        seed=0,
+        base_model="mock",
+        metric_version="2",
+        itt={},
+        checkpoint="mock",
+        task="xcopa",
+        split="test",
+        primary_metric="accuracy",
+        languages={"et": {"accuracy": 50.0}},
+    )
     path = preds.predictions_path(tmp_path / "run" / "results", "xcopa", "test", "et")
     preds.save_predictions(path, preds.label_predictions(["1", "0"]), task="xcopa", split="test", lang="et")
     xcopa.predictions = {"et": path.relative_to(tmp_path / "run" / "results").as_posix()}
@@ -169,12 +199,24 @@ def test_bad_inputs_are_refused_with_the_fix(tmp_path):
 def test_cli_prints_what_it_wrote_and_one_line_errors(tmp_path):
     write_mock_run(tmp_path / "run" / "results", ["xnli", "udpos"])
     env_run = dict(cwd=REPO, capture_output=True, text=True, timeout=300)
-    done = subprocess.run([sys.executable, "-m", "hf_itt", "export-submission", str(tmp_path / "run"),
-                           "--out", str(tmp_path / "sub")], **env_run)
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_itt", "export-submission", str(tmp_path / "run"), "--out", str(tmp_path / "sub")],
+        **env_run,
+    )
     assert done.returncode == 0, done.stderr
     assert "xnli: 15 language file(s)" in done.stdout and "bucc2018: not exported: no results" in done.stdout
-    failed = subprocess.run([sys.executable, "-m", "hf_itt", "export-submission", str(tmp_path / "nowhere"),
-                             "--out", str(tmp_path / "sub2")], **env_run)
+    failed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_itt",
+            "export-submission",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "sub2"),
+        ],
+        **env_run,
+    )
     assert failed.returncode == 2 and failed.stderr.startswith("hf_itt error: report input")
     assert len(failed.stderr.strip().splitlines()) == 1
 
@@ -182,12 +224,22 @@ def test_cli_prints_what_it_wrote_and_one_line_errors(tmp_path):
 def test_xtreme_r_tatoeba_is_the_tatoeba_xtreme_r_result_when_there_is_one(tmp_path):
     results = tmp_path / "run" / "results"
     for task, retrieved in (("tatoeba", [0, 1]), ("tatoeba_xtreme_r", [1, 0])):
-        record = TaskResult(experiment="mock", seed=0, base_model="mock", metric_version="2", itt={},
-                            checkpoint="mock", task=task, split="validation", primary_metric="accuracy",
-                            languages={"de": {"accuracy": 50.0}})
+        record = TaskResult(
+            experiment="mock",
+            seed=0,
+            base_model="mock",
+            metric_version="2",
+            itt={},
+            checkpoint="mock",
+            task=task,
+            split="validation",
+            primary_metric="accuracy",
+            languages={"de": {"accuracy": 50.0}},
+        )
         path = preds.predictions_path(results, task, "validation", "de")
-        preds.save_predictions(path, preds.index_predictions(retrieved, "tgt->src"), task=task, split="validation",
-                               lang="de")
+        preds.save_predictions(
+            path, preds.index_predictions(retrieved, "tgt->src"), task=task, split="validation", lang="de"
+        )
         record.predictions = {"de": path.relative_to(results).as_posix()}
         record.save(results / f"{task}.validation.json")
     export_submission([tmp_path / "run"], tmp_path / "r", "xtreme_r")

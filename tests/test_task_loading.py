@@ -17,8 +17,10 @@ DATA = Path(__file__).parent / "fixtures" / "data"
 def fixture_data_files(task_name: str) -> dict:
     """data_files for ``task_name`` from tests/fixtures/data/index.json (role -> absolute path or paths)."""
     entries = json.loads((DATA / "index.json").read_text(encoding="utf-8"))[task_name]
-    return {role: [str(DATA / p) for p in path] if isinstance(path, list) else str(DATA / path)
-            for role, path in entries.items()}
+    return {
+        role: [str(DATA / p) for p in path] if isinstance(path, list) else str(DATA / path)
+        for role, path in entries.items()
+    }
 
 
 def roles_of(task_name):
@@ -102,8 +104,10 @@ def test_tagging_fixtures_conllu_and_ccg_labels_file():
     assert ccg.features["tags"].feature.names == sorted(tags_to_id, key=tags_to_id.get)
     assert ccg.features["tags"].feature.int2str(ccg[1]["tags"]) == ["N", "S[dcl]\\NP", "(S\\NP)\\(S\\NP)", "."]
     without_labels_key = {k: v for k, v in ccg_files.items() if k != "labels"}  # found next to the data
-    assert load_split("ccg", "validation", data_files=without_labels_key)[:] == load_split(
-        "ccg", "validation", data_files=ccg_files)[:]
+    assert (
+        load_split("ccg", "validation", data_files=without_labels_key)[:]
+        == load_split("ccg", "validation", data_files=ccg_files)[:]
+    )
 
 
 def udpos_names(ids):
@@ -117,29 +121,42 @@ def test_filters_and_retrieval_files():
     assert arabic["id"] == ["arabic-1074-2"]
     bucc = load_split("bucc2018", "validation", lang="de", data_files=fixture_data_files("bucc2018"))
     pairs = [(r["source_id"], r["target_id"]) for r in bucc if r["source_id"] and r["target_id"]]
-    assert pairs == [("de-000000001", "en-000000001"), ("de-000000003", "en-000000003"),
-                     ("de-000000004", "en-000000004"), ("de-000000005", "en-000000005")]
+    assert pairs == [
+        ("de-000000001", "en-000000001"),
+        ("de-000000003", "en-000000003"),
+        ("de-000000004", "en-000000004"),
+        ("de-000000005", "en-000000005"),
+    ]
     assert sum(1 for r in bucc if not r["target_id"]) == 2 and sum(1 for r in bucc if not r["source_id"]) == 3
     tatoeba = load_split("tatoeba", "validation", lang="de", data_files=str(DATA / "tatoeba"))  # a directory
     assert tatoeba[4]["source_sentence"] == "Wir fahren morgen nach Berlin." and tatoeba[4]["target_id"] == "4"
 
 
 def test_answer_retrieval_fixtures():
-    queries, candidates = load_answer_retrieval("lareqa", "validation", lang="de",
-                                                data_files=fixture_data_files("lareqa"))
+    queries, candidates = load_answer_retrieval(
+        "lareqa", "validation", lang="de", data_files=fixture_data_files("lareqa")
+    )
     assert len(queries) == 5 and len(candidates) == 11 * 4
     assert all(len(gold) == 11 for gold in queries["gold_ids"])
     amazon = queries[4]
     assert amazon["query_id"] == "56beb4343aeaaa14008c9221_de" and "de_3_1" in amazon["gold_ids"]
     assert candidates[candidates["candidate_id"].index("de_3_1")]["text"] == (
-        "The basin covers seven million square kilometres.")
-    queries, candidates = load_answer_retrieval("mewsli_x", "validation", lang="de",
-                                                data_files=fixture_data_files("mewsli_x"))
-    assert queries[0] == {"query_id": "WN-de-1", "gold_ids": ["Q64"],
-                          "query": "Berlin: Der Bürgermeister von { Berlin } lobte die (neue) Brücke."}
+        "The basin covers seven million square kilometres."
+    )
+    queries, candidates = load_answer_retrieval(
+        "mewsli_x", "validation", lang="de", data_files=fixture_data_files("mewsli_x")
+    )
+    assert queries[0] == {
+        "query_id": "WN-de-1",
+        "gold_ids": ["Q64"],
+        "query": "Berlin: Der Bürgermeister von { Berlin } lobte die (neue) Brücke.",
+    }
     assert candidates[0]["text"] == "Paris is the capital and most populous city of France. It is on the Seine."
     assert load_split("mewsli_x", "validation", data_files=fixture_data_files("mewsli_x"))["gold_ids"] == [
-        ["Q90"], ["Q142"], ["Q84"]]
+        ["Q90"],
+        ["Q142"],
+        ["Q84"],
+    ]
 
 
 # -------------------------------------------------------------------------------------- label mapping
@@ -163,10 +180,16 @@ def test_hub_path_maps_classlabel_names_and_templated_configs(monkeypatch):
 
     def fake_load_dataset(path, name=None, split=None, revision=None):
         calls.append((path, name, split))
-        features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
-                                      "label": datasets.ClassLabel(names=["contradiction", "entailment", "neutral"])})
-        return datasets.Dataset.from_dict({"premise": ["a", "b", "c"], "hypothesis": ["x", "y", "z"],
-                                           "label": [0, 1, 2]}, features=features)
+        features = datasets.Features(
+            {
+                "premise": datasets.Value("string"),
+                "hypothesis": datasets.Value("string"),
+                "label": datasets.ClassLabel(names=["contradiction", "entailment", "neutral"]),
+            }
+        )
+        return datasets.Dataset.from_dict(
+            {"premise": ["a", "b", "c"], "hypothesis": ["x", "y", "z"], "label": [0, 1, 2]}, features=features
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data = load_split("xnli", "validation", lang="sw")
@@ -174,9 +197,13 @@ def test_hub_path_maps_classlabel_names_and_templated_configs(monkeypatch):
     assert data["label"] == [2, 0, 1] and data["text_a"] == ["a", "b", "c"]
     calls.clear()
     assert len(load_split("anli_plus", "train")) == 15
-    assert calls == [("facebook/anli", "plain_text", "train_r1"), ("facebook/anli", "plain_text", "train_r2"),
-                     ("facebook/anli", "plain_text", "train_r3"), ("nyu-mll/glue", "mnli", "train"),
-                     ("stanfordnlp/snli", "plain_text", "train")]
+    assert calls == [
+        ("facebook/anli", "plain_text", "train_r1"),
+        ("facebook/anli", "plain_text", "train_r2"),
+        ("facebook/anli", "plain_text", "train_r3"),
+        ("nyu-mll/glue", "mnli", "train"),
+        ("stanfordnlp/snli", "plain_text", "train"),
+    ]
 
 
 def test_hub_configs_for_language_code_maps(monkeypatch):
@@ -184,8 +211,9 @@ def test_hub_configs_for_language_code_maps(monkeypatch):
 
     def fake_load_dataset(path, name=None, split=None, revision=None):
         calls.append((path, name, split))
-        return datasets.Dataset.from_dict({"source_sentence": ["s"], "target_sentence": ["t"],
-                                           "source_lang": ["x"], "target_lang": ["eng"]})
+        return datasets.Dataset.from_dict(
+            {"source_sentence": ["s"], "target_sentence": ["t"], "source_lang": ["x"], "target_lang": ["eng"]}
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     load_split("tatoeba", "validation", lang="fa")
@@ -201,11 +229,17 @@ def test_hub_tag_sequences_map_by_classlabel_name(monkeypatch):
 
     def fake_load_dataset(path, name=None, split=None, revision=None):
         assert (path, name) == ("unimelb-nlp/wikiann", "pl")  # XTREME-R language served by the second source
-        features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
-                                      "ner_tags": datasets.List(datasets.ClassLabel(names=jiant_order)),
-                                      "langs": datasets.List(datasets.Value("string"))})
-        return datasets.Dataset.from_dict({"tokens": [["Jan", "Kowalski", "w", "Krakowie"]], "ner_tags": [[2, 5, 6, 0]],
-                                           "langs": [["pl"] * 4]}, features=features)
+        features = datasets.Features(
+            {
+                "tokens": datasets.List(datasets.Value("string")),
+                "ner_tags": datasets.List(datasets.ClassLabel(names=jiant_order)),
+                "langs": datasets.List(datasets.Value("string")),
+            }
+        )
+        return datasets.Dataset.from_dict(
+            {"tokens": [["Jan", "Kowalski", "w", "Krakowie"]], "ner_tags": [[2, 5, 6, 0]], "langs": [["pl"] * 4]},
+            features=features,
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data = load_split("panx", "test", lang="pl")
@@ -214,8 +248,11 @@ def test_hub_tag_sequences_map_by_classlabel_name(monkeypatch):
 
 def test_unreachable_hub_gives_one_clear_error(monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    with pytest.raises(HubError, match=r"could not reach the Hugging Face Hub for mnli \(nyu-mll/glue/mnli\).*"
-                                       r"data_files"):
+    with pytest.raises(
+        HubError,
+        match=r"could not reach the Hugging Face Hub for mnli \(nyu-mll/glue/mnli\).*"
+        r"data_files",
+    ):
         load_split("mnli", "train")
 
 
@@ -226,13 +263,21 @@ def nli_file(tmp_path, rows, name="bad.jsonl"):
     return jsonl(tmp_path / name, rows)
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"premise": "p", "label": 0}], r"lacks columns \['hypothesis'\]; expected \['hypothesis', 'label', 'premise'\]"),
-    ([{"premise": "p", "hypothesis": "h", "label": 0}, {"premise": "p", "hypothesis": "h", "label": 7}],
-     r"bad.jsonl, row 2: label 7 is not one of \['entailment', 'neutral', 'contradiction'\]"),
-    ([{"premise": "p", "hypothesis": "h", "label": "maybe"}], r"row 1: label 'maybe'"),
-    ([{"premise": 3, "hypothesis": "h", "label": 0}], r"row 1: text_a \('premise'\) must be text"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [{"premise": "p", "label": 0}],
+            r"lacks columns \['hypothesis'\]; expected \['hypothesis', 'label', 'premise'\]",
+        ),
+        (
+            [{"premise": "p", "hypothesis": "h", "label": 0}, {"premise": "p", "hypothesis": "h", "label": 7}],
+            r"bad.jsonl, row 2: label 7 is not one of \['entailment', 'neutral', 'contradiction'\]",
+        ),
+        ([{"premise": "p", "hypothesis": "h", "label": "maybe"}], r"row 1: label 'maybe'"),
+        ([{"premise": 3, "hypothesis": "h", "label": 0}], r"row 1: text_a \('premise'\) must be text"),
+    ],
+)
 def test_bad_classification_rows(tmp_path, rows, message):
     with pytest.raises(DataError, match=message):
         load_split("mnli", "train", data_files=nli_file(tmp_path, rows))
@@ -256,38 +301,78 @@ def test_unknown_language_and_role(tmp_path):
 
 
 def squad_row(context, text, start):
-    return {"id": "q1", "title": "t", "context": context, "question": "q?",
-            "answers": {"text": [text], "answer_start": [start]}}
+    return {
+        "id": "q1",
+        "title": "t",
+        "context": context,
+        "question": "q?",
+        "answers": {"text": [text], "answer_start": [start]},
+    }
 
 
-@pytest.mark.parametrize("row, message", [
-    (squad_row("Paris is in France.", "France", 30), r"row 1: answer 'France' at answer_start 30 runs past"),
-    (squad_row("Paris is in France.", "France", 0), r"answer 'France' does not match the context at answer_start 0 "
-                                                    r"\(context has 'Paris ' there\)"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (squad_row("Paris is in France.", "France", 30), r"row 1: answer 'France' at answer_start 30 runs past"),
+        (
+            squad_row("Paris is in France.", "France", 0),
+            r"answer 'France' does not match the context at answer_start 0 "
+            r"\(context has 'Paris ' there\)",
+        ),
+    ],
+)
 def test_bad_qa_answers(tmp_path, row, message):
     with pytest.raises(DataError, match=message):
         load_split("squad_v1", "train", data_files=jsonl(tmp_path / "squad.jsonl", [row]))
 
 
 def test_squad_nested_json_including_unanswerable(tmp_path):
-    nested = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": "Paris is in France.", "qas": [
-        {"id": "a", "question": "Where is Paris?", "answers": [{"text": "France", "answer_start": 12}]},
-        {"id": "b", "question": "Where is Rome?", "answers": [], "is_impossible": True,
-         "plausible_answers": [{"text": "France", "answer_start": 12}]}]}]}]}
+    nested = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "T",
+                "paragraphs": [
+                    {
+                        "context": "Paris is in France.",
+                        "qas": [
+                            {
+                                "id": "a",
+                                "question": "Where is Paris?",
+                                "answers": [{"text": "France", "answer_start": 12}],
+                            },
+                            {
+                                "id": "b",
+                                "question": "Where is Rome?",
+                                "answers": [],
+                                "is_impossible": True,
+                                "plausible_answers": [{"text": "France", "answer_start": 12}],
+                            },
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     data = load_split("squad_v2", "validation", data_files=write(tmp_path / "dev-v2.0.json", json.dumps(nested)))
     assert data["id"] == ["a", "b"] and data[1]["answers"] == {"text": [], "answer_start": []}
     assert data[0]["answers"] == {"text": ["France"], "answer_start": [12]}
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("data.xlsx", b"x", r"unsupported file format '.xlsx'"),
-    ("data.jsonl", "{\"premise\": \"caf\xe9\"}\n".encode("latin-1"),
-     r"data.jsonl is not UTF-8 text \(invalid .* at byte 16, line 1\)"),
-    ("data.jsonl", b"{\"premise\": \"p\"\n", r"data.jsonl line 1 is not valid JSON"),
-    ("data.json", b"{\"rows\": 3}", r"neither SQuAD-style JSON"),
-    ("data.csv", b"premise,hypothesis,label\np,h\n", r"line 2 has a different number of fields"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("data.xlsx", b"x", r"unsupported file format '.xlsx'"),
+        (
+            "data.jsonl",
+            '{"premise": "caf\xe9"}\n'.encode("latin-1"),
+            r"data.jsonl is not UTF-8 text \(invalid .* at byte 16, line 1\)",
+        ),
+        ("data.jsonl", b'{"premise": "p"\n', r"data.jsonl line 1 is not valid JSON"),
+        ("data.json", b'{"rows": 3}', r"neither SQuAD-style JSON"),
+        ("data.csv", b"premise,hypothesis,label\np,h\n", r"line 2 has a different number of fields"),
+    ],
+)
 def test_bad_files(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -336,31 +421,52 @@ def test_answer_retrieval_errors(tmp_path):
         load_answer_retrieval("mewsli_x", "validation", data_files=files)
     gold = jsonl(tmp_path / "c.jsonl", [json.loads(Path(files["candidates"]).read_text().splitlines()[1])])
     with pytest.raises(DataError, match=r"query 'WN-en-1' \(validation, en\) has gold ids \['Q90'\] missing"):
-        load_answer_retrieval("mewsli_x", "validation", lang="en",
-                              data_files={"validation": fixture_data_files("mewsli_x")["validation"],
-                                          "candidates": gold})
+        load_answer_retrieval(
+            "mewsli_x",
+            "validation",
+            lang="en",
+            data_files={"validation": fixture_data_files("mewsli_x")["validation"], "candidates": gold},
+        )
 
 
 # ------------------------------------------------------------------- XCOPA's English training data, Hub schemas
 
-COPA_FEATURES = datasets.Features({  # aps/super_glue, config copa (the SuperGLUE loader's schema)
-    "premise": datasets.Value("string"), "choice1": datasets.Value("string"), "choice2": datasets.Value("string"),
-    "question": datasets.Value("string"), "idx": datasets.Value("int32"),
-    "label": datasets.ClassLabel(names=["choice1", "choice2"])})
-SIQA_FEATURES = datasets.Features({  # allenai/social_i_qa: the label is the 1-based answer number as a string
-    "context": datasets.Value("string"), "question": datasets.Value("string"),
-    "answerA": datasets.Value("string"), "answerB": datasets.Value("string"), "answerC": datasets.Value("string"),
-    "label": datasets.Value("string")})
+COPA_FEATURES = datasets.Features(
+    {  # aps/super_glue, config copa (the SuperGLUE loader's schema)
+        "premise": datasets.Value("string"),
+        "choice1": datasets.Value("string"),
+        "choice2": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "idx": datasets.Value("int32"),
+        "label": datasets.ClassLabel(names=["choice1", "choice2"]),
+    }
+)
+SIQA_FEATURES = datasets.Features(
+    {  # allenai/social_i_qa: the label is the 1-based answer number as a string
+        "context": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answerA": datasets.Value("string"),
+        "answerB": datasets.Value("string"),
+        "answerC": datasets.Value("string"),
+        "label": datasets.Value("string"),
+    }
+)
 
 
 def test_copa_loads_from_its_hub_schema(monkeypatch):
     def fake_load_dataset(path, name=None, split=None, revision=None):
         assert (path, name, split) == ("aps/super_glue", "copa", "train")
         return datasets.Dataset.from_dict(
-            {"premise": ["My body cast a shadow over the grass.", "The man broke his toe."],
-             "choice1": ["The sun was rising.", "He dropped a hammer on his foot."],
-             "choice2": ["The grass was cut.", "He got a hole in his sock."],
-             "question": ["cause", "cause"], "idx": [0, 1], "label": [0, 0]}, features=COPA_FEATURES)
+            {
+                "premise": ["My body cast a shadow over the grass.", "The man broke his toe."],
+                "choice1": ["The sun was rising.", "He dropped a hammer on his foot."],
+                "choice2": ["The grass was cut.", "He got a hole in his sock."],
+                "question": ["cause", "cause"],
+                "idx": [0, 1],
+                "label": [0, 0],
+            },
+            features=COPA_FEATURES,
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data = load_split("copa", "train")
@@ -373,10 +479,16 @@ def test_siqa_loads_from_its_hub_schema(monkeypatch):
     def fake_load_dataset(path, name=None, split=None, revision=None):
         assert (path, split) == ("allenai/social_i_qa", "validation")
         return datasets.Dataset.from_dict(
-            {"context": ["Tracy didn't go home that evening.", "Sydney walked past a homeless woman."],
-             "question": ["What does Tracy need to do before this?", "How would you describe Sydney?"],
-             "answerA": ["make a new plan", "sympathetic"], "answerB": ["Go home and see Riley", "like a person"],
-             "answerC": ["Find somewhere to go", "a good person"], "label": ["3", "1"]}, features=SIQA_FEATURES)
+            {
+                "context": ["Tracy didn't go home that evening.", "Sydney walked past a homeless woman."],
+                "question": ["What does Tracy need to do before this?", "How would you describe Sydney?"],
+                "answerA": ["make a new plan", "sympathetic"],
+                "answerB": ["Go home and see Riley", "like a person"],
+                "answerC": ["Find somewhere to go", "a good person"],
+                "label": ["3", "1"],
+            },
+            features=SIQA_FEATURES,
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data = load_split("siqa", "validation")

@@ -13,10 +13,14 @@ from hf_itt.tasks import registry
 from hf_itt.tasks.registry import TaskRegistry, all_tasks, get_task, list_tasks
 from hf_itt.tasks.spec import TaskSpec
 
-XTREME_40 = ("af ar bg bn de el en es et eu fa fi fr he hi hu id it ja jv ka kk ko ml mr ms my nl pt ru sw ta te th "
-             "tl tr ur vi yo zh").split()
-XTREME_R_50 = ("af ar az bg bn de el en es et eu fa fi fr gu he hi ht hu id it ja jv ka kk ko lt ml mr ms my nl pa pl "
-               "pt qu ro ru sw ta te th tl tr uk ur vi wo yo zh").split()
+XTREME_40 = (
+    "af ar bg bn de el en es et eu fa fi fr he hi hu id it ja jv ka kk ko ml mr ms my nl pt ru sw ta te th "
+    "tl tr ur vi yo zh"
+).split()
+XTREME_R_50 = (
+    "af ar az bg bn de el en es et eu fa fi fr gu he hi ht hu id it ja jv ka kk ko lt ml mr ms my nl pa pl "
+    "pt qu ro ru sw ta te th tl tr uk ur vi wo yo zh"
+).split()
 
 
 def minimal(**fields):
@@ -31,10 +35,38 @@ def fresh_default(monkeypatch):
 
 
 def test_every_builtin_task_is_registered_and_valid():
-    expected = {"anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "cosmosqa", "commonsenseqa", "ccg",
-                "mlm", "xnli", "pawsx", "pawsx_en", "udpos", "udpos_en", "panx", "panx_en", "xquad", "mlqa", "tydiqa",
-                "tydiqa_en", "bucc2018", "tatoeba", "xcopa", "copa", "siqa", "lareqa", "mewsli_x", "mewsli_x_wiki",
-                "tatoeba_xtreme_r"}
+    expected = {
+        "anli_plus",
+        "mnli",
+        "qqp",
+        "squad_v1",
+        "squad_v2",
+        "hellaswag",
+        "cosmosqa",
+        "commonsenseqa",
+        "ccg",
+        "mlm",
+        "xnli",
+        "pawsx",
+        "pawsx_en",
+        "udpos",
+        "udpos_en",
+        "panx",
+        "panx_en",
+        "xquad",
+        "mlqa",
+        "tydiqa",
+        "tydiqa_en",
+        "bucc2018",
+        "tatoeba",
+        "xcopa",
+        "copa",
+        "siqa",
+        "lareqa",
+        "mewsli_x",
+        "mewsli_x_wiki",
+        "tatoeba_xtreme_r",
+    }
     assert set(list_tasks()) == expected
     for spec in all_tasks():
         assert spec.type in type_names() and (spec.metric in metric_names() or not spec.task_type.default_metric)
@@ -43,16 +75,29 @@ def test_every_builtin_task_is_registered_and_valid():
 
 
 def test_language_lists_match_the_fact_sheet():
-    counts = {"xnli": 15, "pawsx": 7, "udpos": 33, "panx": 40, "xquad": 11, "mlqa": 7, "tydiqa": 9, "bucc2018": 4,
-              "tatoeba": 36, "xcopa": 11, "lareqa": 11, "mewsli_x": 11}
+    counts = {
+        "xnli": 15,
+        "pawsx": 7,
+        "udpos": 33,
+        "panx": 40,
+        "xquad": 11,
+        "mlqa": 7,
+        "tydiqa": 9,
+        "bucc2018": 4,
+        "tatoeba": 36,
+        "xcopa": 11,
+        "lareqa": 11,
+        "mewsli_x": 11,
+    }
     for name, count in counts.items():
         assert len(get_task(name).languages_for("xtreme")) == count, name
     counts_r = {"udpos": 38, "panx": 48, "xquad": 12, "tatoeba": 41, "xnli": 15, "mlqa": 7, "tydiqa": 9}
     for name, count in counts_r.items():
         assert len(get_task(name).languages_for("xtreme_r")) == count, name
     assert set(get_task("panx").languages) == set(XTREME_40)
-    xtreme_r_union = {lang for spec in all_tasks() if "xtreme_r" in spec.benchmarks
-                      for lang in spec.languages_for("xtreme_r")}
+    xtreme_r_union = {
+        lang for spec in all_tasks() if "xtreme_r" in spec.benchmarks for lang in spec.languages_for("xtreme_r")
+    }
     assert xtreme_r_union == set(XTREME_R_50)
     assert get_task("tatoeba").code_for("zh") == "cmn" and get_task("tatoeba").code_for("ro") == "ron"
     assert get_task("udpos").code_for("fa") == "Persian"
@@ -62,12 +107,37 @@ def test_benchmarks_train_tasks_and_metrics():
     xtreme = sorted(s.name for s in all_tasks() if "xtreme" in s.benchmarks)
     xtreme_r = sorted(s.name for s in all_tasks() if "xtreme_r" in s.benchmarks)
     assert xtreme == sorted(["xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba"])
-    assert xtreme_r == sorted(["xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba", "lareqa",
-                               "mewsli_x", "tatoeba_xtreme_r"])  # XTREME-R's Tatoeba protocol (TASKS.md 3.5)
+    assert xtreme_r == sorted(
+        [
+            "xnli",
+            "xcopa",
+            "udpos",
+            "panx",
+            "xquad",
+            "mlqa",
+            "tydiqa",
+            "tatoeba",
+            "lareqa",
+            "mewsli_x",
+            "tatoeba_xtreme_r",
+        ]
+    )  # XTREME-R's Tatoeba protocol (TASKS.md 3.5)
     train = {s.name: s.train_task for s in all_tasks() if s.benchmarks}
-    assert train == {"xnli": "mnli", "pawsx": "pawsx_en", "udpos": "udpos_en", "panx": "panx_en", "xquad": "squad_v1",
-                     "mlqa": "squad_v1", "tydiqa": "tydiqa_en", "bucc2018": None, "tatoeba": None, "xcopa": "copa",
-                     "lareqa": "squad_v1", "mewsli_x": "mewsli_x_wiki", "tatoeba_xtreme_r": None}
+    assert train == {
+        "xnli": "mnli",
+        "pawsx": "pawsx_en",
+        "udpos": "udpos_en",
+        "panx": "panx_en",
+        "xquad": "squad_v1",
+        "mlqa": "squad_v1",
+        "tydiqa": "tydiqa_en",
+        "bucc2018": None,
+        "tatoeba": None,
+        "xcopa": "copa",
+        "lareqa": "squad_v1",
+        "mewsli_x": "mewsli_x_wiki",
+        "tatoeba_xtreme_r": None,
+    }
     assert get_task("xcopa").extra_train_tasks == ["siqa"]
     metrics = {s.name: s.metric for s in all_tasks()}
     assert metrics["udpos"] == "pos_f1" and metrics["panx"] == "seqeval_f1" and metrics["mlqa"] == "mlqa"
@@ -78,7 +148,10 @@ def test_benchmarks_train_tasks_and_metrics():
 
 def test_hub_ids_configs_and_lengths():
     assert [(s.path, s.name) for s in get_task("anli_plus").sources] == [
-        ("facebook/anli", "plain_text"), ("nyu-mll/glue", "mnli"), ("stanfordnlp/snli", "plain_text")]
+        ("facebook/anli", "plain_text"),
+        ("nyu-mll/glue", "mnli"),
+        ("stanfordnlp/snli", "plain_text"),
+    ]
     assert get_task("anli_plus").sources[0].splits["train"] == ["train_r1", "train_r2", "train_r3"]
     assert get_task("mnli").sources[0].splits["validation"] == ["validation_matched"]
     assert get_task("panx").sources[0].config_for("de", "de") == "PAN-X.de"
@@ -121,27 +194,39 @@ def test_unknown_task_names_nearest_valid_names():
         get_task("squad1")
 
 
-@pytest.mark.parametrize("fields, message", [
-    (minimal(type="classifcation"), r"unknown type 'classifcation'.*did you mean 'classification'"),
-    (minimal(metric="acc"), r"unknown metric 'acc'"),
-    (minimal(labels=None), r"needs `labels`"),
-    (minimal(labels=["a", "a"]), r"duplicate"),
-    (minimal(columns={"text_b": "s"}), r"must map \['text_a', 'label'\]"),
-    (minimal(columns={"text_a": "s", "label": "y", "txt": "z"}), r"unknown key 'txt'"),
-    (minimal(lables=["a"]), r"unknown key 'lables'.*did you mean 'labels'"),
-    (minimal(type="multiple_choice", columns={"prompt": "p", "choices": ["a", "b"], "label": "y"}), r"num_choices"),
-    (minimal(type="multiple_choice", num_choices=3, columns={"prompt": "p", "choices": ["a"], "label": "y"}),
-     r"2 labels for 3 choices"),
-    (minimal(sources=[{"path": "x/y", "name": "{language}"}]), r"only \{lang\} and \{code\}"),
-    (minimal(sources=[{"path": "x/y", "splits": {"training": "train"}}]), r"unknown split role 'training'"),
-    (minimal(benchmarks=["xtreme2"]), r"unknown benchmark"),
-    (minimal(source_labels=["x", "y"]), r"do not occur in source_labels"),
-    (minimal(doc_stride=0), r"doc_stride"),
-    (minimal(type="extractive_qa", labels=None, doc_stride=400,
-             columns={"context": "c", "question": "q", "answers": "a"}), r"doc_stride \(400\) must be below"),
-    (minimal(type="answer_retrieval", columns={}, labels=None), r"need a `converter`"),
-    (minimal(converter="nope"), r"unknown converter 'nope'"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (minimal(type="classifcation"), r"unknown type 'classifcation'.*did you mean 'classification'"),
+        (minimal(metric="acc"), r"unknown metric 'acc'"),
+        (minimal(labels=None), r"needs `labels`"),
+        (minimal(labels=["a", "a"]), r"duplicate"),
+        (minimal(columns={"text_b": "s"}), r"must map \['text_a', 'label'\]"),
+        (minimal(columns={"text_a": "s", "label": "y", "txt": "z"}), r"unknown key 'txt'"),
+        (minimal(lables=["a"]), r"unknown key 'lables'.*did you mean 'labels'"),
+        (minimal(type="multiple_choice", columns={"prompt": "p", "choices": ["a", "b"], "label": "y"}), r"num_choices"),
+        (
+            minimal(type="multiple_choice", num_choices=3, columns={"prompt": "p", "choices": ["a"], "label": "y"}),
+            r"2 labels for 3 choices",
+        ),
+        (minimal(sources=[{"path": "x/y", "name": "{language}"}]), r"only \{lang\} and \{code\}"),
+        (minimal(sources=[{"path": "x/y", "splits": {"training": "train"}}]), r"unknown split role 'training'"),
+        (minimal(benchmarks=["xtreme2"]), r"unknown benchmark"),
+        (minimal(source_labels=["x", "y"]), r"do not occur in source_labels"),
+        (minimal(doc_stride=0), r"doc_stride"),
+        (
+            minimal(
+                type="extractive_qa",
+                labels=None,
+                doc_stride=400,
+                columns={"context": "c", "question": "q", "answers": "a"},
+            ),
+            r"doc_stride \(400\) must be below",
+        ),
+        (minimal(type="answer_retrieval", columns={}, labels=None), r"need a `converter`"),
+        (minimal(converter="nope"), r"unknown converter 'nope'"),
+    ],
+)
 def test_spec_validation_errors(fields, message):
     with pytest.raises(TaskError, match=message):
         TaskSpec.from_dict("toy", fields)
@@ -161,7 +246,8 @@ def test_with_overrides_returns_a_validated_copy():
 
 def test_user_task_files_register_extend_and_override(tmp_path, fresh_default):
     user = tmp_path / "tasks.yaml"
-    user.write_text(textwrap.dedent("""
+    user.write_text(
+        textwrap.dedent("""
         my_nli:
           extends: mnli
           description: German NLI for a machine-translated ITT ablation.
@@ -171,7 +257,8 @@ def test_user_task_files_register_extend_and_override(tmp_path, fresh_default):
           type: classification
           columns: {text_a: sentence, label: label}
           labels: [negative, positive]
-    """))
+    """)
+    )
     assert registry.register_task_file(user) == ["my_nli", "my_sentiment"]
     spec = get_task("my_nli")
     assert spec.labels == get_task("mnli").labels and spec.lang == "de" and spec.sources[0].path == "nyu-mll/glue"
@@ -185,14 +272,19 @@ def test_user_task_files_register_extend_and_override(tmp_path, fresh_default):
     assert get_task("mnli").max_length == 128
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a:\n  extends: nowhere\n", "extends unknown task 'nowhere'"),
-    ("a:\n  extends: b\nb:\n  extends: a\n", "extends itself"),
-    ("a:\n  type: classification\n  columns: {text_a: s, label: y}\n  labels: [x]\n  train_task: ghost\n",
-     "training task 'ghost'"),
-    ("- just a list\n", "mapping of task name"),
-    ("a: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a:\n  extends: nowhere\n", "extends unknown task 'nowhere'"),
+        ("a:\n  extends: b\nb:\n  extends: a\n", "extends itself"),
+        (
+            "a:\n  type: classification\n  columns: {text_a: s, label: y}\n  labels: [x]\n  train_task: ghost\n",
+            "training task 'ghost'",
+        ),
+        ("- just a list\n", "mapping of task name"),
+        ("a: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_user_task_files(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -205,7 +297,9 @@ def test_bad_user_task_files(tmp_path, text, message):
 
 
 def test_importing_the_registry_stays_cheap():
-    code = ("import sys; from hf_itt.tasks.registry import get_task; get_task('xnli'); "
-            "heavy = [m for m in ('datasets', 'torch', 'transformers') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from hf_itt.tasks.registry import get_task; get_task('xnli'); "
+        "heavy = [m for m in ('datasets', 'torch', 'transformers') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

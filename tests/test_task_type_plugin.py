@@ -58,8 +58,12 @@ def test_a_plugin_type_trains_and_evaluates_through_run_itt(tiny_checkpoint, tmp
     write_data(data)
     config = tmp_path / "toy.yaml"
     config.write_text(EXPERIMENT.format(checkpoint=tiny_checkpoint, tasks=PLUGIN_TASKS, root=tmp_path, data=data))
-    done = subprocess.run([sys.executable, str(REPO / "run_itt.py"), "--config", str(config), "--no-report"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_itt.py"), "--config", str(config), "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "results" / "toy_sts.validation.json").read_text())
     scores = {lang: values["pearson"] for lang, values in result["languages"].items()}

@@ -22,8 +22,9 @@ EXPERIMENT = Path(__file__).parent / "fixtures" / "experiments" / "tatoeba_xtrem
 
 
 def load(tmp_path, *overrides):
-    return load_experiment(EXPERIMENT, ["model.name_or_path=xlm-roberta-base", f"output_dir={tmp_path}/run",
-                                        *overrides])
+    return load_experiment(
+        EXPERIMENT, ["model.name_or_path=xlm-roberta-base", f"output_dir={tmp_path}/run", *overrides]
+    )
 
 
 def test_the_spec_is_xtreme_r_tatoeba_with_its_41_languages():
@@ -41,8 +42,9 @@ def test_planned_after_the_squad_target_with_its_hash_and_labelled(tmp_path):
     assert xtreme_r.encoder == "target xquad (fine-tuned on squad_v1)"
     assert (xtreme.stage_hash, xtreme.encoder) == (jobs["nli"].stage_hash, "itt-stage nli")
 
-    retrained = {job.name: job for job in build_jobs(load(tmp_path, "targets.per_task_training={xquad: "
-                                                                    "{learning_rate: 0.5}}"))}
+    retrained = {
+        job.name: job for job in build_jobs(load(tmp_path, "targets.per_task_training={xquad: {learning_rate: 0.5}}"))
+    }
     assert retrained["tatoeba_xtreme_r"].stage_hash == retrained["xquad"].stage_hash != xtreme_r.stage_hash
     assert retrained["tatoeba"].stage_hash == xtreme.stage_hash  # the ITT encoder did not change
 
@@ -58,8 +60,11 @@ def test_in_a_grid_it_waits_for_the_squad_target(tmp_path):
 
 
 def test_without_a_squad_target_the_experiment_is_refused_at_load_naming_the_target_to_add(tmp_path):
-    with pytest.raises(ConfigError, match=r"tatoeba_xtreme_r embeds with this chain's model fine-tuned on squad_v1.*"
-                                          r"add mlqa or xquad to targets.tasks"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tatoeba_xtreme_r embeds with this chain's model fine-tuned on squad_v1.*"
+        r"add mlqa or xquad to targets.tasks",
+    ):
         load(tmp_path, "targets.tasks=[tatoeba_xtreme_r, tatoeba]")
     # a LAReQA dual encoder is trained on SQuAD pairs, but it is not the SQuAD QA model
     with pytest.raises(ConfigError, match="add mlqa or xquad"):
@@ -67,9 +72,21 @@ def test_without_a_squad_target_the_experiment_is_refused_at_load_naming_the_tar
 
 
 def test_the_refusal_is_one_line_from_the_cli(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "run_itt.py"), "--config", str(EXPERIMENT), "--dry-run",
-                           "model.name_or_path=xlm-roberta-base", f"output_dir={tmp_path}/run",
-                           "targets.tasks=[tatoeba_xtreme_r]"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "run_itt.py"),
+            "--config",
+            str(EXPERIMENT),
+            "--dry-run",
+            "model.name_or_path=xlm-roberta-base",
+            f"output_dir={tmp_path}/run",
+            "targets.tasks=[tatoeba_xtreme_r]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     [line] = [line for line in done.stderr.splitlines() if line.startswith("hf_itt error:")]
     assert "add mlqa or xquad to targets.tasks" in line
@@ -93,15 +110,27 @@ def test_xtreme_r_counts_tatoeba_xtreme_r_as_its_tatoeba_and_xtreme_does_not():
     assert xtreme_r.task_scores == {"tatoeba": 70.0} and "tatoeba (counted as tatoeba_xtreme_r)" in xtreme_r.ignored
     assert xtreme.task_scores == {"tatoeba": 40.0} and "tatoeba_xtreme_r" in xtreme.ignored
     assert benchmark_average({"tatoeba_xtreme_r": scores["tatoeba_xtreme_r"]}, "xtreme_r").task_scores == {
-        "tatoeba": 70.0}
+        "tatoeba": 70.0
+    }
 
 
 @pytest.mark.slow
 def test_tatoeba_xtreme_r_embeds_with_the_xquad_model_through_the_cli(tiny_checkpoint, tmp_path):
     def run(*extra):
-        done = subprocess.run([sys.executable, str(REPO / "run_itt.py"), "--config", str(EXPERIMENT),
-                               f"model.name_or_path={tiny_checkpoint}", f"output_dir={tmp_path}/run", *extra],
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "run_itt.py"),
+                "--config",
+                str(EXPERIMENT),
+                f"model.name_or_path={tiny_checkpoint}",
+                f"output_dir={tmp_path}/run",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
@@ -111,8 +140,10 @@ def test_tatoeba_xtreme_r_embeds_with_the_xquad_model_through_the_cli(tiny_check
     log = run()
     assert log.index("[target] xquad: trained") < log.index("[target] tatoeba_xtreme_r: evaluated")
     run_dir = tmp_path / "run"
-    results = {task: json.loads((run_dir / "results" / f"{task}.validation.json").read_text())
-               for task in ("xquad", "tatoeba", "tatoeba_xtreme_r")}
+    results = {
+        task: json.loads((run_dir / "results" / f"{task}.validation.json").read_text())
+        for task in ("xquad", "tatoeba", "tatoeba_xtreme_r")
+    }
     xtreme_r, xtreme = results["tatoeba_xtreme_r"], results["tatoeba"]
     assert xtreme_r["checkpoint"] == str(run_dir / "targets" / "xquad" / "checkpoint")
     assert xtreme_r["stage_hash"] == results["xquad"]["stage_hash"]

@@ -68,9 +68,19 @@ def toy_model(checkpoint, tasks=("nli", "copa", "squad")) -> MultiTaskModel:
 
 
 def toy_args(out, **overrides) -> TrainingArguments:
-    values = dict(per_device_train_batch_size=8, per_device_eval_batch_size=32, learning_rate=2e-3,
-                  num_train_epochs=1, logging_steps=5, save_strategy="no", report_to=[], use_cpu=True,
-                  disable_tqdm=True, seed=0, warmup_steps=0)
+    values = dict(
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=32,
+        learning_rate=2e-3,
+        num_train_epochs=1,
+        logging_steps=5,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        warmup_steps=0,
+    )
     return TrainingArguments(str(out), **{**values, **overrides})
 
 
@@ -81,9 +91,14 @@ def accuracy(prediction) -> dict:
 def test_joint_run_lowers_the_loss_of_every_task(tiny_checkpoint, tiny_tokenizer, tmp_path):
     tasks = ("nli", "copa", "squad", "pos")
     train = {t: toy_dataset(t, 96) for t in tasks}
-    trainer = MultiTaskTrainer(toy_model(tiny_checkpoint, tasks), toy_args(tmp_path, max_steps=160, learning_rate=5e-3),
-                               train_datasets=train, eval_datasets={t: toy_dataset(t, 48, seed=1) for t in tasks},
-                               sampler="uniform", processing_class=tiny_tokenizer)
+    trainer = MultiTaskTrainer(
+        toy_model(tiny_checkpoint, tasks),
+        toy_args(tmp_path, max_steps=160, learning_rate=5e-3),
+        train_datasets=train,
+        eval_datasets={t: toy_dataset(t, 48, seed=1) for t in tasks},
+        sampler="uniform",
+        processing_class=tiny_tokenizer,
+    )
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
@@ -121,10 +136,13 @@ class RecordHeads(TrainerCallback):
 
 def test_idle_heads_are_not_moved_by_weight_decay_or_momentum(tiny_checkpoint, tiny_tokenizer, tmp_path):
     tasks = ("nli", "copa", "squad")
-    trainer = MultiTaskTrainer(toy_model(tiny_checkpoint, tasks),
-                               toy_args(tmp_path, max_steps=12, weight_decay=0.1, per_device_train_batch_size=4),
-                               train_datasets={t: toy_dataset(t, 40) for t in tasks}, sampler="uniform",
-                               processing_class=tiny_tokenizer)
+    trainer = MultiTaskTrainer(
+        toy_model(tiny_checkpoint, tasks),
+        toy_args(tmp_path, max_steps=12, weight_decay=0.1, per_device_train_batch_size=4),
+        train_datasets={t: toy_dataset(t, 40) for t in tasks},
+        sampler="uniform",
+        processing_class=tiny_tokenizer,
+    )
     recorder = RecordHeads(trainer)
     trainer.add_callback(recorder)
     trainer.train()
@@ -141,16 +159,22 @@ def test_idle_heads_are_not_moved_by_weight_decay_or_momentum(tiny_checkpoint, t
 def test_single_task_gives_the_same_loss_curve_as_plain_trainer(tiny_checkpoint, tiny_tokenizer, tmp_path):
     data = toy_dataset("nli", 64)
     args = toy_args(tmp_path / "multi", logging_steps=1, num_train_epochs=1)
-    multi = MultiTaskTrainer(toy_model(tiny_checkpoint, ("nli",)), args, train_datasets={"nli": data},
-                             processing_class=tiny_tokenizer)
+    multi = MultiTaskTrainer(
+        toy_model(tiny_checkpoint, ("nli",)), args, train_datasets={"nli": data}, processing_class=tiny_tokenizer
+    )
     # Plain Trainer reads the same examples in the same order: the lockstep order, sequentially.
     order = [i for batch in multi.build_batch_sampler() for i in batch]
     assert sorted(order) == list(range(64))
     plain_args = toy_args(tmp_path / "plain", logging_steps=1, num_train_epochs=1, train_sampling_strategy="sequential")
-    plain = Trainer(toy_model(tiny_checkpoint, ("nli",)), plain_args, train_dataset=data.select(order),
-                    data_collator=lambda rows: MultiTaskCollator(tiny_tokenizer, ["classification"])(
-                        [{**row, "task_ids": 0} for row in rows]),
-                    processing_class=tiny_tokenizer)
+    plain = Trainer(
+        toy_model(tiny_checkpoint, ("nli",)),
+        plain_args,
+        train_dataset=data.select(order),
+        data_collator=lambda rows: MultiTaskCollator(tiny_tokenizer, ["classification"])(
+            [{**row, "task_ids": 0} for row in rows]
+        ),
+        processing_class=tiny_tokenizer,
+    )
     set_seed(0)  # same dropout masks: Trainer seeds only in __init__
     multi.train()
     set_seed(0)
@@ -164,13 +188,24 @@ def test_single_task_gives_the_same_loss_curve_as_plain_trainer(tiny_checkpoint,
 
 def test_evaluate_reports_per_task_metrics_and_an_average_for_best_model(tiny_checkpoint, tiny_tokenizer, tmp_path):
     tasks = ("nli", "copa", "squad")
-    args = toy_args(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=3, save_strategy="steps", save_steps=3,
-                    load_best_model_at_end=True, metric_for_best_model="average")
-    trainer = MultiTaskTrainer(toy_model(tiny_checkpoint, tasks), args,
-                               train_datasets={t: toy_dataset(t, 32) for t in tasks},
-                               eval_datasets={"nli": toy_dataset("nli", 16, 1), "copa": toy_dataset("copa", 16, 1)},
-                               compute_metrics_per_task={"nli": accuracy, "copa": accuracy},
-                               processing_class=tiny_tokenizer)
+    args = toy_args(
+        tmp_path,
+        max_steps=6,
+        eval_strategy="steps",
+        eval_steps=3,
+        save_strategy="steps",
+        save_steps=3,
+        load_best_model_at_end=True,
+        metric_for_best_model="average",
+    )
+    trainer = MultiTaskTrainer(
+        toy_model(tiny_checkpoint, tasks),
+        args,
+        train_datasets={t: toy_dataset(t, 32) for t in tasks},
+        eval_datasets={"nli": toy_dataset("nli", 16, 1), "copa": toy_dataset("copa", 16, 1)},
+        compute_metrics_per_task={"nli": accuracy, "copa": accuracy},
+        processing_class=tiny_tokenizer,
+    )
     trainer.train()
     metrics = trainer.evaluate()
     assert {"eval_nli_accuracy", "eval_copa_accuracy", "eval_nli_loss", "eval_copa_loss"} <= set(metrics)
@@ -187,15 +222,24 @@ def test_evaluate_reports_per_task_metrics_and_an_average_for_best_model(tiny_ch
 def test_bad_inputs_raise_clear_errors(tiny_checkpoint, tiny_tokenizer, tmp_path):
     model = toy_model(tiny_checkpoint, ("nli",))
     with pytest.raises(ConfigError, match=r"datasets for \['mnli'\] but the model has heads only for \['nli'\]"):
-        MultiTaskTrainer(model, toy_args(tmp_path), train_datasets={"mnli": toy_dataset("nli", 4)},
-                         processing_class=tiny_tokenizer)
+        MultiTaskTrainer(
+            model, toy_args(tmp_path), train_datasets={"mnli": toy_dataset("nli", 4)}, processing_class=tiny_tokenizer
+        )
     with pytest.raises(DataError, match="'nli' is empty"):
-        MultiTaskTrainer(model, toy_args(tmp_path), train_datasets={"nli": toy_dataset("nli", 4).select([])},
-                         processing_class=tiny_tokenizer)
+        MultiTaskTrainer(
+            model,
+            toy_args(tmp_path),
+            train_datasets={"nli": toy_dataset("nli", 4).select([])},
+            processing_class=tiny_tokenizer,
+        )
     with pytest.raises(ConfigError, match="needs a compute_metrics"):
-        MultiTaskTrainer(model, toy_args(tmp_path, metric_for_best_model="average"),
-                         train_datasets={"nli": toy_dataset("nli", 4)}, eval_datasets={"nli": toy_dataset("nli", 4)},
-                         processing_class=tiny_tokenizer)
+        MultiTaskTrainer(
+            model,
+            toy_args(tmp_path, metric_for_best_model="average"),
+            train_datasets={"nli": toy_dataset("nli", 4)},
+            eval_datasets={"nli": toy_dataset("nli", 4)},
+            processing_class=tiny_tokenizer,
+        )
     with pytest.raises(ConfigError, match="processing_class=tokenizer"):
         MultiTaskTrainer(model, toy_args(tmp_path), train_datasets={"nli": toy_dataset("nli", 4)})
 
@@ -223,7 +267,7 @@ def test_collator_pads_each_task_type(tiny_tokenizer):
         collate(rows("nli", 1) + rows("pos", 1))
 
 
-LOCKSTEP_SCRIPT = '''
+LOCKSTEP_SCRIPT = """
 import argparse, json, sys
 from pathlib import Path
 import torch
@@ -258,7 +302,7 @@ trainer = Checked(model, args, train_datasets={t: toy_dataset(t, 20) for t in ta
 trainer.train()
 if args.process_index == 0:
     Path(a.output_dir, "seen.json").write_text(json.dumps({"seen": trainer.seen, "logs": trainer.state.log_history}))
-'''
+"""
 
 
 @pytest.mark.deepspeed
@@ -279,13 +323,38 @@ def test_zero2_ranks_train_the_same_task_at_every_micro_step(tiny_checkpoint, tm
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port",
-                           str(port), str(script), "--model_dir", str(tiny_checkpoint), "--ds_config",
-                           str(repo / "ds_configs" / "zero2.json"), "--output_dir", str(tmp_path / "out"),
-                           "--tests_dir", str(repo / "tests")],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepspeed.launcher.runner",
+            "--num_gpus",
+            "2",
+            "--master_port",
+            str(port),
+            str(script),
+            "--model_dir",
+            str(tiny_checkpoint),
+            "--ds_config",
+            str(repo / "ds_configs" / "zero2.json"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--tests_dir",
+            str(repo / "tests"),
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     record = json.loads((tmp_path / "out" / "seen.json").read_text())
     seen = record["seen"]

@@ -19,12 +19,26 @@ TASKS = ("nli", "squad", "mlm")  # mlm: masks must be the same after resume too
 def make_trainer(checkpoint, tokenizer, out, sampler="temperature", **overrides):
     # 4 updates per epoch, 10 updates: the checkpoints at 3 and 6 sit inside epochs 0 and 1,
     # accumulation 2 makes every update two micro-steps; dropout stays on.
-    args = toy_args(out, max_steps=10, per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                    save_strategy="steps", save_steps=3, logging_steps=2, weight_decay=0.01, **overrides)
-    return MultiTaskTrainer(toy_model(checkpoint, TASKS), args,
-                            train_datasets={t: toy_dataset(t, 24 if t != "squad" else 12) for t in TASKS},
-                            sampler=sampler, sampler_kwargs={"temperature": 2.0}, steps_per_epoch=4,
-                            processing_class=tokenizer)
+    args = toy_args(
+        out,
+        max_steps=10,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        save_strategy="steps",
+        save_steps=3,
+        logging_steps=2,
+        weight_decay=0.01,
+        **overrides,
+    )
+    return MultiTaskTrainer(
+        toy_model(checkpoint, TASKS),
+        args,
+        train_datasets={t: toy_dataset(t, 24 if t != "squad" else 12) for t in TASKS},
+        sampler=sampler,
+        sampler_kwargs={"temperature": 2.0},
+        steps_per_epoch=4,
+        processing_class=tokenizer,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ EXPERIMENT = Path(__file__).parent / "fixtures" / "experiments" / "xcopa_phases.
 
 
 def xcopa_job(tmp_path, *overrides):
-    config = load_experiment(EXPERIMENT, ["model.name_or_path=xlm-roberta-base", f"output_dir={tmp_path}/run",
-                                          *overrides])
+    config = load_experiment(
+        EXPERIMENT, ["model.name_or_path=xlm-roberta-base", f"output_dir={tmp_path}/run", *overrides]
+    )
     [job] = build_jobs(config)
     return job
 
@@ -26,9 +27,13 @@ def xcopa_job(tmp_path, *overrides):
 def test_the_xcopa_target_trains_siqa_then_copa_and_its_hash_covers_the_order(tmp_path):
     job = xcopa_job(tmp_path)
     assert [phase.name for phase in job.phases()] == ["phase1-siqa", "phase2-copa"]
-    assert [phase.folder for phase in job.phases()] == [job.trainer_dir / "phase1-siqa", job.trainer_dir / "phase2-copa"]
-    assert [(task["name"], task["options"]["trained_on"], task["options"]["phase"])
-            for task in job.identity["tasks"]] == [("xcopa", "siqa", 1), ("xcopa", "copa", 2)]
+    assert [phase.folder for phase in job.phases()] == [
+        job.trainer_dir / "phase1-siqa",
+        job.trainer_dir / "phase2-copa",
+    ]
+    assert [
+        (task["name"], task["options"]["trained_on"], task["options"]["phase"]) for task in job.identity["tasks"]
+    ] == [("xcopa", "siqa", 1), ("xcopa", "copa", 2)]
 
     spec_dir = tmp_path / "specs"
     spec_dir.mkdir()
@@ -39,10 +44,23 @@ def test_the_xcopa_target_trains_siqa_then_copa_and_its_hash_covers_the_order(tm
 
 
 def run_cli(tmp_path, checkpoint, *extra):
-    command = [sys.executable, str(REPO / "run_itt.py"), "--config", str(EXPERIMENT), "--no-report",
-               f"model.name_or_path={checkpoint}", f"output_dir={tmp_path}/run", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                          env={**__import__("os").environ, "HF_ITT_TRACE_TASKS": "1"})
+    command = [
+        sys.executable,
+        str(REPO / "run_itt.py"),
+        "--config",
+        str(EXPERIMENT),
+        "--no-report",
+        f"model.name_or_path={checkpoint}",
+        f"output_dir={tmp_path}/run",
+        *extra,
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "HF_ITT_TRACE_TASKS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

@@ -21,24 +21,31 @@ from collections import Counter
 from pathlib import Path
 
 XTREME_LANGS = {
-    "pawsx": "de en es fr ja ko zh", "xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh",
+    "pawsx": "de en es fr ja ko zh",
+    "xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh",
     "panx": "ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo my "
-            "zh kk tr et fi hu",
+    "zh kk tr et fi hu",
     "udpos": "af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo zh",
     "bucc2018": "de fr ru zh",
     "tatoeba": "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw zh kk tr "
-               "et fi hu",
-    "xquad": "en es de el ru tr ar vi th zh hi", "mlqa": "en es de ar hi vi zh", "tydiqa": "en ar bn fi id ko ru sw te",
+    "et fi hu",
+    "xquad": "en es de el ru tr ar vi th zh hi",
+    "mlqa": "en es de ar hi vi zh",
+    "tydiqa": "en ar bn fi id ko ru sw te",
 }
 VERSIONS = {
     "xtreme": {task: langs.split() for task, langs in XTREME_LANGS.items()},
     "xtreme-r": {
-        "xnli": XTREME_LANGS["xnli"].split(), "xcopa": "et ht id it qu sw ta th tr vi zh".split(),
+        "xnli": XTREME_LANGS["xnli"].split(),
+        "xcopa": "et ht id it qu sw ta th tr vi zh".split(),
         "udpos": (XTREME_LANGS["udpos"] + " lt pl uk wo ro").split(),
         "panx": (XTREME_LANGS["panx"] + " qu pl uk az lt pa gu ro").split(),
-        "xquad": (XTREME_LANGS["xquad"] + " ro").split(), "mlqa": XTREME_LANGS["mlqa"].split(),
-        "tydiqa": XTREME_LANGS["tydiqa"].split(), "tatoeba": (XTREME_LANGS["tatoeba"] + " az lt pl uk ro").split(),
-        "mewslix": "ar de en es fa ja pl ro ta tr uk".split(), "lareqa": [],
+        "xquad": (XTREME_LANGS["xquad"] + " ro").split(),
+        "mlqa": XTREME_LANGS["mlqa"].split(),
+        "tydiqa": XTREME_LANGS["tydiqa"].split(),
+        "tatoeba": (XTREME_LANGS["tatoeba"] + " az lt pl uk ro").split(),
+        "mewslix": "ar de en es fa ja pl ro ta tr uk".split(),
+        "lareqa": [],
     },
 }
 QA = ("xquad", "mlqa", "tydiqa")
@@ -127,14 +134,21 @@ def squad_normal(text: str) -> str:
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
 
 
-MLQA_ARTICLES = {"en": r"\b(a|an|the)\b", "es": r"\b(un|una|unos|unas|el|la|los|las)\b",
-                 "de": r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b",
-                 "vi": r"\b(của|là|cái|chiếc|những)\b", "ar": "ال", "hi": None, "zh": None}
+MLQA_ARTICLES = {
+    "en": r"\b(a|an|the)\b",
+    "es": r"\b(un|una|unos|unas|el|la|los|las)\b",
+    "de": r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b",
+    "vi": r"\b(của|là|cái|chiếc|những)\b",
+    "ar": "ال",
+    "hi": None,
+    "zh": None,
+}
 
 
 def mlqa_normal(text: str, lang: str) -> str:
-    text = "".join(ch for ch in text.lower()
-                   if not (unicodedata.category(ch).startswith("P") or ch in string.punctuation))
+    text = "".join(
+        ch for ch in text.lower() if not (unicodedata.category(ch).startswith("P") or ch in string.punctuation)
+    )
     if MLQA_ARTICLES[lang]:
         text = re.sub(MLQA_ARTICLES[lang], " ", text)
     if lang != "zh":
@@ -218,8 +232,11 @@ def score_folder(pred_folder, label_folder, version: str = "xtreme") -> tuple[di
         scores = dict(per_metric)
         for metric, values in per_metric.items():
             scores[f"avg_{metric}"] = sum(values.values()) / len(values)
-        scores["avg_metric"] = ((scores["avg_exact_match"] + scores["avg_f1"]) / 2 if task in QA
-                                else next(scores[k] for k in ("avg_f1", "avg_accuracy", "avg_map@20") if k in scores))
+        scores["avg_metric"] = (
+            (scores["avg_exact_match"] + scores["avg_f1"]) / 2
+            if task in QA
+            else next(scores[k] for k in ("avg_f1", "avg_accuracy", "avg_map@20") if k in scores)
+        )
         detailed[task] = scores
     overall = {}
     if set(VERSIONS[version]) == set(detailed):

@@ -39,5 +39,7 @@ def check_path(config: ExperimentConfig, value: str, where: str) -> None:
     if any(char in str(target) for char in "*?["):  # a glob: its folder must exist
         target = Path(str(target).split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]).parent
     if not target.exists():
-        raise ConfigError(f"{where}: {value!r} does not exist (looked at {target}); fix the path (relative paths are "
-                          f"relative to the experiment YAML) or create the data first")
+        raise ConfigError(
+            f"{where}: {value!r} does not exist (looked at {target}); fix the path (relative paths are "
+            f"relative to the experiment YAML) or create the data first"
+        )

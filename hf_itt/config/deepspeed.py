@@ -42,31 +42,58 @@ def _common_sections() -> dict:
     """
     return {
         "bf16": {"enabled": "auto"},
-        "fp16": {"enabled": "auto", "loss_scale": 0, "loss_scale_window": 1000,
-                 "initial_scale_power": 16, "hysteresis": 2, "min_loss_scale": 1},
-        "optimizer": {"type": "AdamW",
-                      "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"}},
+        "fp16": {
+            "enabled": "auto",
+            "loss_scale": 0,
+            "loss_scale_window": 1000,
+            "initial_scale_power": 16,
+            "hysteresis": 2,
+            "min_loss_scale": 1,
+        },
+        "optimizer": {
+            "type": "AdamW",
+            "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"},
+        },
     }
 
 
 def _batch_sections() -> dict:
-    return {"gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "train_batch_size": "auto",
-            "train_micro_batch_size_per_gpu": "auto", "steps_per_print": 2000, "wall_clock_breakdown": False}
+    return {
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "steps_per_print": 2000,
+        "wall_clock_breakdown": False,
+    }
 
 
 def _zero_section(stage: int, offload: bool) -> dict:
     cpu = {"device": "cpu", "pin_memory": True}
     if stage == 2:
-        zero = {"stage": 2, "allgather_partitions": True, "allgather_bucket_size": 200_000_000,
-                "overlap_comm": True, "reduce_scatter": True, "reduce_bucket_size": "auto",
-                "contiguous_gradients": True}
+        zero = {
+            "stage": 2,
+            "allgather_partitions": True,
+            "allgather_bucket_size": 200_000_000,
+            "overlap_comm": True,
+            "reduce_scatter": True,
+            "reduce_bucket_size": "auto",
+            "contiguous_gradients": True,
+        }
         return {**zero, "offload_optimizer": cpu} if offload else zero
-    zero = {"stage": 3, "overlap_comm": True, "contiguous_gradients": True, "reduce_bucket_size": "auto",
-            "stage3_prefetch_bucket_size": "auto", "stage3_param_persistence_threshold": "auto",
-            "sub_group_size": 1_000_000_000, "stage3_max_live_parameters": 1_000_000_000,
-            "stage3_max_reuse_distance": 1_000_000_000,
-            # Without it save_model() writes empty placeholder weights on ZeRO-3.
-            "stage3_gather_16bit_weights_on_model_save": True}
+    zero = {
+        "stage": 3,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "reduce_bucket_size": "auto",
+        "stage3_prefetch_bucket_size": "auto",
+        "stage3_param_persistence_threshold": "auto",
+        "sub_group_size": 1_000_000_000,
+        "stage3_max_live_parameters": 1_000_000_000,
+        "stage3_max_reuse_distance": 1_000_000_000,
+        # Without it save_model() writes empty placeholder weights on ZeRO-3.
+        "stage3_gather_16bit_weights_on_model_save": True,
+    }
     return {**zero, "offload_optimizer": cpu, "offload_param": cpu} if offload else zero
 
 
@@ -122,16 +149,20 @@ def load_deepspeed_config(path_or_dict: str | Path | Mapping) -> dict:
     if Path(value).parent.name == "ds_configs" and stem in BUILTIN_CONFIGS:
         return builtin_config(stem)
     looked = ", ".join(str(p) for p in _candidate_paths(value))
-    raise ConfigError(f"DeepSpeed config file not found: {value} (looked in {looked}). Give a path to a JSON "
-                      f"file or a built-in preset name: {', '.join(BUILTIN_CONFIGS)}.")
+    raise ConfigError(
+        f"DeepSpeed config file not found: {value} (looked in {looked}). Give a path to a JSON "
+        f"file or a built-in preset name: {', '.join(BUILTIN_CONFIGS)}."
+    )
 
 
 def _read_json(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ConfigError(f"DeepSpeed config {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
-                          f"{err.msg}). Fix the file or start from ds_configs/zero2.json.") from None
+        raise ConfigError(
+            f"DeepSpeed config {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
+            f"{err.msg}). Fix the file or start from ds_configs/zero2.json."
+        ) from None
     if not isinstance(config, dict):
         raise ConfigError(f"DeepSpeed config {path} must hold a JSON object, got {type(config).__name__}.")
     return config
@@ -147,8 +178,10 @@ def require_deepspeed() -> None:
     try:
         import deepspeed  # noqa: F401
     except ImportError as err:
-        raise ConfigError(f"The experiment asks for a DeepSpeed config but DeepSpeed is not importable ({err}). "
-                          f"Install it with: {INSTALL_HINT}  (or drop the deepspeed setting).") from None
+        raise ConfigError(
+            f"The experiment asks for a DeepSpeed config but DeepSpeed is not importable ({err}). "
+            f"Install it with: {INSTALL_HINT}  (or drop the deepspeed setting)."
+        ) from None
 
 
 def _training_value(training_args: Any, name: str):
@@ -186,8 +219,10 @@ def trainer_owned_values(training_args: Any = None) -> dict[str, tuple[str, Any]
     values = {
         "train_micro_batch_size_per_gpu": ("per_device_train_batch_size", micro),
         "gradient_accumulation_steps": ("gradient_accumulation_steps", accumulation),
-        "train_batch_size": ("world_size * per_device_train_batch_size * gradient_accumulation_steps",
-                             _world_size(training_args) * micro * accumulation),
+        "train_batch_size": (
+            "world_size * per_device_train_batch_size * gradient_accumulation_steps",
+            _world_size(training_args) * micro * accumulation,
+        ),
         "gradient_clipping": ("max_grad_norm", get("max_grad_norm")),
         "optimizer.params.lr": ("learning_rate", get("learning_rate")),
         "optimizer.params.betas": ("adam_beta1, adam_beta2", [get("adam_beta1"), get("adam_beta2")]),
@@ -218,15 +253,18 @@ def _check_zero(config: Mapping, source: str) -> None:
         raise ConfigError(f"DeepSpeed config {source}: zero_optimization.stage must be 0, 1, 2 or 3, got {stage!r}.")
     if stage == 3 and zero.get("stage3_gather_16bit_weights_on_model_save") is not True:
         raise ConfigError(
-            f"DeepSpeed config {source} uses ZeRO-3 without \"stage3_gather_16bit_weights_on_model_save\": true "
+            f'DeepSpeed config {source} uses ZeRO-3 without "stage3_gather_16bit_weights_on_model_save": true '
             "in zero_optimization: stage checkpoints would hold empty sharded placeholders instead of weights. "
-            "Add that setting (ds_configs/zero3.json has it).")
+            "Add that setting (ds_configs/zero3.json has it)."
+        )
 
 
 def _check_precision(config: Mapping, source: str) -> None:
     if _lookup(config, "fp16.enabled") is True and _lookup(config, "bf16.enabled") is True:
-        raise ConfigError(f"DeepSpeed config {source} enables both fp16 and bf16; set both to \"auto\" and choose "
-                          "with the bf16 / fp16 training arguments.")
+        raise ConfigError(
+            f'DeepSpeed config {source} enables both fp16 and bf16; set both to "auto" and choose '
+            "with the bf16 / fp16 training arguments."
+        )
 
 
 def _check_scheduler(config: Mapping, training_args: Any, source: str) -> None:
@@ -235,8 +273,9 @@ def _check_scheduler(config: Mapping, training_args: Any, source: str) -> None:
     if "scheduler" in config and scheduler_type != "linear":
         raise ConfigError(
             f"DeepSpeed config {source} defines a scheduler ({config['scheduler'].get('type')}), which replaces the "
-            f"Trainer's lr_scheduler_type={scheduler_type!r}. Remove the \"scheduler\" block to use "
-            f"{scheduler_type!r}, or set lr_scheduler_type to 'linear'.")
+            f'Trainer\'s lr_scheduler_type={scheduler_type!r}. Remove the "scheduler" block to use '
+            f"{scheduler_type!r}, or set lr_scheduler_type to 'linear'."
+        )
 
 
 def _check_cpu_launch(training_args: Any, source: str) -> None:
@@ -247,7 +286,8 @@ def _check_cpu_launch(training_args: Any, source: str) -> None:
         raise ConfigError(
             f"DeepSpeed config {source}: several ranks on a CPU-only machine need use_cpu=True in the training "
             "arguments, or the Trainer sees world size 1 (no data sharding; DeepSpeed rejects train_batch_size). "
-            "Call hf_itt.config.deepspeed.prepare_deepspeed_launch() before building TrainingArguments.")
+            "Call hf_itt.config.deepspeed.prepare_deepspeed_launch() before building TrainingArguments."
+        )
 
 
 def _mismatches(config: Mapping, training_args: Any) -> list[str]:
@@ -260,8 +300,9 @@ def _mismatches(config: Mapping, training_args: Any) -> list[str]:
     return lines
 
 
-def validate_deepspeed_config(config: Mapping, training_args: Any = None, *, source: str = "<dict>",
-                              check_import: bool = True) -> None:
+def validate_deepspeed_config(
+    config: Mapping, training_args: Any = None, *, source: str = "<dict>", check_import: bool = True
+) -> None:
     """Raise ConfigError for a config the Trainer would reject or silently misuse.
 
     ``training_args``: a ``TrainingArguments``, a dict of its fields (missing ones take the Trainer's
@@ -275,12 +316,16 @@ def validate_deepspeed_config(config: Mapping, training_args: Any = None, *, sou
     _check_scheduler(config, training_args, source)
     mismatches = _mismatches(config, training_args)
     if mismatches:
-        raise ConfigError(f"DeepSpeed config {source} contradicts the training arguments: " + "; ".join(mismatches)
-                          + ". Set these DeepSpeed values to \"auto\" so the Trainer fills them in.")
+        raise ConfigError(
+            f"DeepSpeed config {source} contradicts the training arguments: "
+            + "; ".join(mismatches)
+            + '. Set these DeepSpeed values to "auto" so the Trainer fills them in.'
+        )
 
 
-def resolve_deepspeed_config(path_or_dict: str | Path | Mapping, training_args: Any = None, *,
-                             check_import: bool = True) -> dict:
+def resolve_deepspeed_config(
+    path_or_dict: str | Path | Mapping, training_args: Any = None, *, check_import: bool = True
+) -> dict:
     """Load (see ``load_deepspeed_config``) and validate a config; return it with "auto" values kept.
 
     Pass the result to ``TrainingArguments(deepspeed=...)``; the Trainer fills the "auto" values.
@@ -291,16 +336,22 @@ def resolve_deepspeed_config(path_or_dict: str | Path | Mapping, training_args: 
     return config
 
 
-def fill_auto_values(config: Mapping, training_args: Any, *, num_training_steps: int, hidden_size: int,
-                     warmup_steps: int = 0) -> dict:
+def fill_auto_values(
+    config: Mapping, training_args: Any, *, num_training_steps: int, hidden_size: int, warmup_steps: int = 0
+) -> dict:
     """Replace every "auto" the way the Trainer does; for running ``deepspeed.initialize`` without a Trainer."""
     filled = copy.deepcopy(dict(config))
     values = {key: value for key, (_, value) in trainer_owned_values(training_args).items()}
-    values.update({"scheduler.params.warmup_min_lr": 0, "scheduler.params.total_num_steps": num_training_steps,
-                   "scheduler.params.warmup_num_steps": max(1, warmup_steps),
-                   "zero_optimization.reduce_bucket_size": hidden_size * hidden_size,
-                   "zero_optimization.stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
-                   "zero_optimization.stage3_param_persistence_threshold": 10 * hidden_size})
+    values.update(
+        {
+            "scheduler.params.warmup_min_lr": 0,
+            "scheduler.params.total_num_steps": num_training_steps,
+            "scheduler.params.warmup_num_steps": max(1, warmup_steps),
+            "zero_optimization.reduce_bucket_size": hidden_size * hidden_size,
+            "zero_optimization.stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
+            "zero_optimization.stage3_param_persistence_threshold": 10 * hidden_size,
+        }
+    )
     for dotted_key, value in values.items():
         *parents, leaf = dotted_key.split(".")
         node = _lookup(filled, ".".join(parents)) if parents else filled
@@ -368,8 +419,9 @@ def check_world_size_on_resume(checkpoint_dir: str | Path, world_size: int) -> i
         f"run has {world_size}. Fix one of: relaunch with {saved} processes; or convert it to DeepSpeed's universal "
         f"checkpoint (python -m deepspeed.checkpoint.ds_to_universal --inject_missing_state --input_folder {tag_dir} "
         f"--output_folder {tag_dir}_universal, write '{tag_dir.name}_universal' into {Path(checkpoint_dir) / 'latest'}, "
-        f"and add \"checkpoint\": {{\"load_universal\": true}} to the DeepSpeed config); or restart the stage "
-        f"from scratch with --force.")
+        f'and add "checkpoint": {{"load_universal": true}} to the DeepSpeed config); or restart the stage '
+        f"from scratch with --force."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,8 +75,12 @@ def check_mapping(value: Any, hint: Any, where: str, strict: bool = False) -> di
     if not args:
         return value
     key_hint, value_hint = args
-    return {check_type(key, key_hint, f"{where} key {key!r}", strict): check_type(item, value_hint, f"{where}.{key}", strict)
-            for key, item in value.items()}
+    return {
+        check_type(key, key_hint, f"{where} key {key!r}", strict): check_type(
+            item, value_hint, f"{where}.{key}", strict
+        )
+        for key, item in value.items()
+    }
 
 
 def check_scalar(value: Any, kind: type, where: str, strict: bool = False) -> Any:
@@ -103,8 +107,9 @@ def check_number(value: Any, kind: type, where: str, strict: bool = False):
     if isinstance(value, bool) or isinstance(value, (list, dict)) or value is None:
         raise ConfigError(f"{where}: expected {NAMES[kind]}, got {value!r}")
     if strict and isinstance(value, str):
-        raise ConfigError(f"{where}: expected {NAMES[kind]}, got {value!r}"
-                          + ("; write it without quotes" if _numeric(value) else ""))
+        raise ConfigError(
+            f"{where}: expected {NAMES[kind]}, got {value!r}" + ("; write it without quotes" if _numeric(value) else "")
+        )
     if strict and kind is int and isinstance(value, float):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     try:

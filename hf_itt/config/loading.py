@@ -54,15 +54,19 @@ def check_unique_outputs(configs: list[ExperimentConfig], path: str | Path) -> N
     folders: dict[Path, ExperimentConfig] = {}
     for index, config in enumerate(configs):
         if config.experiment in names:
-            raise ConfigError(f"{path}: experiments[{index}] is named {config.experiment!r} like "
-                              f"experiments[{names[config.experiment]}]; experiment names must be unique (each "
-                              f"gets its own output folder and Hub repos)")
+            raise ConfigError(
+                f"{path}: experiments[{index}] is named {config.experiment!r} like "
+                f"experiments[{names[config.experiment]}]; experiment names must be unique (each "
+                f"gets its own output folder and Hub repos)"
+            )
         names[config.experiment] = index
         folder = config.run_dir.resolve()
         if folder in folders:
-            raise ConfigError(f"output_dir {config.output_dir!r} gives experiments {folders[folder].experiment!r} and "
-                              f"{config.experiment!r} of {Path(path).name} the same folder {config.run_dir}; put "
-                              f"{{experiment}} in it (e.g. output_dir={config.output_dir.rstrip('/')}/{{experiment}})")
+            raise ConfigError(
+                f"output_dir {config.output_dir!r} gives experiments {folders[folder].experiment!r} and "
+                f"{config.experiment!r} of {Path(path).name} the same folder {config.run_dir}; put "
+                f"{{experiment}} in it (e.g. output_dir={config.output_dir.rstrip('/')}/{{experiment}})"
+            )
         folders[folder] = config
 
 
@@ -156,8 +160,15 @@ def is_training_argument(key: Any) -> bool:
     return isinstance(key, str) and key in training_argument_fields()
 
 
-NESTED = {"model": ModelConfig, "health": HealthConfig, "sampling": SamplingConfig, "targets": TargetsConfig,
-          "evaluation": EvaluationConfig, "hub": HubConfig, "defaults": DefaultsConfig}
+NESTED = {
+    "model": ModelConfig,
+    "health": HealthConfig,
+    "sampling": SamplingConfig,
+    "targets": TargetsConfig,
+    "evaluation": EvaluationConfig,
+    "hub": HubConfig,
+    "defaults": DefaultsConfig,
+}
 
 
 def convert_field(f: dataclasses.Field, value: Any, where: str, cls: type):

@@ -83,8 +83,10 @@ class PositionLimit:
     def check(self, length: int | None, where: str, fix: str) -> None:
         if self.positions is None or length is None or length <= self.positions:
             return
-        raise ConfigError(f"{where}: max_length {length} exceeds the {self.positions} tokens the model {self.name} "
-                          f"can hold (max_position_embeddings {self.raw} in its config.json); {fix}")
+        raise ConfigError(
+            f"{where}: max_length {length} exceeds the {self.positions} tokens the model {self.name} "
+            f"can hold (max_position_embeddings {self.raw} in its config.json); {fix}"
+        )
 
 
 def check_max_lengths(config) -> None:
@@ -100,17 +102,25 @@ def check_max_lengths(config) -> None:
             continue
         for task in stage.tasks:
             length = task.max_length or stage.max_length
-            limit.check(length or get_task(task.name).max_length,
-                        f"{where}, task {task.name}" + ("" if length else " (its default)"),
-                        f"set max_length: {limit.positions} or less on the stage or the task")
+            limit.check(
+                length or get_task(task.name).max_length,
+                f"{where}, task {task.name}" + ("" if length else " (its default)"),
+                f"set max_length: {limit.positions} or less on the stage or the task",
+            )
     for name in config.targets.tasks:
         spec, length = get_task(name), config.targets.max_length.get(name)
         if not spec.task_type.trainable:  # scored straight from the encoder
-            limit.check(config.evaluation.retrieval_max_length, f"targets {name} (evaluation.retrieval_max_length)",
-                        f"set evaluation.retrieval_max_length: {limit.positions} or less")
+            limit.check(
+                config.evaluation.retrieval_max_length,
+                f"targets {name} (evaluation.retrieval_max_length)",
+                f"set evaluation.retrieval_max_length: {limit.positions} or less",
+            )
         else:
-            limit.check(length or spec.max_length, f"targets {name}" + ("" if length else " (its default)"),
-                        f"set targets.max_length.{name}: {limit.positions} or less")
+            limit.check(
+                length or spec.max_length,
+                f"targets {name}" + ("" if length else " (its default)"),
+                f"set targets.max_length.{name}: {limit.positions} or less",
+            )
 
 
 class _Unknown(PositionLimit):

@@ -63,38 +63,57 @@ def selection_plans(config: ExperimentConfig) -> Iterator[SelectionPlan]:
     for index, stage in enumerate(config.stages):
         if stage.from_ is not None:
             continue
-        tasks = [(entry.name, get_task(entry.name).with_overrides(lang=entry.lang) if entry.lang
-                  else get_task(entry.name), entry.data_files) for entry in stage.tasks]
-        yield SelectionPlan(f"stages[{index}] ({stage.name})",
-                            merged_training(config.defaults.training, preset_training(stage.preset), stage.training),
-                            resolved_patience(stage.preset, stage.early_stopping_patience), tasks)
+        tasks = [
+            (
+                entry.name,
+                get_task(entry.name).with_overrides(lang=entry.lang) if entry.lang else get_task(entry.name),
+                entry.data_files,
+            )
+            for entry in stage.tasks
+        ]
+        yield SelectionPlan(
+            f"stages[{index}] ({stage.name})",
+            merged_training(config.defaults.training, preset_training(stage.preset), stage.training),
+            resolved_patience(stage.preset, stage.early_stopping_patience),
+            tasks,
+        )
     targets = config.targets
     for task in targets.tasks:
         spec = get_task(task)
         if spec.train_task is None:
             continue
-        training = merged_training(config.defaults.training, preset_training(targets.preset), targets.training,
-                                   targets.per_task_training.get(task))
-        yield SelectionPlan(f"targets ({task})", training,
-                            resolved_patience(targets.preset, targets.early_stopping_patience),
-                            [(task, get_task(spec.train_task), targets.data_files.get(spec.train_task))])
+        training = merged_training(
+            config.defaults.training,
+            preset_training(targets.preset),
+            targets.training,
+            targets.per_task_training.get(task),
+        )
+        yield SelectionPlan(
+            f"targets ({task})",
+            training,
+            resolved_patience(targets.preset, targets.early_stopping_patience),
+            [(task, get_task(spec.train_task), targets.data_files.get(spec.train_task))],
+        )
 
 
 def check_model_selection(config: ExperimentConfig) -> None:
     check_patience_values(config)
     for plan in selection_plans(config):
         if plan.patience and not plan.training.get("load_best_model_at_end"):
-            raise ConfigError(f"{plan.where}: early_stopping_patience {plan.patience} needs load_best_model_at_end: "
-                              f"true (the best evaluation's weights are exported, as jiant does); set it in "
-                              f"`training:` with eval_strategy and save_strategy 'steps', or set "
-                              f"early_stopping_patience: 0")
+            raise ConfigError(
+                f"{plan.where}: early_stopping_patience {plan.patience} needs load_best_model_at_end: "
+                f"true (the best evaluation's weights are exported, as jiant does); set it in "
+                f"`training:` with eval_strategy and save_strategy 'steps', or set "
+                f"early_stopping_patience: 0"
+            )
         if plan.training.get("load_best_model_at_end"):
             check_dev_data(plan)
 
 
 def check_patience_values(config: ExperimentConfig) -> None:
-    values = [(f"stages[{i}].early_stopping_patience", stage.early_stopping_patience)
-              for i, stage in enumerate(config.stages)]
+    values = [
+        (f"stages[{i}].early_stopping_patience", stage.early_stopping_patience) for i, stage in enumerate(config.stages)
+    ]
     values.append(("targets.early_stopping_patience", config.targets.early_stopping_patience))
     for where, value in values:
         if value is not None and value < 0:
@@ -106,20 +125,27 @@ def check_dev_data(plan: SelectionPlan) -> None:
     without = []
     for head, spec, data_files in plan.tasks:
         if isinstance(data_files, dict) and not has_validation_entry(data_files):
-            raise ConfigError(f"{plan.where}: load_best_model_at_end picks the weights on the dev set, but "
-                              f"data_files of {spec.name} has no validation entry (it has {sorted(data_files)}); "
-                              f"add `validation: path/to/dev file`, or turn selection off for it "
-                              f"(training: {{load_best_model_at_end: false, eval_strategy: 'no'}} and "
-                              f"early_stopping_patience: 0)")
+            raise ConfigError(
+                f"{plan.where}: load_best_model_at_end picks the weights on the dev set, but "
+                f"data_files of {spec.name} has no validation entry (it has {sorted(data_files)}); "
+                f"add `validation: path/to/dev file`, or turn selection off for it "
+                f"(training: {{load_best_model_at_end: false, eval_strategy: 'no'}} and "
+                f"early_stopping_patience: 0)"
+            )
         if not spec.has_split("validation"):
             without.append(head)
     if without and len(without) == len(plan.tasks):
-        raise ConfigError(f"{plan.where}: load_best_model_at_end picks the weights on the dev set, but "
-                          f"{', '.join(without)} has no validation split; turn selection off for it (training: "
-                          f"{{load_best_model_at_end: false, eval_strategy: 'no'}} and early_stopping_patience: 0)")
+        raise ConfigError(
+            f"{plan.where}: load_best_model_at_end picks the weights on the dev set, but "
+            f"{', '.join(without)} has no validation split; turn selection off for it (training: "
+            f"{{load_best_model_at_end: false, eval_strategy: 'no'}} and early_stopping_patience: 0)"
+        )
     if without:
-        logger.warning("%s: %s has no validation split, so the dev evaluation that picks the weights leaves it "
-                       "out", plan.where, ", ".join(without))
+        logger.warning(
+            "%s: %s has no validation split, so the dev evaluation that picks the weights leaves it out",
+            plan.where,
+            ", ".join(without),
+        )
 
 
 def has_validation_entry(data_files: dict) -> bool:

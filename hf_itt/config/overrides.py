@@ -25,8 +25,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r}: {err}; keep one of them") from None
     except yaml.YAMLError:
         if value.lstrip().startswith("["):  # a list with a typo must not become a string
-            raise ConfigError(f"override {text!r}: the value is not a valid YAML list; write it as "
-                              f"[item1,item2] with balanced brackets (quote the whole override for the shell)") from None
+            raise ConfigError(
+                f"override {text!r}: the value is not a valid YAML list; write it as "
+                f"[item1,item2] with balanced brackets (quote the whole override for the shell)"
+            ) from None
         parsed = value  # plain text such as a repo template `{namespace}/{stage}`
     return key.strip().split("."), parsed
 
@@ -48,8 +50,10 @@ def set_path(node: Any, path: list[str], value: Any, text: str) -> None:
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ConfigError(f"override {text!r}: {'.'.join(path[:-1])} is {node!r}, not a mapping, so it has no "
-                          f"field {last!r}; check the dotted key")
+        raise ConfigError(
+            f"override {text!r}: {'.'.join(path[:-1])} is {node!r}, not a mapping, so it has no "
+            f"field {last!r}; check the dotted key"
+        )
 
 
 def child(node: Any, part: str, text: str, create: bool) -> Any:

@@ -24,8 +24,13 @@ from hf_itt.task_types import get_type
 from hf_itt.tasks.registry import get_task
 
 # integration -> the package to install, where its name differs from the integration's
-PACKAGES = {"comet_ml": "comet-ml", "azure_ml": "azureml-core", "flyte": "flytekit", "kubeflow": "kfp",
-            "neptune": "neptune"}
+PACKAGES = {
+    "comet_ml": "comet-ml",
+    "azure_ml": "azureml-core",
+    "flyte": "flytekit",
+    "kubeflow": "kfp",
+    "neptune": "neptune",
+}
 
 
 def check_runtime(config: ExperimentConfig) -> None:
@@ -50,8 +55,12 @@ def resolved_trainings(config: ExperimentConfig) -> Iterator[tuple[str, dict, di
         spec = get_task(task)
         if spec.train_task is None:  # retrieval: evaluated from the encoder, not trained
             continue
-        training = merged_training(config.defaults.training, preset_training(targets.preset), targets.training,
-                                   targets.per_task_training.get(task))
+        training = merged_training(
+            config.defaults.training,
+            preset_training(targets.preset),
+            targets.training,
+            targets.per_task_training.get(task),
+        )
         yield f"targets ({task})", training, {task: spec.type}
 
 
@@ -67,19 +76,25 @@ def check_report_to(report_to, where: str) -> None:
         if name in ("none", "all"):
             continue
         if name not in INTEGRATION_TO_CALLBACK:
-            raise ConfigError(f"{where}: report_to {name!r} is not an integration transformers knows"
-                              f"{did_you_mean(name, INTEGRATION_TO_CALLBACK, n=1)}"
-                              f" (known: {', '.join(sorted(INTEGRATION_TO_CALLBACK))}, none, all)")
+            raise ConfigError(
+                f"{where}: report_to {name!r} is not an integration transformers knows"
+                f"{did_you_mean(name, INTEGRATION_TO_CALLBACK, n=1)}"
+                f" (known: {', '.join(sorted(INTEGRATION_TO_CALLBACK))}, none, all)"
+            )
         if name not in available:
-            raise ConfigError(f"{where}: report_to {name!r} needs its package, which is not installed here: "
-                              f"pip install {PACKAGES.get(name, name)}, or drop it from report_to")
+            raise ConfigError(
+                f"{where}: report_to {name!r} needs its package, which is not installed here: "
+                f"pip install {PACKAGES.get(name, name)}, or drop it from report_to"
+            )
 
 
 def check_push_to_hub(training: dict, where: str) -> None:
     if training.get("push_to_hub"):
-        raise ConfigError(f"{where}: push_to_hub is replaced by the `hub:` section: hf_itt publishes every finished "
-                          "stage itself (checkpoint, manifest and model card) and reuses published stages; set "
-                          "hub.publisher: hub and hub.namespace: <your user or org>, and remove push_to_hub")
+        raise ConfigError(
+            f"{where}: push_to_hub is replaced by the `hub:` section: hf_itt publishes every finished "
+            "stage itself (checkpoint, manifest and model card) and reuses published stages; set "
+            "hub.publisher: hub and hub.namespace: <your user or org>, and remove push_to_hub"
+        )
 
 
 def dev_metric_names(heads: dict[str, str]) -> list[str]:
@@ -103,8 +118,10 @@ def check_best_metric(training: dict, heads: dict[str, str], where: str) -> None
     if str(metric).removeprefix("eval_") == "average":
         no_metric = [head for head, task_type in heads.items() if not get_type(task_type).main_dev_metric]
         reason = f" ({', '.join(no_metric)} report{'s' if len(no_metric) == 1 else ''} only a loss on dev: no average)"
-    raise ConfigError(f"{where}: metric_for_best_model {metric!r} is not a metric this stage's dev evaluation "
-                      f"reports{reason}; use one of {', '.join(names)}")
+    raise ConfigError(
+        f"{where}: metric_for_best_model {metric!r} is not a metric this stage's dev evaluation "
+        f"reports{reason}; use one of {', '.join(names)}"
+    )
 
 
 __all__ = ["check_runtime", "dev_metric_names"]

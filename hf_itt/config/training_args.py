@@ -58,10 +58,23 @@ def check_training_keys(training: dict[str, Any], where: str) -> None:
 
 
 # Ranges TrainingArguments itself does not check; outside them a run crashes or trains nonsense.
-AT_LEAST_ZERO = ("learning_rate", "weight_decay", "adam_epsilon", "max_grad_norm", "warmup_steps",
-                 "num_train_epochs", "neftune_noise_alpha", "dataloader_num_workers")
-AT_LEAST_ONE = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                "eval_accumulation_steps", "save_total_limit")
+AT_LEAST_ZERO = (
+    "learning_rate",
+    "weight_decay",
+    "adam_epsilon",
+    "max_grad_norm",
+    "warmup_steps",
+    "num_train_epochs",
+    "neftune_noise_alpha",
+    "dataloader_num_workers",
+)
+AT_LEAST_ONE = (
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "eval_accumulation_steps",
+    "save_total_limit",
+)
 POSITIVE = ("logging_steps", "save_steps", "eval_steps")
 BELOW_ONE = ("adam_beta1", "adam_beta2", "label_smoothing_factor")  # in [0, 1)
 SEEDS = ("seed", "data_seed")
@@ -125,8 +138,9 @@ def merged_training(*layers: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def build_training_arguments(training: dict[str, Any], output_dir: str, seed: int,
-                             deepspeed: str | dict | None = None, where: str = "training"):
+def build_training_arguments(
+    training: dict[str, Any], output_dir: str, seed: int, deepspeed: str | dict | None = None, where: str = "training"
+):
     """Instantiate TrainingArguments, turning its ValueErrors into a ConfigError naming the stage."""
     from transformers import TrainingArguments
 

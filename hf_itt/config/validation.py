@@ -74,12 +74,16 @@ def check_training_arguments(config: ExperimentConfig) -> None:
 
     for index, stage in enumerate(config.stages):
         if not stage.from_:
-            validate_training_arguments(layers(stage.preset, stage.training), config.seed,
-                                        f"stages[{index}] ({stage.name})")
+            validate_training_arguments(
+                layers(stage.preset, stage.training), config.seed, f"stages[{index}] ({stage.name})"
+            )
     targets = config.targets
     for name in targets.tasks:
-        validate_training_arguments(layers(targets.preset, targets.training, targets.per_task_training.get(name)),
-                                    config.seed, f"targets {name}")
+        validate_training_arguments(
+            layers(targets.preset, targets.training, targets.per_task_training.get(name)),
+            config.seed,
+            f"targets {name}",
+        )
 
 
 RUN_DIR_FIELDS = ("experiment", "seed")
@@ -114,7 +118,9 @@ def check_data_files(data_files, where: str) -> None:
     keys = (*ROLES, *ROLE_ALIASES, *EXTRA_DATA_KEYS)
     for role, paths in data_files.items():
         if role not in keys:
-            raise ConfigError(f"{where}: unknown role {role!r}{did_you_mean(role, keys, n=1)} (roles: {', '.join(keys)})")
+            raise ConfigError(
+                f"{where}: unknown role {role!r}{did_you_mean(role, keys, n=1)} (roles: {', '.join(keys)})"
+            )
         items = paths if isinstance(paths, list) else [paths]
         for item in items:
             if not isinstance(item, str):
@@ -126,15 +132,19 @@ def check_template(value: str, allowed: tuple[str, ...], where: str) -> None:
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
     except ValueError as err:
-        raise ConfigError(f"{where} {value!r} is not a valid template ({err}); write a placeholder as "
-                          "{name} and a literal brace as {{ or }}") from None
+        raise ConfigError(
+            f"{where} {value!r} is not a valid template ({err}); write a placeholder as "
+            "{name} and a literal brace as {{ or }}"
+        ) from None
     unknown = [name for name in names if name not in allowed]
     if not unknown:
         return
     shown = "{" + unknown[0] + "}"
     if allowed:
-        raise ConfigError(f"{where} {value!r} uses the unknown placeholder {shown}; it may use "
-                          + ", ".join("{" + name + "}" for name in allowed))
+        raise ConfigError(
+            f"{where} {value!r} uses the unknown placeholder {shown}; it may use "
+            + ", ".join("{" + name + "}" for name in allowed)
+        )
     raise ConfigError(f"{where} {value!r} uses the placeholder {shown}, but it takes none; write the path itself")
 
 
@@ -142,26 +152,33 @@ def fill_template(value: str, config: ExperimentConfig, where: str) -> None:
     try:
         value.format(experiment=config.experiment, seed=config.seed)
     except (ValueError, IndexError, KeyError) as err:
-        raise ConfigError(f"{where} {value!r} cannot be filled in ({err}); use plain {{experiment}} and {{seed}}") from None
+        raise ConfigError(
+            f"{where} {value!r} cannot be filled in ({err}); use plain {{experiment}} and {{seed}}"
+        ) from None
 
 
 def check_numbers(config: ExperimentConfig) -> None:
     """Ranges the schema's types do not say (types and finiteness are checked when the config is built)."""
-    checks = [(config.seed, 0, "seed", "an integer in [0, 2**32)"),
-              (config.evaluation.retrieval_max_length, 1, "evaluation.retrieval_max_length", "a positive number"),
-              (config.evaluation.max_eval_examples, 1, "evaluation.max_eval_examples", "a positive number"),
-              (config.targets.max_train_examples, 1, "targets.max_train_examples", "a positive number")]
+    checks = [
+        (config.seed, 0, "seed", "an integer in [0, 2**32)"),
+        (config.evaluation.retrieval_max_length, 1, "evaluation.retrieval_max_length", "a positive number"),
+        (config.evaluation.max_eval_examples, 1, "evaluation.max_eval_examples", "a positive number"),
+        (config.targets.max_train_examples, 1, "targets.max_train_examples", "a positive number"),
+    ]
     for i, stage in enumerate(config.stages):
         checks.append((stage.max_length, MIN_MAX_LENGTH, f"stages[{i}].max_length", f"at least {MIN_MAX_LENGTH}"))
         checks.append((stage.sampling.anneal_alpha_end, 0, f"stages[{i}].sampling.anneal_alpha_end", ">= 0"))
         for j, task in enumerate(stage.tasks):
             where = f"stages[{i}].tasks[{j}]"
-            checks += [(task.max_length, MIN_MAX_LENGTH, f"{where}.max_length", f"at least {MIN_MAX_LENGTH}"),
-                       (task.max_train_examples, 1, f"{where}.max_train_examples", "a positive number"),
-                       (task.max_eval_examples, 1, f"{where}.max_eval_examples", "a positive number")]
+            checks += [
+                (task.max_length, MIN_MAX_LENGTH, f"{where}.max_length", f"at least {MIN_MAX_LENGTH}"),
+                (task.max_train_examples, 1, f"{where}.max_train_examples", "a positive number"),
+                (task.max_eval_examples, 1, f"{where}.max_eval_examples", "a positive number"),
+            ]
             if task.weight is not None and not task.weight > 0:
-                raise ConfigError(f"{where}.weight is {task.weight}; use a weight > 0 (drop a task instead of "
-                                  "weighting it 0)")
+                raise ConfigError(
+                    f"{where}.weight is {task.weight}; use a weight > 0 (drop a task instead of weighting it 0)"
+                )
     for value, lowest, where, wanted in checks:
         if value is not None and value < lowest:
             raise ConfigError(f"{where} is {value}; use {wanted}")
@@ -173,8 +190,9 @@ def check_name(value: str, where: str) -> None:
     if not value:
         raise ConfigError(f"{where} is missing; give it a short name such as 'squad-then-mnli'")
     if not SAFE_NAME.match(value):
-        raise ConfigError(f"{where} {value!r} may only hold letters, digits, '.', '_' and '-' "
-                          "(it becomes a folder and repo name)")
+        raise ConfigError(
+            f"{where} {value!r} may only hold letters, digits, '.', '_' and '-' (it becomes a folder and repo name)"
+        )
 
 
 def check_model(config: ExperimentConfig) -> None:
@@ -187,25 +205,32 @@ def check_model(config: ExperimentConfig) -> None:
             continue
         folder = Path(value).expanduser()
         if not folder.is_dir():
-            raise ConfigError(f"{key} {value!r} is not a folder (looked at {folder.absolute()}); fix the path, "
-                              "or give a Hub id such as 'xlm-roberta-large'")
+            raise ConfigError(
+                f"{key} {value!r} is not a folder (looked at {folder.absolute()}); fix the path, "
+                "or give a Hub id such as 'xlm-roberta-large'"
+            )
         if key == "model.name_or_path" and not (folder / "config.json").is_file():
-            raise ConfigError(f"{key} {value!r} has no config.json, so it is not a saved model; point it at a "
-                              "save_pretrained() folder (or a stage's checkpoint/ folder)")
+            raise ConfigError(
+                f"{key} {value!r} has no config.json, so it is not a saved model; point it at a "
+                "save_pretrained() folder (or a stage's checkpoint/ folder)"
+            )
 
 
 def looks_like_path(value: str) -> bool:
     """Hub ids are 'name' or 'namespace/name'; anything else with a slash, or an existing folder, is a path."""
 
-    return (value.startswith(("/", "./", "../", "~")) or value.count("/") > 1 or "\\" in value
-            or Path(value).expanduser().is_dir())
+    return (
+        value.startswith(("/", "./", "../", "~"))
+        or value.count("/") > 1
+        or "\\" in value
+        or Path(value).expanduser().is_dir()
+    )
 
 
 REGISTERED_DIRS: set[str] = set()  # several experiments of one file share their task_dirs
 
 
 def register_task_dirs(config: ExperimentConfig) -> None:
-
 
     for folder in config.task_dirs:
         path = config.resolve_path(folder)
@@ -239,16 +264,19 @@ def check_stage(stage: StageConfig, where: str) -> None:
 
     if stage.from_ is not None:
         if not REFERENCE_PATTERN.match(stage.from_):
-            raise ConfigError(f"{where}.from {stage.from_!r} must be 'namespace/repo@revision', "
-                              "'namespace/repo' or a local folder")
+            raise ConfigError(
+                f"{where}.from {stage.from_!r} must be 'namespace/repo@revision', 'namespace/repo' or a local folder"
+            )
     elif not stage.tasks:
         raise ConfigError(f"{where} ({stage.name}) has no tasks; list at least one, or set `from:`")
     names = [task.name for task in stage.tasks]
     for i, task in enumerate(stage.tasks):
         spec = lookup_task(task.name, f"{where}.tasks[{i}]")
         if not spec.task_type.trainable:
-            raise ConfigError(f"{where}.tasks[{i}]: {task.name} is a {spec.type} task with no training data; "
-                              "use it under targets.tasks")
+            raise ConfigError(
+                f"{where}.tasks[{i}]: {task.name} is a {spec.type} task with no training data; "
+                "use it under targets.tasks"
+            )
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: a task is listed twice in {names}")
     check_sampling(stage, where)
@@ -261,8 +289,10 @@ def check_stage(stage: StageConfig, where: str) -> None:
 def check_sampling(stage: StageConfig, where: str) -> None:
     sampling = stage.sampling
     if sampling.strategy not in SAMPLING_STRATEGIES:
-        raise ConfigError(f"{where}.sampling.strategy {sampling.strategy!r} is unknown"
-                          f"{did_you_mean(sampling.strategy, SAMPLING_STRATEGIES)} (valid: {', '.join(SAMPLING_STRATEGIES)})")
+        raise ConfigError(
+            f"{where}.sampling.strategy {sampling.strategy!r} is unknown"
+            f"{did_you_mean(sampling.strategy, SAMPLING_STRATEGIES)} (valid: {', '.join(SAMPLING_STRATEGIES)})"
+        )
     if sampling.temperature <= 0:
         raise ConfigError(f"{where}.sampling.temperature must be > 0, got {sampling.temperature}")
     if sampling.strategy == "capped" and (sampling.cap is None or sampling.cap <= 0):
@@ -270,9 +300,11 @@ def check_sampling(stage: StageConfig, where: str) -> None:
     if sampling.strategy == "weights":
         weights = [task.weight for task in stage.tasks]
         if any(w is None or not w > 0 for w in weights):
-            raise ConfigError(f"{where}.sampling: strategy 'weights' needs a weight > 0 on every task "
-                              f"(drop a task instead of weighting it 0); got "
-                              f"{dict(zip([t.name for t in stage.tasks], weights))}")
+            raise ConfigError(
+                f"{where}.sampling: strategy 'weights' needs a weight > 0 on every task "
+                f"(drop a task instead of weighting it 0); got "
+                f"{dict(zip([t.name for t in stage.tasks], weights))}"
+            )
 
 
 def check_benchmarks(config: ExperimentConfig) -> None:
@@ -280,8 +312,9 @@ def check_benchmarks(config: ExperimentConfig) -> None:
         raise ConfigError(f"benchmarks is empty; list the ones the experiment reports: {', '.join(BENCHMARKS)}")
     for benchmark in config.benchmarks:
         if benchmark not in BENCHMARKS:
-            raise ConfigError(f"benchmarks: {benchmark!r} is not one of {', '.join(BENCHMARKS)}"
-                              f"{did_you_mean(benchmark, BENCHMARKS)}")
+            raise ConfigError(
+                f"benchmarks: {benchmark!r} is not one of {', '.join(BENCHMARKS)}{did_you_mean(benchmark, BENCHMARKS)}"
+            )
 
 
 def check_targets(config: ExperimentConfig) -> None:
@@ -296,8 +329,10 @@ def check_targets(config: ExperimentConfig) -> None:
     for i, name in enumerate(targets.tasks):
         spec = lookup_task(name, f"targets.tasks[{i}]")
         if spec.train_task is None and spec.task_type.trainable:
-            raise ConfigError(f"targets.tasks[{i}]: {name} has no English training task; "
-                              "it cannot be a target (targets are XTREME/XTREME-R tasks such as xnli, tatoeba)")
+            raise ConfigError(
+                f"targets.tasks[{i}]: {name} has no English training task; "
+                "it cannot be a target (targets are XTREME/XTREME-R tasks such as xnli, tatoeba)"
+            )
         if spec.retrieval_encoder and not set(encoder_targets(spec.retrieval_encoder)) & set(targets.tasks):
             raise ConfigError(f"targets.tasks[{i}]: {missing_encoder_target(name, spec.retrieval_encoder)}")
     for name, length in targets.max_length.items():
@@ -311,17 +346,19 @@ def check_targets(config: ExperimentConfig) -> None:
         known = set(lookup_task(name, f"targets.languages.{name}").all_languages())
         unknown = [lang for lang in languages if lang not in known]
         if unknown:
-            raise ConfigError(f"targets.languages.{name}: {name} has no language {unknown[0]!r} "
-                              f"(it has: {' '.join(sorted(known))})")
+            raise ConfigError(
+                f"targets.languages.{name}: {name} has no language {unknown[0]!r} (it has: {' '.join(sorted(known))})"
+            )
     if targets.preset:
-
         get_preset(targets.preset)
 
 
 def missing_encoder_target(task: str, encoder_task: str) -> str:
     providers = " or ".join(encoder_targets(encoder_task)) or f"a target trained on {encoder_task}"
-    return (f"{task} embeds with this chain's model fine-tuned on {encoder_task}, and no target of the experiment "
-            f"trains one: add {providers} to targets.tasks")
+    return (
+        f"{task} embeds with this chain's model fine-tuned on {encoder_task}, and no target of the experiment "
+        f"trains one: add {providers} to targets.tasks"
+    )
 
 
 def check_evaluation(config: ExperimentConfig) -> None:
@@ -331,8 +368,10 @@ def check_evaluation(config: ExperimentConfig) -> None:
     if config.evaluation.batch_size <= 0:
         raise ConfigError("evaluation.batch_size must be a positive number")
     if config.evaluation.bucc_duplicates not in BUCC_DUPLICATE_MODES:
-        raise ConfigError(f"evaluation.bucc_duplicates {config.evaluation.bucc_duplicates!r} is not one of "
-                          f"{', '.join(BUCC_DUPLICATE_MODES)}")
+        raise ConfigError(
+            f"evaluation.bucc_duplicates {config.evaluation.bucc_duplicates!r} is not one of "
+            f"{', '.join(BUCC_DUPLICATE_MODES)}"
+        )
 
 
 def check_hub(config: ExperimentConfig) -> None:

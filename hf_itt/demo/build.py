@@ -40,8 +40,14 @@ def tokenizer_texts(lines: list[str]) -> list[str]:
     return lines + [" ".join(word + mark for word in words) for mark in ".,;:!"]
 
 
-def build_base_model(out_dir: str | Path, world: dict, steps: int = MLM_DEFAULTS["steps"], seed: int = 0,
-                     vocab_size: int = 1000, **mlm_options) -> Path:
+def build_base_model(
+    out_dir: str | Path,
+    world: dict,
+    steps: int = MLM_DEFAULTS["steps"],
+    seed: int = 0,
+    vocab_size: int = 1000,
+    **mlm_options,
+) -> Path:
     """Train a tokenizer on the world's MLM corpus and warm up a tiny XLM-R with MLM; save to ``out_dir``."""
     import torch
     from transformers import (
@@ -51,7 +57,6 @@ def build_base_model(out_dir: str | Path, world: dict, steps: int = MLM_DEFAULTS
         XLMRobertaForMaskedLM,
     )
 
-
     options = {**MLM_DEFAULTS, "steps": steps, **mlm_options}
     lines = Path(world["tasks"]["mlm"]["train"]).read_text(encoding="utf-8").splitlines()
     tokenizer = build_tokenizer(tokenizer_texts(lines), vocab_size=vocab_size)
@@ -60,10 +65,19 @@ def build_base_model(out_dir: str | Path, world: dict, steps: int = MLM_DEFAULTS
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
-            output_dir=scratch, max_steps=options["steps"], per_device_train_batch_size=options["batch_size"],
-            learning_rate=options["learning_rate"], warmup_steps=options["warmup"], weight_decay=0.01,
-            max_grad_norm=1.0, lr_scheduler_type="linear", save_strategy="no", report_to="none",
-            logging_steps=max(1, options["steps"] // 5), seed=seed, disable_tqdm=True,
+            output_dir=scratch,
+            max_steps=options["steps"],
+            per_device_train_batch_size=options["batch_size"],
+            learning_rate=options["learning_rate"],
+            warmup_steps=options["warmup"],
+            weight_decay=0.01,
+            max_grad_norm=1.0,
+            lr_scheduler_type="linear",
+            save_strategy="no",
+            report_to="none",
+            logging_steps=max(1, options["steps"] // 5),
+            seed=seed,
+            disable_tqdm=True,
             dataloader_pin_memory=torch.cuda.is_available(),
         )
         torch.manual_seed(seed)
@@ -101,9 +115,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mlm-steps", type=int, default=MLM_DEFAULTS["steps"])
     parser.add_argument("--force", action="store_true", help="rebuild even if the outputs exist")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the model is tiny, and on a busy CPU more threads "
-                             "spin-wait against each other and run several times slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the model is tiny, and on a busy CPU more threads "
+        "spin-wait against each other and run several times slower)",
+    )
     args = parser.parse_args(argv)
     import torch
 

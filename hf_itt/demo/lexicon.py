@@ -17,8 +17,28 @@ from dataclasses import dataclass
 # codes cannot be mistaken for real languages. Value: the three-letter code Tatoeba file names use.
 LANGUAGES = {"en": "eng", "qa": "qaa", "qb": "qab", "qc": "qac"}
 
-PERSONS = ["Anna", "Omar", "Lena", "Ravi", "Mia", "Kofi", "Sara", "Ivan", "Yuki", "Nora",
-           "Tariq", "Elena", "Jonas", "Aisha", "Pedro", "Mei", "Hugo", "Zara", "Leo", "Ines"]
+PERSONS = [
+    "Anna",
+    "Omar",
+    "Lena",
+    "Ravi",
+    "Mia",
+    "Kofi",
+    "Sara",
+    "Ivan",
+    "Yuki",
+    "Nora",
+    "Tariq",
+    "Elena",
+    "Jonas",
+    "Aisha",
+    "Pedro",
+    "Mei",
+    "Hugo",
+    "Zara",
+    "Leo",
+    "Ines",
+]
 VERBS = ["has", "sees", "buys", "sells", "wants", "finds"]
 COLORS = ["red", "blue", "green", "black", "white", "yellow", "brown", "grey"]
 # Noun categories: the unrelated intermediate task asks which noun belongs to a category.
@@ -47,10 +67,17 @@ FACT_ORDER = {"en": "PVQCN", "qa": "PVQCN", "qb": "PVQNC", "qc": "PQCNV"}
 
 def concepts() -> list[str]:
     """Every concept id of the world, in a fixed order."""
-    return ([f"person:{p}" for p in PERSONS] + [f"verb:{v}" for v in VERBS]
-            + [f"color:{c}" for c in COLORS] + [f"noun:{n}" for n in NOUNS] + [f"plural:{n}" for n in NOUNS]
-            + [f"num:{n}" for n in NUMBERS] + [f"category:{c}" for c in CATEGORIES] + [f"fn:{w}" for w in FUNCTION_WORDS]
-            + [f"punct:{p}" for p in PUNCTUATION])
+    return (
+        [f"person:{p}" for p in PERSONS]
+        + [f"verb:{v}" for v in VERBS]
+        + [f"color:{c}" for c in COLORS]
+        + [f"noun:{n}" for n in NOUNS]
+        + [f"plural:{n}" for n in NOUNS]
+        + [f"num:{n}" for n in NUMBERS]
+        + [f"category:{c}" for c in CATEGORIES]
+        + [f"fn:{w}" for w in FUNCTION_WORDS]
+        + [f"punct:{p}" for p in PUNCTUATION]
+    )
 
 
 def is_anchor(concept: str) -> bool:
@@ -85,8 +112,13 @@ class Fact:
         if self.at_least:
             quantity = ["fn:at", "fn:least"] + quantity
         noun = f"noun:{self.noun}" if self.count == 1 else f"plural:{self.noun}"
-        return {"P": [f"person:{self.person}"], "V": [f"verb:{self.verb}"], "Q": quantity,
-                "C": [f"color:{self.color}"] if self.color else [], "N": [noun]}
+        return {
+            "P": [f"person:{self.person}"],
+            "V": [f"verb:{self.verb}"],
+            "Q": quantity,
+            "C": [f"color:{self.color}"] if self.color else [],
+            "N": [noun],
+        }
 
 
 class Lexicon:

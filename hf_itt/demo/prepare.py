@@ -18,14 +18,15 @@ from hf_itt.errors import ConfigError
 def prepare(config) -> Path:
     import torch
 
-
     # The demo's matrices are tiny: one thread is as fast as several, and immune to a busy CPU, where
     # threads spin-wait against each other and the run gets several times slower.
     torch.set_num_threads(1)
 
     base = Path(config.resolve_path(config.model.name_or_path))
     if base.name != BASE_DIR:
-        raise ConfigError(f"demo: model.name_or_path must end in /{BASE_DIR} (the world is built in its "
-                          f"parent folder), got {config.model.name_or_path!r}")
+        raise ConfigError(
+            f"demo: model.name_or_path must end in /{BASE_DIR} (the world is built in its "
+            f"parent folder), got {config.model.name_or_path!r}"
+        )
     print(f"demo: synthetic world and tiny base encoder in {base.parent} (built once, minutes)", flush=True)
     return Path(build(base.parent)["base_model"])

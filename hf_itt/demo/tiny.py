@@ -32,8 +32,14 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1000):
     return XLMRobertaTokenizer(vocab=vocab, model_max_length=512)
 
 
-def encoder_config(vocab_size: int, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
-                   max_positions: int = 514, **overrides):
+def encoder_config(
+    vocab_size: int,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    max_positions: int = 514,
+    **overrides,
+):
     """An ``XLMRobertaConfig`` with XLM-R's structure and a tiny size."""
     from transformers import XLMRobertaConfig
 
@@ -44,13 +50,16 @@ def encoder_config(vocab_size: int, hidden_size: int = 32, num_layers: int = 2, 
         num_attention_heads=num_heads,
         intermediate_size=hidden_size * 4,
         max_position_embeddings=max_positions,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
         **overrides,
     )
 
 
-def build_checkpoint(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 1000, seed: int = 0,
-                     **config_kwargs) -> Path:
+def build_checkpoint(
+    out_dir: str | Path, texts: Iterable[str], vocab_size: int = 1000, seed: int = 0, **config_kwargs
+) -> Path:
     """Write a tokenizer + random ``XLMRobertaModel`` to ``out_dir``; return the path."""
     import torch
     from transformers import XLMRobertaModel

@@ -47,23 +47,24 @@ CHOICE_LABELS = ["A", "B", "C", "D", "E"]
 INDEX_FILE = "world.json"
 
 DEFAULT_SIZES = {
-    "mlm_per_language": 3000,    # monolingual corpus lines per language
-    "mlm_code_switched": 3000,   # extra code-switched lines (all languages together)
-    "mlm_parallel": 3000,        # extra lines holding a sentence and its translation (English + one other)
+    "mlm_per_language": 3000,  # monolingual corpus lines per language
+    "mlm_code_switched": 3000,  # extra code-switched lines (all languages together)
+    "mlm_parallel": 3000,  # extra lines holding a sentence and its translation (English + one other)
     "mnli_train": 8000,
     "mnli_validation": 500,
     "commonsenseqa_train": 4000,
     "commonsenseqa_validation": 300,
-    "xnli_train": 300,           # English only, small on purpose: ITT has room to help
-    "xnli_validation": 300,      # per language, parallel across languages
+    "xnli_train": 300,  # English only, small on purpose: ITT has room to help
+    "xnli_validation": 300,  # per language, parallel across languages
     "xnli_test": 300,
-    "tatoeba": 200,              # pairs per non-English language
+    "tatoeba": 200,  # pairs per non-English language
 }
 CODE_SWITCH_RATE = 0.3  # share of words written in another language in a code-switched line
 MNLI_DISTRACTOR, XNLI_DISTRACTOR = 0.5, 0.25  # share of premises with an extra, unrelated fact
 
 
 # ----------------------------------------------------------------------------------- generators
+
 
 def random_fact(rng: random.Random, at_least: bool = False) -> Fact:
     """A fact with a random count: "a" (1), a digit 2-9, or "some" (unknown)."""
@@ -107,8 +108,13 @@ def nli_example(rng: random.Random, distractor: float = 0.0) -> tuple[list[Fact]
     hypothesis = Fact(fact.person, fact.verb, claim, rng.choice([fact.color, None]), fact.noun, at_least=True)
     premise = [fact]
     if rng.random() < distractor:
-        other = Fact(rng.choice([p for p in PERSONS if p != fact.person]), rng.choice(VERBS), 1,
-                     rng.choice(COLORS), rng.choice(NOUNS))
+        other = Fact(
+            rng.choice([p for p in PERSONS if p != fact.person]),
+            rng.choice(VERBS),
+            1,
+            rng.choice(COLORS),
+            rng.choice(NOUNS),
+        )
         premise.insert(rng.randint(0, 1), other)
     assert nli_label(fact, hypothesis) == NLI_LABELS.index(label)
     return premise, hypothesis, NLI_LABELS.index(label)
@@ -130,24 +136,28 @@ def mlm_meaning(rng: random.Random, lexicon: Lexicon, lang: str) -> list[str]:
 def code_switch(rng: random.Random, lexicon: Lexicon, concept_ids: list[str], lang: str) -> str:
     """Render in ``lang``'s word order, writing some words in another demo language."""
     others = [other for other in LANGUAGES if other != lang]
-    return " ".join(lexicon.word(c, rng.choice(others) if rng.random() < CODE_SWITCH_RATE else lang)
-                    for c in concept_ids)
+    return " ".join(
+        lexicon.word(c, rng.choice(others) if rng.random() < CODE_SWITCH_RATE else lang) for c in concept_ids
+    )
 
 
 # ---------------------------------------------------------------------------------------- rows
 
+
 def parallel_line(rng: random.Random, lexicon: Lexicon) -> str:
     """One meaning in English and in another demo language, side by side (in random order)."""
     facts = distinct_facts(rng, rng.randint(1, 3))
-    pair = [lexicon.sentence(facts, "en"), lexicon.sentence(facts, rng.choice([lang for lang in LANGUAGES if lang != "en"]))]
+    pair = [
+        lexicon.sentence(facts, "en"),
+        lexicon.sentence(facts, rng.choice([lang for lang in LANGUAGES if lang != "en"])),
+    ]
     rng.shuffle(pair)
     return " ".join(pair)
 
 
 def mlm_lines(lexicon: Lexicon, seed: int, per_language: int, code_switched: int, parallel: int) -> list[str]:
     rng = random.Random(f"{seed}-mlm")
-    lines = [lexicon.render(mlm_meaning(rng, lexicon, lang), lang)
-             for lang in LANGUAGES for _ in range(per_language)]
+    lines = [lexicon.render(mlm_meaning(rng, lexicon, lang), lang) for lang in LANGUAGES for _ in range(per_language)]
     for _ in range(code_switched):
         lang = rng.choice(list(LANGUAGES))
         lines.append(code_switch(rng, lexicon, mlm_meaning(rng, lexicon, lang), lang))
@@ -162,8 +172,14 @@ def mnli_rows(lexicon: Lexicon, seed: int, split: str, n: int) -> list[dict]:
     rows = []
     for idx in range(n):
         premise, hypothesis, label = nli_example(rng, MNLI_DISTRACTOR)
-        rows.append({"premise": lexicon.sentence(premise, "en"), "hypothesis": lexicon.sentence([hypothesis], "en"),
-                     "label": label, "idx": idx})
+        rows.append(
+            {
+                "premise": lexicon.sentence(premise, "en"),
+                "hypothesis": lexicon.sentence([hypothesis], "en"),
+                "label": label,
+                "idx": idx,
+            }
+        )
     return rows
 
 
@@ -174,9 +190,13 @@ def xnli_rows(lexicon: Lexicon, seed: int, split: str, n: int, languages) -> dic
     """
     rng = random.Random(f"{seed}-xnli-{split}")
     examples = [nli_example(rng, XNLI_DISTRACTOR) for _ in range(n)]
-    return {lang: [{"premise": lexicon.sentence(p, lang), "hypothesis": lexicon.sentence([h], lang), "label": y}
-                   for p, h, y in examples]
-            for lang in languages}
+    return {
+        lang: [
+            {"premise": lexicon.sentence(p, lang), "hypothesis": lexicon.sentence([h], lang), "label": y}
+            for p, h, y in examples
+        ]
+        for lang in languages
+    }
 
 
 def commonsenseqa_rows(lexicon: Lexicon, seed: int, split: str, n: int) -> list[dict]:
@@ -189,13 +209,15 @@ def commonsenseqa_rows(lexicon: Lexicon, seed: int, split: str, n: int) -> list[
         choices = [rng.choice(CATEGORIES[category])] + [rng.choice(CATEGORIES[c]) for c in rng.sample(others, 4)]
         rng.shuffle(choices)
         answer = next(i for i, noun in enumerate(choices) if noun in CATEGORIES[category])
-        rows.append({
-            "id": f"{split}-{i}",
-            "question": lexicon.render(lexicon.category_question(category, "en"), "en"),
-            "question_concept": category,
-            "choices": {"label": CHOICE_LABELS, "text": choices},
-            "answerKey": CHOICE_LABELS[answer],
-        })
+        rows.append(
+            {
+                "id": f"{split}-{i}",
+                "question": lexicon.render(lexicon.category_question(category, "en"), "en"),
+                "question_concept": category,
+                "choices": {"label": CHOICE_LABELS, "text": choices},
+                "answerKey": CHOICE_LABELS[answer],
+            }
+        )
     return rows
 
 
@@ -210,6 +232,7 @@ def tatoeba_pairs(lexicon: Lexicon, seed: int, lang: str, n: int) -> tuple[list[
 
 
 # --------------------------------------------------------------------------------------- build
+
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
@@ -233,9 +256,10 @@ def build_world(out_dir: str | Path, seed: int = 0, sizes: dict | None = None) -
     out, lexicon = Path(out_dir), Lexicon(seed)
     tasks: dict[str, dict] = {}
 
-    _write_lines(out / "mlm" / "train.txt",
-                 mlm_lines(lexicon, seed, sizes["mlm_per_language"], sizes["mlm_code_switched"],
-                           sizes["mlm_parallel"]))
+    _write_lines(
+        out / "mlm" / "train.txt",
+        mlm_lines(lexicon, seed, sizes["mlm_per_language"], sizes["mlm_code_switched"], sizes["mlm_parallel"]),
+    )
     tasks["mlm"] = {"train": "mlm/train.txt"}
 
     tasks["mnli"] = {}
@@ -245,8 +269,10 @@ def build_world(out_dir: str | Path, seed: int = 0, sizes: dict | None = None) -
 
     tasks["commonsenseqa"] = {}
     for split in ("train", "validation"):
-        _write_jsonl(out / "commonsenseqa" / f"{split}.jsonl",
-                     commonsenseqa_rows(lexicon, seed, split, sizes[f"commonsenseqa_{split}"]))
+        _write_jsonl(
+            out / "commonsenseqa" / f"{split}.jsonl",
+            commonsenseqa_rows(lexicon, seed, split, sizes[f"commonsenseqa_{split}"]),
+        )
         tasks["commonsenseqa"][split] = f"commonsenseqa/{split}.jsonl"
 
     tasks["xnli"] = {}
@@ -275,6 +301,7 @@ def build_world(out_dir: str | Path, seed: int = 0, sizes: dict | None = None) -
 
 def resolve(index: dict, root: Path) -> dict:
     """The index with every relative path made absolute under ``root``."""
+
     def walk(node):
         if isinstance(node, dict):
             return {key: walk(value) for key, value in node.items()}

@@ -32,21 +32,23 @@ GOLD_ONLY_FIX = (
     "<lang>-en.sample.<lang>, <lang>-en.sample.en, <lang>-en.sample.gold (validation) and "
     "<lang>-en.training.<lang>, <lang>-en.training.en, <lang>-en.training.gold (test): "
     "--data-files bucc2018=/path/bucc2018/{lang}-en, or targets.data_files.bucc2018 in the YAML; "
-    "to score gold-only rows anyway set evaluation.bucc_allow_gold_only=true (--bucc-allow-gold-only)")
+    "to score gold-only rows anyway set evaluation.bucc_allow_gold_only=true (--bucc-allow-gold-only)"
+)
 
 
 @dataclass(frozen=True)
 class BuccSettings:
     """How BUCC is scored (``duplicates`` is recorded in every BUCC result's ``protocol``)."""
 
-    duplicates: str = "drop"          # repeated sentences: "drop" (XTREME) or "keep"
-    allow_gold_only: bool = False     # score rows without distractors (the Hub copy)
-    test_oracle: bool = False         # test without a dev threshold: optimise on the test gold
+    duplicates: str = "drop"  # repeated sentences: "drop" (XTREME) or "keep"
+    allow_gold_only: bool = False  # score rows without distractors (the Hub copy)
+    test_oracle: bool = False  # test without a dev threshold: optimise on the test gold
 
     def __post_init__(self):
         if self.duplicates not in BUCC_DUPLICATE_MODES:
-            raise ConfigError(f"evaluation.bucc_duplicates {self.duplicates!r} is not one of "
-                              f"{', '.join(BUCC_DUPLICATE_MODES)}")
+            raise ConfigError(
+                f"evaluation.bucc_duplicates {self.duplicates!r} is not one of {', '.join(BUCC_DUPLICATE_MODES)}"
+            )
 
 
 def is_bucc(spec) -> bool:
@@ -58,12 +60,15 @@ def check_distractors(task: str, lang: str, split: str, rows, settings: BuccSett
     sources, targets = rows["source_id"], rows["target_id"]
     unpaired = sum(1 for source, target in zip(sources, targets) if not source or not target)
     if unpaired == 0 and not settings.allow_gold_only:
-        raise DataError(f"task {task} {split} {lang}: every sentence is in a gold pair (no distractors, "
-                        f"e.g. the Hub copy), which makes mining nearly trivial; {GOLD_ONLY_FIX}")
+        raise DataError(
+            f"task {task} {split} {lang}: every sentence is in a gold pair (no distractors, "
+            f"e.g. the Hub copy), which makes mining nearly trivial; {GOLD_ONLY_FIX}"
+        )
 
 
-def choose_threshold(task: str, split: str, lang: str, dev_thresholds: dict[str, float],
-                     settings: BuccSettings) -> tuple[float | None, str]:
+def choose_threshold(
+    task: str, split: str, lang: str, dev_thresholds: dict[str, float], settings: BuccSettings
+) -> tuple[float | None, str]:
     """(threshold to apply or None = optimise on this split's gold, its source)."""
     if split == "validation":
         return None, "dev"
@@ -84,20 +89,25 @@ _NO_DEV_THRESHOLD = (
     "no validation threshold of this checkpoint and settings to reuse; score validation first "
     "(--splits validation,{split}, or keep its result in the output folder) or, to optimise the threshold "
     "on the {split} gold itself (an oracle, not comparable to published numbers), set "
-    "evaluation.bucc_test_oracle=true (--bucc-test-oracle)")
+    "evaluation.bucc_test_oracle=true (--bucc-test-oracle)"
+)
 
 
 def stale_protocol(result, evaluation) -> bool:
     """Was this BUCC result scored under other settings than ``evaluation`` (an EvaluationConfig)?"""
     if "bucc_duplicates" not in result.protocol:
         return False
-    wanted = {"bucc_duplicates": evaluation.bucc_duplicates, "retrieval_layer": evaluation.retrieval_layer,
-              "retrieval_max_length": evaluation.retrieval_max_length}
+    wanted = {
+        "bucc_duplicates": evaluation.bucc_duplicates,
+        "retrieval_layer": evaluation.retrieval_layer,
+        "retrieval_max_length": evaluation.retrieval_max_length,
+    }
     return any(result.protocol.get(key) != value for key, value in wanted.items())
 
 
-def saved_dev_thresholds(path: str | Path, *, checkpoint: str, stage_hash: str, metric_version: str,
-                         recorded: dict) -> dict[str, float]:
+def saved_dev_thresholds(
+    path: str | Path, *, checkpoint: str, stage_hash: str, metric_version: str, recorded: dict
+) -> dict[str, float]:
     """{lang: threshold} of a saved validation result of the same model, metric version and BUCC
     settings (``recorded``: the result's ``protocol`` without thresholds); {} otherwise."""
 
@@ -109,13 +119,22 @@ def saved_dev_thresholds(path: str | Path, *, checkpoint: str, stage_hash: str, 
     except (ValueError, TypeError) as err:
         logger.warning("ignoring the saved BUCC validation result %s: %s", path, err)
         return {}
-    same = (saved.checkpoint == checkpoint and saved.stage_hash == stage_hash
-            and saved.metric_version == metric_version
-            and {key: saved.protocol.get(key) for key in recorded} == recorded)
+    same = (
+        saved.checkpoint == checkpoint
+        and saved.stage_hash == stage_hash
+        and saved.metric_version == metric_version
+        and {key: saved.protocol.get(key) for key in recorded} == recorded
+    )
     if not same:
-        logger.warning("the saved BUCC validation result %s comes from another checkpoint or other settings; "
-                       "its thresholds are not reused", path)
+        logger.warning(
+            "the saved BUCC validation result %s comes from another checkpoint or other settings; "
+            "its thresholds are not reused",
+            path,
+        )
         return {}
     sources = saved.protocol.get("threshold_source", {})
-    return {lang: scores["threshold"] for lang, scores in saved.languages.items()
-            if "threshold" in scores and sources.get(lang) == "dev"}
+    return {
+        lang: scores["threshold"]
+        for lang, scores in saved.languages.items()
+        if "threshold" in scores and sources.get(lang) == "dev"
+    }

@@ -24,7 +24,7 @@ TARGET_KEYS = ("labels", "label", "start_positions", "end_positions")
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first, so memory peaks early)."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
 def feature_length(feature: dict) -> int:
@@ -33,8 +33,9 @@ def feature_length(feature: dict) -> int:
 
 
 @torch.no_grad()  # not inference_mode: ZeRO-3 gathers parameters in place during the forward
-def predict_features(model, tokenizer, features, task: str, batch_size: int = 64,
-                     desc: str | None = None) -> dict[str, list[np.ndarray]]:
+def predict_features(
+    model, tokenizer, features, task: str, batch_size: int = 64, desc: str | None = None
+) -> dict[str, list[np.ndarray]]:
     """Run ``model``'s ``task`` head over tokenized ``features`` (a Dataset or row dicts); per-feature
     unpadded outputs. ``desc`` shows a progress bar. The model's train/eval mode is restored."""
     rows = [dict(row) for row in features]
@@ -53,8 +54,13 @@ def predict_features(model, tokenizer, features, task: str, batch_size: int = 64
             for key in OUTPUT_KEYS:
                 value = getattr(result, key, None)
                 if value is not None:
-                    store_batch(outputs.setdefault(key, [None] * len(rows)), value, batch_indices, rows,
-                                token_level or key != "logits")
+                    store_batch(
+                        outputs.setdefault(key, [None] * len(rows)),
+                        value,
+                        batch_indices,
+                        rows,
+                        token_level or key != "logits",
+                    )
     finally:
         model.train(was_training)
     return outputs
@@ -64,9 +70,10 @@ def without_targets(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in TARGET_KEYS}
 
 
-def store_batch(target: list, value: torch.Tensor, batch_indices: list[int], rows: list[dict],
-                token_level: bool) -> None:
+def store_batch(
+    target: list, value: torch.Tensor, batch_indices: list[int], rows: list[dict], token_level: bool
+) -> None:
     array = value.float().cpu().numpy()
     for position, index in enumerate(batch_indices):
         item = array[position]
-        target[index] = item[:len(rows[index]["input_ids"])] if token_level else item  # drop padding
+        target[index] = item[: len(rows[index]["input_ids"])] if token_level else item  # drop padding

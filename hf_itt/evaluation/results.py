@@ -80,8 +80,10 @@ class TaskResult:
     def load(cls, path: str | Path) -> "TaskResult":
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("schema_version") != RESULT_SCHEMA_VERSION:
-            raise ValueError(f"{path}: result schema_version {data.get('schema_version')!r}, "
-                             f"this hf_itt reads {RESULT_SCHEMA_VERSION}; re-run the evaluation")
+            raise ValueError(
+                f"{path}: result schema_version {data.get('schema_version')!r}, "
+                f"this hf_itt reads {RESULT_SCHEMA_VERSION}; re-run the evaluation"
+            )
         return cls(**data)
 
 

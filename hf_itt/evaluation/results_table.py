@@ -9,15 +9,20 @@ from hf_itt.evaluation.results import TaskResult
 
 
 def results_table(results: list[TaskResult], title: str = "Zero-shot results") -> Table:
-    languages = sorted({lang for result in results for lang in result.languages},
-                       key=lambda lang: (lang != "en", lang))
+    languages = sorted({lang for result in results for lang in result.languages}, key=lambda lang: (lang != "en", lang))
     table = Table(title=title)
     for column in ("task", "split", "metric", *languages, "mean non-en", "mean all"):
         table.add_column(column, justify="left" if column in ("task", "split", "metric") else "right")
     for result in results:
         cells = [format_score(result.languages.get(lang, {}).get(result.primary_metric)) for lang in languages]
-        table.add_row(result.task, result.split, result.primary_metric, *cells,
-                      format_score(result.summary.get("mean_non_en")), format_score(result.summary.get("mean_all")))
+        table.add_row(
+            result.task,
+            result.split,
+            result.primary_metric,
+            *cells,
+            format_score(result.summary.get("mean_non_en")),
+            format_score(result.summary.get("mean_all")),
+        )
     return table
 
 

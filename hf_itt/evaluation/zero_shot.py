@@ -38,10 +38,10 @@ class EvaluationRequest:
     """One task to score: which languages and splits, from which data."""
 
     task: str
-    languages: list[str] | None = None     # None: every language of the task
+    languages: list[str] | None = None  # None: every language of the task
     splits: list[str] = field(default_factory=lambda: ["validation"])
-    data_files: object = None              # local files replacing the Hub source
-    max_examples: int | None = None        # cap rows per language (smoke runs)
+    data_files: object = None  # local files replacing the Hub source
+    max_examples: int | None = None  # cap rows per language (smoke runs)
 
 
 @dataclass
@@ -54,7 +54,7 @@ class ResultMeta:
     checkpoint: str = ""
     itt: dict = field(default_factory=lambda: {"mode": "none", "stages": []})
     stage_hash: str = ""
-    encoder: str = ""                      # retrieval: what embedded the sentences (see TaskResult)
+    encoder: str = ""  # retrieval: what embedded the sentences (see TaskResult)
     training: dict = field(default_factory=dict)  # hf_itt.pipeline.budget.chain_training of the checkpoint
 
 
@@ -64,13 +64,19 @@ class SplitOutcome:
 
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
-    predictions: dict[str, str] = field(default_factory=dict)       # lang -> file, relative to out_dir
+    predictions: dict[str, str] = field(default_factory=dict)  # lang -> file, relative to out_dir
     threshold_source: dict[str, str] = field(default_factory=dict)  # BUCC: lang -> "dev" | "test-oracle"
 
 
-def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultMeta,
-                  out_dir: str | Path | None = None, *, bucc: BuccSettings | None = None,
-                  save_predictions: bool = True) -> list[TaskResult]:
+def evaluate_task(
+    ctx: ScoringContext,
+    request: EvaluationRequest,
+    meta: ResultMeta,
+    out_dir: str | Path | None = None,
+    *,
+    bucc: BuccSettings | None = None,
+    save_predictions: bool = True,
+) -> list[TaskResult]:
     """Score every requested language and split; validation first (BUCC reuses its threshold on test).
 
     With ``out_dir`` each split's result is written to ``<out_dir>/<task>.<split>.json`` and, when
@@ -90,15 +96,27 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
         if not spec.has_split(split):
             logger.info("%s has no %s split; skipped", spec.name, split)  # the results table shows no row
             continue
-        outcome = score_languages(spec, ctx, request, languages, split, dev_thresholds, bucc,
-                                  out_dir if save_predictions else None)
-        result = TaskResult(experiment=meta.experiment, seed=meta.seed, base_model=meta.base_model,
-                            metric_version=METRIC_VERSION, itt=meta.itt, checkpoint=meta.checkpoint,
-                            task=spec.name, split=split, primary_metric=primary_key(spec.metric),
-                            languages=outcome.scores, failed=outcome.failed, stage_hash=meta.stage_hash,
-                            protocol={**protocol, "threshold_source": outcome.threshold_source} if protocol else {},
-                            predictions=outcome.predictions, encoder=meta.encoder,
-                            training=meta.training)
+        outcome = score_languages(
+            spec, ctx, request, languages, split, dev_thresholds, bucc, out_dir if save_predictions else None
+        )
+        result = TaskResult(
+            experiment=meta.experiment,
+            seed=meta.seed,
+            base_model=meta.base_model,
+            metric_version=METRIC_VERSION,
+            itt=meta.itt,
+            checkpoint=meta.checkpoint,
+            task=spec.name,
+            split=split,
+            primary_metric=primary_key(spec.metric),
+            languages=outcome.scores,
+            failed=outcome.failed,
+            stage_hash=meta.stage_hash,
+            protocol={**protocol, "threshold_source": outcome.threshold_source} if protocol else {},
+            predictions=outcome.predictions,
+            encoder=meta.encoder,
+            training=meta.training,
+        )
         if out_dir is not None:
             result.save(Path(out_dir) / f"{spec.name}.{split}.json")
         results.append(result)
@@ -107,12 +125,16 @@ def evaluate_task(ctx: ScoringContext, request: EvaluationRequest, meta: ResultM
 
 def bucc_protocol(retrieval_layer: int | None, retrieval_max_length: int, bucc: BuccSettings) -> dict:
     """What a BUCC result records besides its thresholds (a saved dev threshold needs the same)."""
-    return {"bucc_duplicates": bucc.duplicates, "retrieval_layer": retrieval_layer,
-            "retrieval_max_length": retrieval_max_length}
+    return {
+        "bucc_duplicates": bucc.duplicates,
+        "retrieval_layer": retrieval_layer,
+        "retrieval_max_length": retrieval_max_length,
+    }
 
 
-def bucc_test_thresholds(spec, splits: list[str], meta: ResultMeta, out_dir: str | Path | None, protocol: dict,
-                         bucc: BuccSettings) -> dict[str, float]:
+def bucc_test_thresholds(
+    spec, splits: list[str], meta: ResultMeta, out_dir: str | Path | None, protocol: dict, bucc: BuccSettings
+) -> dict[str, float]:
     """Scoring BUCC test without validation in the same call: the saved validation thresholds of this
     model and settings, or a refusal unless the oracle is allowed. {} in every other case."""
 
@@ -121,8 +143,13 @@ def bucc_test_thresholds(spec, splits: list[str], meta: ResultMeta, out_dir: str
         return {}
     saved = {}
     if out_dir is not None:
-        saved = saved_dev_thresholds(Path(out_dir) / f"{spec.name}.validation.json", checkpoint=meta.checkpoint,
-                                     stage_hash=meta.stage_hash, metric_version=METRIC_VERSION, recorded=protocol)
+        saved = saved_dev_thresholds(
+            Path(out_dir) / f"{spec.name}.validation.json",
+            checkpoint=meta.checkpoint,
+            stage_hash=meta.stage_hash,
+            metric_version=METRIC_VERSION,
+            recorded=protocol,
+        )
     require_test_threshold(spec.name, test_splits[0], saved, bucc)
     return saved
 
@@ -142,9 +169,16 @@ def check_languages(spec, languages: list[str] | None) -> list[str]:
     return list(languages)
 
 
-def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, languages, split,
-                    dev_thresholds: dict[str, float], bucc: BuccSettings,
-                    predictions_dir: str | Path | None = None) -> SplitOutcome:
+def score_languages(
+    spec,
+    ctx: ScoringContext,
+    request: EvaluationRequest,
+    languages,
+    split,
+    dev_thresholds: dict[str, float],
+    bucc: BuccSettings,
+    predictions_dir: str | Path | None = None,
+) -> SplitOutcome:
     """Per-language scores and failures; BUCC thresholds found on validation are added to
     ``dev_thresholds`` and reused on test. Predictions go under ``predictions_dir`` when given."""
 
@@ -161,7 +195,8 @@ def score_languages(spec, ctx: ScoringContext, request: EvaluationRequest, langu
             if is_bucc(spec):
                 check_distractors(spec.name, lang, split, data, bucc)
                 ctx.bucc_threshold, outcome.threshold_source[lang] = choose_threshold(
-                    spec.name, split, lang, dev_thresholds, bucc)
+                    spec.name, split, lang, dev_thresholds, bucc
+                )
             scored = score_split(spec, data, ctx, lang, desc=desc)
         except HfIttError as err:
             logger.warning("%s failed: %s", desc, err)

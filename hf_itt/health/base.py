@@ -1,6 +1,5 @@
 """What the health callbacks share: the event and report records, the callback base, agreement across ranks."""
 
-
 from __future__ import annotations
 
 import logging
@@ -43,8 +42,13 @@ class HealthReport:
     next_seed: int | None  # the seed to rerun with when outcome == "restart"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "attempt": self.attempt, "seed": self.seed, "next_seed": self.next_seed,
-                "events": [event.to_dict() for event in self.events]}
+        return {
+            "outcome": self.outcome,
+            "attempt": self.attempt,
+            "seed": self.seed,
+            "next_seed": self.next_seed,
+            "events": [event.to_dict() for event in self.events],
+        }
 
 
 class HealthCallback(TrainerCallback):
@@ -66,8 +70,9 @@ class HealthCallback(TrainerCallback):
         if action in ("stop", "restart"):
             control.should_training_stop = True
             event.message += "; " + self._stop_note(action)
-            self._set_outcome("restart" if action == "restart" and self.attempt < self.config.max_restarts
-                              else "stopped")
+            self._set_outcome(
+                "restart" if action == "restart" and self.attempt < self.config.max_restarts else "stopped"
+            )
         event.details["action"] = action
         self.events.append(event)
         if self.is_main_process:
@@ -79,8 +84,10 @@ class HealthCallback(TrainerCallback):
             return "training stopped"
         if self.attempt < self.config.max_restarts:
             seed = "seed+1" if self.seed is None else f"seed {self.seed + 1}"
-            return (f"training stopped; the stage will be rerun with {seed} "
-                    f"(restart {self.attempt + 1} of {self.config.max_restarts})")
+            return (
+                f"training stopped; the stage will be rerun with {seed} "
+                f"(restart {self.attempt + 1} of {self.config.max_restarts})"
+            )
         return f"training stopped; no restarts left (max_restarts={self.config.max_restarts})"
 
     def _set_outcome(self, outcome: str) -> None:

@@ -31,8 +31,9 @@ from hf_itt.health.collapse import CollapseAlarm
 from hf_itt.health.divergence import DivergenceGuard
 
 
-def health_callbacks(config: HealthConfig | None, trainer=None, attempt: int = 0,
-                     eval_datasets=None, tokenizer=None) -> list[HealthCallback]:
+def health_callbacks(
+    config: HealthConfig | None, trainer=None, attempt: int = 0, eval_datasets=None, tokenizer=None
+) -> list[HealthCallback]:
     """The alarm (when there are dev sets) and the guard, attached to ``trainer`` when one is given.
 
     ``attempt``: how many times this stage was restarted already (0 on its first run), so a
@@ -56,7 +57,7 @@ def health_callbacks(config: HealthConfig | None, trainer=None, attempt: int = 0
 
 
 def health_outcome(callbacks: Iterable[TrainerCallback]) -> str:
-    """"stopped" if any check stopped the run, else "restart" if one asked for a rerun, else "ok"."""
+    """ "stopped" if any check stopped the run, else "restart" if one asked for a rerun, else "ok"."""
     outcomes = [c.outcome for c in callbacks if isinstance(c, HealthCallback)]
     return max(outcomes, key=OUTCOMES.index, default="ok")
 

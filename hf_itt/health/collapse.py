@@ -41,8 +41,9 @@ def capped_rows(dataset, max_examples: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     columns = getattr(dataset, "column_names", None) or (list(dataset[0]) if len(dataset) else [])
     if "example_id" in columns:
-        example_ids = (list(dataset["example_id"]) if hasattr(dataset, "column_names")
-                       else [row["example_id"] for row in dataset])
+        example_ids = (
+            list(dataset["example_id"]) if hasattr(dataset, "column_names") else [row["example_id"] for row in dataset]
+        )
         unique = list(dict.fromkeys(example_ids))  # first-seen order
         drawn = set(_draw(rng, unique, max_examples))
         indices = [i for i, example_id in enumerate(example_ids) if example_id in drawn]
@@ -57,8 +58,9 @@ def _draw(rng, items: list, count: int) -> list:
     return [items[i] for i in sorted(rng.choice(len(items), size=count, replace=False))]
 
 
-def find_collapse(model, tokenizer, task: str, rows: Sequence[dict], batch_size: int,
-                  config: HealthConfig) -> Finding | None:
+def find_collapse(
+    model, tokenizer, task: str, rows: Sequence[dict], batch_size: int, config: HealthConfig
+) -> Finding | None:
     """The task type's collapse check on the head's predictions for ``rows`` (training-format dev features)."""
     spec = model.config.tasks[task]
     if not rows:
@@ -71,9 +73,11 @@ def collapse_message(task: str, finding: Finding, step: int, args) -> str:
     gold = f" ({finding.gold_what})" if finding.gold_what else ""
     batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
     share = f"{finding.share:.0%} of " if finding.count else ""  # count 0: only another rank has the numbers
-    return (f"task {task}: {share}dev predictions {finding.what}{gold} at step {step}; "
-            f"lower the learning rate (now {args.learning_rate:g}, try {args.learning_rate / 2:g}) or raise the "
-            f"effective batch size (now {batch}); {DOCS_HINT}")
+    return (
+        f"task {task}: {share}dev predictions {finding.what}{gold} at step {step}; "
+        f"lower the learning rate (now {args.learning_rate:g}, try {args.learning_rate / 2:g}) or raise the "
+        f"effective batch size (now {batch}); {DOCS_HINT}"
+    )
 
 
 class CollapseAlarm(HealthCallback):
@@ -82,8 +86,11 @@ class CollapseAlarm(HealthCallback):
     def __init__(self, config: HealthConfig | None, eval_datasets: Mapping[str, Any], tokenizer, attempt: int = 0):
         super().__init__(config, attempt)
         self.tokenizer = tokenizer
-        self.rows = {task: capped_rows(dataset, self.config.collapse_max_examples)
-                     for task, dataset in eval_datasets.items() if dataset is not None}
+        self.rows = {
+            task: capped_rows(dataset, self.config.collapse_max_examples)
+            for task, dataset in eval_datasets.items()
+            if dataset is not None
+        }
         self.streaks: dict[str, int] = defaultdict(int)
         self.reported: set[str] = set()  # tasks collapsed and already warned about
         self.training, self.checked_step = False, None
@@ -118,11 +125,18 @@ class CollapseAlarm(HealthCallback):
         if self.streaks[task] < self.config.collapse_patience or task in self.reported:
             return
         self.reported.add(task)
-        details = {"share": finding.share, "gold_share": finding.gold_share, "value": finding.value,
-                   "what": finding.what, "count": finding.count, "evaluations": self.streaks[task],
-                   "learning_rate": args.learning_rate}
-        event = HealthEvent("collapse", state.global_step, task, details,
-                            collapse_message(task, finding, state.global_step, args))
+        details = {
+            "share": finding.share,
+            "gold_share": finding.gold_share,
+            "value": finding.value,
+            "what": finding.what,
+            "count": finding.count,
+            "evaluations": self.streaks[task],
+            "learning_rate": args.learning_rate,
+        }
+        event = HealthEvent(
+            "collapse", state.global_step, task, details, collapse_message(task, finding, state.global_step, args)
+        )
         self.act(self.config.on_collapse, control, event)
 
 

@@ -80,8 +80,7 @@ class DivergenceGuard(HealthCallback):
         if model is None or not (control.should_save or (every and state.global_step % every == 0)):
             return
         if any_rank(~weights_finite(model), args.device):
-            reason = (f"the weights hold NaN/inf after the optimizer step (finite after step "
-                      f"{self.last_finite_step})")
+            reason = f"the weights hold NaN/inf after the optimizer step (finite after step {self.last_finite_step})"
             self._diverge(args, state, control, "nonfinite_weights", reason, self.last_finite_step, {})
         else:
             self.last_finite_step = state.global_step
@@ -120,9 +119,12 @@ class DivergenceGuard(HealthCallback):
                 median = float(np.median(history))
                 config = self.config
                 if value > config.divergence_factor * median and value - median >= config.divergence_min_increase:
-                    spike = ("loss_spike", f"{key} {value:.4g} is {value / max(median, 1e-12):.1f}x the median "
-                             f"{median:.4g} of its last {len(history)} logged values",
-                             {"key": key, "value": value, "median": median, "logs": len(history)})
+                    spike = (
+                        "loss_spike",
+                        f"{key} {value:.4g} is {value / max(median, 1e-12):.1f}x the median "
+                        f"{median:.4g} of its last {len(history)} logged values",
+                        {"key": key, "value": value, "median": median, "logs": len(history)},
+                    )
                     continue
             history.append(float(value))
         return spike
@@ -132,8 +134,10 @@ class DivergenceGuard(HealthCallback):
         self.diverged_at = state.global_step
         self._hold(control)
         details = {"reason": kind, "last_good_step": last_good_step, "learning_rate": args.learning_rate, **details}
-        message = (f"training diverged at step {state.global_step}: {reason}; {advice(args)}; the last good "
-                   f"checkpoint is the newest checkpoint-N with N <= {last_good_step}; {DOCS_HINT}")
+        message = (
+            f"training diverged at step {state.global_step}: {reason}; {advice(args)}; the last good "
+            f"checkpoint is the newest checkpoint-N with N <= {last_good_step}; {DOCS_HINT}"
+        )
         event = HealthEvent("divergence", state.global_step, None, details, message)
         self.act(self.config.on_divergence, control, event)
 
@@ -147,8 +151,11 @@ class DivergenceGuard(HealthCallback):
 
 def advice(args) -> str:
     lr = args.learning_rate
-    clip = (f"lower max_grad_norm (now {args.max_grad_norm:g})" if args.max_grad_norm
-            else "clip gradients (max_grad_norm: 1.0)")
+    clip = (
+        f"lower max_grad_norm (now {args.max_grad_norm:g})"
+        if args.max_grad_norm
+        else "clip gradients (max_grad_norm: 1.0)"
+    )
     return f"lower the learning rate (now {lr:g}, try {lr / 2:g}), use more warmup (warmup_steps) or {clip}"
 
 

@@ -38,8 +38,9 @@ class PublishedRef:
 
 @runtime_checkable
 class Publisher(Protocol):
-    def publish(self, stage_dir: str | Path, repo_id: str, revision: str = "main",
-                commit_message: str = "") -> PublishedRef: ...
+    def publish(
+        self, stage_dir: str | Path, repo_id: str, revision: str = "main", commit_message: str = ""
+    ) -> PublishedRef: ...
 
     def fetch(self, repo_id: str, revision: str = "main") -> Path: ...
 
@@ -57,21 +58,25 @@ class LocalPublisher:
         check_revision(revision)
         return self.root / namespace / name / revision
 
-    def publish(self, stage_dir: str | Path, repo_id: str, revision: str = "main",
-                commit_message: str = "") -> PublishedRef:
+    def publish(
+        self, stage_dir: str | Path, repo_id: str, revision: str = "main", commit_message: str = ""
+    ) -> PublishedRef:
 
         stage_dir = Path(stage_dir)
         if not stage_dir.is_dir():
             raise HubError(f"cannot publish {stage_dir}: not a folder")
-        dest = atomic_publish_dir(stage_dir, self.path_for(repo_id, revision),
-                                  ignore=shutil.ignore_patterns(*UPLOAD_IGNORE))
+        dest = atomic_publish_dir(
+            stage_dir, self.path_for(repo_id, revision), ignore=shutil.ignore_patterns(*UPLOAD_IGNORE)
+        )
         return PublishedRef(repo_id, revision, dest.resolve().as_uri())
 
     def fetch(self, repo_id: str, revision: str = "main") -> Path:
         path = self.path_for(repo_id, revision)
         if not path.is_dir():
-            raise HubError(f"{repo_id}@{revision} is not in the local publisher folder {self.root} "
-                           f"(looked for {path}); publish that stage first, or use the Hub publisher")
+            raise HubError(
+                f"{repo_id}@{revision} is not in the local publisher folder {self.root} "
+                f"(looked for {path}); publish that stage first, or use the Hub publisher"
+            )
         return path
 
     def has(self, repo_id: str, revision: str = "main") -> bool:
@@ -80,6 +85,7 @@ class LocalPublisher:
 
 def check_revision(revision: str) -> str:
     if not REVISION_PATTERN.fullmatch(revision or "") or ".." in revision:
-        raise HubError(f"revision {revision!r} is not a usable branch name: use letters, digits, '.', '_' "
-                       f"or '-' (no '/', no '..')")
+        raise HubError(
+            f"revision {revision!r} is not a usable branch name: use letters, digits, '.', '_' or '-' (no '/', no '..')"
+        )
     return revision

@@ -137,11 +137,14 @@ def read_manifest(stage_dir: str | Path) -> StageManifest:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: the manifest is not a JSON object; {fix}")
     if data.get("schema_version") != MANIFEST_SCHEMA_VERSION:
-        raise CheckpointError(f"{path}: manifest schema_version {data.get('schema_version')!r}, this hf_itt "
-                              f"reads {MANIFEST_SCHEMA_VERSION}; {fix}")
+        raise CheckpointError(
+            f"{path}: manifest schema_version {data.get('schema_version')!r}, this hf_itt "
+            f"reads {MANIFEST_SCHEMA_VERSION}; {fix}"
+        )
     if data.get("manifest_sha256") != manifest_digest(data):
-        raise CheckpointError(f"{path}: the manifest does not match its manifest_sha256 (edited by hand or "
-                              f"corrupt); {fix}")
+        raise CheckpointError(
+            f"{path}: the manifest does not match its manifest_sha256 (edited by hand or corrupt); {fix}"
+        )
     try:
         check_field_types(data)
         return StageManifest.from_dict(data)
@@ -159,8 +162,9 @@ def check_field_types(data: dict[str, Any]) -> None:
         if hint is None:
             continue
         options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-        wanted = tuple(kinds.get(typing.get_origin(option) or option, object) for option in options
-                       if option is not type(None))
+        wanted = tuple(
+            kinds.get(typing.get_origin(option) or option, object) for option in options if option is not type(None)
+        )
         if name == "publish":
             wanted = (dict, PublishInfo)
         if (value is None and type(None) in options) or (isinstance(value, wanted) and not isinstance(value, bool)):
@@ -194,8 +198,10 @@ def verify_checkpoint(stage_dir: str | Path) -> StageManifest:
     manifest = read_manifest(stage_dir)
     fix = f"delete {stage_dir} or rerun with --force"
     if not manifest.is_complete:
-        raise CheckpointError(f"{stage_dir}: stage {manifest.stage!r} is marked {manifest.status!r} "
-                              f"(interrupted before it finished); {fix}")
+        raise CheckpointError(
+            f"{stage_dir}: stage {manifest.stage!r} is marked {manifest.status!r} "
+            f"(interrupted before it finished); {fix}"
+        )
     if not manifest.checksums:
         raise CheckpointError(f"{stage_dir}: the manifest lists no files; {fix}")
     for name, expected in sorted(manifest.checksums.items()):
@@ -218,9 +224,17 @@ def compute_checksums(stage_dir: str | Path) -> dict[str, dict[str, Any]]:
     return checksums
 
 
-def next_lineage(parent: StageManifest | None, *, base_model: str, base_revision: str | None,
-                 stage: str, stage_hash: str, tasks: list[str], budget: dict | None = None,
-                 kind: str | None = None) -> list[dict[str, Any]]:
+def next_lineage(
+    parent: StageManifest | None,
+    *,
+    base_model: str,
+    base_revision: str | None,
+    stage: str,
+    stage_hash: str,
+    tasks: list[str],
+    budget: dict | None = None,
+    kind: str | None = None,
+) -> list[dict[str, Any]]:
     """This stage's lineage: the parent's (or just the base model) followed by this stage (with its
     ``kind``, itt or target, and ``budget`` when given)."""
     if parent is not None:
@@ -279,8 +293,8 @@ def _verify_file(root: Path, name: str, expected: dict[str, Any], fix: str) -> N
         raise CheckpointError(f"{path}: listed in the manifest but missing; {fix}")
     size = path.stat().st_size
     if size != expected.get("size", size):
-        raise CheckpointError(f"{path}: {size} bytes, the manifest records {expected['size']} "
-                              f"(truncated or partial write); {fix}")
+        raise CheckpointError(
+            f"{path}: {size} bytes, the manifest records {expected['size']} (truncated or partial write); {fix}"
+        )
     if sha256_file(path) != expected["sha256"]:
-        raise CheckpointError(f"{path}: content does not match the manifest's sha256 (corrupt or "
-                              f"overwritten); {fix}")
+        raise CheckpointError(f"{path}: content does not match the manifest's sha256 (corrupt or overwritten); {fix}")

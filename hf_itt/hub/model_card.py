@@ -28,38 +28,74 @@ BASE_TAGS = ["hf_itt", "intermediate-task-training"]
 DEFAULT_LICENSE = "other"  # the Hub's value for "see the card"; set hub.license to your base model's
 ENCODER_PIPELINE = "feature-extraction"  # an ITT stage exports the bare encoder
 SHOWN_HYPERPARAMETERS = (
-    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
-    "warmup_steps", "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim", "bf16", "fp16",
-    "eval_steps", "metric_for_best_model",  # shown when load_best_model_at_end picks the weights (identity keeps them)
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "warmup_steps",
+    "lr_scheduler_type",
+    "weight_decay",
+    "max_grad_norm",
+    "optim",
+    "bf16",
+    "fp16",
+    "eval_steps",
+    "metric_for_best_model",  # shown when load_best_model_at_end picks the weights (identity keeps them)
 )
 PLACEHOLDER_PATH = "<path to this folder>"
 
 
-def build_model_card(manifest: StageManifest, repo_id: str | None = None, revision: str | None = None,
-                     license: str | None = None, kind: str = "itt", results: list | None = None,
-                     local_results: bool = False) -> ModelCard:
+def build_model_card(
+    manifest: StageManifest,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    license: str | None = None,
+    kind: str = "itt",
+    results: list | None = None,
+    local_results: bool = False,
+) -> ModelCard:
     """The card of a stage; ``repo_id``/``revision``: where it is (or will be) published; ``kind``: "itt" (an
     exported encoder) or "target" (encoder + head); ``results``: the target's zero-shot ``TaskResult``s,
     scored on local files when ``local_results`` (then they name no Hub dataset)."""
     repo_id = repo_id or manifest.publish.repo_id
     revision = revision or manifest.publish.revision or "main"
-    data = card_metadata(manifest, model_name=repo_id or f"{manifest.experiment}-{manifest.stage}",
-                         license=license, kind=kind, results=results, local_results=local_results)
+    data = card_metadata(
+        manifest,
+        model_name=repo_id or f"{manifest.experiment}-{manifest.stage}",
+        license=license,
+        kind=kind,
+        results=results,
+        local_results=local_results,
+    )
     body = card_body(manifest, repo_id, revision, kind, results)
     return ModelCard(redact_text(f"---\n{data.to_yaml()}\n---\n{body}"))
 
 
-def write_model_card(stage_dir: str | Path, manifest: StageManifest, repo_id: str | None = None,
-                     revision: str | None = None, license: str | None = None, kind: str = "itt",
-                     results: list | None = None, local_results: bool = False) -> Path:
+def write_model_card(
+    stage_dir: str | Path,
+    manifest: StageManifest,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    license: str | None = None,
+    kind: str = "itt",
+    results: list | None = None,
+    local_results: bool = False,
+) -> Path:
     """Atomically write ``stage_dir/README.md`` (the card is not checksummed: it may be rewritten later)."""
 
     card = build_model_card(manifest, repo_id, revision, license, kind, results, local_results)
     return atomic_write_text(Path(stage_dir) / CARD_NAME, str(card))
 
 
-def card_metadata(manifest: StageManifest, model_name: str, license: str | None = None, kind: str = "itt",
-                  results: list | None = None, local_results: bool = False) -> ModelCardData:
+def card_metadata(
+    manifest: StageManifest,
+    model_name: str,
+    license: str | None = None,
+    kind: str = "itt",
+    results: list | None = None,
+    local_results: bool = False,
+) -> ModelCardData:
     base_model = _hub_base_model(manifest)
     eval_results = _eval_results(manifest) + _result_entries(results or [], local_results)
     return ModelCardData(
@@ -72,14 +108,16 @@ def card_metadata(manifest: StageManifest, model_name: str, license: str | None 
         language=_languages(manifest) or None,
         model_name=model_name if eval_results else None,
         eval_results=eval_results or None,
-        hf_itt=redact_secrets({
-            "experiment": manifest.experiment,
-            "stage": manifest.stage,
-            "stage_hash": manifest.stage_hash,
-            "source": _public_source(manifest),
-            "lineage": _public_lineage(manifest),
-            "metrics": manifest.metrics,
-        }),
+        hf_itt=redact_secrets(
+            {
+                "experiment": manifest.experiment,
+                "stage": manifest.stage,
+                "stage_hash": manifest.stage_hash,
+                "source": _public_source(manifest),
+                "lineage": _public_lineage(manifest),
+                "metrics": manifest.metrics,
+            }
+        ),
     )
 
 
@@ -93,8 +131,10 @@ def public_reference(ref: str | None, manifest: StageManifest, is_base: bool = F
 
 
 def _public_lineage(manifest: StageManifest) -> list[dict[str, Any]]:
-    return [{**entry, "ref": public_reference(entry.get("ref"), manifest, entry.get("stage") == "base")}
-            for entry in manifest.lineage]
+    return [
+        {**entry, "ref": public_reference(entry.get("ref"), manifest, entry.get("stage") == "base")}
+        for entry in manifest.lineage
+    ]
 
 
 def _public_source(manifest: StageManifest) -> str | None:
@@ -105,13 +145,16 @@ def _public_source(manifest: StageManifest) -> str | None:
     return public_reference(manifest.source, manifest, is_base=len(lineage) <= 2)
 
 
-def card_body(manifest: StageManifest, repo_id: str | None, revision: str, kind: str = "itt",
-              results: list | None = None) -> str:
+def card_body(
+    manifest: StageManifest, repo_id: str | None, revision: str, kind: str = "itt", results: list | None = None
+) -> str:
     reference = f"{repo_id}@{revision}" if repo_id else PLACEHOLDER_PATH
-    what = ("It holds the encoder and the fine-tuned head of the target task: evaluate it zero-shot in other "
-            "languages" if kind == "target" else
-            "It holds the shared encoder only: fine-tune it on a target task, or evaluate it zero-shot on "
-            "retrieval tasks")
+    what = (
+        "It holds the encoder and the fine-tuned head of the target task: evaluate it zero-shot in other languages"
+        if kind == "target"
+        else "It holds the shared encoder only: fine-tune it on a target task, or evaluate it zero-shot on "
+        "retrieval tasks"
+    )
     sections = [
         f"# {manifest.experiment} / {manifest.stage}\n\n"
         f"{'Target fine-tuning' if kind == 'target' else 'Intermediate-task training (ITT)'} checkpoint trained "
@@ -135,16 +178,18 @@ def _eval_results(manifest: StageManifest) -> list[EvalResult]:
         for metric, value in sorted(metrics.items()):
             if not isinstance(value, (int, float)):
                 continue
-            results.append(EvalResult(
-                task_type=hub_task(task.get("type"), "other"),
-                dataset_type=_dataset_id(task.get("source")) or task_name,
-                dataset_name=task_name,
-                dataset_config=task.get("config"),
-                dataset_split="validation",
-                dataset_revision=task.get("revision"),
-                metric_type=metric,
-                metric_value=value,
-            ))
+            results.append(
+                EvalResult(
+                    task_type=hub_task(task.get("type"), "other"),
+                    dataset_type=_dataset_id(task.get("source")) or task_name,
+                    dataset_name=task_name,
+                    dataset_config=task.get("config"),
+                    dataset_split="validation",
+                    dataset_revision=task.get("revision"),
+                    metric_type=metric,
+                    metric_value=value,
+                )
+            )
     return results
 
 
@@ -162,10 +207,17 @@ def _result_entries(results: list, local: bool = False) -> list[EvalResult]:
         for lang, scores in sorted(result.languages.items()):
             value = scores.get(result.primary_metric)
             if isinstance(value, (int, float)):
-                entries.append(EvalResult(
-                    task_type=hub_task(task_type, "other"), dataset_type=source or result.task,
-                    dataset_name=f"{result.task} ({lang})", dataset_config=lang, dataset_split=result.split,
-                    metric_type=result.primary_metric, metric_value=value))
+                entries.append(
+                    EvalResult(
+                        task_type=hub_task(task_type, "other"),
+                        dataset_type=source or result.task,
+                        dataset_name=f"{result.task} ({lang})",
+                        dataset_config=lang,
+                        dataset_split=result.split,
+                        metric_type=result.primary_metric,
+                        metric_value=value,
+                    )
+                )
     return entries
 
 
@@ -255,9 +307,13 @@ def _tasks_table(tasks: list[dict[str, Any]]) -> str:
         source = "local files" if task.get("data_files") else task.get("source") or ""
         lang = task.get("lang")
         trained_on = (task.get("options") or {}).get("trained_on")  # a target's head learns from another task
-        name = f"{task['name']} (trained on {trained_on})" if trained_on and trained_on != task["name"] else task["name"]
-        rows.append(f"| {name} | {task.get('type') or ''} | {source} | {task.get('config') or ''} | "
-                    f"{task.get('revision') or ''} | {lang if isinstance(lang, str) else ', '.join(lang or [])} |")
+        name = (
+            f"{task['name']} (trained on {trained_on})" if trained_on and trained_on != task["name"] else task["name"]
+        )
+        rows.append(
+            f"| {name} | {task.get('type') or ''} | {source} | {task.get('config') or ''} | "
+            f"{task.get('revision') or ''} | {lang if isinstance(lang, str) else ', '.join(lang or [])} |"
+        )
     return "\n".join(rows)
 
 
@@ -265,8 +321,11 @@ def _hyperparameters_table(manifest: StageManifest) -> str:
     args = manifest.identity.get("training_args", {})
     rows = ["| name | value |", "|---|---|"]
     rows += [f"| {key} | {args[key]} |" for key in SHOWN_HYPERPARAMETERS if key in args]
-    rows += [f"| {key} | {manifest.identity[key]} |" for key in ("seed", "world_size")
-             if manifest.identity.get(key) is not None]
+    rows += [
+        f"| {key} | {manifest.identity[key]} |"
+        for key in ("seed", "world_size")
+        if manifest.identity.get(key) is not None
+    ]
     if manifest.identity.get("sampler"):
         rows.append(f"| task sampling | {manifest.identity['sampler']} |")
     if manifest.identity.get("early_stopping_patience"):
@@ -279,12 +338,19 @@ def _budget_rows(budget: dict[str, Any]) -> list[str]:
     if not budget:
         return []
     ran = f"{budget['updates']:,} of {budget['planned_updates']:,} planned" + (
-        " (stopped early)" if budget.get("stopped_early") else "")
-    return [f"| updates run | {ran} |",
-            f"| examples seen | {budget['examples_seen']:,} (effective batch {budget['effective_batch_size']}) |",
-            f"| exported weights | step {budget['selected_step']:,}"
-            + (f" (best {budget['metric_for_best_model']} = {budget['best_metric']:.4g})"
-               if budget.get("best_metric") is not None else "") + " |"]
+        " (stopped early)" if budget.get("stopped_early") else ""
+    )
+    return [
+        f"| updates run | {ran} |",
+        f"| examples seen | {budget['examples_seen']:,} (effective batch {budget['effective_batch_size']}) |",
+        f"| exported weights | step {budget['selected_step']:,}"
+        + (
+            f" (best {budget['metric_for_best_model']} = {budget['best_metric']:.4g})"
+            if budget.get("best_metric") is not None
+            else ""
+        )
+        + " |",
+    ]
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -292,8 +358,11 @@ def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
         return "(no dev evaluation in this stage)"
     rows = ["| task | metric | value |", "|---|---|---|"]
     for task, values in sorted(metrics.items()):
-        rows += [f"| {task} | {metric} | {value:.6g} |" for metric, value in sorted(values.items())
-                 if isinstance(value, (int, float))]
+        rows += [
+            f"| {task} | {metric} | {value:.6g} |"
+            for metric, value in sorted(values.items())
+            if isinstance(value, (int, float))
+        ]
     return "\n".join(rows)
 
 
@@ -308,8 +377,11 @@ def _results_table(results: list) -> str:
 
 
 def _continue_snippet(manifest: StageManifest, reference: str, repo_id: str | None, revision: str) -> str:
-    python = (f'AutoModel.from_pretrained("{repo_id}", revision="{revision}")' if repo_id
-              else f'AutoModel.from_pretrained("{reference}")')
+    python = (
+        f'AutoModel.from_pretrained("{repo_id}", revision="{revision}")'
+        if repo_id
+        else f'AutoModel.from_pretrained("{reference}")'
+    )
     return (
         "Start a new experiment from this stage (it is downloaded, not retrained):\n\n"
         "```yaml\n"

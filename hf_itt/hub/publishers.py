@@ -36,9 +36,20 @@ from hf_itt.hub.remote import HubPublisher, download_snapshot
 from hf_itt.hub.stage_hash import hash_identity
 
 __all__ = [
-    "AsyncPublisher", "DEFAULT_REPO_TEMPLATE", "HubPublisher", "LocalPublisher", "PublishOutcome", "PublishedRef",
-    "Publisher", "check_hub_access", "find_reusable_stage", "make_publisher", "publish_pending", "publish_stage",
-    "repo_id_for", "resolve_reference",
+    "AsyncPublisher",
+    "DEFAULT_REPO_TEMPLATE",
+    "HubPublisher",
+    "LocalPublisher",
+    "PublishOutcome",
+    "PublishedRef",
+    "Publisher",
+    "check_hub_access",
+    "find_reusable_stage",
+    "make_publisher",
+    "publish_pending",
+    "publish_stage",
+    "repo_id_for",
+    "resolve_reference",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,22 +65,33 @@ def repo_id_for(template: str, *, namespace: str, experiment: str, stage: str, s
     try:
         repo_id = template.format(namespace=namespace, experiment=experiment, stage=stage, hash=stage_hash)
     except (KeyError, IndexError, ValueError) as err:
-        raise ConfigError(f"hub.repo_template {template!r}: cannot fill it ({err!r}); it may only use "
-                          f"{TEMPLATE_FIELDS}") from None
+        raise ConfigError(
+            f"hub.repo_template {template!r}: cannot fill it ({err!r}); it may only use {TEMPLATE_FIELDS}"
+        ) from None
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise ConfigError(f"hub.repo_template {template!r} gives repo id {repo_id!r}, which the Hub rejects "
-                          f"({err}); use letters, digits, '-', '_', '.' in the namespace, experiment and stage "
-                          f"names, or change the template") from None
+        raise ConfigError(
+            f"hub.repo_template {template!r} gives repo id {repo_id!r}, which the Hub rejects "
+            f"({err}); use letters, digits, '-', '_', '.' in the namespace, experiment and stage "
+            f"names, or change the template"
+        ) from None
     if "/" not in repo_id:
-        raise ConfigError(f"hub.repo_template {template!r} gives {repo_id!r} without a namespace; start the "
-                          f"template with '{{namespace}}/'")
+        raise ConfigError(
+            f"hub.repo_template {template!r} gives {repo_id!r} without a namespace; start the "
+            f"template with '{{namespace}}/'"
+        )
     return repo_id
 
 
-def make_publisher(kind: str, *, local_root: str | Path = "hub_local", private: bool = True,
-                   token: str | None = None, publishing: bool = True) -> Publisher | None:
+def make_publisher(
+    kind: str,
+    *,
+    local_root: str | Path = "hub_local",
+    private: bool = True,
+    token: str | None = None,
+    publishing: bool = True,
+) -> Publisher | None:
     """The publisher for ``hub.publisher``: "local", "hub" or "none" (no publishing). ``publishing=False``
     (a dry run, a plan): only looked up, so no token is required."""
     if kind == "local":
@@ -88,16 +110,25 @@ def check_hub_access(token: str | None = None) -> None:
     from huggingface_hub import constants, get_token
 
     if not (token or get_token()):
-        raise HubError("hub.publisher is 'hub' but no Hugging Face token was found: log in with `hf auth login` "
-                       "or set HF_TOKEN to a token with write access; or set hub.publisher: local (or none) and "
-                       "publish later with `hf-itt publish RUN_DIR --publisher hub`")
+        raise HubError(
+            "hub.publisher is 'hub' but no Hugging Face token was found: log in with `hf auth login` "
+            "or set HF_TOKEN to a token with write access; or set hub.publisher: local (or none) and "
+            "publish later with `hf-itt publish RUN_DIR --publisher hub`"
+        )
     if constants.is_offline_mode():
-        logger.warning("HF_HUB_OFFLINE=1: finished stages stay on disk marked 'finished, not published'; publish "
-                       "them later with `hf-itt publish RUN_DIR --publisher hub`")
+        logger.warning(
+            "HF_HUB_OFFLINE=1: finished stages stay on disk marked 'finished, not published'; publish "
+            "them later with `hf-itt publish RUN_DIR --publisher hub`"
+        )
 
 
-def resolve_reference(reference: str, *, local_root: str | Path | None = None, token: str | None = None,
-                      cache_dir: str | Path | None = None) -> Path:
+def resolve_reference(
+    reference: str,
+    *,
+    local_root: str | Path | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
     """A local folder for ``reference``: an existing folder, or ``namespace/name[@revision]`` found in the
     local publisher root or downloaded from the Hub (a warm cache works with HF_HUB_OFFLINE=1)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
@@ -111,8 +142,10 @@ def resolve_reference(reference: str, *, local_root: str | Path | None = None, t
         validate_repo_id(repo_id)
         check_revision(revision)
     except (HFValidationError, HubError):
-        raise HubError(f"{reference!r} is neither an existing folder nor a Hub reference "
-                       f"'namespace/name@revision'; fix the path or the reference") from None
+        raise HubError(
+            f"{reference!r} is neither an existing folder nor a Hub reference "
+            f"'namespace/name@revision'; fix the path or the reference"
+        ) from None
     if local_root is not None and "/" in repo_id and LocalPublisher(local_root).has(repo_id, revision):
         return LocalPublisher(local_root).fetch(repo_id, revision)
     try:
@@ -123,8 +156,9 @@ def resolve_reference(reference: str, *, local_root: str | Path | None = None, t
         raise
 
 
-def publish_stage(stage_dir: str | Path, publisher: Publisher, repo_id: str, revision: str = "main",
-                  commit_message: str | None = None) -> PublishedRef:
+def publish_stage(
+    stage_dir: str | Path, publisher: Publisher, repo_id: str, revision: str = "main", commit_message: str | None = None
+) -> PublishedRef:
     """Publish a finished stage and record the outcome in its manifest (errors re-raised after recording)."""
     manifest = verify_checkpoint(stage_dir)  # never publish an unfinished or corrupt stage
     manifest.publish.repo_id, manifest.publish.revision = repo_id, revision
@@ -166,10 +200,12 @@ class AsyncPublisher:
         self._futures: list[Future] = []
         self.outcomes: list[PublishOutcome] = []  # filled by close()
 
-    def submit(self, stage_dir: str | Path, repo_id: str, revision: str = "main",
-               commit_message: str | None = None) -> Future:
-        future = self._executor.submit(_publish_outcome, self.publisher, Path(stage_dir), repo_id, revision,
-                                       commit_message)
+    def submit(
+        self, stage_dir: str | Path, repo_id: str, revision: str = "main", commit_message: str | None = None
+    ) -> Future:
+        future = self._executor.submit(
+            _publish_outcome, self.publisher, Path(stage_dir), repo_id, revision, commit_message
+        )
         self._futures.append(future)
         return future
 
@@ -178,8 +214,10 @@ class AsyncPublisher:
         outcomes = [future.result() for future in self._futures]
         failed = [outcome for outcome in outcomes if not outcome.ok]
         if raise_errors and failed:
-            raise HubError(f"{len(failed)} stage(s) could not be published (they stay on disk, marked finished): "
-                           + "; ".join(redact_text(str(outcome.error)) for outcome in failed))
+            raise HubError(
+                f"{len(failed)} stage(s) could not be published (they stay on disk, marked finished): "
+                + "; ".join(redact_text(str(outcome.error)) for outcome in failed)
+            )
         return outcomes
 
     def close(self) -> list[PublishOutcome]:
@@ -194,9 +232,15 @@ class AsyncPublisher:
         self.close()
 
 
-def publish_pending(run_dir: str | Path, publisher: Publisher, *, namespace: str | None = None,
-                    repo_template: str = DEFAULT_REPO_TEMPLATE, revision: str = "main",
-                    pattern: str = f"**/{MANIFEST_NAME}") -> list[PublishOutcome]:
+def publish_pending(
+    run_dir: str | Path,
+    publisher: Publisher,
+    *,
+    namespace: str | None = None,
+    repo_template: str = DEFAULT_REPO_TEMPLATE,
+    revision: str = "main",
+    pattern: str = f"**/{MANIFEST_NAME}",
+) -> list[PublishOutcome]:
     """Publish every finished-but-unpublished stage under ``run_dir``, parents first.
 
     ``pattern`` picks the manifests (the stage runner's ITT stages: ``stages/*/checkpoint/stage_manifest.json``).
@@ -222,9 +266,14 @@ def publish_pending(run_dir: str | Path, publisher: Publisher, *, namespace: str
     return outcomes
 
 
-def find_reusable_stage(stage_hash: str, *, local_dirs: tuple[str | Path, ...] = (),
-                        publisher: Publisher | None = None, repo_id: str | None = None,
-                        revision: str = "main") -> Path | None:
+def find_reusable_stage(
+    stage_hash: str,
+    *,
+    local_dirs: tuple[str | Path, ...] = (),
+    publisher: Publisher | None = None,
+    repo_id: str | None = None,
+    revision: str = "main",
+) -> Path | None:
     """A verified folder holding the stage with ``stage_hash``: a finished local stage, else a published one."""
     for folder in local_dirs:
         if _holds_stage(Path(folder), stage_hash):
@@ -238,8 +287,13 @@ def find_reusable_stage(stage_hash: str, *, local_dirs: tuple[str | Path, ...] =
         return None
     if _holds_stage(folder, stage_hash):
         return folder
-    logger.warning("%s@%s holds another stage than hash %s (different configuration): training it again; add "
-                   "{hash} to hub.repo_template to keep both", repo_id, revision, stage_hash)
+    logger.warning(
+        "%s@%s holds another stage than hash %s (different configuration): training it again; add "
+        "{hash} to hub.repo_template to keep both",
+        repo_id,
+        revision,
+        stage_hash,
+    )
     return None
 
 
@@ -260,28 +314,46 @@ def _holds_stage(folder: Path, stage_hash: str) -> bool:
     if manifest.stage_hash != stage_hash:
         return False
     if recomputed != manifest.stage_hash:
-        logger.warning("not reusing %s: its %s says stage_hash %s but its identity block hashes to %s (edited, or "
-                       "written by an incompatible hf_itt); training the stage again", folder, MANIFEST_NAME,
-                       manifest.stage_hash, recomputed)
+        logger.warning(
+            "not reusing %s: its %s says stage_hash %s but its identity block hashes to %s (edited, or "
+            "written by an incompatible hf_itt); training the stage again",
+            folder,
+            MANIFEST_NAME,
+            manifest.stage_hash,
+            recomputed,
+        )
         return False
     return True
 
 
 def _planned_repo_id(manifest, namespace: str | None, repo_template: str) -> str:
     if namespace is None:
-        raise ConfigError(f"stage {manifest.stage!r} has no planned repo id in its manifest; give the namespace "
-                          f"to publish it to (hub.namespace)")
-    return repo_id_for(repo_template, namespace=namespace, experiment=manifest.experiment, stage=manifest.stage,
-                       stage_hash=manifest.stage_hash)
+        raise ConfigError(
+            f"stage {manifest.stage!r} has no planned repo id in its manifest; give the namespace "
+            f"to publish it to (hub.namespace)"
+        )
+    return repo_id_for(
+        repo_template,
+        namespace=namespace,
+        experiment=manifest.experiment,
+        stage=manifest.stage,
+        stage_hash=manifest.stage_hash,
+    )
 
 
-def _publish_outcome(publisher: Publisher, stage_dir: Path, repo_id: str, revision: str,
-                     commit_message: str | None) -> PublishOutcome:
+def _publish_outcome(
+    publisher: Publisher, stage_dir: Path, repo_id: str, revision: str, commit_message: str | None
+) -> PublishOutcome:
     try:
         ref = publish_stage(stage_dir, publisher, repo_id, revision, commit_message)
     except Exception as err:  # noqa: BLE001 - a failed publish must not stop training; the manifest has it
-        logger.warning("could not publish %s to %s@%s: %s. The stage stays on disk, marked 'finished, not "
-                       "published'; once fixed, publish it with `hf-itt publish <run dir>`", stage_dir, repo_id,
-                       revision, redact_text(str(err)))
+        logger.warning(
+            "could not publish %s to %s@%s: %s. The stage stays on disk, marked 'finished, not "
+            "published'; once fixed, publish it with `hf-itt publish <run dir>`",
+            stage_dir,
+            repo_id,
+            revision,
+            redact_text(str(err)),
+        )
         return PublishOutcome(stage_dir, repo_id, revision, error=err)
     return PublishOutcome(stage_dir, repo_id, revision, ref=ref)

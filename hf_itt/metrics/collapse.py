@@ -44,8 +44,7 @@ def gold_what(gold_share: float | None, template: str) -> str:
     return "" if gold_share is None else "gold " + template.format(f"{gold_share:.0%}")
 
 
-def class_finding(predicted: Sequence[int], gold: Sequence[int] | None, name_of, what: str,
-                  limits) -> Finding | None:
+def class_finding(predicted: Sequence[int], gold: Sequence[int] | None, name_of, what: str, limits) -> Finding | None:
     """Collapse of a class distribution: ``what`` is formatted with the class's name."""
     if not enough_examples(len(predicted), limits):
         return None
@@ -53,8 +52,9 @@ def class_finding(predicted: Sequence[int], gold: Sequence[int] | None, name_of,
     gold_share = majority(list(gold))[1] if gold is not None and len(gold) else None
     if not is_collapsed(share, gold_share, limits):
         return None
-    return Finding(what.format(name_of(value)), share, gold_share, gold_what(gold_share, "majority {}"),
-                   len(predicted), int(value))
+    return Finding(
+        what.format(name_of(value)), share, gold_share, gold_what(gold_share, "majority {}"), len(predicted), int(value)
+    )
 
 
 def label_namer(labels: Sequence[str] | None):

@@ -29,9 +29,10 @@ _ASCII_PUNCT = frozenset(string.punctuation)
 _EN_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 # MLQA: every Unicode "P*" character plus ASCII punctuation (which adds symbols such as $ + < = > ^ ` | ~).
-_MLQA_PUNCT = frozenset(
-    chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)).startswith("P")
-) | _ASCII_PUNCT
+_MLQA_PUNCT = (
+    frozenset(chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)).startswith("P"))
+    | _ASCII_PUNCT
+)
 _MLQA_ARTICLES = {
     "en": re.compile(r"\b(a|an|the)\b"),
     "es": re.compile(r"\b(un|una|unos|unas|el|la|los|las)\b"),
@@ -85,8 +86,10 @@ def normalize_mlqa(text: str, lang: str) -> str:
 
 def check_mlqa_language(lang: str) -> None:
     if lang not in _MLQA_ARTICLES:
-        raise ConfigError(f"MLQA scoring has no normalisation rules for language {lang!r}; "
-                          f"it defines them for {', '.join(MLQA_LANGUAGES)}. Use the 'squad' metric instead.")
+        raise ConfigError(
+            f"MLQA scoring has no normalisation rules for language {lang!r}; "
+            f"it defines them for {', '.join(MLQA_LANGUAGES)}. Use the 'squad' metric instead."
+        )
 
 
 # --------------------------------------------------------------------------- per-answer scores
@@ -109,8 +112,9 @@ def token_f1_v2(prediction_tokens: Sequence[str], gold_tokens: Sequence[str]) ->
     return token_f1(prediction_tokens, gold_tokens)
 
 
-def _best_over_golds(prediction: str, golds: Sequence[str], normalize: Callable[[str], str],
-                     f1_fn=token_f1) -> tuple[float, float]:
+def _best_over_golds(
+    prediction: str, golds: Sequence[str], normalize: Callable[[str], str], f1_fn=token_f1
+) -> tuple[float, float]:
     """(EM, F1) of one prediction, each maximised over the gold answers."""
     pred = normalize(prediction)
     normalized_golds = [normalize(gold) for gold in golds]
@@ -125,8 +129,10 @@ def _check_references(references: Mapping[str, Sequence[str]], metric: str, allo
     if not allow_empty_gold:
         for qid, golds in references.items():
             if not golds:
-                raise DataError(f"{metric}: question {qid!r} has no gold answer; score data with "
-                                "unanswerable questions with the 'squad_v2' metric")
+                raise DataError(
+                    f"{metric}: question {qid!r} has no gold answer; score data with "
+                    "unanswerable questions with the 'squad_v2' metric"
+                )
 
 
 def _qa_result(exact_sum: float, f1_sum: float, total: int) -> dict[str, float]:
@@ -154,16 +160,18 @@ def squad_scores(predictions: Mapping[str, str], references: Mapping[str, Sequen
     return _score_v1_style(predictions, references, normalize_squad, "squad")
 
 
-def mlqa_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]],
-                lang: str) -> dict[str, float]:
+def mlqa_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], lang: str) -> dict[str, float]:
     """MLQA exact match and F1 (percent) with ``lang``'s normalisation (context language)."""
     check_mlqa_language(lang)
     return _score_v1_style(predictions, references, lambda text: normalize_mlqa(text, lang), "mlqa")
 
 
-def squad_v2_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]],
-                    na_probs: Mapping[str, float] | None = None,
-                    na_prob_thresh: float = 1.0) -> dict[str, float]:
+def squad_v2_scores(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    na_probs: Mapping[str, float] | None = None,
+    na_prob_thresh: float = 1.0,
+) -> dict[str, float]:
     """SQuAD 2.0 scores (percent). An empty gold list marks an unanswerable question; an empty
     prediction ("") means "no answer".
 
@@ -194,7 +202,8 @@ def squad_v2_scores(predictions: Mapping[str, str], references: Mapping[str, Seq
             result[f"{prefix}_f1"] = 100.0 * sum(f1[q] for q in qids) / len(qids)
     if na_probs is not None:
         result["best_exact_match"], result["best_exact_match_thresh"] = _best_threshold(
-            predictions, exact_raw, na_probs, has_answer)
+            predictions, exact_raw, na_probs, has_answer
+        )
         result["best_f1"], result["best_f1_thresh"] = _best_threshold(predictions, f1_raw, na_probs, has_answer)
         result["avg"] = (result["best_exact_match"] + result["best_f1"]) / 2
     return result
@@ -203,14 +212,15 @@ def squad_v2_scores(predictions: Mapping[str, str], references: Mapping[str, Seq
 def _require_all(mapping: Mapping[str, object], references: Mapping[str, object], what: str) -> None:
     missing = [qid for qid in references if qid not in mapping]
     if missing:
-        raise DataError(f"squad_v2: {len(missing)} of {len(references)} questions have no entry in {what} "
-                        f"(first: {missing[0]!r}); predict every question, with \"\" for 'no answer'")
+        raise DataError(
+            f"squad_v2: {len(missing)} of {len(references)} questions have no entry in {what} "
+            f"(first: {missing[0]!r}); predict every question, with \"\" for 'no answer'"
+        )
 
 
 def _apply_no_answer_threshold(scores, na_probs, has_answer, threshold):
     """Questions whose no-answer score exceeds ``threshold`` are answered "no answer"."""
-    return {qid: (float(not has_answer[qid]) if na_probs[qid] > threshold else score)
-            for qid, score in scores.items()}
+    return {qid: (float(not has_answer[qid]) if na_probs[qid] > threshold else score) for qid, score in scores.items()}
 
 
 def _best_threshold(predictions, scores, na_probs, has_answer) -> tuple[float, float]:

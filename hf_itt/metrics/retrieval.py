@@ -39,8 +39,9 @@ def average_precision_at_k(ranking: Sequence[Hashable], gold: Iterable[Hashable]
     return total / (min(len(gold), k) if k else len(gold))
 
 
-def map_at_k(rankings: Sequence[Sequence[Hashable]], gold_sets: Sequence[Iterable[Hashable]],
-             k: int = 20) -> dict[str, float]:
+def map_at_k(
+    rankings: Sequence[Sequence[Hashable]], gold_sets: Sequence[Iterable[Hashable]], k: int = 20
+) -> dict[str, float]:
     """Mean AP@k over queries, in percent, under the key ``f"map@{k}"``.
 
     ``rankings[i]`` lists candidate ids for query i, best first; ``gold_sets[i]`` its correct ids.
@@ -86,12 +87,12 @@ def bucc_f1(candidate_scores: Mapping[Pair, float], gold_pairs: Iterable[Pair], 
     else:
         precision, recall = correct / len(extracted), correct / len(gold)
         f1 = _f1(correct, len(extracted), len(gold))
-    return {"f1": 100.0 * f1, "precision": 100.0 * precision, "recall": 100.0 * recall,
-            "threshold": float(threshold)}
+    return {"f1": 100.0 * f1, "precision": 100.0 * precision, "recall": 100.0 * recall, "threshold": float(threshold)}
 
 
-def bucc_scores(candidate_scores: Mapping[Pair, float], gold_pairs: Iterable[Pair],
-                threshold: float | None = None) -> dict[str, float]:
+def bucc_scores(
+    candidate_scores: Mapping[Pair, float], gold_pairs: Iterable[Pair], threshold: float | None = None
+) -> dict[str, float]:
     """BUCC F1: with ``threshold=None`` optimise it on ``gold_pairs`` (validation), else reuse it (test)."""
     gold = set(gold_pairs)
     if threshold is None:

@@ -26,8 +26,18 @@ from hf_itt.metrics.retrieval import bucc_f1, bucc_optimize, bucc_scores
 from hf_itt.metrics.scoring import tatoeba_scores
 from hf_itt.predictions import ScoredSplit, pair_predictions
 
-__all__ = ["embed_sentences", "default_retrieval_layer", "cosine_knn", "tatoeba_predictions",
-           "tatoeba_accuracy", "bucc_mine", "score_bucc_rows", "bucc_optimize", "bucc_f1", "bucc_scores"]
+__all__ = [
+    "embed_sentences",
+    "default_retrieval_layer",
+    "cosine_knn",
+    "tatoeba_predictions",
+    "tatoeba_accuracy",
+    "bucc_mine",
+    "score_bucc_rows",
+    "bucc_optimize",
+    "bucc_f1",
+    "bucc_scores",
+]
 
 REFERENCE_LAYER, REFERENCE_DEPTH = 14, 24  # layer 14 of XLM-R Large's 24 (jiant / XTREME)
 BUCC_RETRIEVAL_MODES = ("max", "fwd", "bwd", "intersect")
@@ -37,13 +47,24 @@ BUCC_DUPLICATE_MODES = ("drop", "keep")  # see bucc_mine
 # --------------------------------------------------------------------------- embeddings
 
 
-def default_retrieval_layer(config, reference_layer: int = REFERENCE_LAYER, reference_depth: int = REFERENCE_DEPTH) -> int:
+def default_retrieval_layer(
+    config, reference_layer: int = REFERENCE_LAYER, reference_depth: int = REFERENCE_DEPTH
+) -> int:
     """The hidden_states index at the reference study's relative depth: 14 for 24 layers, 7 for 12."""
     return int(math.floor(config.num_hidden_layers * reference_layer / reference_depth + 0.5))
 
 
-def embed_sentences(model, tokenizer, sentences: Sequence[str], *, layer: int, batch_size: int = 64,
-                    max_length: int = 512, device=None, show_progress: bool = True) -> np.ndarray:
+def embed_sentences(
+    model,
+    tokenizer,
+    sentences: Sequence[str],
+    *,
+    layer: int,
+    batch_size: int = 64,
+    max_length: int = 512,
+    device=None,
+    show_progress: bool = True,
+) -> np.ndarray:
     """Mean-pooled ``hidden_states[layer]`` of each sentence: float32 array [len(sentences), hidden].
 
     ``model`` is any encoder whose forward accepts ``input_ids``, ``attention_mask`` and
@@ -66,7 +87,7 @@ def embed_sentences(model, tokenizer, sentences: Sequence[str], *, layer: int, b
         with torch.inference_mode():
             starts = range(0, len(order), batch_size)
             for start in tqdm(starts, desc="embedding", disable=not show_progress or len(starts) < 2):
-                indices = order[start:start + batch_size]
+                indices = order[start : start + batch_size]
                 batch = tokenizer.pad({"input_ids": [encoded[i] for i in indices]}, return_tensors="pt")
                 output[indices] = _pooled_layer(model, batch.to(device), layer)
     finally:
@@ -80,8 +101,10 @@ def _pooled_layer(model, batch, layer: int) -> np.ndarray:
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
     hidden_states = getattr(out, "hidden_states", None)
     if hidden_states is None:
-        raise ConfigError(f"{type(model).__name__} returned no hidden_states; pass the encoder itself "
-                          "(e.g. AutoModel.from_pretrained(...)) to embed sentences")
+        raise ConfigError(
+            f"{type(model).__name__} returned no hidden_states; pass the encoder itself "
+            "(e.g. AutoModel.from_pretrained(...)) to embed sentences"
+        )
     states = hidden_states[layer].float()  # pool in float32 even for bf16/fp16 models
     mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
     pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -91,8 +114,10 @@ def _pooled_layer(model, batch, layer: int) -> np.ndarray:
 def _check_layer(model, layer: int) -> None:
     depth = model.config.num_hidden_layers
     if not 0 <= layer <= depth:
-        raise ConfigError(f"retrieval layer {layer} is out of range: the model has {depth} layers, so "
-                          f"hidden_states indexes 0 (embeddings) to {depth}; set the retrieval layer in that range")
+        raise ConfigError(
+            f"retrieval layer {layer} is out of range: the model has {depth} layers, so "
+            f"hidden_states indexes 0 (embeddings) to {depth}; set the retrieval layer in that range"
+        )
 
 
 # --------------------------------------------------------------------------- nearest neighbours
@@ -106,7 +131,9 @@ def _l2_normalized(vectors) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def cosine_knn(queries, keys, k: int, *, backend: str = "auto", batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def cosine_knn(
+    queries, keys, k: int, *, backend: str = "auto", batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` keys most cosine-similar to each query: (similarities [nq, k] float32, indices
     [nq, k] int64), best first. ``backend``: "faiss" (exact IndexFlatIP), "torch" (batched matmul)
     or "auto" (faiss when installed). ``k`` is capped at the number of keys."""
@@ -148,7 +175,7 @@ def _knn_torch(queries: np.ndarray, keys: np.ndarray, k: int, batch_size: int):
     key_matrix = torch.from_numpy(keys)
     sims, ids = [], []
     for start in range(0, len(queries), batch_size):
-        block = torch.from_numpy(queries[start:start + batch_size]) @ key_matrix.T
+        block = torch.from_numpy(queries[start : start + batch_size]) @ key_matrix.T
         top = torch.topk(block, k, dim=1)
         sims.append(top.values.numpy())
         ids.append(top.indices.numpy())
@@ -182,10 +209,20 @@ def tatoeba_accuracy(src_emb, tgt_emb, *, direction: str = "tgt->src", backend: 
 # --------------------------------------------------------------------------- BUCC mining
 
 
-def bucc_mine(src_ids: Sequence[Hashable], src_emb, tgt_ids: Sequence[Hashable], tgt_emb, k: int = 4, *,
-              retrieval: str = "max", src_texts: Sequence[str] | None = None,
-              tgt_texts: Sequence[str] | None = None, duplicates: str = "drop", min_score: float = 0.0,
-              backend: str = "auto") -> dict[tuple[Hashable, Hashable], float]:
+def bucc_mine(
+    src_ids: Sequence[Hashable],
+    src_emb,
+    tgt_ids: Sequence[Hashable],
+    tgt_emb,
+    k: int = 4,
+    *,
+    retrieval: str = "max",
+    src_texts: Sequence[str] | None = None,
+    tgt_texts: Sequence[str] | None = None,
+    duplicates: str = "drop",
+    min_score: float = 0.0,
+    backend: str = "auto",
+) -> dict[tuple[Hashable, Hashable], float]:
     """Candidate pairs {(src_id, tgt_id): ratio-margin score} for ``bucc_optimize``/``bucc_f1``.
 
     With ``src_texts``/``tgt_texts`` every distinct sentence is mined once (it still takes part in
@@ -202,7 +239,9 @@ def bucc_mine(src_ids: Sequence[Hashable], src_emb, tgt_ids: Sequence[Hashable],
     if retrieval not in BUCC_RETRIEVAL_MODES:
         raise ConfigError(f"unknown BUCC retrieval {retrieval!r}; choose one of {', '.join(BUCC_RETRIEVAL_MODES)}")
     if duplicates not in BUCC_DUPLICATE_MODES:
-        raise ConfigError(f"unknown BUCC duplicates rule {duplicates!r}; choose one of {', '.join(BUCC_DUPLICATE_MODES)}")
+        raise ConfigError(
+            f"unknown BUCC duplicates rule {duplicates!r}; choose one of {', '.join(BUCC_DUPLICATE_MODES)}"
+        )
     src_groups, x = _unique_by_text(src_ids, src_emb, src_texts, "source", duplicates)
     tgt_groups, y = _unique_by_text(tgt_ids, tgt_emb, tgt_texts, "target", duplicates)
     if len(x) == 0 or len(y) == 0:
@@ -222,16 +261,24 @@ def bucc_mine(src_ids: Sequence[Hashable], src_emb, tgt_ids: Sequence[Hashable],
     return candidates
 
 
-def score_bucc_rows(rows, embed: Callable[[list[str]], np.ndarray], *, threshold: float | None,
-                    duplicates: str = "drop") -> ScoredSplit:
+def score_bucc_rows(
+    rows, embed: Callable[[list[str]], np.ndarray], *, threshold: float | None, duplicates: str = "drop"
+) -> ScoredSplit:
     """Mine one language split of BUCC rows and score it: F1 at ``threshold`` (None: the best one on
     these rows' gold). ``embed`` maps sentences to embeddings; the predictions are every candidate."""
     src = {i: s for i, s in zip(rows["source_id"], rows["source_sentence"]) if i}
     tgt = {i: s for i, s in zip(rows["target_id"], rows["target_sentence"]) if i}
     gold = {(s, t) for s, t in zip(rows["source_id"], rows["target_id"]) if s and t}
     src_texts, tgt_texts = list(src.values()), list(tgt.values())
-    candidates = bucc_mine(list(src), embed(src_texts), list(tgt), embed(tgt_texts),
-                           src_texts=src_texts, tgt_texts=tgt_texts, duplicates=duplicates)
+    candidates = bucc_mine(
+        list(src),
+        embed(src_texts),
+        list(tgt),
+        embed(tgt_texts),
+        src_texts=src_texts,
+        tgt_texts=tgt_texts,
+        duplicates=duplicates,
+    )
     scores = bucc_scores(candidates, gold, threshold=threshold)
     return ScoredSplit(scores, pair_predictions(candidates, scores["threshold"]))
 

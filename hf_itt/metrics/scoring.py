@@ -22,9 +22,23 @@ from hf_itt.metrics.tagging import pos_scores, seqeval_f1
 METRIC_VERSION = "2"
 
 __all__ = [
-    "METRIC_VERSION", "metric_names", "register_metric", "accuracy", "acc_and_f1", "seqeval_f1", "pos_scores",
-    "squad_scores", "squad_v2_scores", "mlqa_scores", "map_at_k", "bucc_f1", "bucc_optimize",
-    "bucc_scores", "tatoeba_scores", "score", "primary_key",
+    "METRIC_VERSION",
+    "metric_names",
+    "register_metric",
+    "accuracy",
+    "acc_and_f1",
+    "seqeval_f1",
+    "pos_scores",
+    "squad_scores",
+    "squad_v2_scores",
+    "mlqa_scores",
+    "map_at_k",
+    "bucc_f1",
+    "bucc_optimize",
+    "bucc_scores",
+    "tatoeba_scores",
+    "score",
+    "primary_key",
 ]
 
 
@@ -107,4 +121,3 @@ def _check_pairs(preds: Sequence, labels: Sequence, metric: str) -> None:
         raise ValueError(f"{metric}: {len(preds)} predictions for {len(labels)} labels")
     if not labels:
         raise DataError(f"{metric}: nothing to score (0 examples); check that the evaluation split is not empty")
-

@@ -19,11 +19,21 @@ def chain_training(model_path) -> dict:
         lineage = read_manifest(model_path).lineage
     except CheckpointError:
         return {}
-    entries = [{"stage": entry.get("stage"), "tasks": list(entry.get("tasks") or []), "budget": entry.get("budget"),
-                "kind": entry.get("kind", "itt")} for entry in lineage if entry.get("stage") != "base"]
+    entries = [
+        {
+            "stage": entry.get("stage"),
+            "tasks": list(entry.get("tasks") or []),
+            "budget": entry.get("budget"),
+            "kind": entry.get("kind", "itt"),
+        }
+        for entry in lineage
+        if entry.get("stage") != "base"
+    ]
     target = next((entry for entry in entries if entry["kind"] == "target"), None)
-    return {"itt": [strip_kind(entry) for entry in entries if entry["kind"] != "target"],
-            "target": strip_kind(target) if target else None}
+    return {
+        "itt": [strip_kind(entry) for entry in entries if entry["kind"] != "target"],
+        "target": strip_kind(target) if target else None,
+    }
 
 
 def strip_kind(entry: dict) -> dict:

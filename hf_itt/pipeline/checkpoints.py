@@ -39,8 +39,11 @@ def checkpoints(trainer_dir: Path) -> list[tuple[int, Path]]:
     """``(step, folder)`` of every ``checkpoint-N`` in ``trainer_dir``, newest first."""
     if not trainer_dir.is_dir():
         return []
-    numbered = [(int(m.group(1)), p) for p in trainer_dir.iterdir()
-                if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    numbered = [
+        (int(m.group(1)), p)
+        for p in trainer_dir.iterdir()
+        if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    ]
     return sorted(numbered, reverse=True)
 
 

@@ -40,12 +40,26 @@ EVAL_FLOPS_PER_PARAM = 2
 
 # config.json of Hub encoders, for planning without a download (values of the public model configs).
 KNOWN_ENCODERS = {
-    "xlm-roberta-large": {"model_type": "xlm-roberta", "vocab_size": 250_002, "hidden_size": 1024,
-                          "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
-                          "max_position_embeddings": 514, "type_vocab_size": 1},
-    "xlm-roberta-base": {"model_type": "xlm-roberta", "vocab_size": 250_002, "hidden_size": 768,
-                         "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
-                         "max_position_embeddings": 514, "type_vocab_size": 1},
+    "xlm-roberta-large": {
+        "model_type": "xlm-roberta",
+        "vocab_size": 250_002,
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+        "max_position_embeddings": 514,
+        "type_vocab_size": 1,
+    },
+    "xlm-roberta-base": {
+        "model_type": "xlm-roberta",
+        "vocab_size": 250_002,
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+        "max_position_embeddings": 514,
+        "type_vocab_size": 1,
+    },
 }
 
 
@@ -56,10 +70,14 @@ class TaskSize:
     features_per_row: float = 1.0
     tokens_per_feature: float | None = None
     tokens_source: str = ""
-    bound: bool = False           # tokens are the max_length bound, not measured
+    bound: bool = False  # tokens are the max_length bound, not measured
 
     def describe(self, task: str) -> str:
-        rows = f"{self.rows:,} rows ({self.rows_source})" if self.rows is not None else f"rows unknown ({self.rows_source})"
+        rows = (
+            f"{self.rows:,} rows ({self.rows_source})"
+            if self.rows is not None
+            else f"rows unknown ({self.rows_source})"
+        )
         return f"{task} {rows} x {self.tokens_source}"
 
 
@@ -67,14 +85,15 @@ class TaskSize:
 class NodeCost:
     train_tokens: float = 0.0
     eval_tokens: float = 0.0
-    unknown: list[str] = field(default_factory=list)   # what could not be sized (left out)
-    bound: bool = False                                # some tokens are max_length bounds
-    measured: bool = False                             # some tokens were measured on local rows
-    sources: list[str] = field(default_factory=list)   # where rows and tokens came from
+    unknown: list[str] = field(default_factory=list)  # what could not be sized (left out)
+    bound: bool = False  # some tokens are max_length bounds
+    measured: bool = False  # some tokens were measured on local rows
+    sources: list[str] = field(default_factory=list)  # where rows and tokens came from
 
     def flops(self, parameters: int, train: bool = True, evaluate: bool = True) -> float:
-        return parameters * (TRAIN_FLOPS_PER_PARAM * self.train_tokens * train
-                             + EVAL_FLOPS_PER_PARAM * self.eval_tokens * evaluate)
+        return parameters * (
+            TRAIN_FLOPS_PER_PARAM * self.train_tokens * train + EVAL_FLOPS_PER_PARAM * self.eval_tokens * evaluate
+        )
 
 
 def gpu_hours(flops: float, gpu: str, utilization: float) -> float:
@@ -88,7 +107,10 @@ def count_parameters(name_or_path: str, revision: str | None = None) -> tuple[in
     from transformers import AutoConfig, AutoModel
 
     try:
-        config, source = AutoConfig.from_pretrained(name_or_path, revision=revision, local_files_only=True), "config.json"
+        config, source = (
+            AutoConfig.from_pretrained(name_or_path, revision=revision, local_files_only=True),
+            "config.json",
+        )
     except (OSError, ValueError):
         known = KNOWN_ENCODERS.get(name_or_path.split("/")[-1].lower())
         if known is None:
@@ -136,8 +158,14 @@ class ComputeModel:
         cost.train_tokens += total * sum(probabilities[head] * sizes[head].tokens_per_feature for head in sizes)
 
     def task_size(self, plan, job, config) -> TaskSize:
-        key = (plan.source_spec.name, plan.head, repr(plan.data_files), plan.max_train, plan.max_length,
-               config.model.tokenizer or config.model.name_or_path)
+        key = (
+            plan.source_spec.name,
+            plan.head,
+            repr(plan.data_files),
+            plan.max_train,
+            plan.max_length,
+            config.model.tokenizer or config.model.name_or_path,
+        )
         if key not in self._sizes:
             self._sizes[key] = self.measure(plan, job, config)
         return self._sizes[key]
@@ -161,8 +189,13 @@ class ComputeModel:
         from hf_itt.task_types.features import preprocess  # defers datasets
 
         sample = fit_to_target(first_rows(rows, self.sample_rows), plan.source_spec, spec)
-        features = preprocess(sample, spec.task_type.training_spec(plan.source_spec, spec), tokenizer,
-                              split_role="train", max_length=length)
+        features = preprocess(
+            sample,
+            spec.task_type.training_spec(plan.source_spec, spec),
+            tokenizer,
+            split_role="train",
+            max_length=length,
+        )
         tokens = sum(token_count(ids) for ids in features["input_ids"])
         size.features_per_row = len(features) / max(1, len(sample))
         size.tokens_per_feature = tokens / max(1, len(features))
@@ -177,8 +210,9 @@ class ComputeModel:
             from transformers import AutoTokenizer
 
             try:
-                self._tokenizers[name] = AutoTokenizer.from_pretrained(name, revision=config.model.revision,
-                                                                       local_files_only=True)
+                self._tokenizers[name] = AutoTokenizer.from_pretrained(
+                    name, revision=config.model.revision, local_files_only=True
+                )
             except (OSError, ValueError):
                 self._tokenizers[name] = None
         return self._tokenizers[name]
@@ -250,8 +284,9 @@ def trained_features(job, features: dict[str, int], world_size: int) -> tuple[fl
         total, epochs = args["max_steps"] * batch, math.ceil(args["max_steps"] / updates_per_epoch)
     else:
         total, epochs = updates_per_epoch * batch * args["num_train_epochs"], math.ceil(args["num_train_epochs"])
-    sampler = make_sampler(job.sampling.get("strategy", "proportional") if job.sampling else "uniform", features,
-                           **sampler_options(job))
+    sampler = make_sampler(
+        job.sampling.get("strategy", "proportional") if job.sampling else "uniform", features, **sampler_options(job)
+    )
     shares = [sampler.probabilities(epoch, max(1, epochs)) for epoch in range(max(1, epochs))]
     return total, {head: sum(share[head] for share in shares) / len(shares) for head in features}
 
@@ -259,7 +294,9 @@ def trained_features(job, features: dict[str, int], world_size: int) -> tuple[fl
 def training_values(training: dict) -> dict:
     from transformers import TrainingArguments
 
-    defaults = {f.name: f.default for f in fields(TrainingArguments)
-                if f.name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
-                              "num_train_epochs")}
+    defaults = {
+        f.name: f.default
+        for f in fields(TrainingArguments)
+        if f.name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs")
+    }
     return {**defaults, **{key: training[key] for key in defaults if key in training}}

@@ -33,7 +33,7 @@ IN_THE_HASH = {
     "stages[].tasks[].name": "tasks[].name, type, source and spec (a spec that is not built in, by content)",
     "stages[].tasks[].lang": "tasks[].lang",
     "stages[].tasks[].data_files": "tasks[].data_files: the content of the training files (dev files too "
-                                   "when load_best_model_at_end picks the weights)",
+    "when load_best_model_at_end picks the weights)",
     "stages[].tasks[].max_train_examples": "tasks[].options.max_train",
     "stages[].tasks[].max_eval_examples": "tasks[].options.max_dev, only when load_best_model_at_end",
     "stages[].tasks[].weight": "tasks[].options.weight",
@@ -53,10 +53,25 @@ IN_THE_HASH = {
     # The health checks only change the weights through a 'restart' (the stage reruns with seed+1,
     # decided by the thresholds); 'warn' changes nothing and 'stop' exports nothing. So `health` is
     # in the identity exactly when an action is 'restart' (health_identity).
-    **{f"health.{name}": "health, when on_collapse or on_divergence is 'restart'" for name in (
-        "enabled", "on_collapse", "collapse_threshold", "collapse_margin", "collapse_patience",
-        "collapse_max_examples", "collapse_min_examples", "max_restarts", "on_divergence", "divergence_factor",
-        "divergence_min_increase", "window", "min_logs", "weight_check_steps")},
+    **{
+        f"health.{name}": "health, when on_collapse or on_divergence is 'restart'"
+        for name in (
+            "enabled",
+            "on_collapse",
+            "collapse_threshold",
+            "collapse_margin",
+            "collapse_patience",
+            "collapse_max_examples",
+            "collapse_min_examples",
+            "max_restarts",
+            "on_divergence",
+            "divergence_factor",
+            "divergence_min_increase",
+            "window",
+            "min_logs",
+            "weight_check_steps",
+        )
+    },
 }
 
 # path -> why it cannot change a stage's weights
@@ -69,7 +84,7 @@ OUTSIDE_THE_HASH = {
     "prepare": "a hook that builds files; what it builds (model, data) enters by content",
     "stages[].name": "a name (folder and repo name part)",
     "defaults.deepspeed": "how the same optimisation is executed: every value it shares with the "
-                          "TrainingArguments must be 'auto' (checked at load), and ZeRO only shards the state",
+    "TrainingArguments must be 'auto' (checked at load), and ZeRO only shards the state",
     "stages[].deepspeed": "as defaults.deepspeed",
     "targets.deepspeed": "as defaults.deepspeed",
     "targets.languages": "evaluation only: which languages are scored",

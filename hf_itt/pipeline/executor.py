@@ -27,15 +27,18 @@ RUN_SCRIPT = Path(__file__).resolve().parents[2] / "run_itt.py"
 MASTER_PORT_BASE = 29600
 
 
-def stage_command(node: StageNode, gpus: int, devices: list[int] | None = None,
-                  port: int | str | None = None) -> list[str]:
+def stage_command(
+    node: StageNode, gpus: int, devices: list[int] | None = None, port: int | str | None = None
+) -> list[str]:
     """The command that runs ``node``: plain python for one process, the deepspeed launcher for several."""
     if gpus <= 1:
         entry = [str(RUN_SCRIPT)] if RUN_SCRIPT.is_file() else ["-m", "hf_itt", "run"]
         return [sys.executable, *entry, *node.stage_args()]
     if not RUN_SCRIPT.is_file():
-        raise ConfigError(f"multi-GPU stages are launched as `deepspeed run_itt.py`, which is not at {RUN_SCRIPT}; "
-                          f"run from a checkout of the repository")
+        raise ConfigError(
+            f"multi-GPU stages are launched as `deepspeed run_itt.py`, which is not at {RUN_SCRIPT}; "
+            f"run from a checkout of the repository"
+        )
     launcher = Path(sys.executable).with_name("deepspeed")
     where = ["--include", "localhost:" + ",".join(map(str, devices))] if devices else ["--num_gpus", str(gpus)]
     ports = ["--master_port", str(port)] if port else []
@@ -65,8 +68,11 @@ def run_local(graph: StageGraph, workers: int, gpus_per_worker: int | None, logs
     failed: set[str] = set()
     running: dict[int, Running] = {}
     record: dict[str, dict] = {}
-    print(f"running {len(pending)} of {len(graph.nodes)} nodes with {workers} worker(s), "
-          f"{gpus or 'no'} GPU(s) each; logs in {logs_dir}", flush=True)
+    print(
+        f"running {len(pending)} of {len(graph.nodes)} nodes with {workers} worker(s), "
+        f"{gpus or 'no'} GPU(s) each; logs in {logs_dir}",
+        flush=True,
+    )
     while pending or running:
         for node in list(pending):
             if node.parent in failed:
@@ -86,8 +92,14 @@ def run_local(graph: StageGraph, workers: int, gpus_per_worker: int | None, logs
             del running[slot]
             seconds = time.time() - job.started
             (finished if code == 0 else failed).add(job.node.key)
-            record[job.node.key] = {"command": job.process.args, "returncode": code, "seconds": round(seconds, 1),
-                                    "run": job.node.run.label, "stage": job.node.ref, "hash": job.node.stage_hash}
+            record[job.node.key] = {
+                "command": job.process.args,
+                "returncode": code,
+                "seconds": round(seconds, 1),
+                "run": job.node.run.label,
+                "stage": job.node.ref,
+                "hash": job.node.stage_hash,
+            }
             state = "done" if code == 0 else f"FAILED (exit {code}, see {logs_dir / log_name(job.node.key)})"
             print(f"[{state}] {describe(job.node)} in {seconds:.0f}s", flush=True)
             atomic_write_text(logs_dir / "executed.json", json.dumps(record, indent=1))
@@ -96,8 +108,11 @@ def run_local(graph: StageGraph, workers: int, gpus_per_worker: int | None, logs
     if report:
         write_report(graph, report)
     if failed:
-        print(f"{len(failed)} node(s) failed or were skipped; fix the cause and rerun the same command: "
-              f"finished stages are kept", flush=True)
+        print(
+            f"{len(failed)} node(s) failed or were skipped; fix the cause and rerun the same command: "
+            f"finished stages are kept",
+            flush=True,
+        )
         return 1
     return 0
 
@@ -108,8 +123,10 @@ def resolve_gpus(graph: StageGraph, gpus_per_worker: int | None) -> int:
 
         gpus_per_worker = graph.world_size if torch.cuda.is_available() else 0
     if max(1, gpus_per_worker) != graph.world_size:
-        raise ConfigError(f"each worker would run {max(1, gpus_per_worker)} process(es) but the plan's stage hashes "
-                          f"are for world size {graph.world_size}; make --gpus-per-worker equal --gpus")
+        raise ConfigError(
+            f"each worker would run {max(1, gpus_per_worker)} process(es) but the plan's stage hashes "
+            f"are for world size {graph.world_size}; make --gpus-per-worker equal --gpus"
+        )
     return gpus_per_worker
 
 

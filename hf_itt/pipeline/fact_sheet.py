@@ -30,9 +30,13 @@ EVAL_ROWS: dict[str, tuple[dict, str]] = {
     "xnli": ({"validation": 2_490, "test": 5_010}, "TASKS.md 2.1 [V-card]"),
     "pawsx": ({"validation": 2_000, "test": 2_000}, "TASKS.md 2.2 [V-card]"),
     "xquad": ({"validation": 1_190}, "TASKS.md 2.5 [V-card]"),
-    "mlqa": ({"validation": {"ar": 517, "de": 512, "en": 1_148, "es": 500, "hi": 507, "vi": 511, "zh": 504},
-              "test": {"ar": 5_335, "de": 4_517, "en": 11_590, "es": 5_253, "hi": 4_918, "vi": 5_495, "zh": 5_137}},
-             "TASKS.md 2.6 [V-card]/[U]"),
+    "mlqa": (
+        {
+            "validation": {"ar": 517, "de": 512, "en": 1_148, "es": 500, "hi": 507, "vi": 511, "zh": 504},
+            "test": {"ar": 5_335, "de": 4_517, "en": 11_590, "es": 5_253, "hi": 4_918, "vi": 5_495, "zh": 5_137},
+        },
+        "TASKS.md 2.6 [V-card]/[U]",
+    ),
     "tatoeba": ({"validation": 1_000}, "TASKS.md 2.9 [V-card] (1,000 pairs, fewer for a few languages)"),
     "xcopa": ({"validation": 100, "test": 500}, "TASKS.md 3.1 [V-card]"),
 }

@@ -35,7 +35,7 @@ class GridRun:
     seed: int
     overrides: tuple[str, ...]
     experiment: str
-    multi: bool                   # the file holds several experiments: select this one by name
+    multi: bool  # the file holds several experiments: select this one by name
     config: ExperimentConfig
 
     @property
@@ -53,12 +53,12 @@ class GridRun:
 @dataclass(eq=False)
 class StageNode:
     key: str
-    kind: str                     # itt | target | eval
+    kind: str  # itt | target | eval
     job: StageJob
-    run: GridRun                  # the run whose process executes the node
-    parent: str | None            # key of the node it starts from
+    run: GridRun  # the run whose process executes the node
+    parent: str | None  # key of the node it starts from
     users: list[str] = field(default_factory=list)  # "<run label> <job ref>" of every job it stands for
-    status: str = "todo"          # todo | evaluate | finished | published | done (see grid_status)
+    status: str = "todo"  # todo | evaluate | finished | published | done (see grid_status)
 
     @property
     def ref(self) -> str:
@@ -84,8 +84,8 @@ class StageNode:
 @dataclass
 class StageGraph:
     runs: list[GridRun]
-    nodes: dict[str, StageNode]   # insertion order is a topological order (parents first)
-    naive: dict[str, int]         # per kind: jobs a grid of independent runs would execute
+    nodes: dict[str, StageNode]  # insertion order is a topological order (parents first)
+    naive: dict[str, int]  # per kind: jobs a grid of independent runs would execute
     world_size: int = 1
 
     def of_kind(self, *kinds: str) -> list[StageNode]:
@@ -102,8 +102,10 @@ class StageGraph:
         nodes = self.provisional()
         if nodes:
             reasons = sorted({reason for node in nodes for reason in node.provisional})
-            raise ConfigError(f"{len(nodes)} stage(s) of the grid cannot be hashed yet: {'; '.join(reasons)}. "
-                              f"Provide the data (or remove those experiments from the grid), then run it")
+            raise ConfigError(
+                f"{len(nodes)} stage(s) of the grid cannot be hashed yet: {'; '.join(reasons)}. "
+                f"Provide the data (or remove those experiments from the grid), then run it"
+            )
 
 
 def load_runs(paths: list[str], seeds: list[int] | None = None, overrides: tuple[str, ...] = ()) -> list[GridRun]:
@@ -114,8 +116,10 @@ def load_runs(paths: list[str], seeds: list[int] | None = None, overrides: tuple
         for seed in seeds or [None]:
             extra = () if seed is None else (f"seed={seed}",)
             configs = load_experiments(config_file, [*overrides, *extra])
-            runs += [GridRun(config_file, config.seed, tuple(overrides), config.experiment, len(configs) > 1, config)
-                     for config in configs]
+            runs += [
+                GridRun(config_file, config.seed, tuple(overrides), config.experiment, len(configs) > 1, config)
+                for config in configs
+            ]
     check_distinct_run_dirs(runs)
     return runs
 
@@ -140,8 +144,10 @@ def check_distinct_run_dirs(runs: list[GridRun]) -> None:
     for run in runs:
         folder = run.config.run_dir.resolve()
         if folder in seen:
-            raise ConfigError(f"{seen[folder].label} and {run.label} would both write to {folder}; keep "
-                              f"{{experiment}} and {{seed}} in output_dir (or drop the duplicate from the grid)")
+            raise ConfigError(
+                f"{seen[folder].label} and {run.label} would both write to {folder}; keep "
+                f"{{experiment}} and {{seed}} in output_dir (or drop the duplicate from the grid)"
+            )
         seen[folder] = run
 
 
@@ -161,8 +167,14 @@ def build_graph(runs: list[GridRun], world_size: int = 1) -> StageGraph:
             if kind == "target":
                 target_keys[job.name] = key
             if kind == "eval":  # embedded with the last ITT encoder, or with a fine-tuned target's model
-                node = add_node(graph, f"eval:{run.label}/{job.name}", "eval", job, run,
-                                target_keys[job.encoder_target] if job.encoder_target else parent)
+                node = add_node(
+                    graph,
+                    f"eval:{run.label}/{job.name}",
+                    "eval",
+                    job,
+                    run,
+                    target_keys[job.encoder_target] if job.encoder_target else parent,
+                )
             elif key in graph.nodes and kind == "target":  # another run trains it: evaluate here
                 node = add_node(graph, f"eval:{run.label}/{job.name}", "eval", job, run, key)
             else:

@@ -39,60 +39,161 @@ from hf_itt.hub.stage_hash import hash_identity, plain
 IDENTITY_VERSION = 1
 
 # Fields that decide which updates are applied to the weights (documentation + the drift test).
-WEIGHT_TRAINING_ARGS = frozenset({
-    # optimisation
-    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "optim", "optim_args",
-    "optim_target_modules", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
-    "label_smoothing_factor", "neftune_noise_alpha",
-    # how much data, in which batches and order
-    "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
-    "auto_find_batch_size", "average_tokens_across_devices", "dataloader_drop_last", "train_sampling_strategy",
-    "length_column_name", "remove_unused_columns", "label_names", "seed", "data_seed", "accelerator_config",
-    # numerics that change the result materially (mixed precision changes the trained weights)
-    "bf16", "fp16",
-    # only with load_best_model_at_end (see CONDITIONAL_TRAINING_ARGS)
-    "load_best_model_at_end",
-})
+WEIGHT_TRAINING_ARGS = frozenset(
+    {
+        # optimisation
+        "learning_rate",
+        "lr_scheduler_type",
+        "lr_scheduler_kwargs",
+        "warmup_steps",
+        "optim",
+        "optim_args",
+        "optim_target_modules",
+        "weight_decay",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_epsilon",
+        "max_grad_norm",
+        "label_smoothing_factor",
+        "neftune_noise_alpha",
+        # how much data, in which batches and order
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "num_train_epochs",
+        "max_steps",
+        "auto_find_batch_size",
+        "average_tokens_across_devices",
+        "dataloader_drop_last",
+        "train_sampling_strategy",
+        "length_column_name",
+        "remove_unused_columns",
+        "label_names",
+        "seed",
+        "data_seed",
+        "accelerator_config",
+        # numerics that change the result materially (mixed precision changes the trained weights)
+        "bf16",
+        "fp16",
+        # only with load_best_model_at_end (see CONDITIONAL_TRAINING_ARGS)
+        "load_best_model_at_end",
+    }
+)
 
 # Fields that only matter when the best checkpoint (chosen by evaluations) becomes the stage's weights.
-CONDITIONAL_TRAINING_ARGS = frozenset({
-    "eval_strategy", "eval_steps", "eval_delay", "eval_on_start", "metric_for_best_model", "greater_is_better",
-    "save_strategy", "save_steps",
-})
+CONDITIONAL_TRAINING_ARGS = frozenset(
+    {
+        "eval_strategy",
+        "eval_steps",
+        "eval_delay",
+        "eval_on_start",
+        "metric_for_best_model",
+        "greater_is_better",
+        "save_strategy",
+        "save_steps",
+    }
+)
 
-IGNORED_TRAINING_ARGS = frozenset({
-    # where outputs go, what is logged and where it is reported
-    "output_dir", "logging_strategy", "logging_steps", "logging_first_step", "log_on_each_node",
-    "logging_nan_inf_filter", "include_num_input_tokens_seen", "log_level", "log_level_replica", "disable_tqdm",
-    "report_to", "run_name", "project", "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id",
-    "skip_memory_metrics", "debug",
-    # evaluation never changes the weights (except via load_best_model_at_end, handled above)
-    "per_device_eval_batch_size", "prediction_loss_only", "eval_do_concat_batches", "eval_use_gather_object",
-    "eval_accumulation_steps", "include_for_metrics", "batch_eval_metrics", "bf16_full_eval", "fp16_full_eval",
-    "do_train", "do_eval", "do_predict",
-    # saving and publishing cadence (and secrets: hub_token must never reach a manifest)
-    "save_only_model", "save_on_each_node", "save_total_limit", "enable_jit_checkpoint",
-    "restore_callback_states_from_checkpoint", "push_to_hub", "hub_token", "hub_private_repo", "hub_model_id",
-    "hub_strategy", "hub_always_push", "hub_revision",
-    # how the same computation is executed: hardware, kernels, memory savers, parallelism back-ends
-    "use_cpu", "tf32", "torch_compile", "torch_compile_backend", "torch_compile_mode", "use_liger_kernel",
-    "liger_kernel_config", "use_cache", "gradient_checkpointing", "gradient_checkpointing_kwargs",
-    "activation_checkpointing", "activation_checkpointing_kwargs", "torch_empty_cache_steps", "full_determinism",
-    "deepspeed", "fsdp", "fsdp_config", "parallelism_config", "local_rank", "ddp_find_unused_parameters",
-    "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph", "ddp_backend", "ddp_timeout",
-    # resuming is how a run is executed (a correct resume reproduces the planned stage); the path varies
-    "resume_from_checkpoint", "ignore_data_skip",
-    # data loading workers change speed, not the batches
-    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
-    "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "dataloader_in_order",
-})
+IGNORED_TRAINING_ARGS = frozenset(
+    {
+        # where outputs go, what is logged and where it is reported
+        "output_dir",
+        "logging_strategy",
+        "logging_steps",
+        "logging_first_step",
+        "log_on_each_node",
+        "logging_nan_inf_filter",
+        "include_num_input_tokens_seen",
+        "log_level",
+        "log_level_replica",
+        "disable_tqdm",
+        "report_to",
+        "run_name",
+        "project",
+        "trackio_space_id",
+        "trackio_bucket_id",
+        "trackio_static_space_id",
+        "skip_memory_metrics",
+        "debug",
+        # evaluation never changes the weights (except via load_best_model_at_end, handled above)
+        "per_device_eval_batch_size",
+        "prediction_loss_only",
+        "eval_do_concat_batches",
+        "eval_use_gather_object",
+        "eval_accumulation_steps",
+        "include_for_metrics",
+        "batch_eval_metrics",
+        "bf16_full_eval",
+        "fp16_full_eval",
+        "do_train",
+        "do_eval",
+        "do_predict",
+        # saving and publishing cadence (and secrets: hub_token must never reach a manifest)
+        "save_only_model",
+        "save_on_each_node",
+        "save_total_limit",
+        "enable_jit_checkpoint",
+        "restore_callback_states_from_checkpoint",
+        "push_to_hub",
+        "hub_token",
+        "hub_private_repo",
+        "hub_model_id",
+        "hub_strategy",
+        "hub_always_push",
+        "hub_revision",
+        # how the same computation is executed: hardware, kernels, memory savers, parallelism back-ends
+        "use_cpu",
+        "tf32",
+        "torch_compile",
+        "torch_compile_backend",
+        "torch_compile_mode",
+        "use_liger_kernel",
+        "liger_kernel_config",
+        "use_cache",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
+        "activation_checkpointing",
+        "activation_checkpointing_kwargs",
+        "torch_empty_cache_steps",
+        "full_determinism",
+        "deepspeed",
+        "fsdp",
+        "fsdp_config",
+        "parallelism_config",
+        "local_rank",
+        "ddp_find_unused_parameters",
+        "ddp_bucket_cap_mb",
+        "ddp_broadcast_buffers",
+        "ddp_static_graph",
+        "ddp_backend",
+        "ddp_timeout",
+        # resuming is how a run is executed (a correct resume reproduces the planned stage); the path varies
+        "resume_from_checkpoint",
+        "ignore_data_skip",
+        # data loading workers change speed, not the batches
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "dataloader_persistent_workers",
+        "dataloader_prefetch_factor",
+        "dataloader_multiprocessing_context",
+        "dataloader_in_order",
+    }
+)
 
 
-def stage_identity(*, base_model: str, base_revision: str | None, previous_stage_hash: str | None,
-                   tasks: Sequence[Mapping[str, Any]], sampler: Mapping[str, Any] | Any | None,
-                   training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None,
-                   tokenizer: str | None = None, health: Mapping[str, Any] | None = None,
-                   early_stopping_patience: int | None = None) -> dict:
+def stage_identity(
+    *,
+    base_model: str,
+    base_revision: str | None,
+    previous_stage_hash: str | None,
+    tasks: Sequence[Mapping[str, Any]],
+    sampler: Mapping[str, Any] | Any | None,
+    training_args: Mapping[str, Any] | Any,
+    seed: int,
+    world_size: int | None = None,
+    tokenizer: str | None = None,
+    health: Mapping[str, Any] | None = None,
+    early_stopping_patience: int | None = None,
+) -> dict:
     """The canonical payload a stage hash is computed from (stored in the manifest to explain a hash).
 
     ``tasks`` are ``task_identity`` dicts (order kept: it is the order of the mixture);
@@ -124,13 +225,28 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
 
 
 # The files of a local model folder that decide what it computes (model cards and logs stay out).
-MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "*.bin", "*.model", "tokenizer*.json",
-                       "special_tokens_map.json", "vocab*", "merges.txt", "added_tokens.json")
+MODEL_FILE_PATTERNS = (
+    "config.json",
+    "*.safetensors",
+    "*.bin",
+    "*.model",
+    "tokenizer*.json",
+    "special_tokens_map.json",
+    "vocab*",
+    "merges.txt",
+    "added_tokens.json",
+)
 _FOLDER_HASHES: dict[tuple, str] = {}
 
 
-TOKENIZER_FILE_PATTERNS = ("*.model", "tokenizer*.json", "special_tokens_map.json", "vocab*", "merges.txt",
-                           "added_tokens.json")
+TOKENIZER_FILE_PATTERNS = (
+    "*.model",
+    "tokenizer*.json",
+    "special_tokens_map.json",
+    "vocab*",
+    "merges.txt",
+    "added_tokens.json",
+)
 
 
 def base_model_identity(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
@@ -153,15 +269,18 @@ def tokenizer_identity(name_or_path: str | None) -> str | None:
     return f"local:{model_folder_hash(folder, TOKENIZER_FILE_PATTERNS, 'model.tokenizer')}"
 
 
-def model_folder_hash(folder: Path, patterns: tuple[str, ...] = MODEL_FILE_PATTERNS,
-                      key_name: str = "model.name_or_path") -> str:
+def model_folder_hash(
+    folder: Path, patterns: tuple[str, ...] = MODEL_FILE_PATTERNS, key_name: str = "model.name_or_path"
+) -> str:
     """sha256 over the names and contents of ``patterns`` in ``folder``, memoised per process
     by (path, size, mtime) so that a grid of experiments on one large base reads it once."""
 
     files = sorted({path for pattern in patterns for path in folder.glob(pattern) if path.is_file()})
     if not files:
-        raise ConfigError(f"{key_name} {folder}: the folder holds no model files ({', '.join(patterns[:2])}); "
-                          f"point it at a saved model or a Hub id")
+        raise ConfigError(
+            f"{key_name} {folder}: the folder holds no model files ({', '.join(patterns[:2])}); "
+            f"point it at a saved model or a Hub id"
+        )
     stats = [(path.name, path.stat()) for path in files]
     key = (str(folder.resolve()), patterns, tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
     if key not in _FOLDER_HASHES:
@@ -177,10 +296,17 @@ def stage_hash(**kwargs: Any) -> str:
     return hash_identity(stage_identity(**kwargs))
 
 
-def task_identity(name: str, *, task_type: str | None = None, source: str | None = None,
-                  config: str | None = None, revision: str | None = None, lang: str | Sequence[str] = "en",
-                  data_files: str | Sequence[str] | Mapping[str, Any] | None = None,
-                  options: Mapping[str, Any] | None = None) -> dict:
+def task_identity(
+    name: str,
+    *,
+    task_type: str | None = None,
+    source: str | None = None,
+    config: str | None = None,
+    revision: str | None = None,
+    lang: str | Sequence[str] = "en",
+    data_files: str | Sequence[str] | Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict:
     """What identifies one task's training data. ``revision`` is the dataset's Hub revision: leave it
     None only for pinned local files, otherwise the hash cannot notice the dataset changing upstream."""
     return {
@@ -201,8 +327,10 @@ def data_file_hashes(data_files: str | Sequence[str] | Mapping[str, Any] | None,
         return None
     if isinstance(data_files, (str, Path)) or not isinstance(data_files, Mapping):
         data_files = {"train": data_files}
-    return {split: [_content_hash(path, task, split) for path in _as_list(paths)]
-            for split, paths in sorted(data_files.items())}
+    return {
+        split: [_content_hash(path, task, split) for path in _as_list(paths)]
+        for split, paths in sorted(data_files.items())
+    }
 
 
 def relevant_training_args(training_args: Mapping[str, Any] | Any) -> dict:
@@ -210,7 +338,8 @@ def relevant_training_args(training_args: Mapping[str, Any] | Any) -> dict:
     values = _training_values(training_args)
     keep_conditional = bool(values.get("load_best_model_at_end"))
     return {
-        key: value for key, value in sorted(values.items())
+        key: value
+        for key, value in sorted(values.items())
         if key not in IGNORED_TRAINING_ARGS and (keep_conditional or key not in CONDITIONAL_TRAINING_ARGS)
     }
 
@@ -225,8 +354,10 @@ def _training_values(training_args: Mapping[str, Any] | Any) -> dict:
         given = dict(training_args or {})
         unknown = sorted(set(given) - {f.name for f in fields})
         if unknown:
-            raise ConfigError(f"training arguments {', '.join(unknown)}: not TrainingArguments fields; "
-                              f"fix or remove them in the stage's `training:`")
+            raise ConfigError(
+                f"training arguments {', '.join(unknown)}: not TrainingArguments fields; "
+                f"fix or remove them in the stage's `training:`"
+            )
     values = {f.name: given[f.name] if f.name in given else _default(f) for f in fields}
     return {key: _normalise_training_value(key, value) for key, value in values.items()}
 
@@ -263,5 +394,6 @@ def _content_hash(path: str | Path, task: str, split: str) -> str:
     try:
         return sha256_file(path)
     except OSError as err:
-        raise DataError(f"task {task!r}: data file for split {split!r} cannot be read ({err}); "
-                        f"fix the path in data_files") from None
+        raise DataError(
+            f"task {task!r}: data file for split {split!r} cannot be read ({err}); fix the path in data_files"
+        ) from None

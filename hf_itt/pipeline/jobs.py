@@ -40,20 +40,20 @@ class TaskPlan:
     """One head of a job: its name/spec, and the task whose rows train it (a target trains on its train_task)."""
 
     head: str
-    spec: Any                 # TaskSpec sizing the head
-    source_spec: Any          # TaskSpec whose training rows are read
+    spec: Any  # TaskSpec sizing the head
+    source_spec: Any  # TaskSpec whose training rows are read
     data_files: Any = None
     max_train: int | None = None
     max_dev: int | None = None
     weight: float | None = None
     max_length: int | None = None  # set by the user for this task or stage; None: the task's own (its spec)
-    phase: int = 0            # a phased target trains its phases one after another (XCOPA: siqa, then copa)
+    phase: int = 0  # a phased target trains its phases one after another (XCOPA: siqa, then copa)
 
 
 @dataclass
 class StageJob:
     name: str
-    kind: str                          # "itt" | "from" | "target"
+    kind: str  # "itt" | "from" | "target"
     stage_dir: Path
     stage_hash: str = ""
     identity: dict = field(default_factory=dict)
@@ -62,16 +62,16 @@ class StageJob:
     sampling: dict = field(default_factory=dict)
     deepspeed: str | None = None
     max_length: int | None = None
-    source: str | None = None          # `from:` reference
+    source: str | None = None  # `from:` reference
     repo_id: str | None = None
-    target: str | None = None          # target task name
+    target: str | None = None  # target task name
     languages: list[str] | None = None
     is_retrieval: bool = False
     itt_stages: list[list[str]] = field(default_factory=list)  # task names of each ITT stage so far
-    encoder: str = ""                  # retrieval: what it embeds with ("itt-stage squad", "base model", ...)
+    encoder: str = ""  # retrieval: what it embeds with ("itt-stage squad", "base model", ...)
     encoder_target: str | None = None  # retrieval: the fine-tuned target whose model it embeds with
     unresolved: list[str] = field(default_factory=list)  # why the hash is provisional (planning only)
-    early_stopping_patience: int = 0   # evaluations without a new best before training stops (0: off)
+    early_stopping_patience: int = 0  # evaluations without a new best before training stops (0: off)
 
     @property
     def trainer_dir(self) -> Path:
@@ -98,13 +98,19 @@ def build_jobs(config: ExperimentConfig, world_size: int = 1, allow_missing_data
 
     jobs, previous, itt_stages = [], None, []
     for stage in config.stages:
-        job = (from_job(config, stage) if stage.from_
-               else itt_job(config, stage, previous, world_size, allow_missing_data))
+        job = (
+            from_job(config, stage) if stage.from_ else itt_job(config, stage, previous, world_size, allow_missing_data)
+        )
         itt_stages.append([task.name for task in stage.tasks] or [f"from:{stage.from_}"])
         job.itt_stages = [list(names) for names in itt_stages]
         if job.kind == "itt" and config.hub.publisher != "none":
-            job.repo_id = repo_id_for(config.hub.repo_template, namespace=config.hub.namespace,
-                                      experiment=config.experiment, stage=stage.name, stage_hash=job.stage_hash)
+            job.repo_id = repo_id_for(
+                config.hub.repo_template,
+                namespace=config.hub.namespace,
+                experiment=config.experiment,
+                stage=stage.name,
+                stage_hash=job.stage_hash,
+            )
         jobs.append(job)
         previous = job
     targets: list[StageJob] = []
@@ -143,8 +149,13 @@ def from_job(config: ExperimentConfig, stage: StageConfig) -> StageJob:
         reference, identity = candidate, f"local:{model_folder_hash(Path(candidate))}"
     else:
         reference, identity = stage.from_, stage.from_
-    return StageJob(name=stage.name, kind="from", stage_dir=config.run_dir / "stages" / stage.name,
-                    stage_hash=hash_identity({"from": identity}), source=reference)
+    return StageJob(
+        name=stage.name,
+        kind="from",
+        stage_dir=config.run_dir / "stages" / stage.name,
+        stage_hash=hash_identity({"from": identity}),
+        source=reference,
+    )
 
 
 def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> dict:
@@ -157,14 +168,25 @@ def stage_training(config: ExperimentConfig, preset: str | None, own: dict) -> d
     return merged_training(config.defaults.training, preset_training, own)
 
 
-def itt_job(config: ExperimentConfig, stage: StageConfig, previous: StageJob | None, world_size: int,
-            allow_missing_data: bool = False) -> StageJob:
+def itt_job(
+    config: ExperimentConfig,
+    stage: StageConfig,
+    previous: StageJob | None,
+    world_size: int,
+    allow_missing_data: bool = False,
+) -> StageJob:
     training = stage_training(config, stage.preset, stage.training)
     plans = [itt_task_plan(config, entry, stage.max_length) for entry in stage.tasks]
-    job = StageJob(name=stage.name, kind="itt", stage_dir=config.run_dir / "stages" / stage.name,
-                   tasks=plans, training=training, sampling=asdict(stage.sampling),
-                   deepspeed=config.resolve_path(stage.deepspeed or config.defaults.deepspeed),
-                   max_length=stage.max_length)
+    job = StageJob(
+        name=stage.name,
+        kind="itt",
+        stage_dir=config.run_dir / "stages" / stage.name,
+        tasks=plans,
+        training=training,
+        sampling=asdict(stage.sampling),
+        deepspeed=config.resolve_path(stage.deepspeed or config.defaults.deepspeed),
+        max_length=stage.max_length,
+    )
     return with_hash(config, job, previous, world_size, allow_missing_data)
 
 
@@ -174,32 +196,54 @@ def itt_task_plan(config: ExperimentConfig, entry: TaskEntry, stage_length: int 
     if entry.lang:
         spec = spec.with_overrides(lang=entry.lang)
     data_files = resolve_data_files(config, entry.data_files)
-    return TaskPlan(head=entry.name, spec=spec, source_spec=spec, data_files=data_files,
-                    max_train=entry.max_train_examples, max_dev=entry.max_eval_examples, weight=entry.weight,
-                    max_length=entry.max_length or stage_length)
+    return TaskPlan(
+        head=entry.name,
+        spec=spec,
+        source_spec=spec,
+        data_files=data_files,
+        max_train=entry.max_train_examples,
+        max_dev=entry.max_eval_examples,
+        weight=entry.weight,
+        max_length=entry.max_length or stage_length,
+    )
 
 
-def target_job(config: ExperimentConfig, task: str, previous: StageJob | None, world_size: int,
-               allow_missing_data: bool = False) -> StageJob:
+def target_job(
+    config: ExperimentConfig, task: str, previous: StageJob | None, world_size: int, allow_missing_data: bool = False
+) -> StageJob:
 
     targets = config.targets
     spec = get_task(task)
-    job = StageJob(name=task, kind="target", stage_dir=config.run_dir / "targets" / task, target=task,
-                   languages=targets.languages.get(task) or spec.languages_in(config.benchmarks),
-                   is_retrieval=not spec.task_type.trainable)
+    job = StageJob(
+        name=task,
+        kind="target",
+        stage_dir=config.run_dir / "targets" / task,
+        target=task,
+        languages=targets.languages.get(task) or spec.languages_in(config.benchmarks),
+        is_retrieval=not spec.task_type.trainable,
+    )
     if job.is_retrieval:  # no training: identified by the encoder it embeds with
         base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
         job.stage_hash = previous.stage_hash if previous else hash_identity({"base": base, "revision": revision})
         job.unresolved = list(previous.unresolved) if previous else []
         job.encoder = encoder_label(previous)
         return job
-    training = stage_training(config, targets.preset, merged_training(targets.training,
-                                                                      targets.per_task_training.get(task)))
-    job.tasks = [TaskPlan(head=task, spec=spec, source_spec=get_task(name),
-                          data_files=resolve_data_files(config, targets.data_files.get(name)),
-                          max_train=targets.max_train_examples, max_dev=targets.max_eval_examples,
-                          max_length=targets.max_length.get(task), phase=number)
-                 for number, name in enumerate(training_tasks(spec), start=1)]
+    training = stage_training(
+        config, targets.preset, merged_training(targets.training, targets.per_task_training.get(task))
+    )
+    job.tasks = [
+        TaskPlan(
+            head=task,
+            spec=spec,
+            source_spec=get_task(name),
+            data_files=resolve_data_files(config, targets.data_files.get(name)),
+            max_train=targets.max_train_examples,
+            max_dev=targets.max_eval_examples,
+            max_length=targets.max_length.get(task),
+            phase=number,
+        )
+        for number, name in enumerate(training_tasks(spec), start=1)
+    ]
     job.training = training
     job.deepspeed = config.resolve_path(targets.deepspeed or config.defaults.deepspeed)
     return with_hash(config, job, previous, world_size, allow_missing_data)
@@ -211,8 +255,13 @@ def training_tasks(spec) -> list[str]:
     return [*spec.extra_train_tasks, spec.train_task]
 
 
-def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None, world_size: int,
-              allow_missing_data: bool = False) -> StageJob:
+def with_hash(
+    config: ExperimentConfig,
+    job: StageJob,
+    previous: StageJob | None,
+    world_size: int,
+    allow_missing_data: bool = False,
+) -> StageJob:
 
     job.unresolved = list(previous.unresolved) if previous else []
     job.early_stopping_patience = job_patience(config, job.kind, job.name)
@@ -220,11 +269,18 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
     tasks = [plan_task_identity(job, plan, best_of_dev, allow_missing_data) for plan in job.tasks]
     base, revision = base_model_identity(config.model.name_or_path, config.model.revision)
     job.identity = stage_identity(
-        base_model=base, base_revision=revision,
-        previous_stage_hash=previous.stage_hash if previous else None, tasks=tasks,
-        sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size,
-        tokenizer=tokenizer_identity(config.model.tokenizer), health=health_identity(config.health),
-        early_stopping_patience=job.early_stopping_patience)
+        base_model=base,
+        base_revision=revision,
+        previous_stage_hash=previous.stage_hash if previous else None,
+        tasks=tasks,
+        sampler=job.sampling or None,
+        training_args=job.training,
+        seed=config.seed,
+        world_size=world_size,
+        tokenizer=tokenizer_identity(config.model.tokenizer),
+        health=health_identity(config.health),
+        early_stopping_patience=job.early_stopping_patience,
+    )
     job.stage_hash = hash_identity(job.identity)
     return job
 
@@ -232,8 +288,13 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
 def task_options(job: StageJob, plan: TaskPlan, best_of_dev: bool) -> dict:
     """What else decides a task's training examples; keys added later enter only when they are set."""
 
-    options = {"trained_on": plan.source_spec.name, "version": plan.source_spec.version,
-               "max_train": plan.max_train, "max_length": plan.max_length, "weight": plan.weight}
+    options = {
+        "trained_on": plan.source_spec.name,
+        "version": plan.source_spec.version,
+        "max_train": plan.max_train,
+        "max_length": plan.max_length,
+        "weight": plan.weight,
+    }
     for key, spec in (("spec", plan.source_spec), ("head_spec", plan.spec)):
         digest = spec_digest(spec)
         if digest is not None and (key == "spec" or plan.spec is not plan.source_spec):
@@ -250,9 +311,15 @@ def task_options(job: StageJob, plan: TaskPlan, best_of_dev: bool) -> dict:
 
 def plan_task_identity(job: StageJob, plan: TaskPlan, best_of_dev: bool, allow_missing_data: bool) -> dict:
     def identity(data_files, **extra) -> dict:
-        return task_identity(plan.head, task_type=plan.spec.type, source=source_name(plan.source_spec),
-                             config=None, lang=plan.source_spec.lang, data_files=data_files,
-                             options={**task_options(job, plan, best_of_dev), **extra})
+        return task_identity(
+            plan.head,
+            task_type=plan.spec.type,
+            source=source_name(plan.source_spec),
+            config=None,
+            lang=plan.source_spec.lang,
+            data_files=data_files,
+            options={**task_options(job, plan, best_of_dev), **extra},
+        )
 
     try:
         return identity(training_files(plan, best_of_dev))
@@ -297,7 +364,9 @@ def select_job(jobs: list[StageJob], ref: str, expect_hash: str | None = None) -
     position = refs.index(ref)
     actual = jobs[position].stage_hash
     if expect_hash is not None and actual != expect_hash:
-        raise ConfigError(f"--stage {ref}: its hash here is {actual}, the plan computed {expect_hash}; this process "
-                          f"sees another configuration than the plan did (world size, data files, base model, "
-                          f"overrides): make the plan with the same settings as the run (e.g. --gpus) and submit again")
+        raise ConfigError(
+            f"--stage {ref}: its hash here is {actual}, the plan computed {expect_hash}; this process "
+            f"sees another configuration than the plan did (world size, data files, base model, "
+            f"overrides): make the plan with the same settings as the run (e.g. --gpus) and submit again"
+        )
     return position

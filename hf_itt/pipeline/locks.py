@@ -66,11 +66,17 @@ def stage_lock(hub_root: str | Path, stage_hash: str, wait: bool = True, stage: 
     name = f"stage {stage} (hash {stage_hash})" if stage else f"stage hash {stage_hash}"
 
     def busy(holder: str) -> str:
-        return (f"{name} is being trained by another run sharing {hub_root} ({holder}); rerun when it has "
-                f"finished and the stage will be reused")
+        return (
+            f"{name} is being trained by another run sharing {hub_root} ({holder}); rerun when it has "
+            f"finished and the stage will be reused"
+        )
 
-    with held(folder / f"{stage_hash}.lock", wait, busy,
-              waiting=f"waiting for {name}: another run is training it; it will be reused when done") as waited:
+    with held(
+        folder / f"{stage_hash}.lock",
+        wait,
+        busy,
+        waiting=f"waiting for {name}: another run is training it; it will be reused when done",
+    ) as waited:
         yield waited
 
 
@@ -97,11 +103,17 @@ def held(path: Path, wait: bool, busy: Callable[[str], str], waiting: str) -> It
 
 def write_holder(path: Path) -> None:
 
-    atomic_write_text(path, json.dumps({
-        "pid": os.getpid(), "host": socket.gethostname(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python",
-    }))
+    atomic_write_text(
+        path,
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python",
+            }
+        ),
+    )
 
 
 def read_holder(lock_path: str | Path) -> dict | None:
@@ -117,8 +129,10 @@ def describe_holder(lock_path: str | Path) -> str:
     holder = read_holder(lock_path)
     if holder is None:
         return "a process that has not recorded itself yet"
-    return (f"pid {holder.get('pid')} on host {holder.get('host')}, started {holder.get('started')}: "
-            f"{holder.get('command')}")
+    return (
+        f"pid {holder.get('pid')} on host {holder.get('host')}, started {holder.get('started')}: "
+        f"{holder.get('command')}"
+    )
 
 
 __all__ = ["run_lock", "stage_lock", "read_holder", "describe_holder", "RUN_LOCK_NAME"]

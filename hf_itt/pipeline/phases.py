@@ -24,10 +24,10 @@ RECORD_FILE = "phase.json"
 
 @dataclass
 class Phase:
-    number: int                       # 1-based
-    count: int                        # phases of the job
-    tasks: list[Any]                  # the TaskPlans trained together in this phase
-    folder: Path                      # holds trainer/, full/, attempt.json and the record
+    number: int  # 1-based
+    count: int  # phases of the job
+    tasks: list[Any]  # the TaskPlans trained together in this phase
+    folder: Path  # holds trainer/, full/, attempt.json and the record
     trained_on: list[str] = field(default_factory=list)
 
     @property
@@ -77,11 +77,25 @@ def finished_record(phase: Phase, stage_hash: str) -> dict | None:
     return record if isinstance(record, dict) and record.get("stage_hash") == stage_hash else None
 
 
-def write_record(phase: Phase, stage_hash: str, started_from: str, metrics: dict, health: dict,
-                 weights: dict | None = None, budget: dict | None = None) -> dict:
+def write_record(
+    phase: Phase,
+    stage_hash: str,
+    started_from: str,
+    metrics: dict,
+    health: dict,
+    weights: dict | None = None,
+    budget: dict | None = None,
+) -> dict:
     """Written last, after the full model and tokenizer: its presence means the phase is done."""
-    record = {"stage_hash": stage_hash, "phase": phase.number, "name": phase.name, "trained_on": phase.trained_on,
-              "started_from": started_from, "metrics": metrics, "health": health}
+    record = {
+        "stage_hash": stage_hash,
+        "phase": phase.number,
+        "name": phase.name,
+        "trained_on": phase.trained_on,
+        "started_from": started_from,
+        "metrics": metrics,
+        "health": health,
+    }
     if weights:
         record["weights"] = weights
     if budget:

@@ -39,7 +39,9 @@ def run_prepare(config) -> None:
     try:
         hook = getattr(import_module(module), function)
     except (ImportError, AttributeError) as err:
-        raise ConfigError(f"prepare {config.prepare!r} cannot be imported ({err}); check the module and function") from None
+        raise ConfigError(
+            f"prepare {config.prepare!r} cannot be imported ({err}); check the module and function"
+        ) from None
     marker = config.run_dir / ".prepared"
     if is_main_process():
         hook(config)

@@ -28,8 +28,16 @@ class ProtocolRow:
     encoder: str
 
     def cells(self) -> tuple[str, ...]:
-        return (self.job, self.trained_on, self.epochs, self.lr, self.batch, self.max_length, self.selection,
-                self.encoder)
+        return (
+            self.job,
+            self.trained_on,
+            self.epochs,
+            self.lr,
+            self.batch,
+            self.max_length,
+            self.selection,
+            self.encoder,
+        )
 
 
 def protocol_rows(config: ExperimentConfig, jobs: list[StageJob]) -> list[ProtocolRow]:
@@ -54,22 +62,40 @@ def training_row(job: StageJob, encoder: str) -> ProtocolRow:
         trained_on = " -> ".join("+".join(phase.trained_on) for phase in job.phases())
     elif job.kind == "itt":
         trained_on = ("joint: " if len(job.tasks) > 1 else "") + trained_on
-    epochs = (f"max_steps {training['max_steps']}" if training.get("max_steps", -1) > 0
-              else format_number(training.get("num_train_epochs", 3.0)))
+    epochs = (
+        f"max_steps {training['max_steps']}"
+        if training.get("max_steps", -1) > 0
+        else format_number(training.get("num_train_epochs", 3.0))
+    )
     batch = f"{training.get('per_device_train_batch_size', 8)} x {training.get('gradient_accumulation_steps', 1)}"
-    own_encoder = "its dual encoder (fine-tuned)" if any(plan.spec.task_type.candidate_pool for plan in job.tasks) \
-        else "-"
-    return ProtocolRow(f"{job.kind} {job.name}", trained_on, epochs, format_number(training.get("learning_rate", 5e-5)),
-                       batch, lengths_of(job.tasks), selection(training, job),
-                       own_encoder if job.kind == "target" else f"from {encoder}")
+    own_encoder = (
+        "its dual encoder (fine-tuned)" if any(plan.spec.task_type.candidate_pool for plan in job.tasks) else "-"
+    )
+    return ProtocolRow(
+        f"{job.kind} {job.name}",
+        trained_on,
+        epochs,
+        format_number(training.get("learning_rate", 5e-5)),
+        batch,
+        lengths_of(job.tasks),
+        selection(training, job),
+        own_encoder if job.kind == "target" else f"from {encoder}",
+    )
 
 
 def retrieval_row(config: ExperimentConfig, job: StageJob, encoder: str) -> ProtocolRow:
     layer = config.evaluation.retrieval_layer
     where = f"layer {layer}" if layer is not None else "layer 14/24 of the depth"
-    return ProtocolRow(f"{job.kind} {job.name}", "- (evaluated from the encoder)", "-", "-", "-",
-                       str(config.evaluation.retrieval_max_length), "-", f"{job.encoder if job.encoder_target else encoder}, "
-                       f"{where}, mean-pooled")
+    return ProtocolRow(
+        f"{job.kind} {job.name}",
+        "- (evaluated from the encoder)",
+        "-",
+        "-",
+        "-",
+        str(config.evaluation.retrieval_max_length),
+        "-",
+        f"{job.encoder if job.encoder_target else encoder}, {where}, mean-pooled",
+    )
 
 
 def lengths_of(plans) -> str:

@@ -47,10 +47,10 @@ class StagePlan:
     """What the runner will do for one stage (printed by --dry-run, recorded in manifests)."""
 
     name: str
-    kind: str          # "itt" | "from" | "target"
+    kind: str  # "itt" | "from" | "target"
     stage_hash: str
-    action: str        # "train" | "resume" | "reuse" | "download" | "evaluate-only"
-    where: str = ""    # reused folder, published reference, or the checkpoint a resume starts from
+    action: str  # "train" | "resume" | "reuse" | "download" | "evaluate-only"
+    where: str = ""  # reused folder, published reference, or the checkpoint a resume starts from
     phases: list[str] = field(default_factory=list)  # a phased target's Trainer runs, in order
 
 
@@ -63,8 +63,13 @@ class StageRunner:
         self.config, self.force, self.dry_run = config, force, dry_run
         self.run_dir = config.run_dir
         local_root = config.resolve_path(config.hub.local_root) or config.hub.local_root
-        self.publisher = publisher if publisher is not None else make_publisher(
-            config.hub.publisher, local_root=local_root, private=config.hub.private, publishing=not dry_run)
+        self.publisher = (
+            publisher
+            if publisher is not None
+            else make_publisher(
+                config.hub.publisher, local_root=local_root, private=config.hub.private, publishing=not dry_run
+            )
+        )
         self.index_dir = Path(local_root) / "by-hash"
         self._tokenizer = None
 
@@ -124,8 +129,12 @@ class StageRunner:
         if indexed is not None:
             local.append(indexed)
         publisher = self.publisher if job.kind == "itt" else None
-        return find_reusable_stage(job.stage_hash, local_dirs=tuple(local), publisher=publisher,
-                                   repo_id=job.repo_id if publisher is not None else None)
+        return find_reusable_stage(
+            job.stage_hash,
+            local_dirs=tuple(local),
+            publisher=publisher,
+            repo_id=job.repo_id if publisher is not None else None,
+        )
 
     # ---- running --------------------------------------------------------------------------------
     def run(self, report: bool = True) -> list[TrainedStage]:
@@ -155,8 +164,10 @@ class StageRunner:
         for outcome in failed:
             print(f"  {outcome.stage_dir} -> {outcome.repo_id}: {redact_text(str(outcome.error))}")
         local = f" --local-root {self.index_dir.parent}" if self.config.hub.publisher == "local" else ""
-        print(f"publish them later with: hf-itt publish {self.run_dir} --publisher {self.config.hub.publisher}{local}",
-              flush=True)
+        print(
+            f"publish them later with: hf-itt publish {self.run_dir} --publisher {self.config.hub.publisher}{local}",
+            flush=True,
+        )
 
     def run_job(self, job: StageJob, done: list[TrainedStage], publishing) -> TrainedStage:
         source = done[-1] if done and job.kind != "target" else self.last_itt(done)
@@ -183,7 +194,6 @@ class StageRunner:
     def claim(self, job: StageJob):
         """The stage's lock among the runs sharing this hub folder; a single process waits for it (then
         reuses the stage), a multi-process launch fails at once (its other ranks cannot wait that long)."""
-
 
         if not is_main_process():
             return nullcontext(False)
@@ -218,8 +228,11 @@ class StageRunner:
         jobs = self.jobs()
         position = select_job(jobs, name, expect_hash)
         needed = ("itt", "from")  # and the fine-tuned target a retrieval target embeds with
-        done = [self.finished_prefix(job) for job in jobs[:position]
-                if job.kind in needed or job.name == jobs[position].encoder_target]
+        done = [
+            self.finished_prefix(job)
+            for job in jobs[:position]
+            if job.kind in needed or job.name == jobs[position].encoder_target
+        ]
         publishing = _publishing(self.publisher)
         with publishing:
             started = time.time()
@@ -235,10 +248,11 @@ class StageRunner:
             return TrainedStage.from_reference(job)
         found = self.find_finished(job)
         if found is None:
-
-            raise StageOrderError(f"stage {job.name!r} (hash {job.stage_hash}) of {self.config.experiment} is not "
-                                  f"finished, so the stages after it cannot start; run it first (a grid runs "
-                                  f"parents before their dependants: rerun the grid)")
+            raise StageOrderError(
+                f"stage {job.name!r} (hash {job.stage_hash}) of {self.config.experiment} is not "
+                f"finished, so the stages after it cannot start; run it first (a grid runs "
+                f"parents before their dependants: rerun the grid)"
+            )
         return TrainedStage.reused(job, found)
 
     def index_and_publish(self, job: StageJob, checkpoint, publishing) -> None:
@@ -308,8 +322,13 @@ def set_aside_stale_trainer_dir(job: StageJob) -> None:
     if job.trainer_dir.is_dir() and (not marker.is_file() or marker.read_text().strip() != job.stage_hash):
         old = marker.read_text().strip() if marker.is_file() else "unknown"
         target = job.stage_dir / f"trainer.stale-{old}-{int(time.time())}"
-        logger.warning("%s holds checkpoints of another configuration (hash %s, now %s): moved to %s",
-                       job.trainer_dir, old, job.stage_hash, target)
+        logger.warning(
+            "%s holds checkpoints of another configuration (hash %s, now %s): moved to %s",
+            job.trainer_dir,
+            old,
+            job.stage_hash,
+            target,
+        )
         job.trainer_dir.rename(target)
         (job.stage_dir / "attempt.json").unlink(missing_ok=True)
     job.trainer_dir.mkdir(parents=True, exist_ok=True)

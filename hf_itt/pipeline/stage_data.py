@@ -57,17 +57,32 @@ def fit_to_target(rows, source_spec, target_spec):
     return target_spec.task_type.adapt_training_rows(rows, source_spec, target_spec)
 
 
-def tokenize_task(data: TaskData, source_spec, tokenizer, *, data_files, lang, max_length, max_train, max_dev,
-                  with_dev: bool, training_args=None) -> TaskData:
+def tokenize_task(
+    data: TaskData,
+    source_spec,
+    tokenizer,
+    *,
+    data_files,
+    lang,
+    max_length,
+    max_train,
+    max_dev,
+    with_dev: bool,
+    training_args=None,
+) -> TaskData:
     """Fill ``data.train`` (and ``data.dev``) with features of ``source_spec``'s rows, labelled for ``data.spec``."""
     from hf_itt.task_types.features import preprocess  # defers datasets
 
-    guard = training_args.main_process_first(desc=f"tokenize {data.name}") if training_args else contextlib.nullcontext()
+    guard = (
+        training_args.main_process_first(desc=f"tokenize {data.name}") if training_args else contextlib.nullcontext()
+    )
     spec = data.spec.task_type.training_spec(source_spec, data.spec)
     with guard:
         rows = fit_to_target(load_rows(source_spec, "train", data_files, lang, max_train), source_spec, data.spec)
         data.train = preprocess(rows, spec, tokenizer, split_role="train", max_length=max_length)
         if with_dev and source_spec.has_split("validation"):
-            dev_rows = fit_to_target(load_rows(source_spec, "validation", data_files, lang, max_dev), source_spec, data.spec)
+            dev_rows = fit_to_target(
+                load_rows(source_spec, "validation", data_files, lang, max_dev), source_spec, data.spec
+            )
             data.dev = preprocess(dev_rows, spec, tokenizer, split_role="train", max_length=max_length)
     return data

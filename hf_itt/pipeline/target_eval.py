@@ -31,23 +31,42 @@ def evaluate_target(job: StageJob, model_path: str | Path, config: ExperimentCon
         load_for_evaluation,
     )
 
-    model, tokenizer = load_for_evaluation(str(model_path), revision=None if Path(str(model_path)).exists()
-                                           else config.model.revision)
+    model, tokenizer = load_for_evaluation(
+        str(model_path), revision=None if Path(str(model_path)).exists() else config.model.revision
+    )
     evaluation = config.evaluation
-    ctx = ScoringContext(model=model, tokenizer=tokenizer, batch_size=evaluation.batch_size,
-                         retrieval_layer=evaluation.retrieval_layer,
-                         retrieval_max_length=evaluation.retrieval_max_length)
-    request = EvaluationRequest(task=job.target, languages=job.languages, splits=list(evaluation.splits),
-                                data_files=resolve_data_files(config, config.targets.data_files.get(job.target)),
-                                max_examples=evaluation.max_eval_examples)
-    meta = ResultMeta(experiment=config.experiment, seed=config.seed, base_model=config.model.name_or_path,
-                      checkpoint=str(model_path), itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
-                      stage_hash=job.stage_hash, encoder=job.encoder,
-                      training=chain_training(model_path))
-    bucc = BuccSettings(duplicates=evaluation.bucc_duplicates, allow_gold_only=evaluation.bucc_allow_gold_only,
-                        test_oracle=evaluation.bucc_test_oracle)
-    results = evaluate_task(ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc,
-                            save_predictions=evaluation.save_predictions)
+    ctx = ScoringContext(
+        model=model,
+        tokenizer=tokenizer,
+        batch_size=evaluation.batch_size,
+        retrieval_layer=evaluation.retrieval_layer,
+        retrieval_max_length=evaluation.retrieval_max_length,
+    )
+    request = EvaluationRequest(
+        task=job.target,
+        languages=job.languages,
+        splits=list(evaluation.splits),
+        data_files=resolve_data_files(config, config.targets.data_files.get(job.target)),
+        max_examples=evaluation.max_eval_examples,
+    )
+    meta = ResultMeta(
+        experiment=config.experiment,
+        seed=config.seed,
+        base_model=config.model.name_or_path,
+        checkpoint=str(model_path),
+        itt={"mode": itt_mode(job.itt_stages), "stages": job.itt_stages},
+        stage_hash=job.stage_hash,
+        encoder=job.encoder,
+        training=chain_training(model_path),
+    )
+    bucc = BuccSettings(
+        duplicates=evaluation.bucc_duplicates,
+        allow_gold_only=evaluation.bucc_allow_gold_only,
+        test_oracle=evaluation.bucc_test_oracle,
+    )
+    results = evaluate_task(
+        ctx, request, meta, out_dir=config.run_dir / "results", bucc=bucc, save_predictions=evaluation.save_predictions
+    )
     print_results(results, title=f"{config.experiment} (seed {config.seed}): {job.target}")
     if job.kind == "target" and not job.is_retrieval and Path(model_path) == job.checkpoint_dir:
         add_results_to_card(job, results, config)
@@ -59,5 +78,12 @@ def add_results_to_card(job: StageJob, results, config: ExperimentConfig) -> Non
     from hf_itt.hub.model_card import write_model_card  # defers huggingface_hub
 
     manifest = read_manifest(job.checkpoint_dir)
-    write_model_card(job.checkpoint_dir, manifest, job.repo_id, license=config.hub.license, kind="target",
-                     results=results, local_results=bool(config.targets.data_files.get(job.target)))
+    write_model_card(
+        job.checkpoint_dir,
+        manifest,
+        job.repo_id,
+        license=config.hub.license,
+        kind="target",
+        results=results,
+        local_results=bool(config.targets.data_files.get(job.target)),
+    )

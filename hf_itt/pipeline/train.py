@@ -51,7 +51,7 @@ BOOKKEEPING = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 class TrainedStage:
     job: StageJob
     checkpoint: Path | None
-    status: str                      # trained | reused | downloaded | evaluated
+    status: str  # trained | reused | downloaded | evaluated
     metrics: dict = field(default_factory=dict)
 
     @classmethod
@@ -67,13 +67,20 @@ class TrainedStage:
 
     def summary_line(self, seconds: float) -> str:
         shown = ", ".join(f"{k}={v:.3g}" for k, v in list(flat_metrics(self.metrics).items())[:4])
-        return (f"[{self.job.kind}] {self.job.name}: {self.status} (hash {self.job.stage_hash[:10]}, {seconds:.0f}s)"
-                + (f" {shown}" if shown else "") + (f" -> {self.checkpoint}" if self.checkpoint else ""))
+        return (
+            f"[{self.job.kind}] {self.job.name}: {self.status} (hash {self.job.stage_hash[:10]}, {seconds:.0f}s)"
+            + (f" {shown}" if shown else "")
+            + (f" -> {self.checkpoint}" if self.checkpoint else "")
+        )
 
 
 def flat_metrics(metrics: dict) -> dict:
-    return {f"{task}.{key}": value for task, values in metrics.items() for key, value in values.items()
-            if isinstance(value, (int, float))}
+    return {
+        f"{task}.{key}": value
+        for task, values in metrics.items()
+        for key, value in values.items()
+        if isinstance(value, (int, float))
+    }
 
 
 def encoder_source(source, config: ExperimentConfig) -> tuple[str, str | None]:
@@ -97,9 +104,18 @@ def train_stage(job: StageJob, source, config: ExperimentConfig) -> TrainedStage
         records.append(record)
         previous = phase
     if is_main_process():
-        export_checkpoint(job, previous.full_dir, load_tokenizer(previous.full_dir), record["metrics"], source,
-                          config, time.time() - started, stage_health(records), phase_summary(records),
-                          stage_budget([record.get("budget") for record in records]))
+        export_checkpoint(
+            job,
+            previous.full_dir,
+            load_tokenizer(previous.full_dir),
+            record["metrics"],
+            source,
+            config,
+            time.time() - started,
+            stage_health(records),
+            phase_summary(records),
+            stage_budget([record.get("budget") for record in records]),
+        )
         if job.kind == "target":
             evaluate_target(job, job.checkpoint_dir, config)
     barrier()
@@ -141,9 +157,15 @@ def train_phase(job: StageJob, phase: Phase, source, previous: Phase | None, con
     if is_main_process():
         tokenizer.save_pretrained(phase.full_dir)
         weights = {"start": start_weights, "end": weights_digest(trainer.model)} if start_weights else None
-        record = write_record(phase, job.stage_hash, str(previous.full_dir) if previous else encoder_source(
-            source, config)[0], metrics, {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt}, weights,
-            budget)
+        record = write_record(
+            phase,
+            job.stage_hash,
+            str(previous.full_dir) if previous else encoder_source(source, config)[0],
+            metrics,
+            {"outcome": "ok", "attempts": reports, "seed": config.seed + attempt},
+            weights,
+            budget,
+        )
     barrier()
     return record
 
@@ -160,8 +182,9 @@ def phase_summary(records: list[dict]) -> list[dict] | None:
     """What the manifest says about the phases of a phased job (None for a single phase)."""
     if len(records) < 2:
         return None
-    return [{"name": record["name"], "trained_on": record["trained_on"], "metrics": record["metrics"]}
-            for record in records]
+    return [
+        {"name": record["name"], "trained_on": record["trained_on"], "metrics": record["metrics"]} for record in records
+    ]
 
 
 def load_tokenizer(folder: Path):
@@ -185,17 +208,18 @@ ATTEMPT_FILE = "attempt.json"
 def read_attempt(phase: Phase) -> int:
     """Which health restart of the phase is running (survives a killed run)."""
 
-
     path = phase.folder / ATTEMPT_FILE
     recorded = json.loads(path.read_text())["attempt"] if path.is_file() else 0
     # A kill between moving trainer/ aside and writing attempt.json leaves only the folder as a record.
-    set_aside = [int(m.group(1)) + 1 for p in phase.folder.glob("trainer.attempt*")
-                 if (m := re.fullmatch(r"trainer\.attempt(\d+)", p.name))]
+    set_aside = [
+        int(m.group(1)) + 1
+        for p in phase.folder.glob("trainer.attempt*")
+        if (m := re.fullmatch(r"trainer\.attempt(\d+)", p.name))
+    ]
     return max([recorded, *set_aside])
 
 
 def start_next_attempt(phase: Phase, attempt: int) -> int:
-
 
     barrier()
     if is_main_process():
@@ -208,9 +232,11 @@ def start_next_attempt(phase: Phase, attempt: int) -> int:
 def stopped_error(job: StageJob, report):
 
     events = "; ".join(event["message"] for event in report.to_dict()["events"]) or "no details"
-    return TrainingHealthError(f"{job.kind} stage {job.name!r} was stopped by the health checks: {events}. Nothing "
-                               f"was exported; earlier stages are kept. Change the settings named above and rerun "
-                               f"(its Trainer checkpoints are in {job.trainer_dir}; delete them to start afresh).")
+    return TrainingHealthError(
+        f"{job.kind} stage {job.name!r} was stopped by the health checks: {events}. Nothing "
+        f"was exported; earlier stages are kept. Change the settings named above and rerun "
+        f"(its Trainer checkpoints are in {job.trainer_dir}; delete them to start afresh)."
+    )
 
 
 def build_trainer(job: StageJob, phase: Phase, source, previous: Phase | None, config: ExperimentConfig, seed: int):
@@ -218,19 +244,31 @@ def build_trainer(job: StageJob, phase: Phase, source, previous: Phase | None, c
     the source encoder with fresh heads, or (a later phase) the whole model the phase before saved."""
     from transformers import AutoTokenizer, set_seed
 
-
     view = replace(job, tasks=phase.tasks)  # the phase's tasks only: dev metrics, sampler weights
     training, deepspeed = deepspeed_setup(job)
-    args = build_training_arguments(training, str(phase.trainer_dir), seed, deepspeed=deepspeed,
-                                    where=f"{job.kind} {job.name} training")
+    args = build_training_arguments(
+        training, str(phase.trainer_dir), seed, deepspeed=deepspeed, where=f"{job.kind} {job.name} training"
+    )
     encoder, revision = encoder_source(source, config)
     tokenizer_source = config.model.tokenizer or encoder
     with loading_errors(tokenizer_source, "tokenizer"):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=revision)
     with_dev = args.eval_strategy != "no" or args.load_best_model_at_end
-    data = [tokenize_task(TaskData(plan.head, plan.spec), plan.source_spec, tokenizer, data_files=plan.data_files,
-                          lang=None, max_length=plan.max_length, max_train=plan.max_train, max_dev=plan.max_dev,
-                          with_dev=with_dev, training_args=args) for plan in phase.tasks]
+    data = [
+        tokenize_task(
+            TaskData(plan.head, plan.spec),
+            plan.source_spec,
+            tokenizer,
+            data_files=plan.data_files,
+            lang=None,
+            max_length=plan.max_length,
+            max_train=plan.max_train,
+            max_dev=plan.max_dev,
+            with_dev=with_dev,
+            training_args=args,
+        )
+        for plan in phase.tasks
+    ]
     set_seed(seed)  # heads are initialised here, before the Trainer seeds anything
     heads = {plan.head: plan.spec for plan in phase.tasks}
     if previous is None:
@@ -242,10 +280,16 @@ def build_trainer(job: StageJob, phase: Phase, source, previous: Phase | None, c
     dev_sets = {d.name: d.dev for d in data if d.dev is not None}
     metric_functions = dev_metric_functions(view, dev_sets, tokenizer)
     trainer = MultiTaskTrainer(
-        model, args, train_dataset={d.name: d.train for d in data}, eval_dataset=dev_sets or None,
-        sampler=job.sampling.get("strategy", "proportional"), sampler_kwargs=sampler_options(view),
-        processing_class=tokenizer, compute_metrics_per_task=metric_functions,
-        main_metrics=main_dev_metrics(view, metric_functions))
+        model,
+        args,
+        train_dataset={d.name: d.train for d in data},
+        eval_dataset=dev_sets or None,
+        sampler=job.sampling.get("strategy", "proportional"),
+        sampler_kwargs=sampler_options(view),
+        processing_class=tokenizer,
+        compute_metrics_per_task=metric_functions,
+        main_metrics=main_dev_metrics(view, metric_functions),
+    )
     if job.early_stopping_patience:  # checked at load: load_best_model_at_end is on
         trainer.add_callback(ResumableEarlyStopping(job.early_stopping_patience))
     return trainer, tokenizer
@@ -275,14 +319,24 @@ def dev_metrics(trainer, tasks: list) -> dict:
     metrics: dict = {}
     for plan in tasks:
         prefix = f"eval_{plan.head}_"
-        metrics[plan.head] = {k[len(prefix):]: v for k, v in flat.items()
-                              if k.startswith(prefix) and k[len(prefix):] not in BOOKKEEPING}
+        metrics[plan.head] = {
+            k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix) and k[len(prefix) :] not in BOOKKEEPING
+        }
     return metrics
 
 
-def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, source, config, seconds: float,
-                      health: dict | None = None, phases: list[dict] | None = None,
-                      budget: dict | None = None) -> Path:
+def export_checkpoint(
+    job: StageJob,
+    full_dir: Path,
+    tokenizer,
+    metrics: dict,
+    source,
+    config,
+    seconds: float,
+    health: dict | None = None,
+    phases: list[dict] | None = None,
+    budget: dict | None = None,
+) -> Path:
     """Write the stage checkpoint into a partial folder, manifest last, then rename it into place."""
     from hf_itt.hub.model_card import write_model_card  # defers huggingface_hub
 
@@ -291,7 +345,7 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
     model = MultiTaskModel.from_pretrained(full_dir)
     name_labels(model.config)
     if job.kind == "target":
-        model.save_pretrained(partial)       # evaluation needs the head
+        model.save_pretrained(partial)  # evaluation needs the head
         tokenizer.save_pretrained(partial)
     else:
         model.export_encoder(partial, tokenizer)
@@ -299,18 +353,36 @@ def export_checkpoint(job: StageJob, full_dir: Path, tokenizer, metrics: dict, s
     parent = read_parent_manifest(source)
     base = config.model.name_or_path
     manifest = StageManifest(
-        experiment=config.experiment, stage=job.name, stage_hash=job.stage_hash,
-        config={"training": job.training, "sampling": job.sampling, "deepspeed": job.deepspeed,
-                "max_length": {plan.head: plan.max_length or plan.spec.max_length for plan in job.tasks},
-                "seed": config.seed, "early_stopping_patience": job.early_stopping_patience,
-                **({"phases": phases} if phases else {})},
-        identity=job.identity, tasks=job.identity.get("tasks", []),
+        experiment=config.experiment,
+        stage=job.name,
+        stage_hash=job.stage_hash,
+        config={
+            "training": job.training,
+            "sampling": job.sampling,
+            "deepspeed": job.deepspeed,
+            "max_length": {plan.head: plan.max_length or plan.spec.max_length for plan in job.tasks},
+            "seed": config.seed,
+            "early_stopping_patience": job.early_stopping_patience,
+            **({"phases": phases} if phases else {}),
+        },
+        identity=job.identity,
+        tasks=job.identity.get("tasks", []),
         source=str(source.checkpoint) if source else f"{base}@{config.model.revision or 'main'}",
-        lineage=next_lineage(parent, base_model=base, base_revision=config.model.revision, stage=job.name,
-                             stage_hash=job.stage_hash, tasks=list(dict.fromkeys(plan.head for plan in job.tasks)),
-                             budget=budget, kind=job.kind),
-        metrics=metrics, timings={"train_seconds": round(seconds, 1)}, health=health or {},
-        budget=budget or {})
+        lineage=next_lineage(
+            parent,
+            base_model=base,
+            base_revision=config.model.revision,
+            stage=job.name,
+            stage_hash=job.stage_hash,
+            tasks=list(dict.fromkeys(plan.head for plan in job.tasks)),
+            budget=budget,
+            kind=job.kind,
+        ),
+        metrics=metrics,
+        timings={"train_seconds": round(seconds, 1)},
+        health=health or {},
+        budget=budget or {},
+    )
     write_model_card(partial, manifest, job.repo_id, license=config.hub.license, kind=job.kind)
     apply_umask(partial)  # safetensors writes 0600: a team sharing the hub index must read the stage
     finish_manifest(partial, manifest)

@@ -112,8 +112,9 @@ def task_score(task: str, per_language_metrics: Mapping[str, Mapping[str, float]
     raise DataError(f"task {task!r}: none of f1 / accuracy / map@20 among its metrics {sorted(means)}")
 
 
-def benchmark_average(task_scores: Mapping[str, Mapping[str, Mapping[str, float]] | float],
-                      benchmark: str = "xtreme") -> BenchmarkAverage:
+def benchmark_average(
+    task_scores: Mapping[str, Mapping[str, Mapping[str, float]] | float], benchmark: str = "xtreme"
+) -> BenchmarkAverage:
     """Benchmark and group means from {task: {language: {metric: value}}} or {task: task score}.
 
     Per-language inputs are restricted to the benchmark's languages of each task (so XQuAD's ``ro``
@@ -140,8 +141,10 @@ def benchmark_average(task_scores: Mapping[str, Mapping[str, Mapping[str, float]
             missing_languages[task] = absent
         if kept:
             scores[task] = task_score(task, kept)
-    groups = {group: _mean([scores[t] for t in tasks]) if all(t in scores for t in tasks) else None
-              for group, tasks in BENCHMARK_GROUPS[benchmark].items()}
+    groups = {
+        group: _mean([scores[t] for t in tasks]) if all(t in scores for t in tasks) else None
+        for group, tasks in BENCHMARK_GROUPS[benchmark].items()
+    }
     missing_tasks = [task for task in task_langs if task not in scores]
     partial_mean = _mean(list(scores.values()))
     return BenchmarkAverage(
@@ -162,8 +165,11 @@ def benchmark_tasks(task_scores: Mapping, benchmark: str) -> tuple[dict, list[st
     variants = BENCHMARK_VARIANTS.get(benchmark, {})
     named = {TASK_ALIASES.get(task, task): value for task, value in task_scores.items()}
     replaced = {variants[task] for task in named if task in variants}
-    ignored = [f"{task} (counted as {', '.join(v for v, t in variants.items() if t == task and v in named)})"
-               for task in named if task in replaced]
+    ignored = [
+        f"{task} (counted as {', '.join(v for v, t in variants.items() if t == task and v in named)})"
+        for task in named
+        if task in replaced
+    ]
     kept = {variants.get(task, task): value for task, value in named.items() if task not in replaced}
     return kept, ignored
 

@@ -35,15 +35,26 @@ def select_best(grid: ResultGrid, task: str) -> tuple[str, float] | None:
     if not scored:
         return None
     best_score = max(score for score, _ in scored)
-    return next(experiment for score, experiment in sorted(scored, key=lambda item: item[1])
-                if score == best_score), best_score
+    return next(
+        experiment for score, experiment in sorted(scored, key=lambda item: item[1]) if score == best_score
+    ), best_score
 
 
 def best_itt_table(loaded: list[tuple[Path, TaskResult]], baseline: str | None) -> Table:
     """One row per target task with validation results for at least one ITT experiment."""
-    table = Table("Best intermediate task per target (selected on validation, reported on test)",
-                  ["task", "best ITT experiment", "ITT", "validation (selection)", "reported on", "score",
-                   "baseline", "Δ vs baseline"])
+    table = Table(
+        "Best intermediate task per target (selected on validation, reported on test)",
+        [
+            "task",
+            "best ITT experiment",
+            "ITT",
+            "validation (selection)",
+            "reported on",
+            "score",
+            "baseline",
+            "Δ vs baseline",
+        ],
+    )
     grids = grids_by_split(loaded)
     selection = grids.get(SELECTION_SPLIT)
     if selection is None:
@@ -59,10 +70,20 @@ def best_itt_table(loaded: list[tuple[Path, TaskResult]], baseline: str | None) 
             report, reported_on = selection, NO_TEST_NOTE
         scores = report.scores(experiment, task)
         base = report.scores(baseline, task) if baseline else {}
-        table.rows.append([task, experiment, describe_itt(selection.itt(experiment)),
-                           mean_ci(selection.scores(experiment, task).values()), reported_on,
-                           mean_ci(scores.values()), mean_ci(base.values()) if base else None,
-                           seed_delta(scores, base) if base else None])
-    table.notes.append("score = all-language mean of the task's primary metric, mean over seeds ± 95% CI; "
-                       "only experiments with ITT stages compete; ties go to the first name")
+        table.rows.append(
+            [
+                task,
+                experiment,
+                describe_itt(selection.itt(experiment)),
+                mean_ci(selection.scores(experiment, task).values()),
+                reported_on,
+                mean_ci(scores.values()),
+                mean_ci(base.values()) if base else None,
+                seed_delta(scores, base) if base else None,
+            ]
+        )
+    table.notes.append(
+        "score = all-language mean of the task's primary metric, mean over seeds ± 95% CI; "
+        "only experiments with ITT stages compete; ties go to the first name"
+    )
     return table

@@ -15,25 +15,42 @@ NOT_RECORDED = "not recorded"
 
 
 def budget_table(grid: ResultGrid) -> Table:
-    table = Table("Training budget of each arm (ITT stages; one GPU update = effective batch examples)",
-                  ["experiment", "ITT", "updates", "examples seen", "per stage: updates × batch (selected step)",
-                   "seeds"])
+    table = Table(
+        "Training budget of each arm (ITT stages; one GPU update = effective batch examples)",
+        ["experiment", "ITT", "updates", "examples seen", "per stage: updates × batch (selected step)", "seeds"],
+    )
     for experiment in grid.experiments:
         runs = itt_budgets(grid, experiment)
         stages = grid.itt(experiment).get("stages") or []
         if not stages:
-            table.rows.append([experiment, describe_itt(grid.itt(experiment)), "0", "0", "no ITT stage",
-                               ", ".join(map(str, sorted(runs)))])
+            table.rows.append(
+                [
+                    experiment,
+                    describe_itt(grid.itt(experiment)),
+                    "0",
+                    "0",
+                    "no ITT stage",
+                    ", ".join(map(str, sorted(runs))),
+                ]
+            )
             continue
         complete = {seed: entries for seed, entries in runs.items() if entries is not None}
-        table.rows.append([experiment, describe_itt(grid.itt(experiment)),
-                           spread([total(entries, "updates") for entries in complete.values()]),
-                           spread([total(entries, "examples_seen") for entries in complete.values()]),
-                           per_stage(complete), seeds_cell(runs)])
-    table.notes.append("updates and examples seen summed over the arm's ITT stages, mean over seeds (min–max when "
-                       "seeds differ); examples seen = updates × effective batch (per-device batch × gradient "
-                       "accumulation × GPUs); an early-stopped stage shows fewer updates than it planned, and its "
-                       "exported weights are those of the selected step")
+        table.rows.append(
+            [
+                experiment,
+                describe_itt(grid.itt(experiment)),
+                spread([total(entries, "updates") for entries in complete.values()]),
+                spread([total(entries, "examples_seen") for entries in complete.values()]),
+                per_stage(complete),
+                seeds_cell(runs),
+            ]
+        )
+    table.notes.append(
+        "updates and examples seen summed over the arm's ITT stages, mean over seeds (min–max when "
+        "seeds differ); examples seen = updates × effective batch (per-device batch × gradient "
+        "accumulation × GPUs); an early-stopped stage shows fewer updates than it planned, and its "
+        "exported weights are those of the selected step"
+    )
     return table
 
 

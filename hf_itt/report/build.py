@@ -73,8 +73,10 @@ def load_results(paths: list[str | Path], split: str | None = None) -> list[tupl
     """(file, result) for every result file under ``paths``, only those of ``split`` when given."""
     files = find_result_files(paths)
     if not files:
-        raise ConfigError(f"no result files (JSON with 'schema_version' and 'task') found under "
-                          f"{', '.join(map(str, paths))}; point the report at the folders the evaluation wrote")
+        raise ConfigError(
+            f"no result files (JSON with 'schema_version' and 'task') found under "
+            f"{', '.join(map(str, paths))}; point the report at the folders the evaluation wrote"
+        )
     loaded = []
     for file in files:
         try:
@@ -88,8 +90,10 @@ def select_split(loaded: list[tuple[Path, TaskResult]], split: str) -> list[tupl
     kept = [(file, record) for file, record in loaded if record.split == split]
     if not kept:
         splits = sorted({record.split for _, record in loaded})
-        raise ConfigError(f"none of the {len(loaded)} result files is for split {split!r} "
-                          f"(found: {', '.join(splits)}); pass --split {splits[0]}")
+        raise ConfigError(
+            f"none of the {len(loaded)} result files is for split {split!r} "
+            f"(found: {', '.join(splits)}); pass --split {splits[0]}"
+        )
     return kept
 
 
@@ -107,13 +111,20 @@ def choose_baseline(grid: ResultGrid, requested: str | None) -> str | None:
         return requested if requested in grid.experiments else None
     plain = [exp for exp in grid.experiments if grid.itt(exp).get("mode") == "none"]
     if len(plain) > 1:
-        raise ConfigError(f"several experiments have itt.mode 'none' ({', '.join(plain)}); "
-                          f"choose the baseline with --baseline NAME")
+        raise ConfigError(
+            f"several experiments have itt.mode 'none' ({', '.join(plain)}); choose the baseline with --baseline NAME"
+        )
     return plain[0] if plain else None
 
 
-def build_report(paths: list[str | Path], out: str | Path, baseline: str | None = None,
-                 split: str = "validation", fmt: str = "md", svg: bool = False) -> Path:
+def build_report(
+    paths: list[str | Path],
+    out: str | Path,
+    baseline: str | None = None,
+    split: str = "validation",
+    fmt: str = "md",
+    svg: bool = False,
+) -> Path:
     """Write the report (and its plots) into ``out``; returns the report file."""
     out = Path(out)
     loaded = load_results(paths)
@@ -125,12 +136,18 @@ def build_report(paths: list[str | Path], out: str | Path, baseline: str | None 
         raise ConfigError(f"--baseline {baseline!r} is not among the experiments found: {', '.join(known)}")
     blocks: list[tuple] = [("heading", 1, f"ITT report ({split} split)"), ("text", _inputs_line(groups, loaded))]
     if len(grids) > 1:
-        blocks.append(("text", "**Results come from different base models or metric versions. Each group "
-                               "below is reported on its own; numbers are never compared across groups.**"))
+        blocks.append(
+            (
+                "text",
+                "**Results come from different base models or metric versions. Each group "
+                "below is reported on its own; numbers are never compared across groups.**",
+            )
+        )
     for index, (key, grid) in enumerate(grids.items(), start=1):
         prefix = f"group{index}-" if len(grids) > 1 else ""
-        blocks += _group_blocks(grid, key, choose_baseline(grid, baseline), baseline, out, prefix, svg,
-                                every_split[key])
+        blocks += _group_blocks(
+            grid, key, choose_baseline(grid, baseline), baseline, out, prefix, svg, every_split[key]
+        )
     render = _render_html if fmt == "html" else _render_markdown
     out.mkdir(parents=True, exist_ok=True)
     report = out / f"report.{fmt}"
@@ -146,13 +163,24 @@ def _inputs_line(groups, loaded) -> str:
     return line
 
 
-def _group_blocks(grid: ResultGrid, key: tuple[str, str], baseline: str | None, requested: str | None,
-                  out: Path, prefix: str, svg: bool, every_split: list[tuple[Path, TaskResult]]) -> list[tuple]:
+def _group_blocks(
+    grid: ResultGrid,
+    key: tuple[str, str],
+    baseline: str | None,
+    requested: str | None,
+    out: Path,
+    prefix: str,
+    svg: bool,
+    every_split: list[tuple[Path, TaskResult]],
+) -> list[tuple]:
     base_model, metric_version = key
     blocks: list[tuple] = [
         ("heading", 2, f"base_model {base_model} · metric_version {metric_version}"),
-        ("text", f"{len(grid.experiments)} experiments × {len(grid.tasks)} tasks × seeds "
-                 f"{', '.join(map(str, grid.seeds))}. Baseline: " + _baseline_text(baseline, requested)),
+        (
+            "text",
+            f"{len(grid.experiments)} experiments × {len(grid.tasks)} tasks × seeds "
+            f"{', '.join(map(str, grid.seeds))}. Baseline: " + _baseline_text(baseline, requested),
+        ),
         ("table", score_table(grid)),
     ]
     if baseline:
@@ -167,8 +195,9 @@ def _group_blocks(grid: ResultGrid, key: tuple[str, str], baseline: str | None, 
     per_experiment = gains(grid, baseline) if baseline else {}
     if per_experiment:
         name = f"{prefix}gains.png"
-        plot_gains(per_experiment, _bar_labels(grid, per_experiment), f"Gain over {baseline} per experiment",
-                   out / name, svg)
+        plot_gains(
+            per_experiment, _bar_labels(grid, per_experiment), f"Gain over {baseline} per experiment", out / name, svg
+        )
         blocks.append(("image", name, "gains over the baseline per experiment and task"))
     return blocks + _missing_blocks(grid, baseline)
 
@@ -202,12 +231,16 @@ def _heatmap_blocks(grid: ResultGrid, baseline: str, out: Path, prefix: str, svg
 
 
 def _missing_blocks(grid: ResultGrid, baseline: str | None) -> list[tuple]:
-    items = [f"`{exp}` × `{task}`: seed(s) {', '.join(map(str, seeds))}"
-             for exp, task, seeds in missing_combinations(grid)]
+    items = [
+        f"`{exp}` × `{task}`: seed(s) {', '.join(map(str, seeds))}" for exp, task, seeds in missing_combinations(grid)
+    ]
     if baseline:
         items += [f"task `{task}` has no baseline result" for task in tasks_without_baseline(grid, baseline)]
-    items += [f"`{exp}` × `{task}` seed {seed}: language {lang} failed ({reason})"
-              for (exp, task, seed), record in sorted(grid.records.items()) for lang, reason in record.failed.items()]
+    items += [
+        f"`{exp}` × `{task}` seed {seed}: language {lang} failed ({reason})"
+        for (exp, task, seed), record in sorted(grid.records.items())
+        for lang, reason in record.failed.items()
+    ]
     return [("heading", 3, "Missing results"), ("list", items or ["nothing missing"])]
 
 
@@ -244,16 +277,20 @@ def _markdown_table(table: Table) -> list[str]:
 
 
 def _render_html(blocks: list[tuple]) -> str:
-    parts = ["<!doctype html><meta charset='utf-8'><title>ITT report</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style>"]
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>ITT report</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style>",
+    ]
     for kind, *body in blocks:
         if kind == "heading":
             parts.append(f"<h{body[0]}>{html.escape(body[1])}</h{body[0]}>")
         elif kind == "text":
             parts.append(f"<p>{html.escape(body[0].replace('**', '').replace('`', ''))}</p>")
         elif kind == "list":
-            parts.append("<ul>" + "".join(f"<li>{html.escape(item.replace('`', ''))}</li>" for item in body[0]) + "</ul>")
+            parts.append(
+                "<ul>" + "".join(f"<li>{html.escape(item.replace('`', ''))}</li>" for item in body[0]) + "</ul>"
+            )
         elif kind == "image":
             parts.append(f"<img src='{html.escape(body[0])}' alt='{html.escape(body[1])}'>")
         elif kind == "table":
@@ -263,8 +300,9 @@ def _render_html(blocks: list[tuple]) -> str:
 
 def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(c))}</td>" for c in cells) + "</tr>"
-                   for cells in table.rows)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_cell(c))}</td>" for c in cells) + "</tr>" for cells in table.rows
+    )
     notes = "".join(f"<p><em>{html.escape(note)}</em></p>" for note in table.notes)
     body = f"<table><tr>{head}</tr>{rows}</table>" if table.rows else "<p>(nothing to compare)</p>"
     return f"<h3>{html.escape(table.title)}</h3>{body}{notes}"

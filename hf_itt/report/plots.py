@@ -31,18 +31,24 @@ def save_figure(figure: Figure, path: Path, svg: bool = False) -> list[Path]:
     return written
 
 
-def plot_language_heatmap(experiments: list[str], languages: list[str], matrix: np.ndarray, title: str,
-                          path: Path, svg: bool = False) -> list[Path]:
+def plot_language_heatmap(
+    experiments: list[str], languages: list[str], matrix: np.ndarray, title: str, path: Path, svg: bool = False
+) -> list[Path]:
     """Experiments × languages, diverging colours centred at 0 (blue = gain, red = loss, grey = no data)."""
     rows, columns = matrix.shape
     label_width = 0.075 * max((len(name) for name in experiments), default=4)
-    figure = Figure(figsize=(max(5.0, 0.42 * columns + label_width + 1.8), max(2.4, 0.42 * rows + 1.6)),
-                    layout="constrained")
+    figure = Figure(
+        figsize=(max(5.0, 0.42 * columns + label_width + 1.8), max(2.4, 0.42 * rows + 1.6)), layout="constrained"
+    )
     axes = figure.subplots()
     limit = max(float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 0.0, 0.1)
     colour_map = matplotlib.colormaps["RdBu"].with_extremes(bad=MISSING_COLOUR)
-    image = axes.imshow(np.ma.masked_invalid(matrix), cmap=colour_map, aspect="auto",
-                        norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit))
+    image = axes.imshow(
+        np.ma.masked_invalid(matrix),
+        cmap=colour_map,
+        aspect="auto",
+        norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
+    )
     axes.set_xticks(range(columns), labels=languages, rotation=90 if columns > 12 else 0)
     axes.set_yticks(range(rows), labels=experiments)
     axes.set_xlabel("language")
@@ -66,8 +72,9 @@ def wrap_label(label: str, width: int = 14) -> str:
     return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in label.split("\n"))
 
 
-def plot_gains(gains: dict[str, dict[str, Estimate]], labels: dict[str, str], title: str, path: Path,
-               svg: bool = False) -> list[Path]:
+def plot_gains(
+    gains: dict[str, dict[str, Estimate]], labels: dict[str, str], title: str, path: Path, svg: bool = False
+) -> list[Path]:
     """Grouped bars: one group per experiment, one bar per task, 95% CI error bars where defined."""
     experiments = list(gains)
     tasks = sorted({task for per_task in gains.values() for task in per_task})
@@ -80,13 +87,26 @@ def plot_gains(gains: dict[str, dict[str, Estimate]], labels: dict[str, str], ti
         positions = [slot + (index - (len(tasks) - 1) / 2) * width for slot in range(len(experiments))]
         estimates = [gains[experiment].get(task) for experiment in experiments]
         heights = [estimate.mean if estimate else np.nan for estimate in estimates]
-        errors = [estimate.half_width if estimate and estimate.half_width is not None else 0.0
-                  for estimate in estimates]
-        axes.bar(positions, heights, width, yerr=errors, capsize=2, label=task, color=colours(index),
-                 error_kw={"elinewidth": 0.8})
+        errors = [
+            estimate.half_width if estimate and estimate.half_width is not None else 0.0 for estimate in estimates
+        ]
+        axes.bar(
+            positions,
+            heights,
+            width,
+            yerr=errors,
+            capsize=2,
+            label=task,
+            color=colours(index),
+            error_kw={"elinewidth": 0.8},
+        )
     axes.axhline(0.0, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(experiments)), labels=[wrap_label(labels.get(exp, exp)) for exp in experiments],
-                    rotation=30 if len(experiments) > 4 else 0, ha="right" if len(experiments) > 4 else "center")
+    axes.set_xticks(
+        range(len(experiments)),
+        labels=[wrap_label(labels.get(exp, exp)) for exp in experiments],
+        rotation=30 if len(experiments) > 4 else 0,
+        ha="right" if len(experiments) > 4 else "center",
+    )
     axes.set_ylabel("Δ vs baseline (points, all-language mean)")
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)

@@ -46,11 +46,17 @@ from hf_itt.tasks.registry import get_task
 
 # hf_itt task -> (submission folder, file extension, prediction kind)
 SUBMISSION_TASKS = {
-    "xnli": ("xnli", "tsv", "labels"), "pawsx": ("pawsx", "tsv", "labels"), "udpos": ("udpos", "tsv", "tags"),
-    "panx": ("panx", "tsv", "tags"), "bucc2018": ("bucc2018", "tsv", "pairs"),
-    "tatoeba": ("tatoeba", "tsv", "indices"), "xquad": ("xquad", "json", "answers"),
-    "mlqa": ("mlqa", "json", "answers"), "tydiqa": ("tydiqa", "json", "answers"),
-    "mewsli_x": ("mewslix", "json", "rankings"), "xcopa": ("xcopa", "jsonl", "labels"),
+    "xnli": ("xnli", "tsv", "labels"),
+    "pawsx": ("pawsx", "tsv", "labels"),
+    "udpos": ("udpos", "tsv", "tags"),
+    "panx": ("panx", "tsv", "tags"),
+    "bucc2018": ("bucc2018", "tsv", "pairs"),
+    "tatoeba": ("tatoeba", "tsv", "indices"),
+    "xquad": ("xquad", "json", "answers"),
+    "mlqa": ("mlqa", "json", "answers"),
+    "tydiqa": ("tydiqa", "json", "answers"),
+    "mewsli_x": ("mewslix", "json", "rankings"),
+    "xcopa": ("xcopa", "jsonl", "labels"),
 }
 BENCHMARK_CHOICES = ("xtreme", "xtreme_r")
 
@@ -71,8 +77,9 @@ def benchmark_test_split(task: str) -> str:
     return "test" if get_task(task).has_split("test") else "validation"
 
 
-def pick_results(loaded: list[tuple[Path, TaskResult]], benchmark: str,
-                 summary: ExportSummary) -> dict[str, tuple[Path, TaskResult]]:
+def pick_results(
+    loaded: list[tuple[Path, TaskResult]], benchmark: str, summary: ExportSummary
+) -> dict[str, tuple[Path, TaskResult]]:
     """One result per benchmark task, of its test split; ambiguous inputs are refused."""
     chosen: dict[str, tuple[Path, TaskResult]] = {}
     tasks = BENCHMARK_LANGUAGES[benchmark]
@@ -86,12 +93,17 @@ def pick_results(loaded: list[tuple[Path, TaskResult]], benchmark: str,
         found = [(path, record) for path, record in loaded if record.task == source and record.split == split]
         if not found:
             other = sorted({record.split for _, record in loaded if record.task == task})
-            summary.skipped[task] = (f"no {split} results (found: {', '.join(other)}); evaluate with "
-                                     f"evaluation.splits including {split}" if other else "no results")
+            summary.skipped[task] = (
+                f"no {split} results (found: {', '.join(other)}); evaluate with evaluation.splits including {split}"
+                if other
+                else "no results"
+            )
             continue
         if len(found) > 1:
-            raise ConfigError(f"several {task} {split} results ({', '.join(str(path) for path, _ in found)}); "
-                              f"a submission holds one model: pass the results of one experiment and seed")
+            raise ConfigError(
+                f"several {task} {split} results ({', '.join(str(path) for path, _ in found)}); "
+                f"a submission holds one model: pass the results of one experiment and seed"
+            )
         chosen[task] = found[0]
     return chosen
 
@@ -127,8 +139,10 @@ def check_out_folder(out: Path) -> None:
     folders = {folder for folder, _, _ in SUBMISSION_TASKS.values()}
     foreign = [entry.name for entry in out.iterdir() if not (entry.is_dir() and entry.name in folders)]
     if foreign:
-        raise ConfigError(f"--out {out} holds other files ({', '.join(sorted(foreign)[:3])}); the export replaces "
-                          f"the folder, so choose a new or an earlier submission folder")
+        raise ConfigError(
+            f"--out {out} holds other files ({', '.join(sorted(foreign)[:3])}); the export replaces "
+            f"the folder, so choose a new or an earlier submission folder"
+        )
 
 
 def write_task(root: Path, task: str, result_path: Path, record: TaskResult, languages: tuple[str, ...]) -> list[str]:
@@ -139,13 +153,17 @@ def write_task(root: Path, task: str, result_path: Path, record: TaskResult, lan
         if lang not in record.languages:
             continue
         if lang not in record.predictions:
-            raise DataError(f"{result_path} has no prediction file for {lang}; re-run the evaluation with "
-                            f"evaluation.save_predictions true (predictions are saved when the scorer returns them)")
+            raise DataError(
+                f"{result_path} has no prediction file for {lang}; re-run the evaluation with "
+                f"evaluation.save_predictions true (predictions are saved when the scorer returns them)"
+            )
         header, predictions = load_predictions(result_path.parent / record.predictions[lang])
         expected = (record.task, record.split, lang, kind)  # record.task: tatoeba_xtreme_r stands for tatoeba
         if (header["task"], header["split"], header["language"], predictions.kind) != expected:
-            raise DataError(f"{record.predictions[lang]} holds {header['task']} {header['split']} {header['language']} "
-                            f"{predictions.kind}, not the {' '.join(expected)} of {result_path}")
+            raise DataError(
+                f"{record.predictions[lang]} holds {header['task']} {header['split']} {header['language']} "
+                f"{predictions.kind}, not the {' '.join(expected)} of {result_path}"
+            )
         target = root / folder / f"test-{lang}.{ext}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(task, predictions), encoding="utf-8")
@@ -175,11 +193,16 @@ def render(task: str, predictions: Predictions) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hf-itt export-submission", description=__doc__.splitlines()[0])
-    parser.add_argument("inputs", nargs="+",
-                        help="run folders (searched recursively) or result JSON files of ONE model")
+    parser.add_argument(
+        "inputs", nargs="+", help="run folders (searched recursively) or result JSON files of ONE model"
+    )
     parser.add_argument("--out", required=True, help="submission folder to write (replaced as a whole)")
-    parser.add_argument("--benchmark", choices=BENCHMARK_CHOICES, default="xtreme",
-                        help="which task and language lists to export (default: xtreme)")
+    parser.add_argument(
+        "--benchmark",
+        choices=BENCHMARK_CHOICES,
+        default="xtreme",
+        help="which task and language lists to export (default: xtreme)",
+    )
     return parser.parse_args(argv)
 
 
@@ -195,4 +218,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{task}: not exported: {reason}")
     print(f"submission written to {summary.out}")
     return 0
-

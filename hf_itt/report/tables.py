@@ -66,8 +66,7 @@ def mean_ci(values, confidence: float = CONFIDENCE) -> Estimate:
     return Estimate(fmean(values), half_width, len(values))
 
 
-def seed_delta(scores: dict[int, float], baseline: dict[int, float],
-               confidence: float = CONFIDENCE) -> Estimate | None:
+def seed_delta(scores: dict[int, float], baseline: dict[int, float], confidence: float = CONFIDENCE) -> Estimate | None:
     """``scores - baseline`` over seeds: paired on shared seeds when possible, else Welch's interval."""
     if not scores or not baseline:
         return None
@@ -102,7 +101,8 @@ class ResultGrid:
             if key in self.records:
                 raise ConfigError(
                     f"two results for experiment {key[0]!r}, task {key[1]!r}, seed {key[2]}, split "
-                    f"{record.split!r}: {self.paths[key]} and {path}; pass only one of the run folders")
+                    f"{record.split!r}: {self.paths[key]} and {path}; pass only one of the run folders"
+                )
             self.records[key], self.paths[key] = record, path
         require_comparable(loaded)
         self.experiments = sorted({key[0] for key in self.records})
@@ -112,8 +112,11 @@ class ResultGrid:
         for (experiment, task, seed), record in sorted(self.records.items()):
             self._by_pair.setdefault((experiment, task), {})[seed] = record
         for experiment in self.experiments:
-            _require_same([(p, r) for p, r in loaded if r.experiment == experiment], lambda record: record.itt,
-                          f"ITT stages of experiment {experiment!r}")
+            _require_same(
+                [(p, r) for p, r in loaded if r.experiment == experiment],
+                lambda record: record.itt,
+                f"ITT stages of experiment {experiment!r}",
+            )
 
     def results(self, experiment: str, task: str) -> dict[int, TaskResult]:
         return self._by_pair.get((experiment, task), {})
@@ -124,8 +127,10 @@ class ResultGrid:
         return {seed: value for seed, value in found.items() if value is not None}
 
     def language_scores(self, experiment: str, task: str, language: str) -> dict[int, float]:
-        found = {seed: record.languages.get(language, {}).get(record.primary_metric)
-                 for seed, record in self.results(experiment, task).items()}
+        found = {
+            seed: record.languages.get(language, {}).get(record.primary_metric)
+            for seed, record in self.results(experiment, task).items()
+        }
         return {seed: value for seed, value in found.items() if value is not None}
 
     def languages(self, task: str) -> list[str]:
@@ -143,8 +148,11 @@ def require_comparable(loaded: list[tuple[Path, TaskResult]]) -> None:
     for attribute in ("base_model", "metric_version", "split"):
         _require_same(loaded, lambda record: getattr(record, attribute), attribute)
     for task in {record.task for _, record in loaded}:
-        _require_same([(p, r) for p, r in loaded if r.task == task], lambda record: record.primary_metric,
-                      f"primary_metric of task {task!r}")
+        _require_same(
+            [(p, r) for p, r in loaded if r.task == task],
+            lambda record: record.primary_metric,
+            f"primary_metric of task {task!r}",
+        )
 
 
 def _require_same(loaded, value_of, what: str) -> None:
@@ -154,7 +162,8 @@ def _require_same(loaded, value_of, what: str) -> None:
             raise ConfigError(
                 f"refusing to compare results with different {what}: {value_of(first)!r} in {first_path} "
                 f"vs {value_of(record)!r} in {path}; report them separately (python -m hf_itt.report groups "
-                f"by base_model and metric_version) or re-evaluate with the same setting")
+                f"by base_model and metric_version) or re-evaluate with the same setting"
+            )
 
 
 @dataclass
@@ -183,8 +192,10 @@ def describe_itt(itt: dict) -> str:
 
 
 def score_table(grid: ResultGrid) -> Table:
-    table = Table("Scores (language averages, mean over seeds ± 95% CI)",
-                  ["task", "experiment", "ITT"] + [label for _, label in SUMMARY_COLUMNS])
+    table = Table(
+        "Scores (language averages, mean over seeds ± 95% CI)",
+        ["task", "experiment", "ITT"] + [label for _, label in SUMMARY_COLUMNS],
+    )
     for task in grid.tasks:
         for experiment in grid.experiments:
             if not grid.results(experiment, task):
@@ -202,9 +213,11 @@ def encoder_notes(grid: ResultGrid) -> list[str]:
     for (experiment, task, _), record in sorted(grid.records.items()):
         if record.encoder:
             labels.setdefault(task, {}).setdefault(record.encoder, set()).add(experiment)
-    return [f"{task} embedded with: " + "; ".join(f"{label} ({', '.join(sorted(experiments))})"
-                                                  for label, experiments in sorted(by_label.items()))
-            for task, by_label in sorted(labels.items())]
+    return [
+        f"{task} embedded with: "
+        + "; ".join(f"{label} ({', '.join(sorted(experiments))})" for label, experiments in sorted(by_label.items()))
+        for task, by_label in sorted(labels.items())
+    ]
 
 
 def _estimate(scores: dict[int, float]) -> Estimate | None:
@@ -212,18 +225,24 @@ def _estimate(scores: dict[int, float]) -> Estimate | None:
 
 
 def delta_table(grid: ResultGrid, baseline: str) -> Table:
-    table = Table(f"Deltas vs baseline {baseline!r} (percentage points, mean ± 95% CI over seeds)",
-                  ["task", "experiment"] + [f"Δ {label}" for _, label in SUMMARY_COLUMNS] + ["pairing"])
-    table.notes.append("paired = difference per shared seed; unpaired = Welch difference of means "
-                       "(n=experiment/baseline seeds), used when fewer than two seeds are shared")
+    table = Table(
+        f"Deltas vs baseline {baseline!r} (percentage points, mean ± 95% CI over seeds)",
+        ["task", "experiment"] + [f"Δ {label}" for _, label in SUMMARY_COLUMNS] + ["pairing"],
+    )
+    table.notes.append(
+        "paired = difference per shared seed; unpaired = Welch difference of means "
+        "(n=experiment/baseline seeds), used when fewer than two seeds are shared"
+    )
     for task in grid.tasks:
         if not grid.results(baseline, task):
             continue
         for experiment in grid.experiments:
             if experiment == baseline or not grid.results(experiment, task):
                 continue
-            deltas = [seed_delta(grid.scores(experiment, task, key), grid.scores(baseline, task, key))
-                      for key, _ in SUMMARY_COLUMNS]
+            deltas = [
+                seed_delta(grid.scores(experiment, task, key), grid.scores(baseline, task, key))
+                for key, _ in SUMMARY_COLUMNS
+            ]
             pairing = next((("paired" if d.paired else "unpaired") for d in deltas if d is not None), None)
             table.rows.append([task, experiment] + deltas + [pairing])
     return table
@@ -249,8 +268,9 @@ def language_delta_matrix(grid: ResultGrid, task: str, baseline: str) -> tuple[l
     matrix = np.full((len(experiments), len(languages)), np.nan)
     for row, experiment in enumerate(experiments):
         for column, language in enumerate(languages):
-            delta = seed_delta(grid.language_scores(experiment, task, language),
-                               grid.language_scores(baseline, task, language))
+            delta = seed_delta(
+                grid.language_scores(experiment, task, language), grid.language_scores(baseline, task, language)
+            )
             if delta is not None:
                 matrix[row, column] = delta.mean
     return experiments, languages, matrix
@@ -283,9 +303,19 @@ def sequential_joint_pairs(grid: ResultGrid) -> tuple[list[tuple[str, str]], lis
 
 
 def sequential_joint_table(grid: ResultGrid, baseline: str | None) -> Table:
-    table = Table("Sequential vs joint ITT on the same task set (all-language average)",
-                  ["task", "sequential", "score", "joint", "score", "joint − sequential",
-                   "Δ sequential vs baseline", "Δ joint vs baseline"])
+    table = Table(
+        "Sequential vs joint ITT on the same task set (all-language average)",
+        [
+            "task",
+            "sequential",
+            "score",
+            "joint",
+            "score",
+            "joint − sequential",
+            "Δ sequential vs baseline",
+            "Δ joint vs baseline",
+        ],
+    )
     pairs, unpaired = sequential_joint_pairs(grid)
     for task in grid.tasks:
         base = grid.scores(baseline, task) if baseline else {}
@@ -293,10 +323,18 @@ def sequential_joint_table(grid: ResultGrid, baseline: str | None) -> Table:
             seq_scores, joint_scores = grid.scores(sequential, task), grid.scores(joint, task)
             if not (seq_scores and joint_scores):
                 continue
-            table.rows.append([
-                task, f"{sequential} ({describe_itt(grid.itt(sequential))})", mean_ci(seq_scores.values()),
-                f"{joint} ({describe_itt(grid.itt(joint))})", mean_ci(joint_scores.values()),
-                seed_delta(joint_scores, seq_scores), seed_delta(seq_scores, base), seed_delta(joint_scores, base)])
+            table.rows.append(
+                [
+                    task,
+                    f"{sequential} ({describe_itt(grid.itt(sequential))})",
+                    mean_ci(seq_scores.values()),
+                    f"{joint} ({describe_itt(grid.itt(joint))})",
+                    mean_ci(joint_scores.values()),
+                    seed_delta(joint_scores, seq_scores),
+                    seed_delta(seq_scores, base),
+                    seed_delta(joint_scores, base),
+                ]
+            )
     if unpaired:
         table.notes.append("no partner on the same task set: " + ", ".join(unpaired))
     return table
@@ -324,31 +362,43 @@ BENCHMARK_TITLES = {"xtreme": "XTREME", "xtreme_r": "XTREME-R"}
 def benchmark_table(grid: ResultGrid, baseline: str | None) -> Table:
     """Benchmark average per experiment, only when every task of the benchmark has results (XTREME's
     rule); otherwise the mean over the tasks present, in its own column, with the missing tasks named."""
-    table = Table("Benchmark averages (mean over tasks of the language-averaged task score)",
-                  ["benchmark", "experiment", "average", "partial mean (tasks present)", "Δ vs baseline",
-                   "missing tasks"])
+    table = Table(
+        "Benchmark averages (mean over tasks of the language-averaged task score)",
+        ["benchmark", "experiment", "average", "partial mean (tasks present)", "Δ vs baseline", "missing tasks"],
+    )
     for benchmark, title in BENCHMARK_TITLES.items():
         sources = {task: result_task(task, benchmark, grid.tasks) for task in BENCHMARK_LANGUAGES[benchmark]}
         covered = [task for task, source in sources.items() if source]
         if not covered:
             continue
         missing = [task for task, source in sources.items() if not source]
-        averages = {exp: benchmark_by_seed(grid, exp, [sources[task] for task in covered], benchmark)
-                    for exp in grid.experiments}
+        averages = {
+            exp: benchmark_by_seed(grid, exp, [sources[task] for task in covered], benchmark)
+            for exp in grid.experiments
+        }
         for experiment, (by_seed, _) in averages.items():
             delta = None
             if baseline and experiment != baseline:
                 delta = seed_delta(by_seed, averages.get(baseline, ({}, {}))[0])
             estimate = _estimate(by_seed)
-            table.rows.append([title, experiment, None if missing else estimate, estimate if missing else None,
-                               delta, ", ".join(missing) or "none"])
+            table.rows.append(
+                [
+                    title,
+                    experiment,
+                    None if missing else estimate,
+                    estimate if missing else None,
+                    delta,
+                    ", ".join(missing) or "none",
+                ]
+            )
         table.notes += _coverage_notes(title, covered, missing, averages) + _variant_notes(benchmark, sources)
     table.notes.append("a seed counts only when it has every task averaged; QA tasks count (EM + F1) / 2")
     return table
 
 
-def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str],
-                      benchmark: str) -> tuple[dict[int, float], dict[str, set[str]]]:
+def benchmark_by_seed(
+    grid: ResultGrid, experiment: str, tasks: list[str], benchmark: str
+) -> tuple[dict[int, float], dict[str, set[str]]]:
     """{seed: mean task score over ``tasks``} for the seeds having all of them, and the languages missing."""
     averages, missing_languages = {}, {}
     for seed in grid.seeds:
@@ -358,8 +408,10 @@ def benchmark_by_seed(grid: ResultGrid, experiment: str, tasks: list[str],
         try:
             average = benchmark_average({key[1]: grid.records[key].languages for key in keys}, benchmark)
         except DataError as error:
-            raise DataError(f"{error} (results of experiment {experiment!r}, seed {seed}: "
-                            f"{', '.join(str(grid.paths[key]) for key in keys)})") from error
+            raise DataError(
+                f"{error} (results of experiment {experiment!r}, seed {seed}: "
+                f"{', '.join(str(grid.paths[key]) for key in keys)})"
+            ) from error
         averages[seed] = average.partial_mean
         for task, languages in average.missing_languages.items():
             missing_languages.setdefault(task, set()).update(languages)
@@ -373,21 +425,27 @@ def _variant_notes(benchmark: str, sources: dict[str, str | None]) -> list[str]:
         if sources.get(task) == variant:
             notes.append(f"{title}: {task} counts the {variant} results ({title}'s own protocol)")
         elif sources.get(task) == task:
-            notes.append(f"{title}: {task} counts the {task} results, not {title}'s own protocol ({variant}: "
-                         f"see its task description)")
+            notes.append(
+                f"{title}: {task} counts the {task} results, not {title}'s own protocol ({variant}: "
+                f"see its task description)"
+            )
     return notes
 
 
 def _coverage_notes(title: str, covered: list[str], missing: list[str], averages) -> list[str]:
     notes = []
     if missing:
-        notes.append(f"{title}: partial, no results for {', '.join(missing)}: the mean over {', '.join(covered)} "
-                     f"is not a benchmark score (XTREME's evaluate.py gives none unless every task is present)")
+        notes.append(
+            f"{title}: partial, no results for {', '.join(missing)}: the mean over {', '.join(covered)} "
+            f"is not a benchmark score (XTREME's evaluate.py gives none unless every task is present)"
+        )
     absent: dict[str, set[str]] = {}
     for _, missing_languages in averages.values():
         for task, languages in missing_languages.items():
             absent.setdefault(task, set()).update(languages)
     if absent:
-        notes.append(f"{title}: benchmark languages without scores, left out of the task means: " + "; ".join(
-            f"{task} {', '.join(sorted(langs))}" for task, langs in sorted(absent.items())))
+        notes.append(
+            f"{title}: benchmark languages without scores, left out of the task means: "
+            + "; ".join(f"{task} {', '.join(sorted(langs))}" for task, langs in sorted(absent.items()))
+        )
     return notes

@@ -32,5 +32,4 @@ BUILTIN_TYPES = (Classification, MultipleChoice, ExtractiveQA, Tagging, MaskedLM
 for _builtin in BUILTIN_TYPES:
     register(_builtin())
 
-__all__ = ["TaskType", "ScoringTools", "register", "unregister", "get_type", "type_names",
-           "trainable_type_names"]
+__all__ = ["TaskType", "ScoringTools", "register", "unregister", "get_type", "type_names", "trainable_type_names"]

@@ -80,8 +80,10 @@ def qa_pairs(rows) -> dict[str, list[str]]:
 
 def pool_pairs(queries, candidates) -> dict[str, list[str]]:
     """Query/candidate rows as pairs of each query with its (first) gold candidate."""
-    by_id = {cid: (text, context) for cid, text, context in
-             zip(candidates["candidate_id"], candidates["text"], candidates["context"])}
+    by_id = {
+        cid: (text, context)
+        for cid, text, context in zip(candidates["candidate_id"], candidates["text"], candidates["context"])
+    }
     pairs = {name: [] for name in PAIR_COLUMNS}
     for query, gold in zip(queries["query"], queries["gold_ids"]):
         if gold and gold[0] in by_id:
@@ -125,9 +127,11 @@ class AnswerRetrieval(TaskType):
         elif source_spec.type == "extractive_qa":
             pairs = qa_pairs(data)
         else:
-            raise DataError(f"target {target_spec.name} trains a dual encoder on (query, answer) pairs; its training "
-                            f"task {source_spec.name} is a {source_spec.type} task with neither answers nor a "
-                            f"candidate pool")
+            raise DataError(
+                f"target {target_spec.name} trains a dual encoder on (query, answer) pairs; its training "
+                f"task {source_spec.name} is a {source_spec.type} task with neither answers nor a "
+                f"candidate pool"
+            )
         if not pairs["query"]:
             raise DataError(f"task {source_spec.name}: no (query, answer) pair could be built for {target_spec.name}")
         return Dataset.from_dict(pairs)
@@ -145,7 +149,11 @@ class AnswerRetrieval(TaskType):
 
         base = super().feature_columns(train)
         if train:
-            return {**base, "candidate_input_ids": List(Value("int32")), "candidate_attention_mask": List(Value("int8"))}
+            return {
+                **base,
+                "candidate_input_ids": List(Value("int32")),
+                "candidate_attention_mask": List(Value("int8")),
+            }
         return {**base, "example_id": Value("string")}
 
     def tokenize(self, batch, *, tokenizer, train, max_length, query_max_length, **_):
@@ -153,9 +161,12 @@ class AnswerRetrieval(TaskType):
             query = tokenizer(batch["query"], truncation=True, max_length=query_max_length)
             texts = [candidate_text(text, context) for text, context in zip(batch["candidate"], batch["context"])]
             candidate = tokenizer(texts, truncation=True, max_length=max_length)
-            return {"input_ids": query["input_ids"], "attention_mask": query["attention_mask"],
-                    "candidate_input_ids": candidate["input_ids"],
-                    "candidate_attention_mask": candidate["attention_mask"]}
+            return {
+                "input_ids": query["input_ids"],
+                "attention_mask": query["attention_mask"],
+                "candidate_input_ids": candidate["input_ids"],
+                "candidate_attention_mask": candidate["attention_mask"],
+            }
         if "candidate_id" in batch:
             texts = [candidate_text(text, context) for text, context in zip(batch["text"], batch["context"])]
             encoded, ids = tokenizer(texts, truncation=True, max_length=max_length), batch["candidate_id"]
@@ -175,8 +186,9 @@ class AnswerRetrieval(TaskType):
         queries = head.embed(encode(**inputs))
         if "candidate_input_ids" not in targets:  # inference: one tower, embeddings out
             return {"logits": queries}
-        candidates = head.embed(encode(input_ids=targets["candidate_input_ids"],
-                                       attention_mask=targets["candidate_attention_mask"]))
+        candidates = head.embed(
+            encode(input_ids=targets["candidate_input_ids"], attention_mask=targets["candidate_attention_mask"])
+        )
         return head.in_batch_loss(queries, candidates)
 
     def score(self, spec, data, tools: ScoringTools, lang: str) -> dict[str, float]:
@@ -203,8 +215,9 @@ class AnswerRetrieval(TaskType):
     @staticmethod
     def _layer_embeddings(spec, rows, tools):
         if "candidate_id" in rows.column_names:
-            return tools.embed([candidate_text(t, c) for t, c in zip(rows["text"], rows["context"])],
-                               max_length=spec.max_length)
+            return tools.embed(
+                [candidate_text(t, c) for t, c in zip(rows["text"], rows["context"])], max_length=spec.max_length
+            )
         return tools.embed(list(rows["query"]), max_length=getattr(spec, "query_max_length", None))
 
 
@@ -217,8 +230,12 @@ class PairCollator:
     def __call__(self, features: list[dict]) -> dict:
         batch = self._pad([{"input_ids": f["input_ids"], "attention_mask": f["attention_mask"]} for f in features])
         if "candidate_input_ids" in features[0]:
-            candidates = self._pad([{"input_ids": f["candidate_input_ids"],
-                                     "attention_mask": f["candidate_attention_mask"]} for f in features])
+            candidates = self._pad(
+                [
+                    {"input_ids": f["candidate_input_ids"], "attention_mask": f["candidate_attention_mask"]}
+                    for f in features
+                ]
+            )
             batch["candidate_input_ids"] = candidates["input_ids"]
             batch["candidate_attention_mask"] = candidates["attention_mask"]
         return batch

@@ -93,8 +93,10 @@ class TaskType:
         """Rows of ``source_spec`` made fit for ``target_spec``'s head (e.g. labels re-indexed by name).
         The default accepts rows of the same type unchanged."""
         if source_spec.type != target_spec.type:
-            raise DataError(f"training task {source_spec.name} is a {source_spec.type} task but target "
-                            f"{target_spec.name} is {target_spec.type}; they cannot share a head")
+            raise DataError(
+                f"training task {source_spec.name} is a {source_spec.type} task but target "
+                f"{target_spec.name} is {target_spec.type}; they cannot share a head"
+            )
         return rows
 
     def training_spec(self, source_spec, target_spec):

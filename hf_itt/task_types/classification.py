@@ -23,8 +23,10 @@ def check_labels(labels, indices, task: str, num_labels: int | None, allowed=(-1
         return
     for label, row in zip(labels, indices):
         if not (0 <= label < num_labels or label in allowed):
-            raise DataError(f"task {task!r}, row {row}: label {label} is outside 0..{num_labels - 1} "
-                            f"(or -1 for unlabelled); fix the label mapping of this task")
+            raise DataError(
+                f"task {task!r}, row {row}: label {label} is outside 0..{num_labels - 1} "
+                f"(or -1 for unlabelled); fix the label mapping of this task"
+            )
 
 
 def accuracy_over_labelled(eval_prediction) -> dict[str, float]:
@@ -43,11 +45,14 @@ def remap_by_name(rows, column: str, source_spec, target_spec, convert):
         return rows
     missing = sorted(set(source_spec.labels) - set(target_spec.labels))
     if missing:
-        raise DataError(f"labels {missing} of training task {source_spec.name} do not exist in target "
-                        f"{target_spec.name} ({target_spec.labels}); the tasks cannot share a head")
+        raise DataError(
+            f"labels {missing} of training task {source_spec.name} do not exist in target "
+            f"{target_spec.name} ({target_spec.labels}); the tasks cannot share a head"
+        )
     mapping = [target_spec.labels.index(name) for name in source_spec.labels]
-    return rows.map(lambda row: {column: convert(mapping, row[column])},
-                    desc=f"labels {source_spec.name}->{target_spec.name}")
+    return rows.map(
+        lambda row: {column: convert(mapping, row[column])}, desc=f"labels {source_spec.name}->{target_spec.name}"
+    )
 
 
 def sized_head(name: str, task_type: str, labels, num_labels) -> tuple:
@@ -82,8 +87,11 @@ class Classification(TaskType):
         label = reader.column(row, "label", number)
         if reader.labels.drops(label):
             return None
-        return {"text_a": reader.text(row, "text_a", number), "text_b": reader.text(row, "text_b", number, True),
-                "label": reader.labels(label, number)}
+        return {
+            "text_a": reader.text(row, "text_a", number),
+            "text_b": reader.text(row, "text_b", number, True),
+            "label": reader.labels(label, number),
+        }
 
     def adapt_training_rows(self, rows, source_spec, target_spec):
         rows = super().adapt_training_rows(rows, source_spec, target_spec)
@@ -99,15 +107,20 @@ class Classification(TaskType):
         has_pair = [text is not None for text in text_b]
         if any(has_pair) and not all(has_pair):
             row = indices[has_pair.index(False)]
-            raise DataError(f"task {task!r}, row {row}: text_b is missing while other rows are sentence pairs; "
-                            f"use an empty string or drop the row")
+            raise DataError(
+                f"task {task!r}, row {row}: text_b is missing while other rows are sentence pairs; "
+                f"use an empty string or drop the row"
+            )
         check_labels(batch["label"], indices, task, num_labels)
         if all(has_pair):
             encoded = tokenizer(batch["text_a"], text_b, truncation="longest_first", max_length=max_length)
         else:
             encoded = tokenizer(batch["text_a"], truncation=True, max_length=max_length)
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "labels": batch["label"]}
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "labels": batch["label"],
+        }
 
     def normalize_head(self, name, labels, num_labels):
         return sized_head(name, self.name, labels, num_labels)
@@ -134,5 +147,6 @@ class Classification(TaskType):
 
     def collapse_finding(self, outputs, rows, labels, tokenizer, limits):
         predicted = [int(np.argmax(x)) for x in outputs["logits"]]
-        return collapse.class_finding(predicted, collapse.gold_labels(rows), collapse.label_namer(labels),
-                                      "are {}", limits)
+        return collapse.class_finding(
+            predicted, collapse.gold_labels(rows), collapse.label_namer(labels), "are {}", limits
+        )

@@ -23,20 +23,30 @@ class MultiTaskCollator:
     model.config.tasks.values()]``) or maps names to types in that order.
     """
 
-    def __init__(self, tokenizer, task_types: Sequence[str] | Mapping[str, str], mlm_probability: float = 0.15,
-                 pad_to_multiple_of: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        tokenizer,
+        task_types: Sequence[str] | Mapping[str, str],
+        mlm_probability: float = 0.15,
+        pad_to_multiple_of: int | None = None,
+        seed: int = 0,
+    ):
         if tokenizer is None:
             raise ConfigError("MultiTaskCollator needs the tokenizer to pad batches: pass processing_class=tokenizer")
         names = list(task_types.values()) if isinstance(task_types, Mapping) else list(task_types)
         untrainable = sorted({name for name in names if not get_type(name).trainable})
         if untrainable:
-            raise ConfigError(f"no collator for task type(s) {untrainable}; trainable types: "
-                              f"{', '.join(trainable_type_names())}")
+            raise ConfigError(
+                f"no collator for task type(s) {untrainable}; trainable types: {', '.join(trainable_type_names())}"
+            )
         self.task_types = [get_type(name) for name in names]
         self.tokenizer, self.seed = tokenizer, seed
-        self.collators = {task_type.name: task_type.collator(tokenizer, pad_to_multiple_of=pad_to_multiple_of,
-                                                             mlm_probability=mlm_probability, seed=seed)
-                          for task_type in self.task_types}
+        self.collators = {
+            task_type.name: task_type.collator(
+                tokenizer, pad_to_multiple_of=pad_to_multiple_of, mlm_probability=mlm_probability, seed=seed
+            )
+            for task_type in self.task_types
+        }
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         task_ids = {int(feature["task_ids"]) for feature in features}

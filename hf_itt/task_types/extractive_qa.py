@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 MAX_ANSWER_TOKENS = 30
 
 
-
 def normalise_answers(answers):
     """SQuAD's answers as {"text": [...], "answer_start": [...]}, from either layout; None if malformed."""
     if isinstance(answers, list) and all(isinstance(a, dict) for a in answers):  # SQuAD list of objects
@@ -60,32 +59,48 @@ class ExtractiveQA(TaskType):
         from datasets import List, Value
 
         text = Value("string")
-        return {"id": text, "context": text, "question": text,
-                "answers": {"text": List(text), "answer_start": List(Value("int32"))}}
+        return {
+            "id": text,
+            "context": text,
+            "question": text,
+            "answers": {"text": List(text), "answer_start": List(Value("int32"))},
+        }
 
     def convert_row(self, reader, row, number):
         context = reader.text(row, "context", number)
         answers = normalise_answers(reader.column(row, "answers", number))
         if answers is None:
-            reader.fail(number, "answers must be {'text': [...], 'answer_start': [...]} or a list of "
-                                "{'text', 'answer_start'} objects")
+            reader.fail(
+                number,
+                "answers must be {'text': [...], 'answer_start': [...]} or a list of {'text', 'answer_start'} objects",
+            )
         for text, start in zip(answers["text"], answers["answer_start"]):
             if not isinstance(start, int) or start < 0 or start + len(text) > len(context):
-                reader.fail(number, f"answer {text!r} at answer_start {start} runs past the context "
-                                    f"({len(context)} characters)")
-            if context[start:start + len(text)] != text:
-                found = context[start:start + len(text)]
-                reader.fail(number, f"answer {text!r} does not match the context at answer_start {start} "
-                                    f"(context has {found!r} there)")
-        return {"id": reader.row_id(row, "id", number), "context": context,
-                "question": reader.text(row, "question", number), "answers": answers}
+                reader.fail(
+                    number, f"answer {text!r} at answer_start {start} runs past the context ({len(context)} characters)"
+                )
+            if context[start : start + len(text)] != text:
+                found = context[start : start + len(text)]
+                reader.fail(
+                    number,
+                    f"answer {text!r} does not match the context at answer_start {start} (context has {found!r} there)",
+                )
+        return {
+            "id": reader.row_id(row, "id", number),
+            "context": context,
+            "question": reader.text(row, "question", number),
+            "answers": answers,
+        }
 
     def feature_columns(self, train: bool) -> dict:
         from datasets import List, Value
 
         integer = Value("int64")
-        extra = ({"start_positions": integer, "end_positions": integer} if train
-                 else {"example_id": Value("string"), "offset_mapping": List(List(integer))})
+        extra = (
+            {"start_positions": integer, "end_positions": integer}
+            if train
+            else {"example_id": Value("string"), "offset_mapping": List(List(integer))}
+        )
         return {**super().feature_columns(train), **extra}
 
     def describe_length(self, spec, max_length):
@@ -109,8 +124,12 @@ class ExtractiveQA(TaskType):
         rows = dev_rows()
         features = preprocess(rows, spec, tokenizer, split_role="eval", max_length=max_length)
         if len(features) != len(dev_features):
-            logger.warning("task %s: dev EM/F1 skipped (%d evaluation windows for %d training windows)", spec.name,
-                           len(features), len(dev_features))
+            logger.warning(
+                "task %s: dev EM/F1 skipped (%d evaluation windows for %d training windows)",
+                spec.name,
+                len(features),
+                len(dev_features),
+            )
             return None
         return QADevMetrics(rows, features.select_columns(["example_id", "offset_mapping"]), spec.metric)
 
@@ -121,8 +140,9 @@ class ExtractiveQA(TaskType):
 
     def score(self, spec, data, ctx: ScoringTools, lang: str) -> dict[str, float]:
         features, outputs = ctx.predict(spec, data)
-        decoded = decode_qa(data, features, outputs["start_logits"], outputs["end_logits"],
-                            version_2=spec.metric == "squad_v2")
+        decoded = decode_qa(
+            data, features, outputs["start_logits"], outputs["end_logits"], version_2=spec.metric == "squad_v2"
+        )
         references = {row_id: answers["text"] for row_id, answers in zip(data["id"], data["answers"])}
         if spec.metric == "mlqa":
             scores = metric_score("mlqa", decoded.predictions, references, lang)
@@ -161,15 +181,22 @@ def qa_finding(start_logits, end_logits, rows: Sequence[dict], tokenizer, limits
     gold = qa_gold_spans(rows)
     empty, gold_empty = _empty_share(spans), None if gold is None else _empty_share(gold)
     if collapse.is_collapsed(empty, gold_empty, limits):
-        return collapse.Finding("are empty (no answer)", empty, gold_empty,
-                                collapse.gold_what(gold_empty, "{} empty"), len(spans), "")
+        return collapse.Finding(
+            "are empty (no answer)", empty, gold_empty, collapse.gold_what(gold_empty, "{} empty"), len(spans), ""
+        )
     for what, key in (("start at token {}", lambda span: span[1]), ("are the answer {}", lambda span: span[2])):
         value, share = _answered_majority(spans, key)
         gold_share = None if gold is None else _answered_majority(gold, key)[1]
         if value is not None and collapse.is_collapsed(share, gold_share, limits):
             value = value if isinstance(value, int) else _answer_text(tokenizer, value)
-            return collapse.Finding(what.format(repr(value) if isinstance(value, str) else value), share,
-                                    gold_share, collapse.gold_what(gold_share, "majority {}"), len(spans), value)
+            return collapse.Finding(
+                what.format(repr(value) if isinstance(value, str) else value),
+                share,
+                gold_share,
+                collapse.gold_what(gold_share, "majority {}"),
+                len(spans),
+                value,
+            )
     return None
 
 
@@ -197,7 +224,7 @@ def qa_predicted_spans(start_logits, end_logits, rows) -> list[tuple | None]:
             null = min(null, float(start[0] + end[0]))
             span = best_span(start, end, _candidate_offsets(rows[i]), n_best=20, max_answer_length=MAX_ANSWER_TOKENS)
             if span is not None and (best is None or span[0] > best[0]):
-                best = (span[0], span[1], tuple(ids[span[1]:span[2] + 1]))
+                best = (span[0], span[1], tuple(ids[span[1] : span[2] + 1]))
         spans.append(None if best is None or null > best[0] else best)
     return spans
 
@@ -209,7 +236,7 @@ def qa_gold_spans(rows) -> list[tuple | None] | None:
     spans = []
     for row in rows:
         start, end = int(row["start_positions"]), int(row["end_positions"])
-        spans.append(None if start == 0 else (0.0, start, tuple(row["input_ids"][start:end + 1])))
+        spans.append(None if start == 0 else (0.0, start, tuple(row["input_ids"][start : end + 1])))
     return spans
 
 

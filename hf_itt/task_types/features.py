@@ -24,25 +24,41 @@ from hf_itt.task_types.registry import get_type
 SPLIT_ROLES = ("train", "eval")
 
 
-def preprocess(dataset: Dataset, spec, tokenizer, *, split_role: str = "train", max_length: int | None = None,
-               doc_stride: int | None = None, num_proc: int | None = None,
-               load_from_cache_file: bool = True) -> Dataset:
+def preprocess(
+    dataset: Dataset,
+    spec,
+    tokenizer,
+    *,
+    split_role: str = "train",
+    max_length: int | None = None,
+    doc_stride: int | None = None,
+    num_proc: int | None = None,
+    load_from_cache_file: bool = True,
+) -> Dataset:
     """Tokenize ``dataset`` (canonical rows of ``spec.type``) into the features of that type."""
     task_type = _task_type(spec)
     _check_rows(dataset, spec, task_type)
     if split_role not in SPLIT_ROLES:
         raise ConfigError(f"split_role must be one of {SPLIT_ROLES}, got {split_role!r}")
     if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"task {spec.name!r}: preprocessing needs a fast tokenizer (offsets, word ids); "
-                          f"load it with AutoTokenizer.from_pretrained(..., use_fast=True)")
+        raise ConfigError(
+            f"task {spec.name!r}: preprocessing needs a fast tokenizer (offsets, word ids); "
+            f"load it with AutoTokenizer.from_pretrained(..., use_fast=True)"
+        )
     check_vocabulary(tokenizer)
     settings = _settings(spec, task_type, tokenizer, split_role, max_length, doc_stride)
     fingerprint = preprocess_fingerprint(dataset, spec, tokenizer, settings, task_type)
     return dataset.map(
-        task_type.tokenize, batched=True, with_indices=task_type.takes_indices,
-        remove_columns=dataset.column_names, fn_kwargs={"tokenizer": tokenizer, **settings}, num_proc=num_proc,
-        features=Features(task_type.feature_columns(settings["train"])), load_from_cache_file=load_from_cache_file,
-        new_fingerprint=fingerprint, desc=f"Tokenizing {spec.name} ({split_role})",
+        task_type.tokenize,
+        batched=True,
+        with_indices=task_type.takes_indices,
+        remove_columns=dataset.column_names,
+        fn_kwargs={"tokenizer": tokenizer, **settings},
+        num_proc=num_proc,
+        features=Features(task_type.feature_columns(settings["train"])),
+        load_from_cache_file=load_from_cache_file,
+        new_fingerprint=fingerprint,
+        desc=f"Tokenizing {spec.name} ({split_role})",
     )
 
 
@@ -55,43 +71,64 @@ def check_vocabulary(tokenizer) -> None:
     every word would become <unk>, and training would run on nothing."""
     if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
         source = getattr(tokenizer, "name_or_path", "") or "the tokenizer folder"
-        raise CheckpointError(f"the tokenizer loaded from {source} has no vocabulary (only "
-                              f"{len(tokenizer)} special tokens): that folder lacks its tokenizer files "
-                              f"(tokenizer.json / sentencepiece.bpe.model); copy them from the base model, "
-                              f"or set model.tokenizer to the base model's tokenizer")
+        raise CheckpointError(
+            f"the tokenizer loaded from {source} has no vocabulary (only "
+            f"{len(tokenizer)} special tokens): that folder lacks its tokenizer files "
+            f"(tokenizer.json / sentencepiece.bpe.model); copy them from the base model, "
+            f"or set model.tokenizer to the base model's tokenizer"
+        )
 
 
 def _check_rows(dataset: Dataset, spec, task_type) -> None:
     if len(dataset) == 0:
-        raise DataError(f"task {spec.name!r}: the dataset to preprocess is empty; check the split name "
-                        f"and the data files of this task")
+        raise DataError(
+            f"task {spec.name!r}: the dataset to preprocess is empty; check the split name "
+            f"and the data files of this task"
+        )
     columns = set(dataset.column_names)
     expected = task_type.expected_columns(columns)
     missing = [name for name in expected if name not in columns]
     if missing:
-        raise DataError(f"task {spec.name!r} ({spec.type}): rows lack the canonical column(s) {missing} "
-                        f"(found {sorted(columns)}); load the data with hf_itt.tasks so rows have {list(expected)}")
+        raise DataError(
+            f"task {spec.name!r} ({spec.type}): rows lack the canonical column(s) {missing} "
+            f"(found {sorted(columns)}); load the data with hf_itt.tasks so rows have {list(expected)}"
+        )
 
 
 def _settings(spec, task_type, tokenizer, split_role: str, max_length: int | None, doc_stride: int | None) -> dict:
     length = max_length or getattr(spec, "max_length", None) or task_type.default_max_length or FALLBACK_MAX_LENGTH
     if int(length) < MIN_MAX_LENGTH:
         raise ConfigError(f"task {spec.name!r}: max_length {length} is too short; use at least {MIN_MAX_LENGTH}")
-    settings = {"task": spec.name, "train": split_role == "train", "max_length": int(length),
-                "num_labels": getattr(spec, "num_labels", None), "num_choices": getattr(spec, "num_choices", None)}
+    settings = {
+        "task": spec.name,
+        "train": split_role == "train",
+        "max_length": int(length),
+        "num_labels": getattr(spec, "num_labels", None),
+        "num_choices": getattr(spec, "num_choices", None),
+    }
     settings.update(task_type.feature_settings(spec, tokenizer, int(length), doc_stride))
     return settings
 
 
 # ----------------------------------------------------------------------------------------- fingerprints
 
+
 def preprocess_fingerprint(dataset: Dataset, spec, tokenizer, settings: dict, task_type=None) -> str:
     """Deterministic cache key: same input rows + settings + vocabulary + code -> same key."""
     task_type = task_type or _task_type(spec)
-    spec_fields = {name: getattr(spec, name, None)
-                   for name in ("name", "type", "labels", "num_labels", "num_choices", "version")}
-    return Hasher.hash(["hf_itt.task_types.features", dataset._fingerprint, spec_fields, sorted(settings.items()),
-                        tokenizer_fingerprint(tokenizer), code_fingerprint(task_type)])
+    spec_fields = {
+        name: getattr(spec, name, None) for name in ("name", "type", "labels", "num_labels", "num_choices", "version")
+    }
+    return Hasher.hash(
+        [
+            "hf_itt.task_types.features",
+            dataset._fingerprint,
+            spec_fields,
+            sorted(settings.items()),
+            tokenizer_fingerprint(tokenizer),
+            code_fingerprint(task_type),
+        ]
+    )
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -68,15 +68,16 @@ class ExtractiveQAHead(nn.Module):
 
     def forward(self, hidden_states, start_positions=None, end_positions=None, **_):
         start_logits, end_logits = self.qa_outputs(hidden_states).split(1, dim=-1)
-        out = {"start_logits": start_logits.squeeze(-1).contiguous(),
-               "end_logits": end_logits.squeeze(-1).contiguous()}
+        out = {"start_logits": start_logits.squeeze(-1).contiguous(), "end_logits": end_logits.squeeze(-1).contiguous()}
         if start_positions is None or end_positions is None:
             return out
         ignored = out["start_logits"].size(1)
         start = start_positions.view(-1).clamp(0, ignored)
         end = end_positions.view(-1).clamp(0, ignored)
-        out["loss"] = (F.cross_entropy(out["start_logits"], start, ignore_index=ignored)
-                       + F.cross_entropy(out["end_logits"], end, ignore_index=ignored)) / 2
+        out["loss"] = (
+            F.cross_entropy(out["start_logits"], start, ignore_index=ignored)
+            + F.cross_entropy(out["end_logits"], end, ignore_index=ignored)
+        ) / 2
         return out
 
 

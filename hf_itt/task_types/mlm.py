@@ -24,8 +24,9 @@ class SeededMaskCollator:
     def __init__(self, tokenizer, mlm_probability: float, pad_to_multiple_of: int | None, seed: int):
         from transformers import DataCollatorForLanguageModeling
 
-        self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability,
-                                                        pad_to_multiple_of=pad_to_multiple_of)
+        self.collator = DataCollatorForLanguageModeling(
+            tokenizer, mlm_probability=mlm_probability, pad_to_multiple_of=pad_to_multiple_of
+        )
         self.seed = seed
 
     def __call__(self, features: list[dict]) -> dict:
@@ -67,14 +68,13 @@ class MaskedLM(TaskType):
         stream = [token for ids in encoded["input_ids"] for token in ids]
         features = {"input_ids": [], "attention_mask": [], "special_tokens_mask": []}
         for start in range(0, len(stream), body_length):
-            body = stream[start:start + body_length]
+            body = stream[start : start + body_length]
             features["input_ids"].append(prefix + body + suffix)
             features["attention_mask"].append([1] * (len(prefix) + len(body) + len(suffix)))
             features["special_tokens_mask"].append([1] * len(prefix) + [0] * len(body) + [1] * len(suffix))
         return features
 
-    def collator(self, tokenizer, *, pad_to_multiple_of=None, mlm_probability: float = 0.15, seed: int = 0,
-                 **options):
+    def collator(self, tokenizer, *, pad_to_multiple_of=None, mlm_probability: float = 0.15, seed: int = 0, **options):
         return SeededMaskCollator(tokenizer, mlm_probability, pad_to_multiple_of, seed)
 
     def prepare_features(self, features):
@@ -83,5 +83,6 @@ class MaskedLM(TaskType):
     def build_head(self, num_labels, encoder_config):
         from hf_itt.task_types.heads import MaskedLMHead  # defers torch
 
-        return MaskedLMHead(encoder_config.hidden_size, encoder_config.vocab_size,
-                            getattr(encoder_config, "layer_norm_eps", 1e-5))
+        return MaskedLMHead(
+            encoder_config.hidden_size, encoder_config.vocab_size, getattr(encoder_config, "layer_norm_eps", 1e-5)
+        )

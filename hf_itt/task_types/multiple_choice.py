@@ -51,26 +51,31 @@ class MultipleChoice(TaskType):
             reader.fail(number, f"choices must be a list of texts, got {choices!r}")
         if len(choices) != reader.spec.num_choices:
             reader.fail(number, f"{len(choices)} choices, the task has {reader.spec.num_choices}")
-        return {"prompt": reader.text(row, "prompt", number), "choices": choices,
-                "label": reader.labels(label, number)}
+        return {"prompt": reader.text(row, "prompt", number), "choices": choices, "label": reader.labels(label, number)}
 
     def training_spec(self, source_spec, target_spec):
         """The head scores each (prompt, choice) on its own, so a task with another number of choices can
         train it (XTREME-R trains XCOPA's 2-choice head on SIQA's 3): its rows keep their own count."""
-        return target_spec.with_overrides(num_choices=source_spec.num_choices,
-                                          labels=source_spec.labels if target_spec.labels else None)
+        return target_spec.with_overrides(
+            num_choices=source_spec.num_choices, labels=source_spec.labels if target_spec.labels else None
+        )
 
     def feature_columns(self, train: bool) -> dict:
         from datasets import List, Value
 
-        return {"input_ids": List(List(Value("int32"))), "attention_mask": List(List(Value("int8"))),
-                "labels": Value("int64")}
+        return {
+            "input_ids": List(List(Value("int32"))),
+            "attention_mask": List(List(Value("int8"))),
+            "labels": Value("int64"),
+        }
 
     def tokenize(self, batch, indices, *, tokenizer, task, max_length, num_choices, **_):
         for choices, row in zip(batch["choices"], indices):
             if not choices or (num_choices and len(choices) != num_choices):
-                raise DataError(f"task {task!r}, row {row}: {len(choices or [])} choices, expected "
-                                f"{num_choices or 'at least one'}; fix the row or the task's num_choices")
+                raise DataError(
+                    f"task {task!r}, row {row}: {len(choices or [])} choices, expected "
+                    f"{num_choices or 'at least one'}; fix the row or the task's num_choices"
+                )
         check_labels(batch["label"], indices, task, num_choices)
         prompts = [prompt for prompt, choices in zip(batch["prompt"], batch["choices"]) for _ in choices]
         flat_choices = [choice for choices in batch["choices"] for choice in choices]
@@ -108,8 +113,9 @@ class MultipleChoice(TaskType):
     def forward(self, encode, head, inputs, targets):
         reference = inputs.get("input_ids", inputs.get("inputs_embeds"))
         num_choices = reference.shape[1]
-        flat = {key: value.reshape(-1, *value.shape[2:]) if key in FLATTENED else value
-                for key, value in inputs.items()}
+        flat = {
+            key: value.reshape(-1, *value.shape[2:]) if key in FLATTENED else value for key, value in inputs.items()
+        }
         return head(encode(**flat), num_choices=num_choices, **targets)
 
     def score(self, spec, data, ctx: ScoringTools, lang: str) -> dict[str, float]:

@@ -39,8 +39,10 @@ def load_plugin_file(path: str | Path) -> str:
         spec.loader.exec_module(module)
     except Exception as err:  # a user's file: say which one broke, whatever it raised
         sys.modules.pop(name, None)
-        raise TaskError(f"task type plug-in {path} failed to import ({type(err).__name__}: {err}); fix the file "
-                        f"or remove it from the task folder") from err
+        raise TaskError(
+            f"task type plug-in {path} failed to import ({type(err).__name__}: {err}); fix the file "
+            f"or remove it from the task folder"
+        ) from err
     _LOADED[str(path)] = name
     return name
 

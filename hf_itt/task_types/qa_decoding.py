@@ -19,20 +19,36 @@ import numpy as np
 
 
 class QADecoding(NamedTuple):
-    predictions: dict[str, str]        # example id -> answer text ("" = no answer)
+    predictions: dict[str, str]  # example id -> answer text ("" = no answer)
     null_score_diffs: dict[str, float]  # example id -> null score minus best span score (SQuAD v2 "na_prob")
 
 
-def decode_qa_predictions(examples, features, start_logits, end_logits, n_best: int = 20,
-                          max_answer_length: int = 30, version_2: bool = False,
-                          null_score_diff_threshold: float = 0.0) -> dict[str, str]:
+def decode_qa_predictions(
+    examples,
+    features,
+    start_logits,
+    end_logits,
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    version_2: bool = False,
+    null_score_diff_threshold: float = 0.0,
+) -> dict[str, str]:
     """Example id -> predicted answer text."""
-    return decode_qa(examples, features, start_logits, end_logits, n_best, max_answer_length, version_2,
-                     null_score_diff_threshold).predictions
+    return decode_qa(
+        examples, features, start_logits, end_logits, n_best, max_answer_length, version_2, null_score_diff_threshold
+    ).predictions
 
 
-def decode_qa(examples, features, start_logits, end_logits, n_best: int = 20, max_answer_length: int = 30,
-              version_2: bool = False, null_score_diff_threshold: float = 0.0) -> QADecoding:
+def decode_qa(
+    examples,
+    features,
+    start_logits,
+    end_logits,
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    version_2: bool = False,
+    null_score_diff_threshold: float = 0.0,
+) -> QADecoding:
     """Predictions plus per-example null-score differences (for SQuAD v2 threshold search)."""
     contexts = dict(zip(_column(examples, "id"), _column(examples, "context")))
     windows = _features_by_example(features)
@@ -45,7 +61,7 @@ def decode_qa(examples, features, start_logits, end_logits, n_best: int = 20, ma
             null_score = min(null_score, float(start[0] + end[0]))
             span = best_span(start, end, offsets, n_best, max_answer_length)
             if span is not None and span[0] > best_score:
-                best_score, best_text = span[0], context[offsets[span[1]][0]:offsets[span[2]][1]].strip()
+                best_score, best_text = span[0], context[offsets[span[1]][0] : offsets[span[2]][1]].strip()
         null_score_diffs[example_id] = null_score - best_score
         answerable = not version_2 or null_score - best_score <= null_score_diff_threshold
         predictions[example_id] = best_text if answerable else ""
@@ -78,13 +94,14 @@ def gold_answers_from_features(examples, features, start_positions, end_position
     the same rows, in the same order as the train features that gave the positions."""
     contexts = dict(zip(_column(examples, "id"), _column(examples, "context")))
     answers = {example_id: [] for example_id in contexts}
-    for example_id, offsets, start, end in zip(_column(features, "example_id"), _column(features, "offset_mapping"),
-                                               start_positions, end_positions):
+    for example_id, offsets, start, end in zip(
+        _column(features, "example_id"), _column(features, "offset_mapping"), start_positions, end_positions
+    ):
         if start == end == 0:
             continue
         if offsets[start] is None or offsets[end] is None or end < start:
             raise ValueError(f"gold span ({start}, {end}) of example {example_id!r} is not inside the context")
-        answers[example_id].append(contexts[example_id][offsets[start][0]:offsets[end][1]])
+        answers[example_id].append(contexts[example_id][offsets[start][0] : offsets[end][1]])
     return answers
 
 
@@ -112,8 +129,10 @@ def argmax_predictions(logits) -> np.ndarray:
 def _ordered_words(tags: dict[int, int], example_id: int) -> list[int]:
     if sorted(tags) != list(range(len(tags))):
         missing = sorted(set(range(max(tags) + 1)) - set(tags))
-        raise ValueError(f"example {example_id}: no prediction for word(s) {missing[:10]}; the features do not "
-                         f"cover every word (were they truncated after preprocessing?)")
+        raise ValueError(
+            f"example {example_id}: no prediction for word(s) {missing[:10]}; the features do not "
+            f"cover every word (were they truncated after preprocessing?)"
+        )
     return [tags[word] for word in range(len(tags))]
 
 

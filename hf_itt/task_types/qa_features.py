@@ -20,8 +20,9 @@ MAX_QUESTION_TOKENS = 64  # XTREME's max_query_length: longer questions are cut 
 DEFAULT_DOC_STRIDE = 128  # XTREME / run_qa default
 
 
-def qa_window_settings(tokenizer, task: str, max_length: int, doc_stride: int | None,
-                       spec_doc_stride: int | None = None) -> dict:
+def qa_window_settings(
+    tokenizer, task: str, max_length: int, doc_stride: int | None, spec_doc_stride: int | None = None
+) -> dict:
     """Question budget and stride for ``max_length``. The tokenizer panics unless the stride is shorter
     than the context room: an explicit ``doc_stride`` that is too long is a ConfigError; the spec's
     default (tuned for 384 tokens) is shrunk to half the room with a warning."""
@@ -31,29 +32,45 @@ def qa_window_settings(tokenizer, task: str, max_length: int, doc_stride: int | 
     if doc_stride is None:
         doc_stride = DEFAULT_DOC_STRIDE if spec_doc_stride is None else spec_doc_stride
         if doc_stride >= context_room > 1:
-            logger.warning("task %r: doc_stride %d does not fit max_length %d; using %d", task, doc_stride,
-                           max_length, context_room // 2)
+            logger.warning(
+                "task %r: doc_stride %d does not fit max_length %d; using %d",
+                task,
+                doc_stride,
+                max_length,
+                context_room // 2,
+            )
             doc_stride = context_room // 2
     if max_question_tokens < 1 or not 0 <= doc_stride < context_room:
-        raise ConfigError(f"task {task!r}: doc_stride {doc_stride} must be below {max(context_room, 0)} tokens "
-                          f"(the context room left by max_length {max_length} after a question of up to "
-                          f"{max_question_tokens} tokens); lower doc_stride or raise max_length")
+        raise ConfigError(
+            f"task {task!r}: doc_stride {doc_stride} must be below {max(context_room, 0)} tokens "
+            f"(the context room left by max_length {max_length} after a question of up to "
+            f"{max_question_tokens} tokens); lower doc_stride or raise max_length"
+        )
     return {"doc_stride": int(doc_stride), "max_question_tokens": max_question_tokens}
 
 
 def tokenize_qa(batch, *, tokenizer, train, max_length, doc_stride, max_question_tokens, **_):
-    windows = encode_windows(tokenizer, [question.lstrip() for question in batch["question"]], batch["context"],
-                             max_length=max_length, doc_stride=doc_stride, max_question_tokens=max_question_tokens)
+    windows = encode_windows(
+        tokenizer,
+        [question.lstrip() for question in batch["question"]],
+        batch["context"],
+        max_length=max_length,
+        doc_stride=doc_stride,
+        max_question_tokens=max_question_tokens,
+    )
     features = {"input_ids": [w.input_ids for w in windows], "attention_mask": [w.attention_mask for w in windows]}
     if train:
-        spans = [gold_token_span(w, batch["context"][w.row], batch["answers"][w.row], tokenizer.cls_token_id)
-                 for w in windows]
+        spans = [
+            gold_token_span(w, batch["context"][w.row], batch["answers"][w.row], tokenizer.cls_token_id)
+            for w in windows
+        ]
         features["start_positions"] = [start for start, _ in spans]
         features["end_positions"] = [end for _, end in spans]
     else:
         features["example_id"] = [batch["id"][w.row] for w in windows]
         features["offset_mapping"] = [
-            [offset if sequence == 1 else None for offset, sequence in zip(w.offsets, w.sequence_ids)] for w in windows]
+            [offset if sequence == 1 else None for offset, sequence in zip(w.offsets, w.sequence_ids)] for w in windows
+        ]
     return features
 
 
@@ -67,8 +84,9 @@ class Window(NamedTuple):
     sequence_ids: list[int | None]
 
 
-def encode_windows(tokenizer, questions: list[str], contexts: list[str], *, max_length: int, doc_stride: int,
-                   max_question_tokens: int) -> list[Window]:
+def encode_windows(
+    tokenizer, questions: list[str], contexts: list[str], *, max_length: int, doc_stride: int, max_question_tokens: int
+) -> list[Window]:
     """The windows of every (question, context) pair, in row order, questions cut to ``max_question_tokens``.
 
     With a real vocabulary almost every question fits, so the pairs are encoded as they are and only
@@ -91,20 +109,23 @@ def encode_windows(tokenizer, questions: list[str], contexts: list[str], *, max_
         except BaseException as err:  # a truncation error, or a panic (pyo3's PanicException is a BaseException)
             if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
                 raise
-    return _encode_pairs(tokenizer, clip_questions(questions, tokenizer, max_question_tokens), contexts, rows,
-                         **settings)
+    return _encode_pairs(
+        tokenizer, clip_questions(questions, tokenizer, max_question_tokens), contexts, rows, **settings
+    )
 
 
-def _encode_then_cut(tokenizer, questions: list[str], contexts: list[str], max_question_tokens: int, *,
-                     max_length: int, doc_stride: int) -> list[Window]:
+def _encode_then_cut(
+    tokenizer, questions: list[str], contexts: list[str], max_question_tokens: int, *, max_length: int, doc_stride: int
+) -> list[Window]:
     room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride
     safe_chars = (room - 1) // 2
     questions = list(questions)
     risky = [row for row, question in enumerate(questions) if len(question) > safe_chars]
     for row, question in zip(risky, clip_questions([questions[row] for row in risky], tokenizer, max_question_tokens)):
         questions[row] = question
-    windows = _encode_pairs(tokenizer, questions, contexts, list(range(len(questions))), max_length=max_length,
-                            doc_stride=doc_stride)
+    windows = _encode_pairs(
+        tokenizer, questions, contexts, list(range(len(questions))), max_length=max_length, doc_stride=doc_stride
+    )
     long_rows = {w.row for w in windows if w.sequence_ids.count(0) > max_question_tokens}
     if not long_rows:
         return windows
@@ -115,19 +136,35 @@ def _encode_then_cut(tokenizer, questions: list[str], contexts: list[str], max_q
     return sorted([w for w in windows if w.row not in long_rows] + redone, key=lambda w: w.row)
 
 
-def _encode_pairs(tokenizer, questions: list[str], contexts: list[str], rows: list[int], *, max_length: int,
-                  doc_stride: int) -> list[Window]:
+def _encode_pairs(
+    tokenizer, questions: list[str], contexts: list[str], rows: list[int], *, max_length: int, doc_stride: int
+) -> list[Window]:
     """Windows of (questions[k], contexts[rows[k]]), labelled with ``rows[k]``."""
-    encoded = tokenizer(questions, [contexts[row] for row in rows], truncation="only_second", max_length=max_length,
-                        stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-    return [Window(rows[sample], ids, mask, offsets, encoded.sequence_ids(i)) for i, (sample, ids, mask, offsets)
-            in enumerate(zip(encoded["overflow_to_sample_mapping"], encoded["input_ids"],
-                             encoded["attention_mask"], encoded["offset_mapping"]))]
+    encoded = tokenizer(
+        questions,
+        [contexts[row] for row in rows],
+        truncation="only_second",
+        max_length=max_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    return [
+        Window(rows[sample], ids, mask, offsets, encoded.sequence_ids(i))
+        for i, (sample, ids, mask, offsets) in enumerate(
+            zip(
+                encoded["overflow_to_sample_mapping"],
+                encoded["input_ids"],
+                encoded["attention_mask"],
+                encoded["offset_mapping"],
+            )
+        )
+    ]
 
 
 def mostly_short(questions: list[str], tokenizer, max_tokens: int, sample: int = 32) -> bool:
     """Whether at most a tenth of ``sample`` questions spread over the batch exceed ``max_tokens`` tokens."""
-    spread = questions[::max(1, len(questions) // sample)]
+    spread = questions[:: max(1, len(questions) // sample)]
     lengths = [len(ids) for ids in tokenizer(spread, add_special_tokens=False)["input_ids"]]
     return sum(length > max_tokens for length in lengths) * 10 <= len(lengths)
 

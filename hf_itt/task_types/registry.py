@@ -29,8 +29,9 @@ def get_type(name: str) -> TaskType:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise TaskError(f"unknown task type {name!r}{did_you_mean(name, _REGISTRY)}; "
-                        f"registered types: {', '.join(_REGISTRY)}") from None
+        raise TaskError(
+            f"unknown task type {name!r}{did_you_mean(name, _REGISTRY)}; registered types: {', '.join(_REGISTRY)}"
+        ) from None
 
 
 def type_names() -> tuple[str, ...]:

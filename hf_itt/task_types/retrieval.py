@@ -30,10 +30,12 @@ class BitextRetrieval(TaskType):
     trainable = False
 
     def convert_row(self, reader, row, number):
-        return {"source_id": reader.row_id(row, "source_id", number),
-                "source_sentence": reader.text(row, "source_sentence", number),
-                "target_id": reader.row_id(row, "target_id", number),
-                "target_sentence": reader.text(row, "target_sentence", number)}
+        return {
+            "source_id": reader.row_id(row, "source_id", number),
+            "source_sentence": reader.text(row, "source_sentence", number),
+            "target_id": reader.row_id(row, "target_id", number),
+            "target_sentence": reader.text(row, "target_sentence", number),
+        }
 
     def feature_columns(self, train: bool) -> dict:
         from datasets import Value
@@ -51,19 +53,26 @@ class BitextRetrieval(TaskType):
                     ids.append(sentence_id)
                     sentences.append(sentence)
         encoded = tokenizer(sentences, truncation=True, max_length=max_length)
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "side": sides, "example_id": ids}
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "side": sides,
+            "example_id": ids,
+        }
 
     def score(self, spec, data, ctx: ScoringTools, lang: str) -> dict[str, float]:
         if spec.metric == "bucc_f1":
             return score_bucc(data, ctx)
         if spec.metric != "tatoeba_accuracy":
-            raise DataError(f"task {spec.name}: retrieval tasks are scored with tatoeba_accuracy or bucc_f1, "
-                            f"not {spec.metric!r}")
+            raise DataError(
+                f"task {spec.name}: retrieval tasks are scored with tatoeba_accuracy or bucc_f1, not {spec.metric!r}"
+            )
         source, target = ctx.embed(list(data["source_sentence"])), ctx.embed(list(data["target_sentence"]))
         if len(source) != len(target):
-            raise DataError(f"task {spec.name}: Tatoeba needs aligned sides, got {len(source)} source and "
-                            f"{len(target)} target sentences")
+            raise DataError(
+                f"task {spec.name}: Tatoeba needs aligned sides, got {len(source)} source and "
+                f"{len(target)} target sentences"
+            )
         predicted = tatoeba_predictions(source, target, direction=TATOEBA_DIRECTION)
         return ScoredSplit(tatoeba_scores(predicted), index_predictions(predicted, TATOEBA_DIRECTION))
 
@@ -71,5 +80,6 @@ class BitextRetrieval(TaskType):
 def score_bucc(rows, ctx: ScoringTools) -> ScoredSplit:
     """Mine candidate pairs by ratio margin (repeated sentences handled as ``bucc_duplicates`` says, XTREME's
     "drop" by default), then F1 at the best (validation) or given (test) threshold."""
-    return score_bucc_rows(rows, ctx.embed, threshold=ctx.bucc_threshold,
-                           duplicates=ctx.options.get("bucc_duplicates", "drop"))
+    return score_bucc_rows(
+        rows, ctx.embed, threshold=ctx.bucc_threshold, duplicates=ctx.options.get("bucc_duplicates", "drop")
+    )

@@ -55,8 +55,9 @@ class Tagging(TaskType):
 
     def adapt_training_rows(self, rows, source_spec, target_spec):
         rows = super().adapt_training_rows(rows, source_spec, target_spec)
-        return remap_by_name(rows, "tags", source_spec, target_spec,
-                             lambda mapping, tags: [mapping[tag] for tag in tags])
+        return remap_by_name(
+            rows, "tags", source_spec, target_spec, lambda mapping, tags: [mapping[tag] for tag in tags]
+        )
 
     def feature_columns(self, train: bool) -> dict:
         from datasets import List, Value
@@ -100,7 +101,8 @@ class Tagging(TaskType):
         for row, row_logits in zip(rows, outputs["logits"]):
             tags = np.asarray(row["labels"])
             keep = tags != IGNORE_INDEX
-            predicted.extend(np.argmax(row_logits[:len(tags)], -1)[keep].tolist())
+            predicted.extend(np.argmax(row_logits[: len(tags)], -1)[keep].tolist())
             gold.extend(tags[keep].tolist())
-        return collapse.class_finding(predicted, gold, collapse.label_namer(labels),
-                                      "are tagged {} (labelled tokens)", limits)
+        return collapse.class_finding(
+            predicted, gold, collapse.label_namer(labels), "are tagged {} (labelled tokens)", limits
+        )

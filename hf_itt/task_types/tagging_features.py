@@ -18,7 +18,7 @@ def special_token_wrappers(tokenizer) -> tuple[list[int], list[int]]:
     encoded = tokenizer([["x"]], is_split_into_words=True)
     ids, word_ids = encoded["input_ids"][0], encoded.word_ids(0)
     body = [i for i, word in enumerate(word_ids) if word is not None]
-    return ids[:body[0]], ids[body[-1] + 1:]
+    return ids[: body[0]], ids[body[-1] + 1 :]
 
 
 def tokenize_tagging(batch, indices, *, tokenizer, task, train, max_length, num_labels, **_):
@@ -81,10 +81,13 @@ def _window_tokens(window: list[int], pieces, tags, budget: int):
 
 def _check_tags(tags, num_words: int, row: int, task: str, num_labels: int | None) -> None:
     if len(tags) != num_words:
-        raise DataError(f"task {task!r}, row {row}: {num_words} tokens but {len(tags)} tags; "
-                        f"every token needs exactly one tag")
+        raise DataError(
+            f"task {task!r}, row {row}: {num_words} tokens but {len(tags)} tags; every token needs exactly one tag"
+        )
     if num_labels:
         bad = [tag for tag in tags if not (0 <= tag < num_labels or tag == IGNORE_INDEX)]
         if bad:
-            raise DataError(f"task {task!r}, row {row}: tag {bad[0]} is outside 0..{num_labels - 1}; "
-                            f"fix the tag mapping of this task")
+            raise DataError(
+                f"task {task!r}, row {row}: tag {bad[0]} is outside 0..{num_labels - 1}; "
+                f"fix the tag mapping of this task"
+            )

@@ -111,8 +111,9 @@ def read_rows(spec, path: Path) -> LocalRows:
         ".txt": lambda: LocalRows(read_txt(spec, path), canonical=True),
     }
     if suffix not in readers:
-        raise DataError(f"task {spec.name}: cannot read {path}: unsupported file format {suffix or name!r}; "
-                        f"supported: {SUPPORTED}")
+        raise DataError(
+            f"task {spec.name}: cannot read {path}: unsupported file format {suffix or name!r}; supported: {SUPPORTED}"
+        )
     return readers[suffix]()
 
 
@@ -120,7 +121,7 @@ def read_text(spec, path: Path) -> str:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        line = err.object[:err.start].count(b"\n") + 1
+        line = err.object[: err.start].count(b"\n") + 1
         raise DataError(
             f"task {spec.name}: {path} is not UTF-8 text ({err.reason} at byte {err.start}, line {line}); "
             "re-encode it, e.g. `iconv -f <encoding> -t utf-8`"
@@ -163,13 +164,20 @@ def read_json_rows(spec, path: Path) -> list[dict]:
     records = data.get("data") if isinstance(data, dict) else data
     if isinstance(records, list) and all(isinstance(r, dict) for r in records):
         return records
-    raise DataError(f"task {spec.name}: {path} is neither SQuAD-style JSON (data -> paragraphs -> qas) "
-                    "nor a list of row objects; use .jsonl with one row per line")
+    raise DataError(
+        f"task {spec.name}: {path} is neither SQuAD-style JSON (data -> paragraphs -> qas) "
+        "nor a list of row objects; use .jsonl with one row per line"
+    )
 
 
 def is_squad(data) -> bool:
-    return (isinstance(data, dict) and isinstance(data.get("data"), list) and bool(data["data"])
-            and isinstance(data["data"][0], dict) and "paragraphs" in data["data"][0])
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("data"), list)
+        and bool(data["data"])
+        and isinstance(data["data"][0], dict)
+        and "paragraphs" in data["data"][0]
+    )
 
 
 def flatten_squad(data: dict) -> list[dict]:
@@ -180,14 +188,18 @@ def flatten_squad(data: dict) -> list[dict]:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
                 answers = [] if qa.get("is_impossible") else qa.get("answers", [])
-                rows.append({
-                    "id": str(qa["id"]),
-                    "title": article.get("title", ""),
-                    "context": paragraph["context"],
-                    "question": qa["question"],
-                    "answers": {"text": [a["text"] for a in answers],
-                                "answer_start": [a["answer_start"] for a in answers]},
-                })
+                rows.append(
+                    {
+                        "id": str(qa["id"]),
+                        "title": article.get("title", ""),
+                        "context": paragraph["context"],
+                        "question": qa["question"],
+                        "answers": {
+                            "text": [a["text"] for a in answers],
+                            "answer_start": [a["answer_start"] for a in answers],
+                        },
+                    }
+                )
     return rows
 
 
@@ -199,8 +211,10 @@ def read_table(spec, path: Path, delimiter: str) -> list[dict]:
         raise DataError(f"task {spec.name}: {path} is empty; a header row naming the columns is required")
     for number, row in enumerate(rows, start=2):
         if None in row or None in row.values():
-            raise DataError(f"task {spec.name}: {path} line {number} has a different number of fields than the "
-                            f"header {reader.fieldnames}")
+            raise DataError(
+                f"task {spec.name}: {path} line {number} has a different number of fields than the "
+                f"header {reader.fieldnames}"
+            )
     return rows
 
 
@@ -215,13 +229,16 @@ def read_parquet(spec, path: Path) -> list[dict]:
 
 def read_conllu(spec, path: Path) -> list[dict]:
     """CoNLL-U sentences -> {"tokens": FORMs, "tags": UPOS} (XTREME's UDPOS uses only the UPOS column)."""
+
     def word(number: int, line: str) -> tuple[str, str] | None:
         if line.startswith("#"):
             return None
         fields = line.split("\t")
         if len(fields) != 10:
-            raise DataError(f"task {spec.name}: {path} line {number} has {len(fields)} tab-separated fields; "
-                            "CoNLL-U needs 10 (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC)")
+            raise DataError(
+                f"task {spec.name}: {path} line {number} has {len(fields)} tab-separated fields; "
+                "CoNLL-U needs 10 (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC)"
+            )
         if "-" in fields[0] or "." in fields[0]:
             return None  # multi-word token range or empty node: not a word of the sentence
         return fields[1], fields[3]
@@ -231,6 +248,7 @@ def read_conllu(spec, path: Path) -> list[dict]:
 
 def read_conll(spec, path: Path) -> list[dict]:
     """`token<TAB>tag` lines, sentences separated by blank lines; XTREME's `en:token` prefixes dropped."""
+
     def word(number: int, line: str) -> tuple[str, str]:
         fields = line.split("\t")
         if len(fields) < 2:
@@ -266,20 +284,23 @@ def read_txt(spec, path: Path) -> list[dict]:
     if text_format == "lines":
         return [{"text": line} for line in lines_of(spec, path) if line.strip()]
     if text_format != "tagged":
-        raise DataError(f"task {spec.name}: .txt files are read as `tokens<TAB>tags` (tagging) or one text per "
-                        f"line (mlm), not for {spec.type}; use .jsonl/.csv/.tsv")
+        raise DataError(
+            f"task {spec.name}: .txt files are read as `tokens<TAB>tags` (tagging) or one text per "
+            f"line (mlm), not for {spec.type}; use .jsonl/.csv/.tsv"
+        )
     rows = []
     for number, line in enumerate(lines_of(spec, path), start=1):
         if not line.strip():
             continue
         text, sep, tags = line.partition("\t")
         if not sep:
-            raise DataError(f"task {spec.name}: {path} line {number} must be `tokens<TAB>tags` "
-                            "(space-separated tokens, one tag per token)")
+            raise DataError(
+                f"task {spec.name}: {path} line {number} must be `tokens<TAB>tags` "
+                "(space-separated tokens, one tag per token)"
+            )
         tokens, tag_list = text.split(), tags.split()
         if len(tokens) != len(tag_list):
-            raise DataError(f"task {spec.name}: {path} line {number} has {len(tokens)} tokens but "
-                            f"{len(tag_list)} tags")
+            raise DataError(f"task {spec.name}: {path} line {number} has {len(tokens)} tokens but {len(tag_list)} tags")
         rows.append({"tokens": tokens, "tags": tag_list})
     return rows
 
@@ -294,10 +315,14 @@ def read_tatoeba(spec, path: Path) -> list[dict]:
             raise DataError(f"task {spec.name}: Tatoeba file {part} is missing (needed next to {path})")
     sources, targets = lines_of(spec, source_path), lines_of(spec, target_path)
     if len(sources) != len(targets):
-        raise DataError(f"task {spec.name}: {source_path} has {len(sources)} lines but {target_path} has "
-                        f"{len(targets)}; line i of one must translate line i of the other")
-    return [{"source_id": str(i), "source_sentence": s, "target_id": str(i), "target_sentence": t}
-            for i, (s, t) in enumerate(zip(sources, targets))]
+        raise DataError(
+            f"task {spec.name}: {source_path} has {len(sources)} lines but {target_path} has "
+            f"{len(targets)}; line i of one must translate line i of the other"
+        )
+    return [
+        {"source_id": str(i), "source_sentence": s, "target_id": str(i), "target_sentence": t}
+        for i, (s, t) in enumerate(zip(sources, targets))
+    ]
 
 
 def _bucc_sentences(spec, path: Path) -> dict[str, str]:
@@ -324,14 +349,28 @@ def read_bucc(spec, path: Path) -> list[dict]:
     for number, line in enumerate(lines_of(spec, gold_path) if gold_path.is_file() else [], start=1):
         source_id, _, target_id = line.partition("\t")
         if source_id not in sources or target_id not in targets:
-            raise DataError(f"task {spec.name}: {gold_path} line {number} pairs ids {source_id!r}/{target_id!r} "
-                            f"that are not in {source_path.name}/{target_path.name}")
-        rows.append({"source_id": source_id, "source_sentence": sources[source_id],
-                     "target_id": target_id, "target_sentence": targets[target_id]})
+            raise DataError(
+                f"task {spec.name}: {gold_path} line {number} pairs ids {source_id!r}/{target_id!r} "
+                f"that are not in {source_path.name}/{target_path.name}"
+            )
+        rows.append(
+            {
+                "source_id": source_id,
+                "source_sentence": sources[source_id],
+                "target_id": target_id,
+                "target_sentence": targets[target_id],
+            }
+        )
         paired_sources.add(source_id)
         paired_targets.add(target_id)
-    rows += [{"source_id": k, "source_sentence": v, "target_id": "", "target_sentence": ""}
-             for k, v in sources.items() if k not in paired_sources]
-    rows += [{"source_id": "", "source_sentence": "", "target_id": k, "target_sentence": v}
-             for k, v in targets.items() if k not in paired_targets]
+    rows += [
+        {"source_id": k, "source_sentence": v, "target_id": "", "target_sentence": ""}
+        for k, v in sources.items()
+        if k not in paired_sources
+    ]
+    rows += [
+        {"source_id": "", "source_sentence": "", "target_id": k, "target_sentence": v}
+        for k, v in targets.items()
+        if k not in paired_targets
+    ]
     return rows

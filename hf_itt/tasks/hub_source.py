@@ -14,8 +14,10 @@ def load_hub_split(spec, source, lang: str, split_name: str):
     try:
         return datasets.load_dataset(source.path, config, split=split_name, revision=source.revision)
     except datasets.exceptions.DatasetNotFoundError as err:
-        raise HubError(f"task {spec.name}: dataset {where} was not found on the Hugging Face Hub or is gated "
-                       f"(log in with `hf auth login`); pass local files with `data_files:` ({err})") from None
+        raise HubError(
+            f"task {spec.name}: dataset {where} was not found on the Hugging Face Hub or is gated "
+            f"(log in with `hf auth login`); pass local files with `data_files:` ({err})"
+        ) from None
     except ValueError as err:  # unknown config or split
         raise DataError(f"task {spec.name}: {where} has no config/split {split_name!r}: {err}") from None
     except Exception as err:

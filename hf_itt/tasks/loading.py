@@ -56,8 +56,10 @@ def load_answer_retrieval(spec: TaskSpec | str, split: str, lang: str | None = N
     known = set(candidate_set["candidate_id"])
     for index, gold in enumerate(query_set["gold_ids"]):
         if not gold or not set(gold) <= known:
-            raise DataError(f"task {spec.name}: query {query_set[index]['query_id']!r} ({role}, {lang}) has gold "
-                            f"ids {gold} missing from the candidates; check the candidates file")
+            raise DataError(
+                f"task {spec.name}: query {query_set[index]['query_id']!r} ({role}, {lang}) has gold "
+                f"ids {gold} missing from the candidates; check the candidates file"
+            )
     return query_set, candidate_set
 
 
@@ -123,8 +125,10 @@ def _language(spec: TaskSpec, lang: str | None) -> str:
     if lang is None:
         return spec.lang
     if lang not in spec.all_languages() and lang != spec.lang:
-        raise DataError(f"task {spec.name} has no language {lang!r}; its languages are "
-                        f"{', '.join(spec.all_languages())} (add more with spec.with_overrides(languages=[...]))")
+        raise DataError(
+            f"task {spec.name} has no language {lang!r}; its languages are "
+            f"{', '.join(spec.all_languages())} (add more with spec.with_overrides(languages=[...]))"
+        )
     return lang
 
 
@@ -141,8 +145,10 @@ def _labels_path(spec: TaskSpec, data_files) -> Path:
                 candidate = (base if base.is_dir() else base.parent) / spec.labels_file
                 if candidate.is_file():
                     return candidate
-    raise DataError(f"task {spec.name} needs its label inventory {spec.labels_file!r}: put it next to the data "
-                    "files or pass data_files={'labels': 'path/to/" + spec.labels_file + "', ...}")
+    raise DataError(
+        f"task {spec.name} needs its label inventory {spec.labels_file!r}: put it next to the data "
+        "files or pass data_files={'labels': 'path/to/" + spec.labels_file + "', ...}"
+    )
 
 
 def _load_hub(spec: TaskSpec, role: str, lang: str) -> list:
@@ -151,8 +157,9 @@ def _load_hub(spec: TaskSpec, role: str, lang: str) -> list:
         hint = f"its Hub roles are {spec.roles}" if spec.sources else "it has no Hub copy"
         raise DataError(f"task {spec.name} has no {role!r} split on the Hub ({hint}); pass `data_files:`")
     if lang not in spec.all_languages():
-        raise DataError(f"task {spec.name} has no language {lang!r}; "
-                        f"pass lang= one of {', '.join(spec.all_languages())}")
+        raise DataError(
+            f"task {spec.name} has no language {lang!r}; pass lang= one of {', '.join(spec.all_languages())}"
+        )
     if lang in spec.missing_splits.get(role, []):
         raise DataError(f"task {spec.name} has no {role!r} split for {lang!r} (the source has none)")
     sources = [s for s in with_role if s.serves(lang)]
@@ -172,8 +179,12 @@ def _convert_dataset(spec, source, data, lang, origin):
     _check_columns(spec, columns, set(data.column_names), origin)
     converter = RowConverter(spec, columns, _hub_label_names(spec, source, columns, data.features), lang, origin)
     return data.map(
-        _BatchConverter(converter), batched=True, with_indices=True, remove_columns=data.column_names,
-        features=canonical_features(spec), desc=f"{spec.name}: canonical rows",
+        _BatchConverter(converter),
+        batched=True,
+        with_indices=True,
+        remove_columns=data.column_names,
+        features=canonical_features(spec),
+        desc=f"{spec.name}: canonical rows",
     )
 
 
@@ -214,8 +225,10 @@ def _finish(spec, parts, role, lang):
 
     data = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if len(data) == 0:
-        raise DataError(f"task {spec.name}: the {role} split for {lang!r} is empty (after dropping rows with "
-                        f"labels {spec.drop_labels} and applying the spec's filter {spec.filter}); check the data")
+        raise DataError(
+            f"task {spec.name}: the {role} split for {lang!r} is empty (after dropping rows with "
+            f"labels {spec.drop_labels} and applying the spec's filter {spec.filter}); check the data"
+        )
     return data
 
 
@@ -233,8 +246,10 @@ def _referenced(spec, columns) -> set[str]:
 def _check_columns(spec, columns, found: set[str], origin: str) -> None:
     missing = sorted(_referenced(spec, columns) - found)
     if missing:
-        raise DataError(f"task {spec.name}: {origin} lacks columns {missing}; expected "
-                        f"{sorted(_referenced(spec, columns))}, found {sorted(found)}")
+        raise DataError(
+            f"task {spec.name}: {origin} lacks columns {missing}; expected "
+            f"{sorted(_referenced(spec, columns))}, found {sorted(found)}"
+        )
 
 
 class _BatchConverter:

@@ -156,8 +156,11 @@ def encoder_targets(task: str) -> list[str]:
     """The targets whose fine-tuned model is "the model fine-tuned on ``task``": trained on ``task`` alone, with
     its type (``squad_v1``: xquad and mlqa; a LAReQA dual encoder trained on SQuAD pairs is not one)."""
     wanted = get_task(task)
-    return [spec.name for spec in all_tasks() if spec.train_task == wanted.name and not spec.extra_train_tasks
-            and spec.type == wanted.type]
+    return [
+        spec.name
+        for spec in all_tasks()
+        if spec.train_task == wanted.name and not spec.extra_train_tasks and spec.type == wanted.type
+    ]
 
 
 def register_task_file(path: str | Path) -> list[str]:

@@ -63,8 +63,10 @@ class LabelMapper:
     def _fail(self, value, row_number, why=""):
         labels = self.names if self.names else list(range(self.spec.num_choices or 0))
         detail = f" ({why})" if why else ""
-        raise DataError(f"task {self.spec.name}: {self.where}, row {row_number}: label {value!r} is not one of "
-                        f"{labels}{detail}; fix the data or the spec's `labels` / `source_labels`")
+        raise DataError(
+            f"task {self.spec.name}: {self.where}, row {row_number}: label {value!r} is not one of "
+            f"{labels}{detail}; fix the data or the spec's `labels` / `source_labels`"
+        )
 
 
 class RowConverter:
@@ -86,7 +88,8 @@ class RowConverter:
     def __call__(self, row: dict, index: int):
         number = index + 1
         if self.prefix is not None and not str(self.value(row, self.spec.filter["column"], number)).startswith(
-                self.prefix):
+            self.prefix
+        ):
             return None
         return self.task_type.convert_row(self, row, number)
 
@@ -97,8 +100,7 @@ class RowConverter:
         try:
             return get_value(row, ref)
         except (KeyError, IndexError, TypeError) as err:
-            self.fail(number, f"cannot read {ref!r} ({type(err).__name__}: {err}); the row has columns "
-                              f"{sorted(row)}")
+            self.fail(number, f"cannot read {ref!r} ({type(err).__name__}: {err}); the row has columns {sorted(row)}")
 
     def column(self, row, canonical, number):
         return self.value(row, self.columns.get(canonical), number)
@@ -119,7 +121,10 @@ class RowConverter:
         try:
             return get_value(row, self.columns.get("choices"))
         except IndexError:  # a template such as "{endings[3]}" on a row with fewer endings
-            self.fail(number, f"fewer choices than the task's {self.spec.num_choices} (cannot fill "
-                              f"{self.columns.get('choices')!r}); give every row {self.spec.num_choices} choices")
+            self.fail(
+                number,
+                f"fewer choices than the task's {self.spec.num_choices} (cannot fill "
+                f"{self.columns.get('choices')!r}); give every row {self.spec.num_choices} choices",
+            )
         except (KeyError, TypeError):
             return self.column(row, "choices", number)  # names the missing column

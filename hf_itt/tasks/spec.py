@@ -30,7 +30,9 @@ EXTRA_DATA_KEYS = ("candidates", "labels")  # data_files keys besides the roles
 def _check_keys(where: str, given: dict, allowed) -> None:
     for key in given:
         if key not in allowed:
-            raise TaskError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}")
+            raise TaskError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}"
+            )
 
 
 def template_fields(text: str) -> set[str]:
@@ -130,8 +132,10 @@ class TaskSpec:
         ]
         object.__setattr__(self, "sources", sources)
         if self.type not in type_names():
-            raise TaskError(f"task {self.name!r}: unknown type {self.type!r}{did_you_mean(self.type, type_names())}; "
-                            f"valid types: {', '.join(type_names())}")
+            raise TaskError(
+                f"task {self.name!r}: unknown type {self.type!r}{did_you_mean(self.type, type_names())}; "
+                f"valid types: {', '.join(type_names())}"
+            )
         task_type = get_type(self.type)
         if self.metric is None:
             object.__setattr__(self, "metric", task_type.default_metric)
@@ -211,8 +215,10 @@ def _validate(spec: TaskSpec) -> None:
         raise TaskError(f"task name {spec.name!r} must be letters, digits, '_' or '-'")
     known = metric_names()
     if spec.metric is not None and spec.metric not in known:
-        raise TaskError(f"{where}: unknown metric {spec.metric!r}{did_you_mean(str(spec.metric), known)}; "
-                        f"valid metrics: {', '.join(known)}")
+        raise TaskError(
+            f"{where}: unknown metric {spec.metric!r}{did_you_mean(str(spec.metric), known)}; "
+            f"valid metrics: {', '.join(known)}"
+        )
     _validate_labels(spec, where)
     _validate_columns(spec, where)
     for benchmark in spec.benchmarks:
@@ -236,8 +242,10 @@ def _validate(spec: TaskSpec) -> None:
     if not isinstance(spec.doc_stride, int) or spec.doc_stride <= 0:
         raise TaskError(f"{where}: doc_stride must be a positive integer, got {spec.doc_stride!r}")
     if spec.retrieval_encoder is not None and spec.task_type.trainable:
-        raise TaskError(f"{where}: `retrieval_encoder` is for tasks evaluated without training (retrieval); a "
-                        f"{spec.type} task is fine-tuned itself")
+        raise TaskError(
+            f"{where}: `retrieval_encoder` is for tasks evaluated without training (retrieval); a "
+            f"{spec.type} task is fine-tuned itself"
+        )
     spec.task_type.check_spec(spec, where)
     if spec.converter:
         if spec.converter not in CONVERTERS:
@@ -267,8 +275,9 @@ def _validate_columns(spec: TaskSpec, where: str) -> None:
         for canonical, source in columns.items():
             for item in source if isinstance(source, list) else [source]:
                 if item is not None and not isinstance(item, str):
-                    raise TaskError(f"{where}: column {canonical!r} must map to a column name or template, "
-                                    f"got {item!r}")
+                    raise TaskError(
+                        f"{where}: column {canonical!r} must map to a column name or template, got {item!r}"
+                    )
                 if item and "{" in item:
                     try:
                         template_fields(item)

@@ -20,8 +20,17 @@ attempt whose weights were exported.
 
 from __future__ import annotations
 
-BUDGET_KEYS = ("updates", "effective_batch_size", "examples_seen", "planned_updates", "epochs", "stopped_early",
-               "selected_step", "metric_for_best_model", "best_metric")
+BUDGET_KEYS = (
+    "updates",
+    "effective_batch_size",
+    "examples_seen",
+    "planned_updates",
+    "epochs",
+    "stopped_early",
+    "selected_step",
+    "metric_for_best_model",
+    "best_metric",
+)
 COUNT_KEYS = ("updates", "effective_batch_size", "examples_seen", "planned_updates", "selected_step")
 
 
@@ -40,7 +49,9 @@ def training_budget(args, state) -> dict:
         "stopped_early": state.global_step < state.max_steps,
         "selected_step": selected,
         "metric_for_best_model": args.metric_for_best_model if args.load_best_model_at_end else None,
-        "best_metric": float(state.best_metric) if args.load_best_model_at_end and state.best_metric is not None else None,
+        "best_metric": float(state.best_metric)
+        if args.load_best_model_at_end and state.best_metric is not None
+        else None,
     }
 
 

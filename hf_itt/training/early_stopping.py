@@ -20,11 +20,13 @@ class ResumableEarlyStopping(EarlyStoppingCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         super().on_train_begin(args, state, control, **kwargs)
         self.early_stopping_patience_counter = evaluations_without_improvement(
-            state.log_history, args.metric_for_best_model, args.greater_is_better, self.early_stopping_threshold)
+            state.log_history, args.metric_for_best_model, args.greater_is_better, self.early_stopping_threshold
+        )
 
 
-def evaluations_without_improvement(log_history: list[dict], metric: str, greater_is_better: bool | None,
-                                    threshold: float | None = 0.0) -> int:
+def evaluations_without_improvement(
+    log_history: list[dict], metric: str, greater_is_better: bool | None, threshold: float | None = 0.0
+) -> int:
     """How many logged evaluations since the last new best of ``metric`` (0 before any evaluation)."""
     key = metric if metric.startswith("eval_") else f"eval_{metric}"
     better = np.greater if greater_is_better else np.less

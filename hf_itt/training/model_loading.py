@@ -32,11 +32,15 @@ def loading_errors(name_or_path: str | Path, what: str = "model"):
 def _translate(name: str, what: str, err: Exception) -> HfIttError | None:
     local = Path(name).is_dir()
     if type(err).__name__ == "SafetensorError":
-        return CheckpointError(f"{what} {name}: model.safetensors cannot be read ({err}); the file is truncated or "
-                               "corrupt (an interrupted download, copy or save): copy or download it again")
+        return CheckpointError(
+            f"{what} {name}: model.safetensors cannot be read ({err}); the file is truncated or "
+            "corrupt (an interrupted download, copy or save): copy or download it again"
+        )
     if isinstance(err, ValueError) and "does not recognize this architecture" in str(err):
-        return CheckpointError(f"{what} {name}: config.json has model_type {_model_type(name)!r}, which this "
-                               "transformers does not know; fix config.json or upgrade transformers")
+        return CheckpointError(
+            f"{what} {name}: config.json has model_type {_model_type(name)!r}, which this "
+            "transformers does not know; fix config.json or upgrade transformers"
+        )
     if isinstance(err, OSError) and not local:
         return _hub_error(name, what, err)
     return None
@@ -53,11 +57,15 @@ def _hub_error(name: str, what: str, err: OSError) -> HubError:
     from huggingface_hub import constants
 
     if constants.is_offline_mode():
-        return HubError(f"{what} {name!r} is not a local folder and not in the Hugging Face cache, and "
-                        f"HF_HUB_OFFLINE=1 is set: download it once online (`hf download {name}`), unset "
-                        "HF_HUB_OFFLINE, or give the path of a local folder")
-    return HubError(f"{what} {name!r} is not a local folder and could not be loaded from the Hub ({err}); check "
-                    f"the repo id and the network, or download it once (`hf download {name}`)")
+        return HubError(
+            f"{what} {name!r} is not a local folder and not in the Hugging Face cache, and "
+            f"HF_HUB_OFFLINE=1 is set: download it once online (`hf download {name}`), unset "
+            "HF_HUB_OFFLINE, or give the path of a local folder"
+        )
+    return HubError(
+        f"{what} {name!r} is not a local folder and could not be loaded from the Hub ({err}); check "
+        f"the repo id and the network, or download it once (`hf download {name}`)"
+    )
 
 
 def check_vocabulary(tokenizer, model, tokenizer_source: str, model_source: str) -> None:
@@ -67,7 +75,8 @@ def check_vocabulary(tokenizer, model, tokenizer_source: str, model_source: str)
         raise CheckpointError(
             f"the tokenizer from {tokenizer_source} has {len(tokenizer)} tokens but the model {model_source} "
             f"embeds only {rows}: it belongs to another model. Use the model's own tokenizer (remove "
-            "model.tokenizer, or point model.tokenizer at the tokenizer it was trained with)")
+            "model.tokenizer, or point model.tokenizer at the tokenizer it was trained with)"
+        )
 
 
 __all__ = ["loading_errors", "check_vocabulary"]

@@ -41,8 +41,9 @@ def head_spec(name: str, spec: Any) -> dict:
         raise ConfigError(f"task name {name!r} is invalid: use letters, digits, '_' or '-' only")
     task_type = _field(spec, "type", "task_type")
     if task_type not in trainable_type_names():
-        raise ConfigError(f"task {name!r}: type {task_type!r} has no head; use one of "
-                          f"{', '.join(trainable_type_names())}")
+        raise ConfigError(
+            f"task {name!r}: type {task_type!r} has no head; use one of {', '.join(trainable_type_names())}"
+        )
     labels = _field(spec, "labels")
     labels = [str(label) for label in labels] if labels else None
     num_labels, labels = get_type(task_type).normalize_head(name, labels, _field(spec, "num_labels", "num_choices"))
@@ -60,16 +61,20 @@ def check_tasks_match(checkpoint_tasks: Mapping[str, dict], wanted: Mapping[str,
         if saved is None:
             continue
         if saved["type"] != spec["type"]:
-            raise CheckpointError(f"{where}: head {name!r} is {saved['type']} in the checkpoint but the spec says "
-                                  f"{spec['type']}; rename the task or start from the exported encoder")
+            raise CheckpointError(
+                f"{where}: head {name!r} is {saved['type']} in the checkpoint but the spec says "
+                f"{spec['type']}; rename the task or start from the exported encoder"
+            )
         if not get_type(spec["type"]).labelled:
             continue
-        if saved["num_labels"] != spec["num_labels"] or (saved["labels"] and spec["labels"]
-                                                         and saved["labels"] != spec["labels"]):
+        if saved["num_labels"] != spec["num_labels"] or (
+            saved["labels"] and spec["labels"] and saved["labels"] != spec["labels"]
+        ):
             raise CheckpointError(
                 f"{where}: head {name!r} has {saved['num_labels']} labels {saved['labels'] or ''} in the checkpoint "
                 f"but the spec has {spec['num_labels']} {spec['labels'] or ''}; fix the task's labels or start a "
-                f"fresh head from the exported encoder (MultiTaskModel.from_encoder(<stage>/encoder, tasks))")
+                f"fresh head from the exported encoder (MultiTaskModel.from_encoder(<stage>/encoder, tasks))"
+            )
 
 
 class MultiTaskConfig(PreTrainedConfig):
@@ -140,16 +145,19 @@ class MultiTaskModel(PreTrainedModel):
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_encoder(cls, name_or_path: str | Path, tasks: Mapping[str, Any], revision: str | None = None,
-                     **kwargs) -> "MultiTaskModel":
+    def from_encoder(
+        cls, name_or_path: str | Path, tasks: Mapping[str, Any], revision: str | None = None, **kwargs
+    ) -> "MultiTaskModel":
         """Pretrained encoder weights (Hub id or folder) + freshly initialised heads for ``tasks``."""
         try:
             encoder = AutoModel.from_pretrained(str(name_or_path), revision=revision, add_pooling_layer=False, **kwargs)
         except TypeError:
             encoder = AutoModel.from_pretrained(str(name_or_path), revision=revision, **kwargs)
         if isinstance(encoder, MultiTaskModel):
-            raise CheckpointError(f"{name_or_path} is a multi-task checkpoint; start from its exported encoder "
-                                  f"(<stage dir>/checkpoint) or load it with MultiTaskModel.from_pretrained")
+            raise CheckpointError(
+                f"{name_or_path} is a multi-task checkpoint; start from its exported encoder "
+                f"(<stage dir>/checkpoint) or load it with MultiTaskModel.from_pretrained"
+            )
         attn_implementation = encoder.config._attn_implementation
         config = MultiTaskConfig(encoder=encoder.config, tasks=tasks)
         # Building the composite config resets the (shared) encoder config's attention choice: restore it.
@@ -170,8 +178,14 @@ class MultiTaskModel(PreTrainedModel):
                     model.add_task(name, **spec)
         return model
 
-    def add_task(self, name: str, type: str, num_labels: int | None = None, labels: list[str] | None = None,
-                 num_choices: int | None = None) -> nn.Module:
+    def add_task(
+        self,
+        name: str,
+        type: str,
+        num_labels: int | None = None,
+        labels: list[str] | None = None,
+        num_choices: int | None = None,
+    ) -> nn.Module:
         """Add a freshly initialised head (e.g. a target task on top of an intermediate checkpoint)."""
         if name in self.config.tasks:
             raise ConfigError(f"task {name!r} already has a head; pick another name")
@@ -200,8 +214,11 @@ class MultiTaskModel(PreTrainedModel):
     def _mlm_tied_keys(self) -> dict[str, str]:
         embeddings = self.encoder.get_input_embeddings().weight
         source = next(name for name, param in self.encoder.named_parameters() if param is embeddings)
-        return {f"heads.{name}.{head.tied_weight}": f"encoder.{source}"
-                for name, head in self.heads.items() if getattr(head, "tied_weight", None)}
+        return {
+            f"heads.{name}.{head.tied_weight}": f"encoder.{source}"
+            for name, head in self.heads.items()
+            if getattr(head, "tied_weight", None)
+        }
 
     def _ignore_tied_keys_on_save(self) -> None:
         # Tied decoders are not saved; listing them lets Trainer's resume re-tie instead of warning.
@@ -245,27 +262,54 @@ class MultiTaskModel(PreTrainedModel):
             raise ValueError(f"task id {first} out of range for heads {self.task_names}")
         return self.task_names[first]
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, task_ids=None, labels=None, start_positions=None, end_positions=None,
-                output_hidden_states=None, output_attentions=None, return_dict=None, **kwargs) -> MultiTaskOutput:
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        task_ids=None,
+        labels=None,
+        start_positions=None,
+        end_positions=None,
+        output_hidden_states=None,
+        output_attentions=None,
+        return_dict=None,
+        **kwargs,
+    ) -> MultiTaskOutput:
         task = self._task_of(task_ids)
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                  "position_ids": position_ids, "inputs_embeds": inputs_embeds}
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "position_ids": position_ids,
+            "inputs_embeds": inputs_embeds,
+        }
         targets = {"labels": labels, "start_positions": start_positions, "end_positions": end_positions, **kwargs}
         encoded = {}
 
         def encode(**encoder_inputs):  # the type decides how the batch meets the encoder (MC flattens it)
-            result = self.encoder(**{k: v for k, v in encoder_inputs.items() if v is not None}, return_dict=True,
-                                  output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+            result = self.encoder(
+                **{k: v for k, v in encoder_inputs.items() if v is not None},
+                return_dict=True,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+            )
             encoded.setdefault("first", result)
             return result.last_hidden_state
 
         task_type = get_type(self.config.tasks[task]["type"])
-        out = task_type.forward(encode, self.heads[task], {k: v for k, v in inputs.items() if v is not None},
-                                {k: v for k, v in targets.items() if v is not None})
+        out = task_type.forward(
+            encode,
+            self.heads[task],
+            {k: v for k, v in inputs.items() if v is not None},
+            {k: v for k, v in targets.items() if v is not None},
+        )
         first = encoded.get("first")
-        return MultiTaskOutput(**out, hidden_states=getattr(first, "hidden_states", None),
-                               attentions=getattr(first, "attentions", None))
+        return MultiTaskOutput(
+            **out, hidden_states=getattr(first, "hidden_states", None), attentions=getattr(first, "attentions", None)
+        )
 
 
 def build_head(spec: dict, encoder_config) -> nn.Module:

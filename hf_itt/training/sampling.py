@@ -60,8 +60,14 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         if any(t != task for t, _ in located) or not hasattr(self.datasets[task], "column_names"):
             return [self[i] for i in indices]
         columns = self.datasets[task][[local for _, local in located]]
-        return [{**{k: v[row] for k, v in columns.items()}, "task_ids": self.task_ids[task],
-                 "example_index": int(indices[row])} for row in range(len(indices))]
+        return [
+            {
+                **{k: v[row] for k, v in columns.items()},
+                "task_ids": self.task_ids[task],
+                "example_index": int(indices[row]),
+            }
+            for row in range(len(indices))
+        ]
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -81,13 +87,24 @@ class LockstepBatchSampler(torch.utils.data.Sampler):
     (less padding, still random across chunks).
     """
 
-    def __init__(self, sampler: TaskSampler, batch_size: int, world_size: int = 1, seed: int = 0,
-                 steps_per_epoch: int | None = None, num_epochs: int = 1, accumulation_steps: int = 1,
-                 same_task_per_update: bool = True, lengths: Mapping[str, Sequence[int]] | None = None,
-                 length_chunk: int = 50):
+    def __init__(
+        self,
+        sampler: TaskSampler,
+        batch_size: int,
+        world_size: int = 1,
+        seed: int = 0,
+        steps_per_epoch: int | None = None,
+        num_epochs: int = 1,
+        accumulation_steps: int = 1,
+        same_task_per_update: bool = True,
+        lengths: Mapping[str, Sequence[int]] | None = None,
+        length_chunk: int = 50,
+    ):
         if batch_size < 1 or world_size < 1 or accumulation_steps < 1:
-            raise ConfigError(f"batch_size, world_size and accumulation_steps must be >= 1; got "
-                              f"{batch_size}, {world_size}, {accumulation_steps}")
+            raise ConfigError(
+                f"batch_size, world_size and accumulation_steps must be >= 1; got "
+                f"{batch_size}, {world_size}, {accumulation_steps}"
+            )
         self.task_sampler, self.batch_size, self.world_size = sampler, int(batch_size), int(world_size)
         self.seed, self.num_epochs = int(seed), max(1, int(num_epochs))
         self.accumulation_steps = int(accumulation_steps)
@@ -99,8 +116,10 @@ class LockstepBatchSampler(torch.utils.data.Sampler):
             updates = math.ceil(sum(sizes) / (self.batch_size * self.world_size * self.accumulation_steps))
             steps_per_epoch = max(1, updates) * self.accumulation_steps
         if steps_per_epoch < 1 or steps_per_epoch % self.accumulation_steps:
-            raise ConfigError(f"steps_per_epoch ({steps_per_epoch}) must be a positive multiple of "
-                              f"gradient_accumulation_steps ({self.accumulation_steps})")
+            raise ConfigError(
+                f"steps_per_epoch ({steps_per_epoch}) must be a positive multiple of "
+                f"gradient_accumulation_steps ({self.accumulation_steps})"
+            )
         self.steps_per_epoch = int(steps_per_epoch)
         self.epoch = 0
 
@@ -127,8 +146,12 @@ class LockstepBatchSampler(torch.utils.data.Sampler):
         while True:
             order = rng.permutation(size)
             if lengths is not None:
-                order = np.concatenate([part[np.argsort(-lengths[part], kind="stable")]
-                                        for part in np.array_split(order, max(1, math.ceil(size / chunk)))])
+                order = np.concatenate(
+                    [
+                        part[np.argsort(-lengths[part], kind="stable")]
+                        for part in np.array_split(order, max(1, math.ceil(size / chunk)))
+                    ]
+                )
             yield from order.tolist()
 
     def __iter__(self):
@@ -141,7 +164,14 @@ class LockstepBatchSampler(torch.utils.data.Sampler):
 
     def state(self) -> dict:
         """What makes the schedule reproducible; written next to Trainer checkpoints."""
-        return {**self.task_sampler.config(), "seed": self.seed, "batch_size": self.batch_size,
-                "world_size": self.world_size, "steps_per_epoch": self.steps_per_epoch, "num_epochs": self.num_epochs,
-                "accumulation_steps": self.accumulation_steps, "same_task_per_update": self.same_task_per_update,
-                "group_by_length": self.lengths is not None}
+        return {
+            **self.task_sampler.config(),
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "num_epochs": self.num_epochs,
+            "accumulation_steps": self.accumulation_steps,
+            "same_task_per_update": self.same_task_per_update,
+            "group_by_length": self.lengths is not None,
+        }

@@ -39,11 +39,15 @@ def _task_name(value, task_names: Sequence[str], what: str, column: str) -> str:
     if column == "task_ids":
         if isinstance(value, (int, float)) and value == int(value) and 0 <= value < len(task_names):
             return task_names[int(value)]
-        raise ConfigError(f"{what}: task_ids value {value!r} is not a head index 0..{len(task_names) - 1} "
-                          f"(heads in order: {', '.join(task_names)})")
+        raise ConfigError(
+            f"{what}: task_ids value {value!r} is not a head index 0..{len(task_names) - 1} "
+            f"(heads in order: {', '.join(task_names)})"
+        )
     if value not in task_names:
-        raise ConfigError(f"{what}: a row's task {value!r} has no head in this model (heads: "
-                          f"{', '.join(task_names)}); add it with model.add_task(...) or fix the 'task' column")
+        raise ConfigError(
+            f"{what}: a row's task {value!r} has no head in this model (heads: "
+            f"{', '.join(task_names)}); add it with model.add_task(...) or fix the 'task' column"
+        )
     return value
 
 
@@ -57,8 +61,10 @@ def as_task_datasets(value, task_names: Sequence[str], what: str, hint: str) -> 
         return split_by_task(value, task_names, what)
     if len(task_names) == 1:
         return {task_names[0]: value}
-    raise ConfigError(f"{what} is one dataset without a 'task' column, but the model has {len(task_names)} heads "
-                      f"({', '.join(task_names)}): {hint}")
+    raise ConfigError(
+        f"{what} is one dataset without a 'task' column, but the model has {len(task_names)} heads "
+        f"({', '.join(task_names)}): {hint}"
+    )
 
 
 def one_task(value, task_names: Sequence[str], task: str | None, what: str, hint: str) -> tuple[str, object]:
@@ -71,13 +77,17 @@ def one_task(value, task_names: Sequence[str], task: str | None, what: str, hint
             return task, value
         datasets = split_by_task(value, task_names, what)
         if set(datasets) != {task}:
-            raise ConfigError(f"{what} holds rows of {', '.join(datasets)} but task={task!r} was asked for; "
-                              f"filter the rows or drop the {column!r} column")
+            raise ConfigError(
+                f"{what} holds rows of {', '.join(datasets)} but task={task!r} was asked for; "
+                f"filter the rows or drop the {column!r} column"
+            )
         return task, datasets[task]
     datasets = as_task_datasets(value, task_names, what, hint)
     if len(datasets) != 1:
-        raise ConfigError(f"{what} holds rows of {len(datasets)} tasks ({', '.join(datasets)}); each head predicts "
-                          f"its own shape: {hint}")
+        raise ConfigError(
+            f"{what} holds rows of {len(datasets)} tasks ({', '.join(datasets)}); each head predicts "
+            f"its own shape: {hint}"
+        )
     return next(iter(datasets.items()))
 
 

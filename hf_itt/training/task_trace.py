@@ -33,6 +33,7 @@ class TaskTrace:
         self.handle.remove()
         path = Path(folder) / f"task_trace.rank{rank}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"rank": rank, "task_names": list(self.model.config.task_names),
-                                    "tasks": self.tasks}))
+        path.write_text(
+            json.dumps({"rank": rank, "task_names": list(self.model.config.task_names), "tasks": self.tasks})
+        )
         return path

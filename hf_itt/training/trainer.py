@@ -54,8 +54,15 @@ logger = logging.getLogger(__name__)
 
 SAMPLER_STATE_NAME = "sampler_state.json"
 # Keys of Trainer.evaluate's output that are bookkeeping, not metrics of the task.
-NON_METRICS = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "model_preparation_time",
-               "jit_compilation_time")
+NON_METRICS = (
+    "loss",
+    "runtime",
+    "samples_per_second",
+    "steps_per_second",
+    "epoch",
+    "model_preparation_time",
+    "jit_compilation_time",
+)
 
 
 class SamplerStateCallback(TrainerCallback):
@@ -96,25 +103,41 @@ def _hold_back(args, state, control, metrics=None, **kwargs):
 def _one_of(dataset, datasets, what: str, task_names: list[str]) -> dict[str, object]:
     if dataset is not None and datasets is not None:
         raise ConfigError(f"pass {what}= or {what}s=, not both ({what}s= is the older name of the dict form)")
-    hint = (f"pass {what}={{'<head>': dataset, ...}} (one tokenized dataset per head) or add a 'task' column "
-            "naming each row's head")
+    hint = (
+        f"pass {what}={{'<head>': dataset, ...}} (one tokenized dataset per head) or add a 'task' column "
+        "naming each row's head"
+    )
     return as_task_datasets(dataset if dataset is not None else datasets, task_names, what, hint)
 
 
 def _task_dataset_sizes(datasets: Mapping[str, object], what: str) -> None:
     for task, dataset in datasets.items():
         if dataset is None or len(dataset) == 0:
-            raise DataError(f"{what} dataset of task {task!r} is empty; check its data files, split or "
-                            "max_train_examples")
+            raise DataError(
+                f"{what} dataset of task {task!r} is empty; check its data files, split or max_train_examples"
+            )
 
 
 class MultiTaskTrainer(Trainer):
-    def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
-                 processing_class=None, *, train_datasets: Mapping[str, object] | None = None,
-                 eval_datasets: Mapping[str, object] | None = None, sampler: str | TaskSampler | None = None,
-                 sampler_kwargs: Mapping | None = None, compute_metrics_per_task: Mapping[str, Callable] | None = None,
-                 main_metrics: Mapping[str, str] | None = None, steps_per_epoch: int | None = None,
-                 same_task_per_update: bool | None = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args=None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        *,
+        train_datasets: Mapping[str, object] | None = None,
+        eval_datasets: Mapping[str, object] | None = None,
+        sampler: str | TaskSampler | None = None,
+        sampler_kwargs: Mapping | None = None,
+        compute_metrics_per_task: Mapping[str, Callable] | None = None,
+        main_metrics: Mapping[str, str] | None = None,
+        steps_per_epoch: int | None = None,
+        same_task_per_update: bool | None = None,
+        **kwargs,
+    ):
         """The ``Trainer`` arguments, with datasets that say which head they train.
 
         train_dataset / eval_dataset: task -> tokenized dataset, one dataset with a ``task`` column, or
@@ -128,20 +151,27 @@ class MultiTaskTrainer(Trainer):
             override); updates per epoch, and one task for all accumulation micro-steps of an update.
         """
         if model is None or not hasattr(getattr(model, "config", None), "tasks"):
-            raise ConfigError("MultiTaskTrainer needs a MultiTaskModel (model=...), built with "
-                              "MultiTaskModel.from_encoder(encoder, tasks) or from_pretrained(checkpoint)")
+            raise ConfigError(
+                "MultiTaskTrainer needs a MultiTaskModel (model=...), built with "
+                "MultiTaskModel.from_encoder(encoder, tasks) or from_pretrained(checkpoint)"
+            )
         self.task_ids = {name: index for index, name in enumerate(model.config.task_names)}
         self.train_datasets = _one_of(train_dataset, train_datasets, "train_dataset", self.task_names)
         self.eval_datasets = _one_of(eval_dataset, eval_datasets, "eval_dataset", self.task_names)
         for what, datasets in (("training", self.train_datasets), ("evaluation", self.eval_datasets)):
             missing = sorted(set(datasets) - set(self.task_ids))
             if missing:
-                raise ConfigError(f"{what} datasets for {missing} but the model has heads only for "
-                                  f"{sorted(self.task_ids)}; add them with model.add_task(...)")
+                raise ConfigError(
+                    f"{what} datasets for {missing} but the model has heads only for "
+                    f"{sorted(self.task_ids)}; add them with model.add_task(...)"
+                )
             _task_dataset_sizes(datasets, what)
         settings = sampling_settings(args, sampler, sampler_kwargs, steps_per_epoch, same_task_per_update)
-        self.task_sampler = (make_sampler(settings.strategy, {t: len(d) for t, d in self.train_datasets.items()},
-                                          **settings.options) if self.train_datasets else None)
+        self.task_sampler = (
+            make_sampler(settings.strategy, {t: len(d) for t, d in self.train_datasets.items()}, **settings.options)
+            if self.train_datasets
+            else None
+        )
         self.compute_metrics_per_task = dict(compute_metrics_per_task or {})
         self.main_metrics = dict(main_metrics or {})
         self.steps_per_epoch, self.same_task_per_update = settings.steps_per_epoch, settings.same_task_per_update
@@ -149,12 +179,18 @@ class MultiTaskTrainer(Trainer):
         if args is not None and args.dataloader_pin_memory and args.device.type == "cpu":
             args.dataloader_pin_memory = False  # nothing to pin for; torch warns at every dataloader otherwise
         if data_collator is None:
-            data_collator = MultiTaskCollator(processing_class, [s["type"] for s in model.config.tasks.values()],
-                                              seed=getattr(args, "seed", 0))
-        super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
-                         train_dataset=self._wrap(self.train_datasets) if self.train_datasets else None,
-                         eval_dataset={t: self._wrap({t: d}) for t, d in self.eval_datasets.items()} or None,
-                         **kwargs)
+            data_collator = MultiTaskCollator(
+                processing_class, [s["type"] for s in model.config.tasks.values()], seed=getattr(args, "seed", 0)
+            )
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            processing_class=processing_class,
+            train_dataset=self._wrap(self.train_datasets) if self.train_datasets else None,
+            eval_dataset={t: self._wrap({t: d}) for t, d in self.eval_datasets.items()} or None,
+            **kwargs,
+        )
         self._check_best_metric()
         self.sampler_state = SamplerStateCallback()
         self.add_callback(self.sampler_state)
@@ -172,9 +208,11 @@ class MultiTaskTrainer(Trainer):
         best = (self.args.metric_for_best_model or "").removeprefix("eval_")
         fallback = self.compute_metrics is not None
         if best == "average" and not all(t in self.compute_metrics_per_task or fallback for t in self.eval_datasets):
-            raise ConfigError("metric_for_best_model='average' needs a compute_metrics function for every "
-                              f"evaluation task ({sorted(self.eval_datasets)}); pass compute_metrics_per_task "
-                              "or use metric_for_best_model='loss'")
+            raise ConfigError(
+                "metric_for_best_model='average' needs a compute_metrics function for every "
+                f"evaluation task ({sorted(self.eval_datasets)}); pass compute_metrics_per_task "
+                "or use metric_for_best_model='loss'"
+            )
 
     # ---- training data --------------------------------------------------------------------------
     def build_batch_sampler(self) -> LockstepBatchSampler:
@@ -184,14 +222,19 @@ class MultiTaskTrainer(Trainer):
             lengths = {task: _lengths(data, args.length_column_name) for task, data in self.train_datasets.items()}
         accumulation = args.gradient_accumulation_steps
         batch_sampler = LockstepBatchSampler(
-            self.task_sampler, batch_size=self._train_batch_size, world_size=max(1, args.world_size),
+            self.task_sampler,
+            batch_size=self._train_batch_size,
+            world_size=max(1, args.world_size),
             seed=args.data_seed if args.data_seed is not None else args.seed,
             steps_per_epoch=None if self.steps_per_epoch is None else self.steps_per_epoch * accumulation,
-            accumulation_steps=args.gradient_accumulation_steps, same_task_per_update=self.same_task_per_update,
-            lengths=lengths)
+            accumulation_steps=args.gradient_accumulation_steps,
+            same_task_per_update=self.same_task_per_update,
+            lengths=lengths,
+        )
         updates_per_epoch = batch_sampler.steps_per_epoch // args.gradient_accumulation_steps
-        batch_sampler.num_epochs = (math.ceil(args.max_steps / updates_per_epoch) if args.max_steps > 0
-                                    else math.ceil(args.num_train_epochs))
+        batch_sampler.num_epochs = (
+            math.ceil(args.max_steps / updates_per_epoch) if args.max_steps > 0 else math.ceil(args.num_train_epochs)
+        )
         return batch_sampler
 
     def get_train_dataloader(self) -> DataLoader:
@@ -200,10 +243,22 @@ class MultiTaskTrainer(Trainer):
         batch_sampler = self.build_batch_sampler()
         self.sampler_state.batch_sampler = batch_sampler
         workers = self.args.dataloader_num_workers
-        extra = {"prefetch_factor": self.args.dataloader_prefetch_factor,
-                 "persistent_workers": self.args.dataloader_persistent_workers} if workers > 0 else {}
-        loader = DataLoader(self.train_dataset, batch_sampler=batch_sampler, collate_fn=self.data_collator,
-                            num_workers=workers, pin_memory=self.args.dataloader_pin_memory, **extra)
+        extra = (
+            {
+                "prefetch_factor": self.args.dataloader_prefetch_factor,
+                "persistent_workers": self.args.dataloader_persistent_workers,
+            }
+            if workers > 0
+            else {}
+        )
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=batch_sampler,
+            collate_fn=self.data_collator,
+            num_workers=workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            **extra,
+        )
         return self.accelerator.prepare(loader)
 
     # ---- loss and logs --------------------------------------------------------------------------
@@ -249,8 +304,9 @@ class MultiTaskTrainer(Trainer):
             del self.callback_handler.on_evaluate
             self.compute_metrics, self.label_names, self._held_logs = saved
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval",
-                 task: str | None = None) -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", task: str | None = None
+    ) -> dict[str, float]:
         """Evaluate every task's dev set, or ``eval_dataset``: a task name, a task -> dataset dict, one
         dataset with a ``task`` column, or one dataset of ``task`` (or of the only head).
 
@@ -286,14 +342,20 @@ class MultiTaskTrainer(Trainer):
             elif task in self.eval_datasets:
                 datasets = {task: self.eval_datasets[task]}
             else:
-                raise ConfigError(f"no eval_dataset for task {task!r} (tasks with one: "
-                                  f"{', '.join(self.eval_datasets) or 'none'}); pass trainer.evaluate(ds, task={task!r})")
+                raise ConfigError(
+                    f"no eval_dataset for task {task!r} (tasks with one: "
+                    f"{', '.join(self.eval_datasets) or 'none'}); pass trainer.evaluate(ds, task={task!r})"
+                )
         elif task is not None:
             datasets = dict([one_task(eval_dataset, self.task_names, task, "eval_dataset", "")])
         else:
-            datasets = as_task_datasets(eval_dataset, self.task_names, "eval_dataset",
-                                        "pass trainer.evaluate(eval_dataset=ds, task='<head>'), a dict "
-                                        "{'<head>': ds, ...}, or add a 'task' column naming each row's head")
+            datasets = as_task_datasets(
+                eval_dataset,
+                self.task_names,
+                "eval_dataset",
+                "pass trainer.evaluate(eval_dataset=ds, task='<head>'), a dict "
+                "{'<head>': ds, ...}, or add a 'task' column naming each row's head",
+            )
         if not datasets:
             raise ConfigError("nothing to evaluate: pass eval_dataset= to MultiTaskTrainer or to evaluate()")
         return datasets
@@ -302,8 +364,10 @@ class MultiTaskTrainer(Trainer):
         if task in self.main_metrics:
             key = f"{prefix}_{self.main_metrics[task]}"
             if key not in task_metrics:
-                raise ConfigError(f"main metric {self.main_metrics[task]!r} of task {task!r} is not among its "
-                                  f"metrics {sorted(task_metrics)}")
+                raise ConfigError(
+                    f"main metric {self.main_metrics[task]!r} of task {task!r} is not among its "
+                    f"metrics {sorted(task_metrics)}"
+                )
             return task_metrics[key]
         names = [k for k in task_metrics if k.removeprefix(prefix + "_") not in NON_METRICS]
         return task_metrics[names[0]] if names else None
@@ -311,8 +375,10 @@ class MultiTaskTrainer(Trainer):
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", task: str | None = None):
         """``Trainer.predict`` with the head of ``task``, or of the dataset's ``task`` column, or of the only
         head; metrics are named ``<prefix>_<task>_<metric>``."""
-        hint = ("call trainer.predict(ds, task='<head>') once per task (the heads predict different shapes), "
-                "or add a 'task' column naming each row's head")
+        hint = (
+            "call trainer.predict(ds, task='<head>') once per task (the heads predict different shapes), "
+            "or add a 'task' column naming each row's head"
+        )
         task, dataset = one_task(test_dataset, self.task_names, task, "test_dataset", hint)
         with self.evaluating_task(task):
             return super().predict(self._wrap({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
@@ -330,23 +396,27 @@ class MultiTaskTrainer(Trainer):
             logger.info("resuming from %s", checkpoint)
             if self.task_sampler is not None:
                 self._check_sampler_state(Path(checkpoint))
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
-                             ignore_keys_for_eval=ignore_keys_for_eval)
+        return super().train(
+            resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval
+        )
 
     def _check_sampler_state(self, checkpoint: Path) -> None:
         path = checkpoint / SAMPLER_STATE_NAME
         if not path.is_file():
-            logger.warning("%s has no %s: cannot check that the resumed task schedule is the same", checkpoint,
-                           SAMPLER_STATE_NAME)
+            logger.warning(
+                "%s has no %s: cannot check that the resumed task schedule is the same", checkpoint, SAMPLER_STATE_NAME
+            )
             return
         saved = json.loads(path.read_text())["schedule"]
         current = json.loads(json.dumps(self.build_batch_sampler().state()))
         changed = sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
         if changed:
             details = "; ".join(f"{key}: {saved.get(key)} -> {current.get(key)}" for key in changed)
-            raise CheckpointError(f"cannot resume {checkpoint} exactly: the task schedule changed ({details}). "
-                                  "Resume with the same tasks, data, sampling, seed, batch size, number of "
-                                  "processes and gradient accumulation, or start a new run in a fresh output_dir")
+            raise CheckpointError(
+                f"cannot resume {checkpoint} exactly: the task schedule changed ({details}). "
+                "Resume with the same tasks, data, sampling, seed, batch size, number of "
+                "processes and gradient accumulation, or start a new run in a fresh output_dir"
+            )
 
 
 def _lengths(dataset, length_column: str) -> list[int]:

@@ -35,8 +35,9 @@ def random_dataset(vocab_size: int, rows: int = 32, length: int = 12, seed: int 
     ids = torch.randint(5, vocab_size, (rows, length), generator=generator)
     ids[:, 0], ids[:, -1] = 0, 2  # <s> ... </s>
     labels = torch.randint(0, 3, (rows,), generator=generator)
-    return Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * length] * rows,
-                              "labels": labels.tolist()})
+    return Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": [[1] * length] * rows, "labels": labels.tolist()}
+    )
 
 
 def probe_logits(trainer, dataset) -> list:
@@ -61,12 +62,26 @@ def main():
         resolve_deepspeed_config,
     )
 
-    hyper = dict(per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,
-                 max_steps=args.steps, warmup_steps=1, save_steps=args.steps, **prepare_deepspeed_launch())
+    hyper = dict(
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-3,
+        max_steps=args.steps,
+        warmup_steps=1,
+        save_steps=args.steps,
+        **prepare_deepspeed_launch(),
+    )
     ds_config = resolve_deepspeed_config(args.ds_config, hyper)
     # TrainingArguments first: with ZeRO-3 it makes from_pretrained partition the weights at load time.
-    training_args = TrainingArguments(output_dir=args.output_dir, deepspeed=ds_config, save_strategy="steps",
-                                      logging_steps=1, report_to=[], seed=0, **hyper)
+    training_args = TrainingArguments(
+        output_dir=args.output_dir,
+        deepspeed=ds_config,
+        save_strategy="steps",
+        logging_steps=1,
+        report_to=[],
+        seed=0,
+        **hyper,
+    )
     model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=3)
     dataset = random_dataset(model.config.vocab_size)
     trainer = Trainer(model=model, args=training_args, train_dataset=dataset)
@@ -74,9 +89,13 @@ def main():
     trainer.save_model(args.output_dir)
     logits = probe_logits(trainer, dataset)
     if trainer.is_world_process_zero():
-        summary = {"world_size": training_args.world_size, "train_loss": result.training_loss,
-                   "global_step": result.global_step, "probe_logits": logits,
-                   "zero_stage": ds_config["zero_optimization"]["stage"]}
+        summary = {
+            "world_size": training_args.world_size,
+            "train_loss": result.training_loss,
+            "global_step": result.global_step,
+            "probe_logits": logits,
+            "zero_stage": ds_config["zero_optimization"]["stage"],
+        }
         Path(args.output_dir, "probe.json").write_text(json.dumps(summary))
     print(f"rank {os.environ.get('RANK')} done")
 

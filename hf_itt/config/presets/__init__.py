@@ -21,9 +21,13 @@ def all_presets() -> dict[str, dict]:
 def get_preset(name: str) -> dict:
     presets = all_presets()
     if name not in presets:
-        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, presets)} (available: {', '.join(sorted(presets))})")
+        raise ConfigError(
+            f"unknown preset {name!r}{did_you_mean(name, presets)} (available: {', '.join(sorted(presets))})"
+        )
     unknown = sorted(set(presets[name]) - set(PRESET_KEYS))
     if unknown:  # a typo in the shipped file would otherwise be ignored silently
-        raise ConfigError(f"preset {name!r} in {PRESETS_FILE} has the unknown key {unknown[0]!r}; "
-                          f"a preset holds {', '.join(PRESET_KEYS)}")
+        raise ConfigError(
+            f"preset {name!r} in {PRESETS_FILE} has the unknown key {unknown[0]!r}; "
+            f"a preset holds {', '.join(PRESET_KEYS)}"
+        )
     return presets[name]
