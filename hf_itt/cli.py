@@ -2,7 +2,7 @@
 
     python run_itt.py --config run_scripts/demo.yaml [key=value ...] [--force] [--dry-run]
     deepspeed run_itt.py --config run_scripts/<exp>.yaml      (the launcher adds --local_rank=N)
-    hf-itt tasks | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR
+    hf-itt tasks | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR | build-base NAME OUT
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "report": "hf_itt.report.build",
     "memory": "hf_itt.memory",
     "publish": "hf_itt.hub.publish",
+    "build-base": "hf_itt.bases.cli",
 }
 
 
@@ -199,14 +200,15 @@ def dispatch(argv: list[str]) -> int:
         from importlib import import_module
 
         return import_module(SUBCOMMANDS[command]).main(argv[1:]) or 0
-    print("usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish} ...\n"
+    print("usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,build-base} ...\n"
           "  run       same as run_itt.py: --config FILE [key=value ...]\n"
           "  tasks     list registered tasks\n"
           "  validate  check experiment YAMLs without running them\n"
           "  evaluate  zero-shot evaluation of any checkpoint (python -m hf_itt.evaluate --help)\n"
           "  report    tables and plots over runs (python -m hf_itt.report --help)\n"
           "  memory    DeepSpeed memory planner (python -m hf_itt.memory --help)\n"
-          "  publish   publish finished-but-unpublished stages of a run")
+          "  publish   publish finished-but-unpublished stages of a run\n"
+          "  build-base  build a real pretrained base encoder offline (hf-itt build-base --help)")
     return 0 if command in ("--help", "-h") else 2
 
 
