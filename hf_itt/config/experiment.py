@@ -35,6 +35,9 @@ class ModelConfig:
                               metadata={"help": "Hub id or local folder of the base encoder."})
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer id/folder if not the model's."})
+    freeze: list[str] = field(default_factory=list, metadata={
+        "help": "Encoder parameter-name prefixes kept frozen in every stage and target (no gradient, no optimizer "
+                "state), e.g. [embeddings., encoder.layer.0.]; part of every stage hash. Each must match a parameter."})
 
 
 @dataclass
@@ -293,7 +296,7 @@ def convert_field(f: dataclasses.Field, value: Any, where: str):
         return coerce_scalar(SCALARS[f.name], value, where)
     if isinstance(f.default, (bool, int, float)):  # numeric/bool fields with a default: their type
         return coerce_scalar(type(f.default), value, where)
-    if f.name in ("tasks", "splits", "task_dirs"):
+    if f.name in ("tasks", "splits", "task_dirs", "freeze"):
         return [str(item) for item in as_list(value, where)]
     if f.name in ("training", "languages", "per_task_training") and not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")

@@ -96,14 +96,16 @@ def hash_identity(identity: Mapping[str, Any], length: int = HASH_LENGTH) -> str
 
 def stage_identity(*, base_model: str, base_revision: str | None, previous_stage_hash: str | None,
                    tasks: Sequence[Mapping[str, Any]], sampler: Mapping[str, Any] | Any | None,
-                   training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None) -> dict:
+                   training_args: Mapping[str, Any] | Any, seed: int, world_size: int | None = None,
+                   frozen: Sequence[str] = ()) -> dict:
     """The canonical payload a stage hash is computed from (stored in the manifest to explain a hash).
 
     ``tasks`` are ``task_identity`` dicts (order kept: it is the order of the mixture);
     ``training_args`` is a ``TrainingArguments`` or a mapping of its fields (missing fields take the
     dataclass defaults, so ``{"learning_rate": 1e-5}`` hashes like ``TrainingArguments(learning_rate=1e-5)``).
+    ``frozen`` (model.freeze) enters the payload only when set, so stages without it keep their hashes.
     """
-    return {
+    identity = {
         "identity_version": IDENTITY_VERSION,
         "base_model": base_model,
         "base_revision": base_revision,
@@ -114,6 +116,9 @@ def stage_identity(*, base_model: str, base_revision: str | None, previous_stage
         "seed": seed,
         "world_size": world_size,
     }
+    if frozen:
+        identity["frozen"] = sorted(set(frozen))
+    return identity
 
 
 # The files of a local model folder that decide what it computes (model cards and logs stay out).

@@ -153,7 +153,8 @@ def with_hash(config: ExperimentConfig, job: StageJob, previous: StageJob | None
     job.identity = stage_identity(
         base_model=base, base_revision=revision,
         previous_stage_hash=previous.stage_hash if previous else None, tasks=tasks,
-        sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size)
+        sampler=job.sampling or None, training_args=job.training, seed=config.seed, world_size=world_size,
+        frozen=config.model.freeze)
     job.stage_hash = hash_identity(job.identity)
     return job
 

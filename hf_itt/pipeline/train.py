@@ -169,6 +169,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     from transformers import AutoTokenizer, set_seed
 
     from hf_itt.training.model_loading import check_vocabulary, loading_errors
+    from hf_itt.training.freezing import freeze_encoder
     from hf_itt.training.modeling import MultiTaskModel
     from hf_itt.pipeline.stage_data import TaskData, tokenize_task
     from hf_itt.training.trainer import MultiTaskTrainer
@@ -189,6 +190,7 @@ def build_trainer(job: StageJob, source, config: ExperimentConfig, seed: int):
     with loading_errors(encoder, "encoder"):
         model = MultiTaskModel.from_encoder(encoder, {plan.head: plan.spec for plan in job.tasks}, revision=revision)
     check_vocabulary(tokenizer, model, str(tokenizer_source), str(encoder))
+    freeze_encoder(model, config.model.freeze)
     trainer = MultiTaskTrainer(
         model, args, train_datasets={d.name: d.train for d in data},
         eval_datasets={d.name: d.dev for d in data if d.dev is not None} or None,
