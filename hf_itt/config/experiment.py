@@ -36,6 +36,13 @@ class ModelConfig:
     )
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer id/folder if not the model's."})
+    freeze: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Encoder parameter-name prefixes kept frozen in every stage and target (no gradient, no optimizer "
+            "state), e.g. [embeddings., encoder.layer.0.]; part of every stage hash. Each must match a parameter."
+        },
+    )
 
 
 @dataclass

@@ -198,6 +198,12 @@ def check_name(value: str, where: str) -> None:
 def check_model(config: ExperimentConfig) -> None:
     """A base model or tokenizer given as a path must be a saved model folder (a Hub id is checked when loaded)."""
 
+    for index, prefix in enumerate(config.model.freeze):
+        if not prefix.strip() or prefix != prefix.strip():
+            raise ConfigError(
+                f"model.freeze[{index}] {prefix!r} must be a parameter-name prefix such as "
+                "'embeddings.' or 'encoder.layer.0.' (no spaces)"
+            )
     if config.prepare:  # the prepare hook builds the model folder
         return
     for key, value in (("model.name_or_path", config.model.name_or_path), ("model.tokenizer", config.model.tokenizer)):

@@ -22,6 +22,7 @@ IN_THE_HASH = {
     "model.name_or_path": "base_model: a Hub id as written, a folder by the content of its model files",
     "model.revision": "base_revision",
     "model.tokenizer": "tokenizer: a Hub id as written, a folder by the content of its tokenizer files",
+    "model.freeze": "frozen: the sorted parameter-name prefixes (only when set)",
     "defaults.training": "training_args (merged under each stage's and target's own)",
     "defaults.group_by_length": "training_args: a preset's train_sampling_strategy (batch composition)",
     "stages[].training": "training_args",

@@ -193,6 +193,7 @@ def stage_identity(
     tokenizer: str | None = None,
     health: Mapping[str, Any] | None = None,
     early_stopping_patience: int | None = None,
+    frozen: Sequence[str] = (),
 ) -> dict:
     """The canonical payload a stage hash is computed from (stored in the manifest to explain a hash).
 
@@ -203,6 +204,7 @@ def stage_identity(
     ``early_stopping_patience`` (when > 0: it ends training early) enter only when set: None (or 0)
     means the base model's own tokenizer, health settings that cannot change the weights and no early
     stopping, so the hashes of stages trained before these keys existed stay the same.
+    ``frozen`` (model.freeze) enters the payload only when set, so stages without it keep their hashes.
     """
     identity = {
         "identity_version": IDENTITY_VERSION,
@@ -221,6 +223,8 @@ def stage_identity(
         identity["health"] = plain(health)
     if early_stopping_patience:
         identity["early_stopping_patience"] = int(early_stopping_patience)
+    if frozen:
+        identity["frozen"] = sorted(set(frozen))
     return identity
 
 

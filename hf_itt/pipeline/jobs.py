@@ -280,6 +280,7 @@ def with_hash(
         tokenizer=tokenizer_identity(config.model.tokenizer),
         health=health_identity(config.health),
         early_stopping_patience=job.early_stopping_patience,
+        frozen=config.model.freeze,
     )
     job.stage_hash = hash_identity(job.identity)
     return job

@@ -37,6 +37,7 @@ from hf_itt.training import task_trace
 from hf_itt.training.budget import stage_budget, training_budget
 from hf_itt.training.distributed import barrier, is_main_process, rank
 from hf_itt.training.early_stopping import ResumableEarlyStopping
+from hf_itt.training.freezing import freeze_encoder
 from hf_itt.training.model_loading import check_vocabulary, loading_errors
 from hf_itt.training.modeling import MultiTaskModel
 from hf_itt.training.task_trace import TaskTrace
@@ -277,6 +278,7 @@ def build_trainer(job: StageJob, phase: Phase, source, previous: Phase | None, c
     else:
         model = MultiTaskModel.from_pretrained(previous.full_dir, tasks=heads)
     check_vocabulary(tokenizer, model, str(tokenizer_source), str(encoder))
+    freeze_encoder(model, config.model.freeze)
     dev_sets = {d.name: d.dev for d in data if d.dev is not None}
     metric_functions = dev_metric_functions(view, dev_sets, tokenizer)
     trainer = MultiTaskTrainer(
