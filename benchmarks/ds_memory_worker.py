@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def main() -> None:
     }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, f"rank{record['rank']}.json").write_text(json.dumps(record))
+    shutil.rmtree(output_dir, ignore_errors=True)  # nothing is saved there; don't litter /tmp
 
 
 if __name__ == "__main__":

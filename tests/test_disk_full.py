@@ -16,13 +16,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hf_itt.cli import RESUME_HINT, environment_message, main
 from hf_itt.hub.manifest import verify_checkpoint
 from hf_itt.write_errors import as_disk_full
+from tests.one_stage_config import one_stage_config, write_config
 
-DATA = Path(__file__).parent / "fixtures" / "data"
 pytestmark = pytest.mark.slow
 
 
@@ -108,27 +107,7 @@ def test_a_torch_write_failure_with_room_left_is_not_called_a_full_disk(tmp_path
 
 
 def one_stage(folder: Path) -> Path:
-    config = {
-        "experiment": "disk-full",
-        "seed": 4,
-        "hub": {"publisher": "local"},
-        "defaults": {
-            "training": {
-                "per_device_train_batch_size": 2,
-                "max_steps": 2,
-                "save_steps": 1,
-                "learning_rate": 1e-3,
-                "use_cpu": True,
-                "disable_tqdm": True,
-            }
-        },
-        "stages": [
-            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
-        ],
-    }
-    path = folder / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_config(folder / "experiment.yaml", one_stage_config("disk-full", 4))
 
 
 def run(config: Path, checkpoint: Path, root: Path, capsys) -> tuple[int, str]:

@@ -18,13 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hf_itt.cli import main
 from hf_itt.hub.manifest import read_manifest
+from tests.one_stage_config import one_stage_config, write_config
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "fixtures" / "data"
 pytestmark = pytest.mark.slow
 
 
@@ -85,29 +84,7 @@ def test_the_checks_catch_a_difference(reference, tmp_path):
 
 # ------------------------------------------------------------- weak spots, simulated in process
 def one_stage(folder: Path, **training) -> Path:
-    config = {
-        "experiment": "ka-one",
-        "seed": 11,
-        "hub": {"publisher": "local"},
-        "defaults": {
-            "training": {
-                "per_device_train_batch_size": 2,
-                "max_steps": 2,
-                "save_steps": 1,
-                "learning_rate": 1e-3,
-                "use_cpu": True,
-                "disable_tqdm": True,
-                **training,
-            }
-        },
-        "stages": [
-            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
-        ],
-    }
-    path = folder / "experiment.yaml"
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_config(folder / "experiment.yaml", one_stage_config("ka-one", 11, **training))
 
 
 def run_one(config: Path, checkpoint: Path, root: Path, *overrides: str) -> Path:

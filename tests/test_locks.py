@@ -18,41 +18,22 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hf_itt.hub.manifest import read_manifest, verify_checkpoint
 from hf_itt.pipeline.locks import RUN_LOCK_NAME, read_holder, run_lock, stage_lock
+from tests.one_stage_config import one_stage_config
+from tests.one_stage_config import write_config as write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "fixtures" / "data"
 HOOKS = Path(__file__).parent / "fixtures" / "hooks"
 pytestmark = pytest.mark.slow
 
 
 def write_config(folder: Path, gated: bool = True) -> Path:
-    config = {
-        "experiment": "locks",
-        "seed": 3,
-        "hub": {"publisher": "local"},
-        "defaults": {
-            "training": {
-                "per_device_train_batch_size": 2,
-                "max_steps": 2,
-                "save_steps": 1,
-                "learning_rate": 1e-3,
-                "use_cpu": True,
-                "disable_tqdm": True,
-            }
-        },
-        "stages": [
-            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
-        ],
-    }
+    config = one_stage_config("locks", 3)
     if gated:
         config["prepare"] = "lock_gate:wait_for_gate"
-    path = folder / ("gated.yaml" if gated else "plain.yaml")
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_yaml(folder / ("gated.yaml" if gated else "plain.yaml"), config)
 
 
 class Run:

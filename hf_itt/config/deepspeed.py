@@ -377,7 +377,36 @@ def prepare_deepspeed_launch() -> dict:
         return {}
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         deepspeed.init_distributed()
+        release_shm_allreduce_buffer()
     return {"use_cpu": True}
+
+
+SHM_DIR = Path("/dev/shm")
+
+
+def shm_allreduce_buffer_name(rank: int) -> str:
+    """The name DeepSpeed's CPU communication op gives rank ``rank``'s shared all-reduce buffer
+    (``deepspeed/ops/csrc/cpu/comm/shm.cpp``: ``<prefix>_<uid>_<MASTER_ADDR>_<MASTER_PORT>_<rank>``)."""
+    address, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    return f"deepspeed_allreduce_buffer_{os.getuid()}_{address}_{port}_{rank}"
+
+
+def release_shm_allreduce_buffer() -> None:
+    """Unlink this rank's DeepSpeed shared-memory all-reduce buffer once every rank has mapped it.
+
+    On the CPU accelerator each rank creates a 66 MB ``/dev/shm`` buffer and DeepSpeed never unlinks
+    it (``shared_close`` is never called), so every launch kept 66 MB per rank of RAM until reboot:
+    a test suite or a grid of CPU runs filled /dev/shm and ended OOM-killed. Every rank maps every
+    buffer before ``init_distributed`` returns; after the barrier no rank opens a name again, so
+    unlinking now keeps the mappings and lets the kernel free the memory when the ranks exit, even
+    when they are killed.
+    """
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    (SHM_DIR / shm_allreduce_buffer_name(dist.get_rank())).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------
