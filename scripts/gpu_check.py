@@ -180,7 +180,10 @@ def check_lockstep(task: str, device) -> None:
 def train(args) -> dict:
     import deepspeed
 
+    from hf_itt.config.deepspeed import release_shm_allreduce_buffer
+
     deepspeed.init_distributed()
+    release_shm_allreduce_buffer()  # on CPU DeepSpeed never frees its 66 MB /dev/shm buffer per rank
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device, int(os.environ.get("LOCAL_RANK", 0)) if args.device == "cuda" else 0)

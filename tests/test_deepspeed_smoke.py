@@ -63,13 +63,15 @@ def launch(script: Path, *args: str, ranks: int = 2, timeout: int = 900) -> subp
         "--num_gpus",
         str(ranks),
         "--master_port",
-        str(_free_port()),
+        str(port := _free_port()),
         str(script),
         *args,
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         pytest.fail(f"deepspeed launch failed ({result.returncode}):\n{(result.stdout + result.stderr)[-6000:]}")
+    leaked = list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    assert not leaked, f"the launch left DeepSpeed's shared-memory buffers behind: {leaked}"
     return result
 
 
