@@ -10,13 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from safetensors.numpy import save_file
 
 from hf_itt.cli import main
 from hf_itt.pipeline.checkpoints import damaged_file, last_checkpoint
-
-DATA = Path(__file__).parent / "fixtures" / "data"
+from tests.one_stage_config import one_stage_config, write_config
 
 
 # ------------------------------------------------------------------------- file checks, no training
@@ -76,27 +74,7 @@ def test_the_newest_complete_checkpoint_is_chosen(tmp_path, caplog):
 
 # ------------------------------------------------------------------------------- real runs, resumed
 def one_stage(folder: Path) -> Path:
-    config = {
-        "experiment": "fallback",
-        "seed": 11,
-        "hub": {"publisher": "local"},
-        "defaults": {
-            "training": {
-                "per_device_train_batch_size": 2,
-                "max_steps": 3,
-                "save_steps": 1,
-                "learning_rate": 1e-3,
-                "use_cpu": True,
-                "disable_tqdm": True,
-            }
-        },
-        "stages": [
-            {"name": "nli", "tasks": [{"name": "mnli", "data_files": {"train": str(DATA / "mnli" / "train.jsonl")}}]}
-        ],
-    }
-    path = folder / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_config(folder / "experiment.yaml", one_stage_config("fallback", 11, max_steps=3))
 
 
 def run(config: Path, checkpoint: Path, root: Path, *extra: str) -> int:
