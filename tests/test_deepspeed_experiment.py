@@ -8,7 +8,6 @@ the same thing; what remains is floating-point reduction order and DeepSpeed's o
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +16,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.deepspeed_launch import CPU_ENV, launch
+
 pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
 pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "fixtures" / "data"
+TRACE_TASKS = {"HF_ITT_TRACE_TASKS": "1"}  # each rank logs the task of every micro-step
 # ||w_zero2 - w_single|| / ||w_zero2 - w_start|| over all encoder weights after 3 updates (fp32). Not an
 # elementwise bound: where a gradient is ~0, Adam's g / (sqrt(v) + eps) turns reduction-order noise
 # into a full-size step, so a few single weights can differ by up to the learning rate.
@@ -46,12 +48,6 @@ hub: {{publisher: local, local_root: {root}/hub}}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from hf_itt.demo.tiny import build_checkpoint
@@ -63,29 +59,16 @@ def runs(tmp_path_factory):
     )
     config = root / "experiment.yaml"
     config.write_text(EXPERIMENT.format(checkpoint=checkpoint, data=DATA, root=root))
-    env = {
-        **os.environ,
-        "DS_ACCELERATOR": "cpu",
-        "HF_ITT_TRACE_TASKS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    # the launcher of this interpreter's environment: no activated venv or PATH entry needed
-    launcher = str(Path(sys.executable).with_name("deepspeed"))
-    launch = [
-        launcher,
-        "--master_port",
-        str(free_port()),
-        "--num_gpus",
-        "2",
-        str(REPO / "run_itt.py"),
+    launch(
+        REPO / "run_itt.py",
         "--config",
         str(config),
         f"output_dir={root}/ds",
         "defaults.deepspeed=ds_configs/zero2.json",
         f"hub.local_root={root}/hub-ds",
-    ]
+        env=TRACE_TASKS,
+        timeout=1500,
+    )
     single = [
         sys.executable,
         str(REPO / "run_itt.py"),
@@ -95,9 +78,9 @@ def runs(tmp_path_factory):
         "defaults.training.per_device_train_batch_size=4",
         f"hub.local_root={root}/hub-single",
     ]
-    for command in (launch, single):
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
-        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    env = {**os.environ, **CPU_ENV, **TRACE_TASKS}
+    done = subprocess.run(single, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return root
 
 

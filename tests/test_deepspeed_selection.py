@@ -3,15 +3,12 @@ and preset) on 2 CPU ranks with a tiny model. Early stopping ends both ranks at 
 best checkpoint is restored through DeepSpeed, and the budget counts both ranks' examples."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hf_itt.hub.manifest import read_manifest
+from tests.deepspeed_launch import launch
 
 pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
 pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
@@ -20,28 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "fixtures" / "data"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_rank_zero2_run_stops_early_and_exports_the_best_evaluation(tiny_checkpoint, tmp_path):
-    env = {
-        **os.environ,
-        "DS_ACCELERATOR": "cpu",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    launcher = str(Path(sys.executable).with_name("deepspeed"))
-    command = [
-        launcher,
-        "--master_port",
-        str(free_port()),
-        "--num_gpus",
-        "2",
-        str(REPO / "run_itt.py"),
+    launch(
+        REPO / "run_itt.py",
         "--config",
         str(REPO / "run_scripts" / "paper" / "itt_mnli.yaml"),
         f"model.name_or_path={tiny_checkpoint}",
@@ -62,9 +40,8 @@ def test_two_rank_zero2_run_stops_early_and_exports_the_best_evaluation(tiny_che
             "gradient_accumulation_steps: 1, max_steps: 12, eval_steps: 2, save_steps: 2, logging_steps: 2, "
             "learning_rate: 0.0}"
         ),
-    ]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, check=False)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        timeout=1500,
+    )
     stage = tmp_path / "run" / "stages" / "mnli"
     manifest = read_manifest(stage / "checkpoint")
     assert manifest.config["deepspeed"].endswith("zero2.json")

@@ -1,21 +1,16 @@
 """The real ``deepspeed`` launcher with 2 CPU ranks: a plain HF Trainer on the shipped ZeRO configs,
 and the GPU check script in its tiny CPU mode.
 
-Runs ``python -m deepspeed.launcher.runner`` (what the ``deepspeed`` command runs) with
-``DS_ACCELERATOR=cpu``. The first run on a machine compiles two small C++ ops (shm_comm, fused_adam)
-into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``);
-later runs load them. Needs a C++ compiler, ninja and the Python headers; see docs/deepspeed.md.
+Runs the ``deepspeed`` command (tests/deepspeed_launch.py) with ``DS_ACCELERATOR=cpu``. The first run
+on a machine compiles two small C++ ops (shm_comm, fused_adam) into torch's extension cache
+(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later runs load them. Needs a C++ compiler, ninja and the Python headers; see docs/deepspeed.md.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,56 +18,12 @@ import torch
 
 from hf_itt.config.deepspeed import check_world_size_on_resume
 from hf_itt.errors import ConfigError
+from tests.deepspeed_launch import REPO_ROOT, launch
 
 pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "tests" / "ds_scripts" / "train_tiny.py"
 STEPS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:  # other test runs on this machine may hold DeepSpeed's default 29500
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _fail_on_stale_build_lock(max_age_s: float = 1200) -> None:
-    """A killed op build leaves ``<extension dir>/<op>/lock`` behind and every later run waits on it forever."""
-    from torch.utils.cpp_extension import get_default_build_root
-
-    for lock in Path(get_default_build_root()).glob("*/*/lock"):
-        if time.time() - lock.stat().st_mtime > max_age_s:
-            pytest.fail(f"stale DeepSpeed op build lock {lock} (a build was killed); delete it and rerun")
-
-
-def launch(script: Path, *args: str, ranks: int = 2, timeout: int = 900) -> subprocess.CompletedProcess:
-    """``deepspeed --num_gpus <ranks> script args`` on CPU; fails the test with the log tail on error."""
-    _fail_on_stale_build_lock()
-    env = {
-        **os.environ,
-        "DS_ACCELERATOR": "cpu",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "deepspeed.launcher.runner",
-        "--num_gpus",
-        str(ranks),
-        "--master_port",
-        str(port := _free_port()),
-        str(script),
-        *args,
-    ]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        pytest.fail(f"deepspeed launch failed ({result.returncode}):\n{(result.stdout + result.stderr)[-6000:]}")
-    leaked = list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
-    assert not leaked, f"the launch left DeepSpeed's shared-memory buffers behind: {leaked}"
-    return result
 
 
 def _train(tiny_checkpoint: Path, config: str, out: Path) -> dict:

@@ -311,53 +311,22 @@ def test_zero2_ranks_train_the_same_task_at_every_micro_step(tiny_checkpoint, tm
     """Real launcher, 2 CPU ranks, ZeRO-2: ranks all-gather their task id at every micro-step."""
     pytest.importorskip("deepspeed", reason="the [deepspeed] extra is not installed")
     import json
-    import os
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
+
+    from tests.deepspeed_launch import REPO_ROOT, launch
 
     script = tmp_path / "lockstep.py"
     script.write_text(LOCKSTEP_SCRIPT)
-    with socket.socket() as sock:  # other runs on this machine may hold DeepSpeed's default port
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    repo = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
-        "DS_ACCELERATOR": "cpu",
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deepspeed.launcher.runner",
-            "--num_gpus",
-            "2",
-            "--master_port",
-            str(port),
-            str(script),
-            "--model_dir",
-            str(tiny_checkpoint),
-            "--ds_config",
-            str(repo / "ds_configs" / "zero2.json"),
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--tests_dir",
-            str(repo / "tests"),
-        ],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    launch(
+        script,
+        "--model_dir",
+        str(tiny_checkpoint),
+        "--ds_config",
+        str(REPO_ROOT / "ds_configs" / "zero2.json"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--tests_dir",
+        str(REPO_ROOT / "tests"),
     )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    # DeepSpeed's CPU all-reduce leaves a 66 MB /dev/shm buffer per rank unless we unlink it
-    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
     record = json.loads((tmp_path / "out" / "seen.json").read_text())
     seen = record["seen"]
     assert len(seen) == 6 * 2  # 6 updates x 2 micro-steps, every one checked on both ranks
