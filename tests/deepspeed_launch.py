@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from hf_itt.config.deepspeed import SHM_BUFFER_PREFIX, SHM_DIR
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU_ENV = {
     "DS_ACCELERATOR": "cpu",
@@ -54,6 +56,6 @@ def launch(
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         pytest.fail(f"deepspeed launch failed ({result.returncode}):\n{(result.stdout + result.stderr)[-6000:]}")
-    leaked = list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    leaked = list(SHM_DIR.glob(f"{SHM_BUFFER_PREFIX}_*_{port}_*"))
     assert not leaked, f"the launch left DeepSpeed's shared-memory buffers behind: {leaked}"
     return result

@@ -1,5 +1,5 @@
 """The reference grid follows the XTREME / XTREME-R protocol: every row of the protocol table that
-``--dry-run`` prints for every paper config, checked against /work/shared/TASKS.md (§3, §4), and the dry
+``--dry-run`` prints for every paper config, checked against ../shared/TASKS.md (§3, §4), and the dry
 run / validate behaviour a user needs before a cluster run (no token, missing data named)."""
 
 from __future__ import annotations

@@ -382,13 +382,14 @@ def prepare_deepspeed_launch() -> dict:
 
 
 SHM_DIR = Path("/dev/shm")
+SHM_BUFFER_PREFIX = "deepspeed_allreduce_buffer"  # SHM_BUFFER_NAME in deepspeed/ops/csrc/cpu/comm/shm.cpp
 
 
 def shm_allreduce_buffer_name(rank: int) -> str:
     """The name DeepSpeed's CPU communication op gives rank ``rank``'s shared all-reduce buffer
     (``deepspeed/ops/csrc/cpu/comm/shm.cpp``: ``<prefix>_<uid>_<MASTER_ADDR>_<MASTER_PORT>_<rank>``)."""
     address, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
-    return f"deepspeed_allreduce_buffer_{os.getuid()}_{address}_{port}_{rank}"
+    return f"{SHM_BUFFER_PREFIX}_{os.getuid()}_{address}_{port}_{rank}"
 
 
 def release_shm_allreduce_buffer() -> None:
